@@ -1,0 +1,193 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/ternmq/tern/store"
+	"github.com/ternmq/tern/store/memory"
+	"github.com/ternmq/tern/topic"
+)
+
+// ErrServerClosed is returned by Serve after Close.
+var ErrServerClosed = errors.New("broker: server closed")
+
+// Broker is an MQTT server. Create it with New, hand it listeners with
+// Serve (or single connections with ServeConn), stop it with Close.
+type Broker struct {
+	opts     Options
+	log      *slog.Logger
+	store    store.Store
+	hooks    hooks
+	subs     *topic.Trie[*session, subOpts]
+	retained retained
+	stats    counters
+	shared   sharedPicker
+
+	mu        sync.Mutex
+	sessions  map[string]*session
+	conns     map[*conn]struct{}
+	listeners map[net.Listener]struct{}
+	closed    bool
+	wg        sync.WaitGroup // live connections
+}
+
+// New returns a broker with opts, restoring sessions and retained messages
+// from opts.Store.
+func New(opts Options) (*Broker, error) {
+	opts.setDefaults()
+	b := &Broker{
+		opts:      opts,
+		log:       opts.Logger,
+		store:     opts.Store,
+		hooks:     sortHooks(opts.Hooks),
+		subs:      topic.NewTrie[*session, subOpts](),
+		sessions:  make(map[string]*session),
+		conns:     make(map[*conn]struct{}),
+		listeners: make(map[net.Listener]struct{}),
+	}
+	if b.store == nil {
+		b.store = memory.New()
+	}
+	if err := b.restore(); err != nil {
+		return nil, fmt.Errorf("broker: restore: %w", err)
+	}
+	return b, nil
+}
+
+// restore loads persistent sessions and retained messages from the store.
+func (b *Broker) restore() error {
+	states, retained, err := b.store.Load()
+	if err != nil {
+		return err
+	}
+	for _, m := range retained {
+		b.retained.set(m)
+	}
+	for _, st := range states {
+		s := newSession(b, st.Session.ClientID, true)
+		s.version = st.Session.Version
+		for _, sub := range st.Subscriptions {
+			s.subs[sub.Filter] = sub
+			b.subs.Add(sub.Filter, s, optsOf(sub))
+		}
+		for i := range st.Outbound {
+			o := &st.Outbound[i]
+			s.seq = max(s.seq, o.Seq)
+			if o.State == store.Queued {
+				s.queue = append(s.queue, o)
+			} else {
+				s.inflight[o.PacketID] = o
+				s.nextID = max(s.nextID, o.PacketID)
+			}
+		}
+		for _, id := range st.InboundQoS2 {
+			s.inQoS2[id] = struct{}{}
+		}
+		b.sessions[s.id] = s
+	}
+	if len(states) > 0 || len(retained) > 0 {
+		b.log.Info("restored state", "sessions", len(states), "retained", len(retained))
+	}
+	return nil
+}
+
+func optsOf(sub store.Subscription) subOpts {
+	return subOpts{qos: sub.QoS, noLocal: sub.NoLocal, retainAsPublished: sub.RetainAsPublished, subID: sub.SubscriptionID}
+}
+
+// Serve accepts connections on l until Close or an accept error.
+func (b *Broker) Serve(l net.Listener) error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return ErrServerClosed
+	}
+	b.listeners[l] = struct{}{}
+	b.mu.Unlock()
+	defer func() {
+		b.mu.Lock()
+		delete(b.listeners, l)
+		b.mu.Unlock()
+	}()
+	var delay time.Duration
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			b.mu.Lock()
+			closed := b.closed
+			b.mu.Unlock()
+			if closed {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, errTooManyFiles) {
+				// Out of descriptors or similar: back off rather than spin.
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				b.log.Warn("accept failed; retrying", "err", err, "delay", delay)
+				time.Sleep(delay)
+				continue
+			}
+			return err
+		}
+		delay = 0
+		go b.ServeConn(nc)
+	}
+}
+
+// ServeConn serves one client connection until it ends.
+func (b *Broker) ServeConn(nc net.Conn) {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		nc.Close()
+		return
+	}
+	c := newConn(b, nc)
+	b.conns[c] = struct{}{}
+	b.wg.Add(1)
+	b.mu.Unlock()
+	defer func() {
+		b.mu.Lock()
+		delete(b.conns, c)
+		b.mu.Unlock()
+		b.wg.Done()
+	}()
+	c.serve()
+}
+
+// Close stops the listeners, disconnects every client after flushing what
+// it was sent (v5 clients are told the server is shutting down), waits for
+// the connections to end and closes the store. Persistent sessions stay in
+// the store.
+func (b *Broker) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	for l := range b.listeners {
+		l.Close()
+	}
+	conns := make([]*conn, 0, len(b.conns))
+	for c := range b.conns {
+		conns = append(conns, c)
+	}
+	b.mu.Unlock()
+	for _, c := range conns {
+		c.shutdown()
+	}
+	b.wg.Wait()
+	return b.store.Close()
+}
+
+// Publish routes a message from the server itself (not from a client).
+func (b *Broker) Publish(m *Message) {
+	var r router
+	r.route(b, m, "")
+}

@@ -1,0 +1,196 @@
+package broker
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/ternmq/tern/auth"
+	"github.com/ternmq/tern/packet"
+)
+
+// readBufferSize is small on purpose: most MQTT packets are small, larger
+// bodies are read straight into their own buffer, and the memory budget
+// per idle connection is a few KB.
+const readBufferSize = 512
+
+// flushTimeout bounds how long a closing connection may take to write its
+// last packets.
+const flushTimeout = 5 * time.Second
+
+// conn is one client network connection.
+type conn struct {
+	b  *Broker
+	nc net.Conn
+	br *bufio.Reader
+
+	// Set during CONNECT, read-only afterwards.
+	version   byte
+	clientID  string
+	client    auth.Client
+	keepAlive time.Duration
+	sess      *session
+
+	will         *packet.Will // cleared by DISCONNECT [MQTT-3.1.2-10]
+	disconnected bool         // the client sent DISCONNECT
+	router       router
+
+	ob      outbox
+	flushed chan struct{} // closed once a finishing connection is flushed
+	done    chan struct{} // closed when the connection is fully cleaned up
+
+	errOnce   sync.Once
+	closeErr  error // the first reason the connection ended
+	closeOnce sync.Once
+}
+
+func newConn(b *Broker, nc net.Conn) *conn {
+	return &conn{
+		b: b, nc: nc,
+		br:      bufio.NewReaderSize(nc, readBufferSize),
+		flushed: make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+}
+
+// closeWith closes the network connection at once; err is why.
+func (c *conn) closeWith(err error) {
+	c.setErr(err)
+	c.closeOnce.Do(func() {
+		c.ob.mu.Lock()
+		c.ob.closed = true
+		c.ob.mu.Unlock()
+		c.nc.Close()
+	})
+}
+
+func (c *conn) setErr(err error) {
+	c.errOnce.Do(func() { c.closeErr = err })
+}
+
+// takeOver ends the connection because another one claimed its session.
+func (c *conn) takeOver() {
+	c.finishWith(errTakenOver, packet.SessionTakenOver)
+}
+
+// shutdown ends the connection because the broker stops.
+func (c *conn) shutdown() {
+	c.finishWith(errShutdown, packet.ServerShuttingDown)
+}
+
+// finishWith flushes, tells a v5 client why with DISCONNECT, and closes.
+func (c *conn) finishWith(err error, code packet.ReasonCode) {
+	c.setErr(err)
+	if c.version == packet.V5 {
+		c.finish(&packet.Disconnect{ReasonCode: code})
+	} else {
+		c.finish(nil)
+	}
+}
+
+func (c *conn) serve() {
+	err := c.run()
+	c.cleanup(err)
+}
+
+// run reads and handles packets until the connection ends; it returns why.
+func (c *conn) run() error {
+	// [MQTT-3.1.0-1] CONNECT first, within ConnectTimeout.
+	c.nc.SetReadDeadline(time.Now().Add(c.b.opts.ConnectTimeout))
+	pk, err := packet.ReadPacket(c.br, 0, c.b.opts.MaxPacketSize)
+	if err != nil {
+		if cp, ok := pk.(*packet.Connect); ok && errors.Is(err, packet.UnsupportedProtocolVersion) {
+			// [MQTT-3.1.2-2] answer an unknown level with return code 1,
+			// in the 3.1.1 format since the client's is unknown.
+			c.version = packet.V311
+			c.finish(&packet.Connack{ReasonCode: packet.RefusedProtocolVersion})
+			return fmt.Errorf("protocol level %d: %w", cp.ProtocolLevel, err)
+		}
+		return err
+	}
+	cp, ok := pk.(*packet.Connect)
+	if !ok {
+		return fmt.Errorf("first packet is %s, not CONNECT: %w", pk.Type(), packet.ProtocolError)
+	}
+	if err := c.connect(cp); err != nil {
+		return err
+	}
+
+	var deadlineAt time.Time
+	if c.keepAlive == 0 {
+		c.nc.SetReadDeadline(time.Time{})
+	}
+	for {
+		if c.keepAlive > 0 {
+			// [MQTT-3.1.2-24] no packet within 1.5 x keep alive: close.
+			// Moving the deadline costs a timer update, so it moves at
+			// most every quarter period; a client that sends within each
+			// period still always gets its full 1.5 x.
+			if now := time.Now(); now.Sub(deadlineAt) >= c.keepAlive/4 {
+				deadlineAt = now
+				c.nc.SetReadDeadline(now.Add(c.keepAlive * 3 / 2))
+			}
+		}
+		pk, err := packet.ReadPacket(c.br, c.version, c.b.opts.MaxPacketSize)
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				return fmt.Errorf("no packet within 1.5 x keep alive (%s): %w", c.keepAlive, packet.KeepAliveTimeout)
+			}
+			return err
+		}
+		if err := c.handle(pk); err != nil {
+			return err
+		}
+		if c.disconnected {
+			return nil
+		}
+	}
+}
+
+// cleanup runs once the connection has ended.
+func (c *conn) cleanup(err error) {
+	c.ob.mu.Lock()
+	closing := c.ob.closing
+	c.ob.mu.Unlock()
+	if closing {
+		select {
+		case <-c.flushed:
+		case <-time.After(flushTimeout):
+		}
+	}
+	c.closeWith(err)
+	err = c.closeErr
+	if c.sess != nil {
+		c.b.detach(c)
+		if c.will != nil && !c.disconnected {
+			c.publishWill()
+		}
+		for _, h := range c.b.hooks.disconnect {
+			h.OnDisconnect(&c.client, err)
+		}
+		c.b.stats.connections.Add(-1)
+	}
+	if err != nil && !errors.Is(err, io.EOF) {
+		c.b.log.Debug("connection closed", "client", c.clientID, "remote", c.nc.RemoteAddr(), "err", err)
+	} else {
+		c.b.log.Debug("connection closed", "client", c.clientID, "remote", c.nc.RemoteAddr())
+	}
+	close(c.done)
+}
+
+// publishWill publishes the will message [MQTT-3.1.2-8], if the client
+// may publish to its topic.
+func (c *conn) publishWill() {
+	w := c.will
+	if !c.b.opts.Authorizer.Authorize(&c.client, auth.Publish, w.Topic) {
+		return
+	}
+	m := &Message{Topic: w.Topic, Payload: w.Payload, QoS: w.QoS, Retain: w.Retain}
+	setMessageProperties(m, &w.Properties, time.Now())
+	c.router.route(c.b, m, c.clientID)
+}

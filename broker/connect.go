@@ -1,0 +1,191 @@
+package broker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ternmq/tern/auth"
+	"github.com/ternmq/tern/packet"
+	"github.com/ternmq/tern/store"
+	"github.com/ternmq/tern/topic"
+)
+
+// authTimeout bounds how long an Authenticator may take.
+const authTimeout = 10 * time.Second
+
+// connect handles an accepted CONNECT packet: validation, authentication,
+// session take-over, CONNACK. A non-nil error ends the connection.
+func (c *conn) connect(p *packet.Connect) error {
+	c.version = p.ProtocolLevel
+	id := p.ClientID
+	if id == "" {
+		// [MQTT-3.1.3-8] an empty id needs clean session in 3.1.1; 3.1
+		// requires 1 to 23 characters. [MQTT-3.1.3-6] otherwise the server
+		// assigns a unique id.
+		if c.version == packet.V31 || (c.version == packet.V311 && !p.CleanStart) {
+			return c.refuse(packet.RefusedIdentifierRejected, "empty client id without clean session")
+		}
+		id = newClientID()
+	}
+	// [MQTT-3.1.3-5] longer ids and any UTF-8 are allowed unless limited.
+	if max := c.b.opts.MaxClientIDLength; max > 0 && len(id) > max {
+		return c.refuse(packet.RefusedIdentifierRejected, fmt.Sprintf("client id longer than %d bytes", max))
+	}
+	if p.Will != nil {
+		// [MQTT-3.1.2-9] the will topic must be a valid topic name.
+		if err := topic.ValidateName(p.Will.Topic); err != nil {
+			return fmt.Errorf("will topic: %v: %w", err, packet.ProtocolError)
+		}
+	}
+	c.clientID = id
+	c.client = auth.Client{
+		ClientID: id, Username: p.Username, UsernameFlag: p.UsernameFlag,
+		Password: p.Password, RemoteAddr: c.nc.RemoteAddr(), Version: c.version,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), authTimeout)
+	err := c.b.opts.Authenticator.Authenticate(ctx, &c.client)
+	cancel()
+	switch {
+	case errors.Is(err, auth.ErrBadCredentials):
+		return c.refuse(packet.RefusedBadUsernamePassword, "bad username or password")
+	case errors.Is(err, auth.ErrNotAuthorized):
+		return c.refuse(packet.RefusedNotAuthorized, "not authorized")
+	case err != nil:
+		c.b.log.Error("authenticator failed", "client", id, "err", err)
+		return c.refuse(packet.RefusedServerUnavailable, "authenticator failed")
+	}
+	c.client.Password = nil // not needed any more; do not keep secrets around
+	c.keepAlive = time.Duration(p.KeepAlive) * time.Second
+	c.will = p.Will
+
+	ack := &packet.Connack{}
+	if c.b.attach(c, id, p.CleanStart, ack) != nil {
+		return errShutdown
+	}
+	c.b.stats.connections.Add(1)
+	c.b.stats.connectionsTotal.Add(1)
+	c.b.log.Debug("client connected", "client", id, "remote", c.nc.RemoteAddr(), "version", c.version,
+		"clean", p.CleanStart, "keepalive", p.KeepAlive, "session_present", ack.SessionPresent)
+	for _, h := range c.b.hooks.connect {
+		h.OnConnect(&c.client)
+	}
+	return nil
+}
+
+// refuse answers CONNECT with a failure code and ends the connection.
+// [MQTT-3.2.2-4] a refusal carries session present 0; [MQTT-3.2.2-5] the
+// server closes the connection after it.
+func (c *conn) refuse(code packet.ReasonCode, why string) error {
+	if c.version == packet.V5 {
+		code = v5ConnackCodes[code]
+	}
+	c.finish(&packet.Connack{ReasonCode: code})
+	return fmt.Errorf("connect refused: %s: %w", why, code)
+}
+
+// v5ConnackCodes maps 3.1.1 CONNACK return codes to their v5 reason codes.
+var v5ConnackCodes = map[packet.ReasonCode]packet.ReasonCode{
+	packet.RefusedProtocolVersion:     packet.UnsupportedProtocolVersion,
+	packet.RefusedIdentifierRejected:  packet.ClientIDNotValid,
+	packet.RefusedServerUnavailable:   packet.ServerUnavailable,
+	packet.RefusedBadUsernamePassword: packet.BadUsernameOrPassword,
+	packet.RefusedNotAuthorized:       packet.NotAuthorized,
+}
+
+// attach gives the connection its session: a live connection holding the
+// same client id is closed first [MQTT-3.1.4-2]; clean session discards
+// stored state [MQTT-3.1.2-6], otherwise it is resumed [MQTT-3.1.2-4].
+// CONNACK is queued before the session can receive anything, then what the
+// session is owed is resent. It fails only when the broker is closing.
+func (b *Broker) attach(c *conn, id string, clean bool, ack *packet.Connack) error {
+	for {
+		b.mu.Lock()
+		if b.closed {
+			b.mu.Unlock()
+			return errShutdown
+		}
+		s := b.sessions[id]
+		if s != nil {
+			s.mu.Lock()
+			old := s.conn
+			s.mu.Unlock()
+			if old != nil {
+				b.mu.Unlock()
+				old.takeOver()
+				<-old.done
+				continue
+			}
+		}
+		if s != nil && clean {
+			b.discard(s)
+			s = nil
+		}
+		// [MQTT-3.2.2-2] session present only when a session was resumed;
+		// [MQTT-3.2.2-1] always 0 with clean session.
+		ack.SessionPresent = s != nil
+		if s == nil {
+			s = newSession(b, id, !clean)
+			b.sessions[id] = s
+			s.persist("session", func(st store.Store) error {
+				return st.PutSession(store.Session{ClientID: id, Version: c.version})
+			})
+		}
+		s.mu.Lock()
+		b.mu.Unlock()
+		c.sess = s
+		s.version = c.version
+		s.window = b.opts.MaxInflight
+		c.sendPacket(ack)
+		s.conn = c
+		s.online.Store(true)
+		s.resume(c)
+		s.mu.Unlock()
+		return nil
+	}
+}
+
+// detach separates a finished connection from its session; a session
+// without clean-session persistence ends with it.
+func (b *Broker) detach(c *conn) {
+	s := c.sess
+	b.mu.Lock()
+	s.mu.Lock()
+	end := false
+	if s.conn == c {
+		s.conn = nil
+		s.online.Store(false)
+		if !s.persistent && b.sessions[s.id] == s {
+			delete(b.sessions, s.id)
+			end = true
+		}
+	}
+	s.mu.Unlock()
+	b.mu.Unlock()
+	if end {
+		for _, f := range s.filters() {
+			b.subs.Remove(f, s)
+		}
+	}
+}
+
+// discard ends an offline session and deletes its stored state.
+// b.mu must be held.
+func (b *Broker) discard(s *session) {
+	delete(b.sessions, s.id)
+	for _, f := range s.filters() {
+		b.subs.Remove(f, s)
+	}
+	s.persist("discard", func(st store.Store) error { return st.DeleteSession(s.id) })
+}
+
+// newClientID returns a unique id for a client that sent none: 21
+// characters, within the 23 every server must accept.
+func newClientID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return "tern-" + hex.EncodeToString(b[:])
+}

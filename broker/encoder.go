@@ -1,0 +1,76 @@
+package broker
+
+import (
+	"time"
+
+	"github.com/ternmq/tern/packet"
+)
+
+// encoder encodes a message as PUBLISH once per variant (pre-v5 or v5,
+// with or without a packet id) and hands the same bytes to every
+// subscriber; conn.sendPublish patches flags and packet id into its copy.
+// An encoder is owned by one goroutine and reused, so steady-state routing
+// allocates nothing.
+type encoder struct {
+	m     *Message
+	cache [2][2][]byte // [v5][withID]
+	valid [2][2]bool
+	tmp   []byte
+}
+
+func (e *encoder) reset() {
+	e.m = nil
+	e.valid = [2][2]bool{}
+}
+
+// bytes returns m encoded for version; the result is valid until the next
+// call. v5 subscription identifiers differ per subscriber, so such
+// encodings are not cached.
+func (e *encoder) bytes(version byte, m *Message, withID bool, subIDs []uint32) []byte {
+	v5 := version == packet.V5
+	if v5 && len(subIDs) > 0 {
+		e.tmp = encodePublish(e.tmp[:0], version, m, withID, subIDs)
+		return e.tmp
+	}
+	if e.m != m {
+		e.reset()
+		e.m = m
+	}
+	i, j := b2i(v5), b2i(withID)
+	if !e.valid[i][j] {
+		e.cache[i][j] = encodePublish(e.cache[i][j][:0], version, m, withID, nil)
+		e.valid[i][j] = true
+	}
+	return e.cache[i][j]
+}
+
+func encodePublish(dst []byte, version byte, m *Message, withID bool, subIDs []uint32) []byte {
+	p := packet.Publish{Topic: m.Topic, Payload: m.Payload}
+	if withID {
+		p.QoS, p.PacketID = 1, 1 // placeholders, patched per subscriber
+	}
+	if version == packet.V5 {
+		p.Properties = m.Properties
+		p.Properties.TopicAlias = nil
+		p.Properties.SubscriptionIDs = subIDs
+		if !m.Expiry.IsZero() {
+			// [MQTT-3.3.2-6] forward the remaining lifetime, not the original.
+			left := uint32(max(time.Until(m.Expiry).Round(time.Second)/time.Second, 1))
+			p.Properties.MessageExpiry = &left
+		}
+	}
+	out, err := p.Append(dst, version)
+	if err != nil {
+		// Unreachable for anything the decoder accepted; sendPublish skips
+		// an empty encoding rather than sending a broken packet.
+		return dst[:0]
+	}
+	return out
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

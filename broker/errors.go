@@ -1,0 +1,13 @@
+package broker
+
+import (
+	"errors"
+	"syscall"
+)
+
+var (
+	errSlowConsumer = errors.New("client reads too slowly: write buffer limit exceeded")
+	errTakenOver    = errors.New("session taken over by a new connection")
+	errShutdown     = errors.New("server shutting down")
+	errTooManyFiles = syscall.EMFILE
+)

@@ -1,0 +1,261 @@
+package broker
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/ternmq/tern/auth"
+	"github.com/ternmq/tern/packet"
+	"github.com/ternmq/tern/store"
+	"github.com/ternmq/tern/topic"
+)
+
+// handle dispatches one packet from a connected client. A non-nil error
+// ends the connection.
+func (c *conn) handle(pk packet.Packet) error {
+	switch p := pk.(type) {
+	case *packet.Publish:
+		return c.onPublish(p)
+	case *packet.Puback:
+		c.sess.ack(p.PacketID, 1)
+	case *packet.Pubrec:
+		code := packet.Success
+		if !c.sess.received(p.PacketID) {
+			code = packet.PacketIDNotFound
+		}
+		// [MQTT-4.3.3-3] PUBREC is answered with PUBREL, also for an id
+		// we no longer know, so that the client can finish its flow.
+		c.sendAck(packet.PUBREL, p.PacketID, code)
+	case *packet.Pubrel:
+		c.onPubrel(p.PacketID)
+	case *packet.Pubcomp:
+		c.sess.ack(p.PacketID, 2)
+	case *packet.Subscribe:
+		c.onSubscribe(p)
+	case *packet.Unsubscribe:
+		c.onUnsubscribe(p)
+	case *packet.Pingreq:
+		c.sendAck(packet.PINGRESP, 0, 0) // [MQTT-3.12.4-1]
+	case *packet.Disconnect:
+		// [MQTT-3.14.4-3] DISCONNECT discards the will.
+		c.will = nil
+		c.disconnected = true
+	case *packet.Connect:
+		// [MQTT-3.1.0-2] a second CONNECT is a protocol violation.
+		return fmt.Errorf("second CONNECT: %w", packet.ProtocolError)
+	default:
+		return fmt.Errorf("unexpected %s from client: %w", pk.Type(), packet.ProtocolError)
+	}
+	return nil
+}
+
+// sendAck queues a PUBACK, PUBREC, PUBREL, PUBCOMP or PINGRESP without
+// allocating: these are fixed-shape and sent for every QoS 1/2 message.
+func (c *conn) sendAck(t packet.Type, id uint16, code packet.ReasonCode) {
+	var b [5]byte
+	b[0] = byte(t) << 4
+	if t == packet.PUBREL {
+		b[0] |= 0x02 // [MQTT-3.6.1-1] reserved flags 0010
+	}
+	n := 4
+	switch {
+	case t == packet.PINGRESP:
+		n = 2
+	case c.version == packet.V5 && code != packet.Success:
+		b[1], b[4], n = 3, byte(code), 5
+	default:
+		b[1] = 2
+	}
+	if n > 2 {
+		b[2], b[3] = byte(id>>8), byte(id)
+	}
+	c.ob.mu.Lock()
+	defer c.ob.mu.Unlock()
+	if c.ob.closed || c.ob.closing {
+		return
+	}
+	buf := c.ob.reserve()
+	*buf = append(*buf, b[:n]...)
+	c.afterAppend()
+}
+
+// onPublish handles a PUBLISH from the client.
+func (c *conn) onPublish(p *packet.Publish) error {
+	c.b.stats.messagesIn.Add(1)
+	// [MQTT-3.3.2-2] the topic name must not contain wildcards.
+	if err := topic.ValidateName(p.Topic); err != nil {
+		return fmt.Errorf("publish topic %q: %v: %w", p.Topic, err, packet.TopicNameInvalid)
+	}
+	s := c.sess
+	if p.QoS == 2 {
+		s.mu.Lock()
+		_, seen := s.inQoS2[p.PacketID]
+		s.mu.Unlock()
+		if seen {
+			// [MQTT-4.3.3-2] exactly once: a retransmission is acknowledged
+			// again but not delivered again.
+			c.sendAck(packet.PUBREC, p.PacketID, packet.Success)
+			return nil
+		}
+	}
+	code := packet.Success
+	if c.b.opts.Authorizer.Authorize(&c.client, auth.Publish, p.Topic) {
+		m := &Message{Topic: p.Topic, Payload: p.Payload, QoS: p.QoS, Retain: p.Retain}
+		if c.version == packet.V5 {
+			setMessageProperties(m, &p.Properties, time.Now())
+		}
+		if err := c.runPublishHooks(m); err != nil {
+			code = packet.UnspecifiedError
+			c.b.log.Debug("publish rejected by hook", "client", c.clientID, "topic", p.Topic, "err", err)
+		} else {
+			c.router.route(c.b, m, c.clientID)
+		}
+	} else {
+		// 3.1.1 offers no way to refuse a PUBLISH: it is acknowledged and
+		// dropped [MQTT-3.3.5-2]; v5 says why in the acknowledgement.
+		code = packet.NotAuthorized
+		c.b.log.Debug("publish not authorized", "client", c.clientID, "topic", p.Topic)
+	}
+	switch p.QoS {
+	case 1:
+		c.sendAck(packet.PUBACK, p.PacketID, code) // [MQTT-4.3.2-2]
+	case 2:
+		s.mu.Lock()
+		s.inQoS2[p.PacketID] = struct{}{}
+		s.persist("inbound qos2", func(st store.Store) error { return st.PutInboundQoS2(s.id, p.PacketID) })
+		s.mu.Unlock()
+		c.sendAck(packet.PUBREC, p.PacketID, code) // [MQTT-4.3.3-2]
+	}
+	return nil
+}
+
+func (c *conn) runPublishHooks(m *Message) error {
+	for _, h := range c.b.hooks.publish {
+		if err := h.OnPublish(&c.client, m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// setMessageProperties copies the application properties a PUBLISH or
+// will carries into m; the Message Expiry Interval becomes a deadline.
+func setMessageProperties(m *Message, p *packet.Properties, now time.Time) {
+	m.Properties = packet.Properties{
+		PayloadFormat:   p.PayloadFormat,
+		ContentType:     p.ContentType,
+		ResponseTopic:   p.ResponseTopic,
+		CorrelationData: p.CorrelationData,
+		User:            p.User,
+	}
+	if p.MessageExpiry != nil {
+		m.Expiry = now.Add(time.Duration(*p.MessageExpiry) * time.Second)
+	}
+}
+
+// onPubrel releases an inbound QoS 2 packet id and completes the flow
+// [MQTT-4.3.3-2].
+func (c *conn) onPubrel(id uint16) {
+	s := c.sess
+	s.mu.Lock()
+	_, known := s.inQoS2[id]
+	if known {
+		delete(s.inQoS2, id)
+		s.persist("pubrel", func(st store.Store) error { return st.DeleteInboundQoS2(s.id, id) })
+	}
+	s.mu.Unlock()
+	code := packet.Success
+	if !known {
+		code = packet.PacketIDNotFound
+	}
+	c.sendAck(packet.PUBCOMP, id, code)
+}
+
+// onSubscribe adds subscriptions, answers SUBACK with one code per filter
+// in order [MQTT-3.8.4-1] [MQTT-3.9.3-1], then sends matching retained
+// messages [MQTT-3.3.1-6].
+func (c *conn) onSubscribe(p *packet.Subscribe) {
+	s := c.sess
+	codes := make([]packet.ReasonCode, len(p.Subscriptions))
+	type retainReq struct {
+		filter string
+		qos    byte
+	}
+	var wantRetained []retainReq
+	for i, sub := range p.Subscriptions {
+		if err := topic.ValidateFilter(sub.Filter); err != nil {
+			codes[i] = c.failure(packet.TopicFilterInvalid)
+			c.b.log.Debug("subscribe refused", "client", c.clientID, "filter", sub.Filter, "err", err)
+			continue
+		}
+		if !c.b.opts.Authorizer.Authorize(&c.client, auth.Subscribe, sub.Filter) {
+			codes[i] = c.failure(packet.NotAuthorized)
+			continue
+		}
+		rec := store.Subscription{Subscription: sub}
+		if ids := p.Properties.SubscriptionIDs; len(ids) > 0 {
+			rec.SubscriptionID = ids[0]
+		}
+		s.mu.Lock()
+		_, existed := s.subs[sub.Filter]
+		s.subs[sub.Filter] = rec
+		s.persist("subscribe", func(st store.Store) error { return st.PutSubscription(s.id, rec) })
+		s.mu.Unlock()
+		// [MQTT-3.8.4-3] a repeated filter replaces the subscription.
+		c.b.subs.Add(sub.Filter, s, optsOf(rec))
+		codes[i] = packet.ReasonCode(sub.QoS)
+		if _, _, shared := topic.ParseShared(sub.Filter); shared {
+			continue // retained messages are not sent to shared subscriptions
+		}
+		if sub.RetainHandling == 0 || (sub.RetainHandling == 1 && !existed) {
+			wantRetained = append(wantRetained, retainReq{sub.Filter, sub.QoS})
+		}
+	}
+	c.sendPacket(&packet.Suback{PacketID: p.PacketID, ReasonCodes: codes})
+	if c.b.opts.DisableRetain {
+		return
+	}
+	now := time.Now()
+	var msgs []*Message
+	for _, r := range wantRetained {
+		msgs = msgs[:0]
+		c.b.retained.match(r.filter, now, func(m *Message) { msgs = append(msgs, m) })
+		for _, m := range msgs {
+			if c.b.opts.Authorizer.Authorize(&c.client, auth.Read, m.Topic) {
+				// [MQTT-3.3.1-8] retained messages keep RETAIN set.
+				s.deliver(m, min(m.QoS, r.qos), true, nil, &c.router.enc)
+			}
+		}
+	}
+	c.router.enc.reset()
+}
+
+// failure returns code for v5 clients and the 3.1.1 SUBACK failure code
+// otherwise.
+func (c *conn) failure(code packet.ReasonCode) packet.ReasonCode {
+	if c.version == packet.V5 {
+		return code
+	}
+	return packet.SubackFailure
+}
+
+// onUnsubscribe removes subscriptions and answers UNSUBACK [MQTT-3.10.4-4].
+func (c *conn) onUnsubscribe(p *packet.Unsubscribe) {
+	s := c.sess
+	codes := make([]packet.ReasonCode, len(p.Filters))
+	for i, f := range p.Filters {
+		s.mu.Lock()
+		_, ok := s.subs[f]
+		if ok {
+			delete(s.subs, f)
+			s.persist("unsubscribe", func(st store.Store) error { return st.DeleteSubscription(s.id, f) })
+		}
+		s.mu.Unlock()
+		if ok {
+			c.b.subs.Remove(f, s)
+		} else {
+			codes[i] = packet.NoSubscriptionExisted
+		}
+	}
+	c.sendPacket(&packet.Unsuback{PacketID: p.PacketID, ReasonCodes: codes})
+}

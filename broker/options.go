@@ -1,0 +1,70 @@
+package broker
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/ternmq/tern/auth"
+	"github.com/ternmq/tern/store"
+)
+
+// QueuePolicy says what happens to a QoS 1/2 message for a session whose
+// queue is full.
+type QueuePolicy uint8
+
+const (
+	DropNewest QueuePolicy = iota // the arriving message is dropped
+	DropOldest                    // the oldest queued message makes room
+)
+
+// Options configure a Broker. The zero value of each field means its
+// default.
+type Options struct {
+	Logger        *slog.Logger
+	Store         store.Store        // default: in-memory
+	Authenticator auth.Authenticator // default: anonymous clients allowed
+	Authorizer    auth.Authorizer    // default: everything allowed
+	// Hooks holds values implementing any of OnConnect, OnDisconnect,
+	// OnPublish; they are sorted into per-event lists once, in New.
+	Hooks []any
+
+	ConnectTimeout    time.Duration // time allowed for CONNECT after accept; default 10s
+	MaxPacketSize     uint32        // largest packet accepted from a client; default 1 MiB
+	MaxClientIDLength int           // 0: any length the protocol can carry
+	MaxQueued         int           // QoS 1/2 messages queued per session; default 1000
+	QueuePolicy       QueuePolicy
+	MaxInflight       int           // unacknowledged QoS 1/2 messages sent to one client; default 100
+	MaxWriteBuffer    int           // bytes buffered for one client before QoS 0 is dropped; default 1 MiB
+	WriteTimeout      time.Duration // a client that accepts no data for this long is dropped; default 30s
+	DisableRetain     bool
+}
+
+func (o *Options) setDefaults() {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Authenticator == nil {
+		o.Authenticator = auth.NewStatic(true, nil)
+	}
+	if o.Authorizer == nil {
+		o.Authorizer = auth.AllowAll{}
+	}
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = 10 * time.Second
+	}
+	if o.MaxPacketSize == 0 {
+		o.MaxPacketSize = 1 << 20
+	}
+	if o.MaxQueued <= 0 {
+		o.MaxQueued = 1000
+	}
+	if o.MaxInflight <= 0 || o.MaxInflight > 65535 {
+		o.MaxInflight = 100
+	}
+	if o.MaxWriteBuffer <= 0 {
+		o.MaxWriteBuffer = 1 << 20
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 30 * time.Second
+	}
+}

@@ -1,0 +1,147 @@
+package broker
+
+import (
+	"strings"
+	"sync"
+	"time"
+)
+
+// retained holds the last retained message of each topic in a tree of
+// topic levels, so a wildcard subscription visits only matching branches.
+type retained struct {
+	mu   sync.RWMutex
+	root rnode
+	n    int
+}
+
+type rnode struct {
+	children map[string]*rnode
+	msg      *Message
+}
+
+// set stores m as the retained message of its topic, or clears the topic
+// when the payload is empty [MQTT-3.3.1-10] [MQTT-3.3.1-11]. It reports
+// whether the set of retained messages changed.
+func (r *retained) set(m *Message) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(m.Payload) == 0 {
+		return r.remove(m.Topic)
+	}
+	n := &r.root
+	for level := range strings.SplitSeq(m.Topic, "/") {
+		child := n.children[level]
+		if child == nil {
+			if n.children == nil {
+				n.children = make(map[string]*rnode)
+			}
+			child = &rnode{}
+			n.children[level] = child
+		}
+		n = child
+	}
+	if n.msg == nil {
+		r.n++
+	}
+	n.msg = m
+	return true
+}
+
+// remove clears topic and prunes empty branches. mu must be held.
+func (r *retained) remove(topic string) bool {
+	var walk func(n *rnode, rest string) (found, empty bool)
+	walk = func(n *rnode, rest string) (bool, bool) {
+		level, tail, more := strings.Cut(rest, "/")
+		child := n.children[level]
+		if child == nil {
+			return false, false
+		}
+		var found bool
+		if more {
+			var empty bool
+			if found, empty = walk(child, tail); empty {
+				delete(n.children, level)
+			}
+		} else if child.msg != nil {
+			child.msg, found = nil, true
+			if len(child.children) == 0 {
+				delete(n.children, level)
+			}
+		}
+		return found, n.msg == nil && len(n.children) == 0
+	}
+	found, _ := walk(&r.root, topic)
+	if found {
+		r.n--
+	}
+	return found
+}
+
+// match calls fn for each unexpired retained message whose topic matches
+// filter. fn runs under the read lock and must not call back into r.
+func (r *retained) match(filter string, now time.Time, fn func(*Message)) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	r.root.match(filter, true, now, fn)
+}
+
+func (n *rnode) match(filter string, root bool, now time.Time, fn func(*Message)) {
+	level, rest, more := strings.Cut(filter, "/")
+	switch level {
+	case "#":
+		// '#' matches the parent level too: "a/#" matches "a" [MQTT-4.7.1-2].
+		if !root {
+			n.emit(now, fn)
+		}
+		n.each(root, func(c *rnode) { c.all(now, fn) })
+	case "+":
+		n.each(root, func(c *rnode) { c.next(rest, more, now, fn) })
+	default:
+		if c := n.children[level]; c != nil {
+			c.next(rest, more, now, fn)
+		}
+	}
+}
+
+// next continues matching the rest of a filter below n.
+func (n *rnode) next(rest string, more bool, now time.Time, fn func(*Message)) {
+	if more {
+		n.match(rest, false, now, fn)
+	} else {
+		n.emit(now, fn)
+	}
+}
+
+// each visits the children a wildcard may match: at the root, not the
+// topics that start with '$' [MQTT-4.7.2-1].
+func (n *rnode) each(root bool, fn func(*rnode)) {
+	for level, c := range n.children {
+		if root && strings.HasPrefix(level, "$") {
+			continue
+		}
+		fn(c)
+	}
+}
+
+func (n *rnode) all(now time.Time, fn func(*Message)) {
+	n.emit(now, fn)
+	for _, c := range n.children {
+		c.all(now, fn)
+	}
+}
+
+func (n *rnode) emit(now time.Time, fn func(*Message)) {
+	if n.msg != nil && !expired(n.msg, now) {
+		fn(n.msg)
+	}
+}
+
+func (r *retained) Len() int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.n
+}
+
+func expired(m *Message, now time.Time) bool {
+	return !m.Expiry.IsZero() && !now.Before(m.Expiry)
+}

@@ -1,0 +1,107 @@
+package broker
+
+import (
+	"sync/atomic"
+
+	"github.com/ternmq/tern/topic"
+)
+
+// router routes messages to matching sessions. Each connection owns one
+// and reuses it, so that matching and encoding allocate nothing in steady
+// state.
+type router struct {
+	b       *Broker
+	from    string // publishing client, for No Local
+	idx     map[*session]int
+	targets []target
+	enc     encoder
+
+	// Method values built once: passing them to Match does not allocate.
+	eachFn   func(*session, subOpts)
+	sharedFn func(string, string, []topic.Member[*session, subOpts])
+}
+
+type target struct {
+	s      *session
+	qos    byte
+	retain bool // deliver with RETAIN set (v5 Retain As Published)
+	subIDs []uint32
+}
+
+func (r *router) route(b *Broker, m *Message, from string) {
+	if r.eachFn == nil {
+		r.b = b
+		r.idx = make(map[*session]int)
+		r.eachFn = r.each
+		r.sharedFn = r.pickShared
+	}
+	if m.Retain && !b.opts.DisableRetain && b.retained.set(m) {
+		var err error
+		if len(m.Payload) == 0 {
+			err = b.store.DeleteRetained(m.Topic)
+		} else {
+			err = b.store.PutRetained(m)
+		}
+		if err != nil {
+			b.log.Error("store retained failed", "topic", m.Topic, "err", err)
+		}
+	}
+	r.from = from
+	b.subs.Match(m.Topic, r.eachFn, r.sharedFn)
+	for i := range r.targets {
+		t := &r.targets[i]
+		t.s.deliver(m, min(m.QoS, t.qos), t.retain && m.Retain, t.subIDs, &r.enc)
+		*t = target{}
+	}
+	r.targets = r.targets[:0]
+	clear(r.idx)
+	r.enc.reset()
+}
+
+// each merges overlapping subscriptions of one session into one delivery at
+// the highest granted QoS [MQTT-3.3.5-1], carrying every matching
+// subscription identifier (v5).
+func (r *router) each(s *session, o subOpts) {
+	if o.noLocal && s.id == r.from {
+		return // [MQTT-3.8.3-3] No Local: not to the publisher itself
+	}
+	i, ok := r.idx[s]
+	if !ok {
+		i = len(r.targets)
+		r.idx[s] = i
+		r.targets = append(r.targets, target{s: s})
+	}
+	t := &r.targets[i]
+	t.qos = max(t.qos, o.qos)
+	t.retain = t.retain || o.retainAsPublished
+	if o.subID != 0 {
+		t.subIDs = append(t.subIDs, o.subID)
+	}
+}
+
+// pickShared delivers to one member of a shared subscription group,
+// preferring connected members, in round-robin order.
+func (r *router) pickShared(_, _ string, members []topic.Member[*session, subOpts]) {
+	if len(members) == 0 {
+		return
+	}
+	start := int(r.b.shared.next.Add(1) % uint64(len(members)))
+	pick := members[start]
+	for i := range members {
+		m := members[(start+i)%len(members)]
+		if m.Key.online.Load() {
+			pick = m
+			break
+		}
+	}
+	t := target{s: pick.Key, qos: pick.Val.qos}
+	if pick.Val.subID != 0 {
+		t.subIDs = []uint32{pick.Val.subID}
+	}
+	r.targets = append(r.targets, t)
+}
+
+// sharedPicker spreads shared-subscription messages over group members.
+type sharedPicker struct {
+	next atomic.Uint64
+}

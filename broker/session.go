@@ -1,0 +1,210 @@
+package broker
+
+import (
+	"cmp"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ternmq/tern/packet"
+	"github.com/ternmq/tern/store"
+)
+
+// subOpts is what the subscription trie holds for each subscriber.
+type subOpts struct {
+	qos   byte
+	noLocal, retainAsPublished bool
+	subID uint32
+}
+
+// session is the state the spec says outlives a connection: subscriptions,
+// outbound QoS 1/2 messages (in flight or queued) and the packet ids of
+// inbound QoS 2 messages not yet released.
+type session struct {
+	b          *Broker
+	id         string
+	persistent bool // clean session 0: kept and stored while offline
+
+	online atomic.Bool // conn != nil, readable without mu
+
+	mu       sync.Mutex
+	conn     *conn // nil while offline
+	version  byte
+	subs     map[string]store.Subscription
+	inflight map[uint16]*store.Outbound // sent, not yet acknowledged
+	queue    []*store.Outbound          // waiting for a free in-flight slot or a connection
+	window   int                        // in-flight limit for the current connection
+	nextID   uint16
+	seq      uint64
+	inQoS2   map[uint16]struct{}
+}
+
+func newSession(b *Broker, id string, persistent bool) *session {
+	return &session{
+		b: b, id: id, persistent: persistent,
+		subs:     make(map[string]store.Subscription),
+		inflight: make(map[uint16]*store.Outbound),
+		inQoS2:   make(map[uint16]struct{}),
+		window:   b.opts.MaxInflight,
+	}
+}
+
+// persist runs a store write for persistent sessions and logs failures:
+// the broker keeps serving from memory, and the operator learns that
+// durability is degraded.
+func (s *session) persist(op string, f func(store.Store) error) {
+	if !s.persistent {
+		return
+	}
+	if err := f(s.b.store); err != nil {
+		s.b.log.Error("store write failed", "op", op, "client", s.id, "err", err)
+	}
+}
+
+// deliver hands m to the session at the given QoS. s.mu must not be held.
+func (s *session) deliver(m *Message, qos byte, retain bool, subIDs []uint32, enc *encoder) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.conn
+	if qos == 0 {
+		// QoS 0 is not queued for offline sessions (optional in the spec,
+		// and the common choice: it is "at most once").
+		if c != nil {
+			c.sendPublish(enc.bytes(c.version, m, false, subIDs), 0, retain, false, 0)
+		}
+		return
+	}
+	if c == nil && !s.persistent {
+		return
+	}
+	s.seq++
+	o := &store.Outbound{Seq: s.seq, QoS: qos, Retain: retain, SubIDs: subIDs, Message: m}
+	if c != nil && len(s.queue) == 0 && len(s.inflight) < s.window {
+		s.sendNew(c, o, enc)
+		return
+	}
+	if len(s.queue) >= s.b.opts.MaxQueued {
+		s.b.stats.droppedQueueFull.Add(1)
+		if s.b.opts.QueuePolicy == DropNewest {
+			return
+		}
+		old := s.queue[0]
+		s.queue = slices.Delete(s.queue, 0, 1)
+		s.persist("drop oldest", func(st store.Store) error { return st.DeleteOutbound(s.id, old.Seq) })
+	}
+	s.queue = append(s.queue, o)
+	s.persist("queue", func(st store.Store) error { return st.PutOutbound(s.id, *o) })
+}
+
+// sendNew assigns a packet id to o, records it in flight and sends it.
+// s.mu must be held; enc may be nil.
+func (s *session) sendNew(c *conn, o *store.Outbound, enc *encoder) {
+	o.PacketID = s.freeID()
+	o.State = store.Sent
+	s.inflight[o.PacketID] = o
+	s.persist("send", func(st store.Store) error { return st.PutOutbound(s.id, *o) })
+	if enc == nil {
+		enc = &encoder{}
+	}
+	c.sendPublish(enc.bytes(c.version, o.Message, true, o.SubIDs), o.QoS, o.Retain, false, o.PacketID)
+}
+
+// freeID returns an unused packet id [MQTT-2.3.1-2]. s.mu must be held and
+// the in-flight window must have room (it is at most 65535).
+func (s *session) freeID() uint16 {
+	for {
+		s.nextID++
+		if s.nextID == 0 {
+			s.nextID = 1
+		}
+		if _, used := s.inflight[s.nextID]; !used {
+			return s.nextID
+		}
+	}
+}
+
+// fill moves queued messages into flight while the window allows.
+// s.mu must be held.
+func (s *session) fill() {
+	c := s.conn
+	if c == nil {
+		return
+	}
+	now := time.Now()
+	n := 0
+	for n < len(s.queue) && len(s.inflight) < s.window {
+		o := s.queue[n]
+		n++
+		if expired(o.Message, now) {
+			s.b.stats.expired.Add(1)
+			s.persist("expire", func(st store.Store) error { return st.DeleteOutbound(s.id, o.Seq) })
+			continue
+		}
+		s.sendNew(c, o, nil)
+	}
+	s.queue = slices.Delete(s.queue, 0, n)
+}
+
+// resume sends what a returning client is owed: unacknowledged PUBLISH
+// again with DUP set, PUBREL for released QoS 2 messages, in their
+// original order [MQTT-4.4.0-1], then the queue. s.mu must be held.
+func (s *session) resume(c *conn) {
+	pending := make([]*store.Outbound, 0, len(s.inflight))
+	for _, o := range s.inflight {
+		pending = append(pending, o)
+	}
+	slices.SortFunc(pending, func(a, b *store.Outbound) int { return cmp.Compare(a.Seq, b.Seq) })
+	enc := &encoder{}
+	for _, o := range pending {
+		if o.State == store.Released {
+			c.sendPacket(&packet.Pubrel{PacketID: o.PacketID})
+			continue
+		}
+		enc.reset()
+		c.sendPublish(enc.bytes(c.version, o.Message, true, o.SubIDs), o.QoS, o.Retain, true, o.PacketID)
+	}
+	s.fill()
+}
+
+// ack handles PUBACK (QoS 1) and PUBCOMP (QoS 2): the flow for id is done.
+func (s *session) ack(id uint16, qos byte) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o := s.inflight[id]
+	if o == nil || o.QoS != qos || (qos == 2 && o.State != store.Released) {
+		return false
+	}
+	delete(s.inflight, id)
+	s.persist("ack", func(st store.Store) error { return st.DeleteOutbound(s.id, o.Seq) })
+	s.fill()
+	return true
+}
+
+// received handles PUBREC: the client has the QoS 2 message; the next step
+// is PUBREL [MQTT-4.3.3-3]. It reports whether id was known.
+func (s *session) received(id uint16) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o := s.inflight[id]
+	if o == nil || o.QoS != 2 {
+		return false
+	}
+	if o.State != store.Released {
+		o.State = store.Released
+		// The message itself is no longer needed, only the id.
+		s.persist("pubrec", func(st store.Store) error { return st.PutOutbound(s.id, *o) })
+	}
+	return true
+}
+
+// subscriptions returns the session's filters. s.mu must not be held.
+func (s *session) filters() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fs := make([]string, 0, len(s.subs))
+	for f := range s.subs {
+		fs = append(fs, f)
+	}
+	return fs
+}

@@ -1,0 +1,42 @@
+package broker
+
+import "sync/atomic"
+
+// Stats is a snapshot of the broker's counters.
+type Stats struct {
+	Connections      int64 // currently connected clients
+	ConnectionsTotal int64 // accepted CONNECTs since start
+	Sessions         int64 // live and offline sessions
+	Subscriptions    int64
+	Retained         int64
+	MessagesIn       int64 // PUBLISH packets received from clients
+	MessagesOut      int64 // PUBLISH packets sent to clients
+	DroppedQueueFull int64 // QoS 1/2 messages dropped because a session queue was full
+	DroppedSlow      int64 // QoS 0 messages dropped because a client's write buffer was full
+	DroppedExpired   int64 // messages that expired before delivery
+}
+
+type counters struct {
+	connections, connectionsTotal          atomic.Int64
+	messagesIn, messagesOut                atomic.Int64
+	droppedQueueFull, droppedSlow, expired atomic.Int64
+}
+
+// Stats returns the current counters.
+func (b *Broker) Stats() Stats {
+	b.mu.Lock()
+	sessions := int64(len(b.sessions))
+	b.mu.Unlock()
+	return Stats{
+		Connections:      b.stats.connections.Load(),
+		ConnectionsTotal: b.stats.connectionsTotal.Load(),
+		Sessions:         sessions,
+		Subscriptions:    int64(b.subs.Len()),
+		Retained:         int64(b.retained.Len()),
+		MessagesIn:       b.stats.messagesIn.Load(),
+		MessagesOut:      b.stats.messagesOut.Load(),
+		DroppedQueueFull: b.stats.droppedQueueFull.Load(),
+		DroppedSlow:      b.stats.droppedSlow.Load(),
+		DroppedExpired:   b.stats.expired.Load(),
+	}
+}

@@ -1,0 +1,171 @@
+package broker
+
+import (
+	"sync"
+	"time"
+
+	"github.com/ternmq/tern/packet"
+)
+
+// Output buffers are pooled so that an idle connection holds none: a
+// connection takes one when it has something to write and gives it back
+// when its writer goes idle.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
+const maxPooledBuf = 64 << 10
+
+func getBuf() *[]byte { return bufPool.Get().(*[]byte) }
+
+func putBuf(b *[]byte) {
+	if b == nil || cap(*b) > maxPooledBuf {
+		return
+	}
+	*b = (*b)[:0]
+	bufPool.Put(b)
+}
+
+// outbox is a connection's write side. Producers append encoded packets to
+// out under mu; a writer goroutine, started on demand, swaps out for spare
+// and writes everything pending in one syscall, so bursts coalesce.
+type outbox struct {
+	mu      sync.Mutex
+	out     *[]byte
+	spare   *[]byte
+	writing bool // a writer goroutine is running
+	closing bool // no more packets: close the connection once flushed
+	closed  bool // closed: discard everything
+}
+
+// reserve returns the pending buffer for appending. mu must be held.
+func (o *outbox) reserve() *[]byte {
+	if o.out == nil {
+		o.out = getBuf()
+	}
+	return o.out
+}
+
+// kick starts the writer if it is not running. mu must be held.
+func (c *conn) kick() {
+	if !c.ob.writing {
+		c.ob.writing = true
+		go c.writeLoop()
+	}
+}
+
+// sendPacket encodes p for the connection's version and queues it.
+// Control packets are never dropped; a client that lets them pile up past
+// four times the write buffer limit is disconnected as too slow.
+func (c *conn) sendPacket(p packet.Packet) {
+	c.ob.mu.Lock()
+	defer c.ob.mu.Unlock()
+	if c.ob.closed || c.ob.closing {
+		return
+	}
+	buf := c.ob.reserve()
+	var err error
+	if *buf, err = p.Append(*buf, c.version); err != nil {
+		c.b.log.Error("encode failed", "client", c.clientID, "packet", p.Type(), "err", err)
+		return
+	}
+	c.afterAppend()
+}
+
+// sendPublish queues an encoded PUBLISH (from encoder.bytes) with its
+// flags and packet id patched in. QoS 0 is dropped when the write buffer is
+// full: at-most-once allows it, and a slow client must not grow memory.
+func (c *conn) sendPublish(b []byte, qos byte, retain, dup bool, id uint16) {
+	c.ob.mu.Lock()
+	defer c.ob.mu.Unlock()
+	if c.ob.closed || c.ob.closing || len(b) == 0 {
+		return
+	}
+	buf := c.ob.reserve()
+	if qos == 0 && len(*buf)+len(b) > c.b.opts.MaxWriteBuffer {
+		c.b.stats.droppedSlow.Add(1)
+		return
+	}
+	start := len(*buf)
+	*buf = append(*buf, b...)
+	p := (*buf)[start:]
+	p[0] = byte(packet.PUBLISH)<<4 | qos<<1
+	if retain {
+		p[0] |= 0x01
+	}
+	if dup {
+		p[0] |= 0x08
+	}
+	if qos > 0 {
+		i := 1
+		for p[i]&0x80 != 0 { // skip the remaining length
+			i++
+		}
+		i += 3 + (int(p[i+1])<<8 | int(p[i+2])) // topic length and topic
+		p[i], p[i+1] = byte(id>>8), byte(id)
+	}
+	c.b.stats.messagesOut.Add(1)
+	c.afterAppend()
+}
+
+// afterAppend starts the writer, or drops a client that reads nothing while
+// its buffer grows. ob.mu must be held.
+func (c *conn) afterAppend() {
+	if len(*c.ob.out) > 4*c.b.opts.MaxWriteBuffer {
+		c.ob.closed = true
+		go c.closeWith(errSlowConsumer)
+		return
+	}
+	c.kick()
+}
+
+// finish queues a last packet (nil for none) and closes the connection
+// once everything queued has been written.
+func (c *conn) finish(last packet.Packet) {
+	c.ob.mu.Lock()
+	defer c.ob.mu.Unlock()
+	if c.ob.closed || c.ob.closing {
+		return
+	}
+	if last != nil {
+		buf := c.ob.reserve()
+		*buf, _ = last.Append(*buf, c.version)
+	}
+	c.ob.closing = true
+	c.kick()
+}
+
+func (c *conn) writeLoop() {
+	for {
+		c.ob.mu.Lock()
+		if c.ob.closed || c.ob.out == nil || len(*c.ob.out) == 0 {
+			c.ob.writing = false
+			putBuf(c.ob.out)
+			putBuf(c.ob.spare)
+			c.ob.out, c.ob.spare = nil, nil
+			closing := c.ob.closing
+			c.ob.mu.Unlock()
+			if closing {
+				c.nc.Close()
+				close(c.flushed)
+			}
+			return
+		}
+		buf := c.ob.out
+		c.ob.out, c.ob.spare = c.ob.spare, nil
+		c.ob.mu.Unlock()
+
+		c.nc.SetWriteDeadline(time.Now().Add(c.b.opts.WriteTimeout))
+		_, err := c.nc.Write(*buf)
+
+		c.ob.mu.Lock()
+		*buf = (*buf)[:0]
+		if c.ob.spare == nil {
+			c.ob.spare = buf
+		} else {
+			putBuf(buf)
+		}
+		c.ob.mu.Unlock()
+		if err != nil {
+			c.closeWith(err) // the next turn releases the buffers
+		}
+	}
+}

@@ -1,0 +1,72 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/ternmq/tern/listener"
+)
+
+// Config is the YAML configuration file. Unknown keys are errors.
+type Config struct {
+	Listeners      []listener.Config `yaml:"listeners"`
+	LogLevel       string            `yaml:"log_level"`  // debug, info, warn, error
+	LogFormat      string            `yaml:"log_format"` // text or json
+	AllowAnonymous *bool             `yaml:"allow_anonymous"`
+	// Users is a plain user table (name: password), for tests and small
+	// setups.
+	Users  map[string]string `yaml:"users"`
+	Limits Limits            `yaml:"limits"`
+	Retain *bool             `yaml:"retain"` // retained messages available; default true
+}
+
+// Limits bound what one client may cost.
+type Limits struct {
+	ConnectTimeout    time.Duration `yaml:"connect_timeout"`
+	MaxPacketSize     uint32        `yaml:"max_packet_size"`
+	MaxClientIDLength int           `yaml:"max_client_id_length"`
+	MaxQueuedMessages int           `yaml:"max_queued_messages"`
+	QueueFullPolicy   string        `yaml:"queue_full_policy"` // drop-newest or drop-oldest
+	MaxInflight       int           `yaml:"max_inflight"`
+	MaxWriteBuffer    int           `yaml:"max_write_buffer"`
+	WriteTimeout      time.Duration `yaml:"write_timeout"`
+}
+
+// defaultConfig is what `tern serve` runs with no flags and no file: a
+// broker reachable only from this machine.
+func defaultConfig() Config {
+	return Config{
+		Listeners: []listener.Config{{Type: "tcp", Address: "127.0.0.1:1883"}},
+		LogLevel:  "info",
+		LogFormat: "text",
+	}
+}
+
+// loadConfig reads path strictly over the defaults.
+func loadConfig(path string, into *Config) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var file Config
+	if err := dec.Decode(&file); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if file.Listeners == nil {
+		file.Listeners = into.Listeners
+	}
+	if file.LogLevel == "" {
+		file.LogLevel = into.LogLevel
+	}
+	if file.LogFormat == "" {
+		file.LogFormat = into.LogFormat
+	}
+	*into = file
+	return nil
+}

@@ -1,0 +1,60 @@
+// Command tern is the Tern MQTT broker and its command-line clients:
+//
+//	tern serve   run the broker
+//	tern pub     publish a message
+//	tern sub     subscribe and print messages
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `tern: MQTT broker and clients
+
+Usage:
+  tern serve [flags]   run the broker (127.0.0.1:1883, anonymous, by default)
+  tern pub [flags]     publish a message
+  tern sub [flags]     subscribe and print messages
+  tern version         print the version
+
+Run 'tern <command> -help' for the flags of a command.
+`
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		return runServe(ctx, args[1:], stderr)
+	case "pub":
+		return runPub(args[1:], stdin, stdout, stderr)
+	case "sub":
+		return runSub(ctx, args[1:], stdout, stderr)
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, "tern", version)
+		return 0
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "tern: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+}

@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ternmq/tern/auth"
+	"github.com/ternmq/tern/broker"
+	"github.com/ternmq/tern/listener"
+)
+
+func runServe(ctx context.Context, args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("tern serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var listens []string
+	fs.Func("listen", "listen on `host:port` (repeatable; replaces the configured listeners)", func(s string) error {
+		listens = append(listens, s)
+		return nil
+	})
+	configPath := fs.String("config", "", "YAML configuration `file`")
+	logLevel := fs.String("log-level", "", "debug, info, warn or error (default info)")
+	logFormat := fs.String("log-format", "", "text or json (default text)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "tern serve: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	cfg := defaultConfig()
+	if *configPath != "" {
+		if err := loadConfig(*configPath, &cfg); err != nil {
+			fmt.Fprintf(stderr, "tern serve: config: %v\n", err)
+			return 2
+		}
+	}
+	if len(listens) > 0 {
+		cfg.Listeners = cfg.Listeners[:0]
+		for _, a := range listens {
+			cfg.Listeners = append(cfg.Listeners, listener.Config{Type: "tcp", Address: a})
+		}
+	}
+	if *logLevel != "" {
+		cfg.LogLevel = *logLevel
+	}
+	if *logFormat != "" {
+		cfg.LogFormat = *logFormat
+	}
+	log, err := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	if err != nil {
+		fmt.Fprintf(stderr, "tern serve: %v\n", err)
+		return 2
+	}
+	opts, err := brokerOptions(cfg, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "tern serve: config: %v\n", err)
+		return 2
+	}
+	if err := serve(ctx, cfg, opts, nil); err != nil {
+		log.Error("serve failed", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// serve runs the broker on cfg's listeners until ctx ends. ready, if not
+// nil, receives the bound addresses once all listeners are open.
+func serve(ctx context.Context, cfg Config, opts broker.Options, ready func([]net.Addr)) error {
+	log := opts.Logger
+	if len(cfg.Listeners) == 0 {
+		return errors.New("no listeners configured")
+	}
+	b, err := broker.New(opts)
+	if err != nil {
+		return err
+	}
+	var ls []net.Listener
+	closeAll := func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}
+	for _, lc := range cfg.Listeners {
+		l, err := listener.Listen(lc)
+		if err != nil {
+			closeAll()
+			b.Close()
+			return err
+		}
+		ls = append(ls, l)
+	}
+	var wg sync.WaitGroup
+	errc := make(chan error, len(ls))
+	addrs := make([]net.Addr, 0, len(ls))
+	for _, l := range ls {
+		addrs = append(addrs, l.Addr())
+		log.Info("listening", "type", l.Addr().Network(), "address", l.Addr().String())
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := b.Serve(l); err != nil && !errors.Is(err, broker.ErrServerClosed) {
+				errc <- fmt.Errorf("listener %s: %w", l.Addr(), err)
+			}
+		}()
+	}
+	if ready != nil {
+		ready(addrs)
+	}
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case err = <-errc:
+	}
+	start := time.Now()
+	cerr := b.Close()
+	wg.Wait()
+	log.Info("stopped", "took", time.Since(start).Round(time.Millisecond))
+	return errors.Join(err, cerr)
+}
+
+// brokerOptions turns the configuration into broker options.
+func brokerOptions(cfg Config, log *slog.Logger) (broker.Options, error) {
+	l := cfg.Limits
+	opts := broker.Options{
+		Logger:            log,
+		ConnectTimeout:    l.ConnectTimeout,
+		MaxPacketSize:     l.MaxPacketSize,
+		MaxClientIDLength: l.MaxClientIDLength,
+		MaxQueued:         l.MaxQueuedMessages,
+		MaxInflight:       l.MaxInflight,
+		MaxWriteBuffer:    l.MaxWriteBuffer,
+		WriteTimeout:      l.WriteTimeout,
+		DisableRetain:     cfg.Retain != nil && !*cfg.Retain,
+	}
+	switch l.QueueFullPolicy {
+	case "", "drop-newest":
+		opts.QueuePolicy = broker.DropNewest
+	case "drop-oldest":
+		opts.QueuePolicy = broker.DropOldest
+	default:
+		return opts, fmt.Errorf("limits.queue_full_policy %q: want drop-newest or drop-oldest", l.QueueFullPolicy)
+	}
+	// Anonymous access is allowed only while no users are configured,
+	// unless the configuration says otherwise.
+	anonymous := len(cfg.Users) == 0
+	if cfg.AllowAnonymous != nil {
+		anonymous = *cfg.AllowAnonymous
+	}
+	opts.Authenticator = auth.NewStatic(anonymous, cfg.Users)
+	return opts, nil
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log level %q: want debug, info, warn or error", level)
+	}
+	o := &slog.HandlerOptions{Level: lv}
+	switch strings.ToLower(format) {
+	case "", "text":
+		return slog.New(slog.NewTextHandler(w, o)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, o)), nil
+	default:
+		return nil, fmt.Errorf("log format %q: want text or json", format)
+	}
+}
