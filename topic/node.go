@@ -1,0 +1,187 @@
+package topic
+
+import "strings"
+
+// node is one level of filters. The node reached by the levels of a filter
+// holds that filter's subscriptions. The mutating methods require the
+// trie's write lock, match the read lock.
+type node[K comparable, V any] struct {
+	children map[string]*node[K, V] // literal levels; nil when none
+	plus     *node[K, V]            // '+' level
+	hash     *node[K, V]            // '#' level (always last in a valid filter)
+	subs     subs[K, V]             // plain subscriptions to this filter
+	groups   []*group[K, V]         // shared groups on this filter; few per node
+}
+
+// group is a shared subscription group, identified by (name, filter).
+type group[K comparable, V any] struct {
+	name    string
+	filter  string         // the inner filter, handed to Match's callback
+	members []Member[K, V] // insertion order, for round-robin by the caller
+}
+
+func (n *node[K, V]) empty() bool {
+	return len(n.children) == 0 && n.plus == nil && n.hash == nil &&
+		len(n.subs.list) == 0 && len(n.groups) == 0
+}
+
+// child returns the child for level, or nil.
+func (n *node[K, V]) child(level string) *node[K, V] {
+	switch level {
+	case "+":
+		return n.plus
+	case "#":
+		return n.hash
+	}
+	return n.children[level]
+}
+
+// childOrNew returns the child for level, creating it if needed.
+func (n *node[K, V]) childOrNew(level string) *node[K, V] {
+	if c := n.child(level); c != nil {
+		return c
+	}
+	c := new(node[K, V])
+	switch level {
+	case "+":
+		n.plus = c
+	case "#":
+		n.hash = c
+	default:
+		if n.children == nil {
+			n.children = make(map[string]*node[K, V])
+		}
+		// Clone: the key must not pin the caller's (packet) buffer.
+		n.children[strings.Clone(level)] = c
+	}
+	return c
+}
+
+// deleteChild drops the child for level; the map goes when it is empty.
+func (n *node[K, V]) deleteChild(level string) {
+	switch level {
+	case "+":
+		n.plus = nil
+	case "#":
+		n.hash = nil
+	default:
+		delete(n.children, level)
+		if len(n.children) == 0 {
+			n.children = nil
+		}
+	}
+}
+
+// remove deletes key's subscription to filter f, whose levels from start on
+// lie below n (start > len(f): n is the filter's node), and prunes the
+// children it leaves empty. Reports whether the subscription existed.
+func (n *node[K, V]) remove(f string, start int, shared bool, groupName string, key K) bool {
+	if start > len(f) {
+		if shared {
+			return n.removeShared(groupName, key)
+		}
+		return n.subs.del(key)
+	}
+	end := levelEnd(f, start)
+	level := f[start:end]
+	c := n.child(level)
+	if c == nil || !c.remove(f, end+1, shared, groupName, key) {
+		return false
+	}
+	if c.empty() {
+		n.deleteChild(level)
+	}
+	return true
+}
+
+// addShared adds key to the group (name, filter) at n, replacing its value if
+// it is already a member (keeping its place). Reports whether it replaced.
+func (n *node[K, V]) addShared(name, filter string, key K, val V) (replaced bool) {
+	var g *group[K, V]
+	for _, x := range n.groups {
+		if x.name == name {
+			g = x
+			break
+		}
+	}
+	if g == nil {
+		g = &group[K, V]{name: strings.Clone(name), filter: strings.Clone(filter)}
+		n.groups = append(n.groups, g)
+	}
+	for i := range g.members {
+		if g.members[i].Key == key {
+			g.members[i].Val = val
+			return true
+		}
+	}
+	g.members = append(g.members, Member[K, V]{Key: key, Val: val})
+	return false
+}
+
+// removeShared removes key from the group name at n, keeping the order of the
+// other members; an emptied group is dropped.
+func (n *node[K, V]) removeShared(name string, key K) bool {
+	for gi, g := range n.groups {
+		if g.name != name {
+			continue
+		}
+		for i := range g.members {
+			if g.members[i].Key != key {
+				continue
+			}
+			last := len(g.members) - 1
+			copy(g.members[i:], g.members[i+1:])
+			g.members[last] = Member[K, V]{} // release references
+			g.members = shrink(g.members[:last])
+			if len(g.members) == 0 {
+				// Groups have no order: swap the last one into the hole.
+				lg := len(n.groups) - 1
+				n.groups[gi] = n.groups[lg]
+				n.groups[lg] = nil
+				n.groups = n.groups[:lg]
+				if lg == 0 {
+					n.groups = nil
+				}
+			}
+			return true
+		}
+		return false
+	}
+	return false
+}
+
+// match reports the subscriptions below n matching name from start on
+// (start > len(name): the name is exhausted and n is its node). The read
+// lock must be held.
+func (n *node[K, V]) match(name string, start int, each func(K, V), shared func(string, string, []Member[K, V])) {
+	// '#' matches the remaining levels, including none: "a/#" matches "a".
+	if n.hash != nil {
+		n.hash.report(each, shared)
+	}
+	if start > len(name) {
+		n.report(each, shared)
+		return
+	}
+	end := levelEnd(name, start)
+	if c := n.children[name[start:end]]; c != nil { // no allocation: lookup by substring
+		c.match(name, end+1, each, shared)
+	}
+	if n.plus != nil {
+		n.plus.match(name, end+1, each, shared)
+	}
+}
+
+// report hands n's subscriptions to the callbacks.
+func (n *node[K, V]) report(each func(K, V), shared func(string, string, []Member[K, V])) {
+	if each != nil {
+		for i := range n.subs.list {
+			m := &n.subs.list[i]
+			each(m.Key, m.Val)
+		}
+	}
+	if shared != nil {
+		for _, g := range n.groups {
+			shared(g.name, g.filter, g.members)
+		}
+	}
+}
