@@ -67,23 +67,26 @@ func (s *session) deliver(m *Message, qos byte, retain bool, subIDs []uint32, en
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := s.conn
-	if qos == 0 {
-		// QoS 0 is not queued for offline sessions (optional in the spec,
-		// and the common choice: it is "at most once").
-		if c != nil {
+	// QoS 0 is not queued for offline sessions (optional in the spec, and
+	// the common choice for "at most once").
+	if c == nil && (qos == 0 || !s.persistent) {
+		return
+	}
+	if len(s.queue) == 0 {
+		if qos == 0 {
 			c.sendPublish(enc.bytes(c.version, m, false, subIDs), 0, retain, false, 0)
+			return
 		}
-		return
+		if c != nil && len(s.inflight) < s.window {
+			s.seq++
+			s.sendNew(c, &store.Outbound{Seq: s.seq, QoS: qos, Retain: retain, SubIDs: subIDs, Message: m}, enc)
+			return
+		}
 	}
-	if c == nil && !s.persistent {
-		return
-	}
+	// Behind a full window the message waits its turn; QoS 0 too, so that
+	// a topic's messages keep their order [MQTT-4.6.0-6].
 	s.seq++
 	o := &store.Outbound{Seq: s.seq, QoS: qos, Retain: retain, SubIDs: subIDs, Message: m}
-	if c != nil && len(s.queue) == 0 && len(s.inflight) < s.window {
-		s.sendNew(c, o, enc)
-		return
-	}
 	if len(s.queue) >= s.b.opts.MaxQueued {
 		s.b.stats.droppedQueueFull.Add(1)
 		if s.b.opts.QueuePolicy == DropNewest {
@@ -91,10 +94,14 @@ func (s *session) deliver(m *Message, qos byte, retain bool, subIDs []uint32, en
 		}
 		old := s.queue[0]
 		s.queue = slices.Delete(s.queue, 0, 1)
-		s.persist("drop oldest", func(st store.Store) error { return st.DeleteOutbound(s.id, old.Seq) })
+		if old.QoS > 0 {
+			s.persist("drop oldest", func(st store.Store) error { return st.DeleteOutbound(s.id, old.Seq) })
+		}
 	}
 	s.queue = append(s.queue, o)
-	s.persist("queue", func(st store.Store) error { return st.PutOutbound(s.id, *o) })
+	if qos > 0 {
+		s.persist("queue", func(st store.Store) error { return st.PutOutbound(s.id, *o) })
+	}
 }
 
 // sendNew assigns a packet id to o, records it in flight and sends it.
@@ -133,15 +140,20 @@ func (s *session) fill() {
 	}
 	now := time.Now()
 	n := 0
-	for n < len(s.queue) && len(s.inflight) < s.window {
+	for n < len(s.queue) && (len(s.inflight) < s.window || s.queue[n].QoS == 0) {
 		o := s.queue[n]
 		n++
-		if expired(o.Message, now) {
+		switch {
+		case expired(o.Message, now):
 			s.b.stats.expired.Add(1)
-			s.persist("expire", func(st store.Store) error { return st.DeleteOutbound(s.id, o.Seq) })
-			continue
+			if o.QoS > 0 {
+				s.persist("expire", func(st store.Store) error { return st.DeleteOutbound(s.id, o.Seq) })
+			}
+		case o.QoS == 0:
+			c.sendPublish(encodePublish(nil, c.version, o.Message, false, o.SubIDs), 0, o.Retain, false, 0)
+		default:
+			s.sendNew(c, o, nil)
 		}
-		s.sendNew(c, o, nil)
 	}
 	s.queue = slices.Delete(s.queue, 0, n)
 }
