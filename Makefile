@@ -1,0 +1,29 @@
+# The one test command: installs the third-party peers the tests talk to
+# when they are missing, then vets, runs every test (with the race
+# detector) and fuzzes the decoders briefly.
+GO ?= go
+FUZZTIME ?= 15s
+
+.PHONY: test deps build fuzz bench
+
+test: deps
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 15m ./...
+	$(MAKE) fuzz
+
+deps:
+	@command -v mosquitto_pub >/dev/null && command -v mosquitto_sub >/dev/null || { \
+		echo "installing mosquitto-clients (test peers)"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq mosquitto-clients; }
+
+build:
+	$(GO) build -o bin/tern ./cmd/tern
+
+fuzz:
+	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./packet/
+	$(GO) test -run='^$$' -fuzz='^FuzzValidate$$' -fuzztime=$(FUZZTIME) ./topic/
+	$(GO) test -run='^$$' -fuzz='^FuzzTrieMatch$$' -fuzztime=$(FUZZTIME) ./topic/
+
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem ./packet/ ./topic/ ./broker/
