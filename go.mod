@@ -2,4 +2,10 @@ module github.com/ternmq/tern
 
 go 1.26.8
 
-require gopkg.in/yaml.v3 v3.0.1 // indirect
+require (
+	github.com/eclipse/paho.mqtt.golang v1.5.1
+	github.com/gorilla/websocket v1.5.3 // indirect
+	golang.org/x/net v0.44.0 // indirect
+	golang.org/x/sync v0.17.0 // indirect
+	gopkg.in/yaml.v3 v3.0.1 // indirect
+)

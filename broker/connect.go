@@ -62,8 +62,16 @@ func (c *conn) connect(p *packet.Connect) error {
 	c.keepAlive = time.Duration(p.KeepAlive) * time.Second
 	c.will = p.Will
 
+	// A session outlives its connection with clean session 0 before v5;
+	// in v5 only with a non-zero Session Expiry Interval [MQTT-3.1.2-23].
+	// (Expiry timers come with the v5 session work; until then a
+	// non-zero interval keeps the session.)
+	persistent := !p.CleanStart
+	if c.version == packet.V5 {
+		persistent = p.Properties.SessionExpiry != nil && *p.Properties.SessionExpiry > 0
+	}
 	ack := &packet.Connack{}
-	if c.b.attach(c, id, p.CleanStart, ack) != nil {
+	if c.b.attach(c, id, p.CleanStart, persistent, ack) != nil {
 		return errShutdown
 	}
 	c.b.stats.connections.Add(1)
@@ -101,7 +109,7 @@ var v5ConnackCodes = map[packet.ReasonCode]packet.ReasonCode{
 // stored state [MQTT-3.1.2-6], otherwise it is resumed [MQTT-3.1.2-4].
 // CONNACK is queued before the session can receive anything, then what the
 // session is owed is resent. It fails only when the broker is closing.
-func (b *Broker) attach(c *conn, id string, clean bool, ack *packet.Connack) error {
+func (b *Broker) attach(c *conn, id string, clean, persistent bool, ack *packet.Connack) error {
 	for {
 		b.mu.Lock()
 		if b.closed {
@@ -128,16 +136,14 @@ func (b *Broker) attach(c *conn, id string, clean bool, ack *packet.Connack) err
 		// [MQTT-3.2.2-1] always 0 with clean session.
 		ack.SessionPresent = s != nil
 		if s == nil {
-			s = newSession(b, id, !clean)
+			s = newSession(b, id, false) // setPersistent stores it
 			b.sessions[id] = s
-			s.persist("session", func(st store.Store) error {
-				return st.PutSession(store.Session{ClientID: id, Version: c.version})
-			})
 		}
 		s.mu.Lock()
 		b.mu.Unlock()
 		c.sess = s
 		s.version = c.version
+		s.setPersistent(persistent)
 		s.window = b.opts.MaxInflight
 		c.sendPacket(ack)
 		s.conn = c

@@ -210,8 +210,10 @@ func TestTakeover(t *testing.T) {
 		watcher.Subscribe(1, 0, "will/#")
 
 		old := mt.Dial(t, b.Addr, v)
+		never := uint32(0xFFFFFFFF)
 		old.ConnectWith(&packet.Connect{ClientID: "dup", CleanStart: false, KeepAlive: 30,
-			Will: &packet.Will{Topic: "will/dup", Payload: []byte("gone")}})
+			Properties: packet.Properties{SessionExpiry: &never},
+			Will:       &packet.Will{Topic: "will/dup", Payload: []byte("gone")}})
 		old.Subscribe(1, 1, "t")
 
 		newer := mt.Dial(t, b.Addr, v)
@@ -286,4 +288,20 @@ func TestDisconnectDiscardsWill(t *testing.T) {
 			t.Fatalf("got will %q, want only will/rude", p.Topic)
 		}
 	})
+}
+
+// TestV5SessionExpiryZero: in v5 a session without a Session Expiry
+// Interval ends with its connection, Clean Start or not [MQTT-3.1.2-23].
+func TestV5SessionExpiryZero(t *testing.T) {
+	b := mt.StartBroker(t, broker.Options{})
+	c := mt.Dial(t, b.Addr, packet.V5)
+	c.ConnectWith(&packet.Connect{ClientID: "exp0", CleanStart: false, KeepAlive: 30})
+	c.Subscribe(1, 1, "se/#")
+	c.Send(&packet.Disconnect{})
+	c.ExpectClosed(mt.Timeout)
+	mt.Eventually(t, "session gone", func() bool { return b.Stats().Sessions == 0 && b.Stats().Subscriptions == 0 })
+	again := mt.Dial(t, b.Addr, packet.V5)
+	if again.Connect("exp0", false).SessionPresent {
+		t.Fatal("session present after a session with expiry 0 ended")
+	}
 }

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"cmp"
+	"errors"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -22,13 +23,13 @@ type subOpts struct {
 // outbound QoS 1/2 messages (in flight or queued) and the packet ids of
 // inbound QoS 2 messages not yet released.
 type session struct {
-	b          *Broker
-	id         string
-	persistent bool // clean session 0: kept and stored while offline
+	b  *Broker
+	id string
 
 	online atomic.Bool // conn != nil, readable without mu
 
-	mu       sync.Mutex
+	mu         sync.Mutex
+	persistent bool  // kept and stored while offline
 	conn     *conn // nil while offline
 	version  byte
 	subs     map[string]store.Subscription
@@ -60,6 +61,39 @@ func (s *session) persist(op string, f func(store.Store) error) {
 	if err := f(s.b.store); err != nil {
 		s.b.log.Error("store write failed", "op", op, "client", s.id, "err", err)
 	}
+}
+
+// setPersistent changes whether the session outlives its connection (a
+// v5 client may resume with a different Session Expiry Interval): the
+// stored copy is written in full or deleted. s.mu must be held.
+func (s *session) setPersistent(p bool) {
+	if s.persistent == p {
+		return
+	}
+	if !p {
+		s.persist("forget", func(st store.Store) error { return st.DeleteSession(s.id) })
+		s.persistent = false
+		return
+	}
+	s.persistent = true
+	s.persist("session", func(st store.Store) error {
+		err := st.PutSession(store.Session{ClientID: s.id, Version: s.version})
+		for _, sub := range s.subs {
+			err = errors.Join(err, st.PutSubscription(s.id, sub))
+		}
+		for _, o := range s.inflight {
+			err = errors.Join(err, st.PutOutbound(s.id, *o))
+		}
+		for _, o := range s.queue {
+			if o.QoS > 0 {
+				err = errors.Join(err, st.PutOutbound(s.id, *o))
+			}
+		}
+		for id := range s.inQoS2 {
+			err = errors.Join(err, st.PutInboundQoS2(s.id, id))
+		}
+		return err
+	})
 }
 
 // deliver hands m to the session at the given QoS. s.mu must not be held.

@@ -1,0 +1,60 @@
+package broker_test
+
+import (
+	"fmt"
+	"net"
+	"runtime"
+	"testing"
+
+	"github.com/ternmq/tern/broker"
+	mt "github.com/ternmq/tern/internal/mqtttest"
+	"github.com/ternmq/tern/packet"
+)
+
+// BenchmarkIdleConnectionMemory reports the broker-side memory (heap plus
+// goroutine stacks, client side excluded as far as possible) of idle
+// connections with one subscription each.
+func BenchmarkIdleConnectionMemory(b *testing.B) {
+	const n = 2000
+	br := mt.StartBroker(b, broker.Options{})
+	conns := make([]net.Conn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	connect := func(i int) net.Conn {
+		c, err := net.Dial("tcp", br.Addr)
+		if err != nil {
+			b.Fatal(err)
+		}
+		w, _ := (&packet.Connect{ProtocolLevel: 4, ClientID: fmt.Sprint("idle-", i), CleanStart: true, KeepAlive: 600}).Append(nil, 4)
+		w, _ = (&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: fmt.Sprintf("idle/%d/cmd", i), QoS: 1}}}).Append(w, 4)
+		c.Write(w)
+		var buf [9]byte // CONNACK (4) + SUBACK (5)
+		for got := 0; got < len(buf); {
+			k, err := c.Read(buf[got:])
+			if err != nil {
+				b.Fatal(err)
+			}
+			got += k
+		}
+		return c
+	}
+	for range b.N {
+		measure := func() uint64 {
+			runtime.GC()
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			return ms.HeapInuse + ms.StackInuse
+		}
+		before := measure()
+		for i := range n {
+			conns = append(conns, connect(len(conns)+i))
+		}
+		after := measure()
+		// The client side of each loopback connection lives in this process
+		// too, but holds only a net.Conn (no goroutine, no buffer).
+		b.ReportMetric(float64(after-before)/n, "bytes/conn")
+	}
+}
