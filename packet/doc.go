@@ -5,4 +5,15 @@
 // Decoding never trusts a length field: the remaining length is checked
 // against the configured maximum packet size before any payload is read,
 // and every inner length is checked against what is left of the packet.
+//
+// Decode errors wrap the reason code to tell the peer (MalformedPacket,
+// ProtocolError, PacketTooLarge, UnsupportedProtocolVersion): test them
+// with errors.Is. Rules that need session or broker state (topic syntax,
+// Topic Alias ranges, No Local on shared subscriptions, the direction a
+// packet travels) are left to the broker.
+//
+// Encoding appends to a caller's buffer and allocates only to grow it.
+// Append leaves out what the version cannot carry (properties and reason
+// codes before v5) and refuses, with an error, what would not fit the wire
+// or would make the peer see a malformed packet.
 package packet

@@ -1,0 +1,213 @@
+package packet
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"reflect"
+	"runtime"
+	"testing"
+)
+
+// headerOnly serves a fixed header and then fails the test if anything
+// more is read: it declares a body it does not have.
+type headerOnly struct {
+	t    *testing.T
+	b    []byte
+	done bool
+}
+
+func (r *headerOnly) Read(p []byte) (int, error) {
+	if r.done {
+		r.t.Error("ReadPacket read past the fixed header")
+		return 0, io.EOF
+	}
+	r.done = true
+	return copy(p, r.b), nil
+}
+
+func TestReadPacketTooLargeReadsNoBody(t *testing.T) {
+	const declared = 200 << 20 // 200 MB
+	hdr := AppendVarint([]byte{0x30}, declared)
+	for _, v := range []byte{0, V311, V5} {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		_, err := ReadPacket(bufio.NewReader(&headerOnly{t: t, b: hdr}), v, 1<<20)
+		runtime.ReadMemStats(&after)
+		if !errors.Is(err, PacketTooLarge) {
+			t.Fatalf("v%d: err = %v, want PacketTooLarge", v, err)
+		}
+		if grew := after.TotalAlloc - before.TotalAlloc; grew > 64<<10 {
+			t.Errorf("v%d: allocated %d bytes refusing the packet", v, grew)
+		}
+	}
+	if _, _, err := DecodeBytes(hdr, V311, 1<<20); !errors.Is(err, PacketTooLarge) {
+		t.Errorf("DecodeBytes: err = %v, want PacketTooLarge", err)
+	}
+}
+
+// TestMaxSize checks that the limit counts the whole packet, fixed header
+// included, and that 0 means no limit.
+func TestMaxSize(t *testing.T) {
+	b := enc(t, &Publish{Topic: "t", Payload: make([]byte, 200)}, V311) // 3-byte fixed header
+	n := uint32(len(b))
+	for _, c := range []struct {
+		max uint32
+		ok  bool
+	}{{0, true}, {n, true}, {n + 1, true}, {n - 1, false}, {1, false}} {
+		_, err := ReadPacket(bufio.NewReader(bytes.NewReader(b)), V311, c.max)
+		_, _, err2 := DecodeBytes(b, V311, c.max)
+		if c.ok != (err == nil) || c.ok != (err2 == nil) {
+			t.Errorf("max %d: ReadPacket %v, DecodeBytes %v", c.max, err, err2)
+		}
+		if !c.ok && (!errors.Is(err, PacketTooLarge) || !errors.Is(err2, PacketTooLarge)) {
+			t.Errorf("max %d: want PacketTooLarge, got %v, %v", c.max, err, err2)
+		}
+	}
+}
+
+func TestReadPacketEOF(t *testing.T) {
+	if _, err := ReadPacket(bufio.NewReader(bytes.NewReader(nil)), V311, 0); err != io.EOF {
+		t.Errorf("empty stream: err = %v, want io.EOF itself", err)
+	}
+	if _, _, err := DecodeBytes(nil, V311, 0); err != io.EOF {
+		t.Errorf("DecodeBytes(nil): err = %v, want io.EOF", err)
+	}
+	for _, s := range []string{
+		"30",                   // no remaining length
+		"30 80",                // remaining length cut short
+		"30 05 00 01",          // PUBLISH body cut short (allocated body)
+		"82 06 00 01 00 01",    // SUBSCRIBE body cut short (body read in place)
+		"10 ff ff 01 00 04 4d", // large CONNECT cut short
+	} {
+		b := unhex(t, s)
+		if _, err := ReadPacket(bufio.NewReader(bytes.NewReader(b)), V311, 0); !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Errorf("ReadPacket(% x): err = %v, want io.ErrUnexpectedEOF", b, err)
+		}
+		if _, _, err := DecodeBytes(b, V311, 0); !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Errorf("DecodeBytes(% x): err = %v, want io.ErrUnexpectedEOF", b, err)
+		}
+	}
+}
+
+func TestReadPacketReadError(t *testing.T) {
+	boom := errors.New("boom")
+	r := bufio.NewReader(io.MultiReader(bytes.NewReader([]byte{0x30, 0x05}), &errReader{boom}))
+	if _, err := ReadPacket(r, V311, 0); !errors.Is(err, boom) {
+		t.Errorf("err = %v, want the reader's error", err)
+	}
+}
+
+type errReader struct{ err error }
+
+func (r *errReader) Read([]byte) (int, error) { return 0, r.err }
+
+// TestReadPacketStream reads many packets back to back through a small
+// buffer, so that both the in-place and the allocated body paths run, and
+// checks that a packet decoded in place does not change when the buffer is
+// reused by the next read.
+func TestReadPacketStream(t *testing.T) {
+	for _, v := range versions {
+		var stream []byte
+		var want []Packet
+		for range 3 {
+			for _, s := range samples(v) {
+				stream, _ = s.p.Append(stream, v)
+				want = append(want, s.p)
+			}
+		}
+		for _, size := range []int{16, 64, 4096} {
+			r := bufio.NewReaderSize(bytes.NewReader(stream), size)
+			var got []Packet
+			for {
+				p, err := ReadPacket(r, v, 0)
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatalf("v%d size %d: packet %d: %v", v, size, len(got), err)
+				}
+				got = append(got, p)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("v%d size %d: stream did not round-trip", v, size)
+			}
+		}
+	}
+}
+
+// TestReadPacketVersionZero: before CONNECT, CONNECT decodes by its own
+// level and anything else as 3.1.1.
+func TestReadPacketVersionZero(t *testing.T) {
+	in := append(enc(t, &Connect{ProtocolLevel: 5, ClientID: "c", Properties: propsWith(0x11)}, V5),
+		unhex(t, "40 02 00 07 40 03 00 07 10")...)
+	r := bufio.NewReader(bytes.NewReader(in))
+	p, err := ReadPacket(r, 0, 0)
+	if err != nil || p.(*Connect).Properties.SessionExpiry == nil {
+		t.Fatalf("CONNECT: %#v, %v", p, err)
+	}
+	if p, err = ReadPacket(r, 0, 0); err != nil || !reflect.DeepEqual(p, &Puback{PacketID: 7}) {
+		t.Fatalf("PUBACK: %#v, %v", p, err)
+	}
+	// A v5 PUBACK with a reason code is malformed at 3.1.1.
+	if _, err = ReadPacket(r, 0, 0); !errors.Is(err, MalformedPacket) {
+		t.Fatalf("v5 PUBACK before CONNECT: %v", err)
+	}
+}
+
+// TestDecodeAliasing checks that binary fields do not let an append
+// overwrite the fields after them in the shared body.
+func TestDecodeAliasing(t *testing.T) {
+	p := &Connect{ProtocolLevel: 5, ClientID: "c",
+		Will:         &Will{Topic: "t", Payload: []byte("will"), Properties: Properties{CorrelationData: []byte("cd"), ContentType: "ct"}},
+		UsernameFlag: true, Username: "u", PasswordFlag: true, Password: []byte("pw")}
+	b := enc(t, p, V5)
+	orig := bytes.Clone(b)
+	got, _, err := DecodeBytes(b, V5, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := got.(*Connect)
+	_ = append(c.Will.Properties.CorrelationData, "XXXXXXXXXXXXXXXX"...)
+	_ = append(c.Will.Payload, "XXXXXXXXXXXXXXXX"...)
+	_ = append(c.Password, "XXXXXXXXXXXXXXXX"...)
+	if !bytes.Equal(b, orig) {
+		t.Errorf("appending to decoded fields changed the body:\n% x\nwant\n% x", b, orig)
+	}
+}
+
+// TestDecodeAllocs pins the allocation budget of the hot decoders.
+func TestDecodeAllocs(t *testing.T) {
+	if testing.CoverMode() != "" || raceEnabled {
+		t.Skip("allocation counts differ under coverage or -race")
+	}
+	cases := []struct {
+		p    Packet
+		v    byte
+		max  float64
+		what string
+	}{
+		{&Publish{QoS: 1, PacketID: 1, Topic: "a/b", Payload: []byte("x")}, V311, 3, "body, topic, struct"},
+		{&Publish{QoS: 1, PacketID: 1, Topic: "a/b", Payload: []byte("x")}, V5, 3, "body, topic, struct"},
+		{&Puback{PacketID: 1}, V311, 1, "struct"},
+		{&Puback{PacketID: 1, ReasonCode: QuotaExceeded}, V5, 1, "struct"},
+		{&Subscribe{PacketID: 1, Subscriptions: []Subscription{{Filter: "a/+"}}}, V311, 3, "struct, slice, filter"},
+		{&Pingreq{}, V311, 0, "nothing"},
+	}
+	for _, c := range cases {
+		b := enc(t, c.p, c.v)
+		rd := bytes.NewReader(b)
+		r := bufio.NewReader(rd)
+		n := testing.AllocsPerRun(100, func() {
+			rd.Reset(b)
+			r.Reset(rd)
+			if _, err := ReadPacket(r, c.v, 0); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if n > c.max {
+			t.Errorf("ReadPacket %T v%d: %v allocs, want <= %v (%s)", c.p, c.v, n, c.max, c.what)
+		}
+	}
+}
