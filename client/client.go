@@ -1,0 +1,528 @@
+package client
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/ternmq/tern/packet"
+	"github.com/ternmq/tern/topic"
+)
+
+// disconnectLinger bounds how long Disconnect waits for the server to close
+// the connection after DISCONNECT.
+const disconnectLinger = time.Second
+
+// Client is one MQTT connection. Its methods are safe for concurrent use.
+type Client struct {
+	opts    Options
+	version byte
+	conn    net.Conn
+	br      *bufio.Reader
+	w       connWriter
+	connack *packet.Connack
+
+	// Fixed after Connect: what the CONNACK allows (v5) and what we
+	// promised in CONNECT.
+	keepAlive       time.Duration // 0: none
+	maxPacketSize   uint32        // the server's; 0: no limit
+	maxQoS          byte
+	retainAvailable bool
+	quota           chan struct{} // a slot per outbound QoS 1/2 PUBLISH in flight
+	inMaxSize       uint32        // ours, passed to ReadPacket; 0: no limit
+	aliasMax        uint16        // our Topic Alias Maximum
+
+	mu            sync.Mutex
+	nextID        uint16
+	pending       map[uint16]*flow // outbound flows awaiting an answer
+	received      map[uint16]bool  // inbound QoS 2 ids until PUBREL; true once PUBREC is sent
+	ending        bool             // shutdown has run
+	disconnecting bool             // Disconnect sent or is sending DISCONNECT
+	endErr        error            // why the connection ended; nil after Disconnect
+
+	aliases map[uint16]string // inbound topic aliases; reader goroutine only
+
+	pingOut bool // a PINGREQ awaits its PINGRESP; mu must be held
+	pingAt  time.Time
+
+	inbox inbox
+
+	closed     chan struct{} // closed when the connection starts to end
+	readerDone chan struct{} // closed when the reader goroutine returns
+	done       chan struct{} // closed when every goroutine has returned
+	wg         sync.WaitGroup
+}
+
+// flow is an outbound PUBLISH (QoS 1 or 2), SUBSCRIBE or UNSUBSCRIBE
+// awaiting its answer. The reader completes it by sending on done.
+type flow struct {
+	kind   packet.Type // PUBLISH, SUBSCRIBE or UNSUBSCRIBE
+	qos    byte        // PUBLISH: 1 or 2
+	n      int         // SUBSCRIBE, UNSUBSCRIBE: number of filters
+	pubrel bool        // QoS 2: PUBREC received, PUBREL sent
+	done   chan result // capacity 1: the answer never waits for the caller
+}
+
+type result struct {
+	pk  packet.Packet
+	err error
+}
+
+// Connect dials, sends CONNECT and waits for the CONNACK. ctx bounds only
+// the connecting; cancelling it later does not affect the Client. A refusal
+// returns a *ConnectError.
+func Connect(ctx context.Context, o Options) (*Client, error) {
+	if err := o.normalize(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.ConnectTimeout)
+	defer cancel()
+	var conn net.Conn
+	var err error
+	if o.Dial != nil {
+		conn, err = o.Dial(ctx)
+	} else {
+		var d net.Dialer
+		conn, err = d.DialContext(ctx, "tcp", o.Address)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	c := newClient(conn, o)
+	if err := c.handshake(ctx); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	c.start()
+	return c, nil
+}
+
+func newClient(conn net.Conn, o Options) *Client {
+	c := &Client{
+		opts:       o,
+		version:    o.Version,
+		conn:       conn,
+		br:         bufio.NewReader(conn),
+		pending:    make(map[uint16]*flow),
+		received:   make(map[uint16]bool),
+		closed:     make(chan struct{}),
+		readerDone: make(chan struct{}),
+		done:       make(chan struct{}),
+	}
+	c.w.init(conn, o.Version, o.Trace)
+	c.inbox.init()
+	if o.Version == packet.V5 {
+		if p := o.Properties.MaximumPacketSize; p != nil {
+			c.inMaxSize = *p
+		}
+		if p := o.Properties.TopicAliasMaximum; p != nil {
+			c.aliasMax = *p
+		}
+	}
+	return c
+}
+
+// handshake sends CONNECT and reads the CONNACK, within ctx.
+func (c *Client) handshake(ctx context.Context) error {
+	// The deadline moves into the past only once ctx has ended, so that
+	// ctx.Err() tells a timeout of ours from the network's.
+	stop := context.AfterFunc(ctx, func() { c.conn.SetDeadline(time.Unix(1, 0)) })
+	fail := func(err error) error {
+		stop()
+		if ctx.Err() != nil {
+			return fmt.Errorf("client: connect: %w", context.Cause(ctx))
+		}
+		return fmt.Errorf("client: connect: %w", err)
+	}
+	if err := c.w.write(c.opts.connectPacket(), false); err != nil {
+		return fail(err)
+	}
+	pk, err := packet.ReadPacket(c.br, c.version, c.inMaxSize)
+	if err != nil {
+		return fail(fmt.Errorf("reading CONNACK: %w", err))
+	}
+	if c.opts.Trace != nil {
+		c.opts.Trace(false, pk)
+	}
+	ca, ok := pk.(*packet.Connack)
+	if !ok {
+		// AUTH (v5 enhanced authentication) is not supported yet.
+		return fail(fmt.Errorf("server sent %s instead of CONNACK: %w", pk.Type(), packet.ProtocolError))
+	}
+	if !stop() {
+		return fail(ctx.Err())
+	}
+	c.conn.SetDeadline(time.Time{})
+	if ca.ReasonCode != packet.Success {
+		return &ConnectError{Version: c.version, Connack: ca}
+	}
+	c.connack = ca
+	return nil
+}
+
+// start applies the CONNACK and starts the goroutines.
+func (c *Client) start() {
+	ca := c.connack
+	c.keepAlive = time.Duration(c.opts.keepAliveSeconds()) * time.Second
+	c.maxQoS = 2
+	c.retainAvailable = true
+	receiveMax := math.MaxUint16
+	if c.version == packet.V5 {
+		p := &ca.Properties
+		if p.ServerKeepAlive != nil {
+			// [MQTT-3.2.2-21] the server's keep alive replaces ours.
+			c.keepAlive = time.Duration(*p.ServerKeepAlive) * time.Second
+		}
+		if p.ReceiveMaximum != nil && *p.ReceiveMaximum > 0 {
+			receiveMax = int(*p.ReceiveMaximum)
+		}
+		if p.MaximumPacketSize != nil {
+			c.maxPacketSize = *p.MaximumPacketSize
+		}
+		if p.MaximumQoS != nil {
+			c.maxQoS = *p.MaximumQoS
+		}
+		if p.RetainAvailable != nil {
+			c.retainAvailable = *p.RetainAvailable != 0
+		}
+	}
+	// [MQTT-3.3.4-7] at most Receive Maximum QoS 1 and 2 PUBLISH in flight.
+	c.quota = make(chan struct{}, receiveMax)
+	c.w.lastWrite.Store(int64(time.Since(c.w.start)))
+
+	c.wg.Add(1)
+	go c.readLoop()
+	if c.keepAlive > 0 {
+		c.wg.Add(1)
+		go c.keepAliveLoop()
+	}
+	if c.opts.OnMessage != nil {
+		c.wg.Add(1)
+		go c.deliverLoop()
+	}
+	go func() {
+		c.wg.Wait()
+		close(c.done)
+	}()
+}
+
+// Connack returns the server's CONNACK. Before v5 its ReasonCode is the
+// 3.1.1 return code (0).
+func (c *Client) Connack() *packet.Connack { return c.connack }
+
+// Done is closed when the connection has ended and the client's goroutines
+// have returned, including an OnMessage call in progress.
+func (c *Client) Done() <-chan struct{} { return c.done }
+
+// Err returns nil while the connection is up and after Disconnect;
+// otherwise why it ended: ErrClosed after Close, a *ReasonError for a v5
+// DISCONNECT from the server, ErrKeepAliveTimeout, or the network or
+// protocol error.
+func (c *Client) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.endErr
+}
+
+// closedErr is the error for an operation on an ended connection. mu must
+// be held.
+func (c *Client) closedErr() error {
+	if c.endErr != nil {
+		return c.endErr
+	}
+	return ErrClosed
+}
+
+// Publish sends p and returns when its QoS flow is complete: at once for
+// QoS 0 (once written), on PUBACK for QoS 1, on PUBCOMP for QoS 2. It
+// assigns the packet identifier to a copy; p is not modified and may be
+// reused once Publish returns. A v5 failure reason code in the PUBACK or
+// PUBREC (or PUBCOMP) is returned as a *ReasonError.
+//
+// If ctx ends first, Publish returns ctx's error, and the flow still
+// completes in the background: the message may have been delivered.
+func (c *Client) Publish(ctx context.Context, p *packet.Publish) error {
+	if err := c.checkPublish(p); err != nil {
+		return err
+	}
+	if p.QoS == 0 {
+		return c.send(p)
+	}
+	select {
+	case c.quota <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.closed:
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.closedErr()
+	}
+	f := &flow{kind: packet.PUBLISH, qos: p.QoS, done: make(chan result, 1)}
+	id, err := c.register(f)
+	if err != nil {
+		<-c.quota
+		return err
+	}
+	pp := *p
+	pp.PacketID = id
+	// [MQTT-3.3.1-1] DUP is set only on a re-delivery; this is the first.
+	pp.Dup = false
+	if err := c.sendFlow(id, &pp); err != nil {
+		return err
+	}
+	_, err = c.wait(ctx, f)
+	return err
+}
+
+// checkPublish refuses, before anything is sent, what the protocol or the
+// server's CONNACK forbids.
+func (c *Client) checkPublish(p *packet.Publish) error {
+	if p.QoS > 2 {
+		return fmt.Errorf("client: publish: QoS %d: %w", p.QoS, packet.MalformedPacket)
+	}
+	if !(p.Topic == "" && c.version == packet.V5 && p.Properties.TopicAlias != nil) {
+		if err := topic.ValidateName(p.Topic); err != nil {
+			return fmt.Errorf("client: publish: %w", err)
+		}
+	}
+	if p.QoS > c.maxQoS {
+		// [MQTT-3.2.2-11]
+		return fmt.Errorf("client: publish: QoS %d exceeds the server's maximum QoS %d: %w",
+			p.QoS, c.maxQoS, packet.QoSNotSupported)
+	}
+	if p.Retain && !c.retainAvailable {
+		// [MQTT-3.2.2-14]
+		return fmt.Errorf("client: publish: %w", packet.RetainNotSupported)
+	}
+	if c.maxPacketSize != 0 {
+		// [MQTT-3.2.2-15] never send more than the server's Maximum Packet Size.
+		if n := p.Size(c.version); n > 0 && uint64(n) > uint64(c.maxPacketSize) {
+			return fmt.Errorf("client: publish: packet of %d bytes exceeds the server's maximum packet size %d: %w",
+				n, c.maxPacketSize, packet.PacketTooLarge)
+		}
+	}
+	return nil
+}
+
+// Subscribe sends one SUBSCRIBE for subs and returns the SUBACK. The error
+// is nil when the server refused some filters: the SUBACK holds a code per
+// filter, the granted QoS or a failure (IsFailure).
+func (c *Client) Subscribe(ctx context.Context, subs ...packet.Subscription) (*packet.Suback, error) {
+	if len(subs) == 0 {
+		return nil, errors.New("client: subscribe: no topic filters")
+	}
+	for i := range subs {
+		if err := topic.ValidateFilter(subs[i].Filter); err != nil {
+			return nil, fmt.Errorf("client: subscribe: %w", err)
+		}
+		if subs[i].QoS > 2 {
+			return nil, fmt.Errorf("client: subscribe %q: QoS %d: %w", subs[i].Filter, subs[i].QoS, packet.MalformedPacket)
+		}
+	}
+	f := &flow{kind: packet.SUBSCRIBE, n: len(subs), done: make(chan result, 1)}
+	id, err := c.register(f)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.sendFlow(id, &packet.Subscribe{PacketID: id, Subscriptions: subs}); err != nil {
+		return nil, err
+	}
+	pk, err := c.wait(ctx, f)
+	sa, _ := pk.(*packet.Suback)
+	return sa, err
+}
+
+// Unsubscribe sends one UNSUBSCRIBE for filters and returns the UNSUBACK
+// (with a reason code per filter in v5).
+func (c *Client) Unsubscribe(ctx context.Context, filters ...string) (*packet.Unsuback, error) {
+	if len(filters) == 0 {
+		return nil, errors.New("client: unsubscribe: no topic filters")
+	}
+	for _, s := range filters {
+		if err := topic.ValidateFilter(s); err != nil {
+			return nil, fmt.Errorf("client: unsubscribe: %w", err)
+		}
+	}
+	f := &flow{kind: packet.UNSUBSCRIBE, n: len(filters), done: make(chan result, 1)}
+	id, err := c.register(f)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.sendFlow(id, &packet.Unsubscribe{PacketID: id, Filters: filters}); err != nil {
+		return nil, err
+	}
+	pk, err := c.wait(ctx, f)
+	ua, _ := pk.(*packet.Unsuback)
+	return ua, err
+}
+
+// register assigns f a packet identifier.
+func (c *Client) register(f *flow) (uint16, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ending || c.disconnecting {
+		return 0, c.closedErr()
+	}
+	// [MQTT-2.3.1-2] a new packet gets a currently unused identifier;
+	// [MQTT-2.3.1-1] never 0.
+	for range math.MaxUint16 {
+		c.nextID++
+		if c.nextID == 0 {
+			c.nextID = 1
+		}
+		if _, used := c.pending[c.nextID]; !used {
+			c.pending[c.nextID] = f
+			return c.nextID, nil
+		}
+	}
+	return 0, ErrNoPacketID
+}
+
+// sendFlow sends the first packet of the flow registered under id. If p
+// could not be encoded, the flow is dropped again.
+func (c *Client) sendFlow(id uint16, p packet.Packet) error {
+	err := c.send(p)
+	var ee *encodeError
+	if err != nil && errors.As(err, &ee) {
+		c.mu.Lock()
+		f := c.pending[id]
+		delete(c.pending, id)
+		c.mu.Unlock()
+		if f != nil && f.kind == packet.PUBLISH {
+			<-c.quota
+		}
+	}
+	return err
+}
+
+// wait waits for f's answer or for ctx to end.
+func (c *Client) wait(ctx context.Context, f *flow) (packet.Packet, error) {
+	select {
+	case r := <-f.done:
+		return r.pk, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// send writes p; a write failure ends the connection. An encoding failure
+// is returned as an *encodeError.
+func (c *Client) send(p packet.Packet) error {
+	err := c.w.write(p, false)
+	if err == nil {
+		return nil
+	}
+	var ee *encodeError
+	if errors.As(err, &ee) {
+		return fmt.Errorf("client: %w", err)
+	}
+	if !errors.Is(err, ErrClosed) {
+		// The connection broke. (ErrClosed: Close or Disconnect is
+		// already ending it.)
+		c.shutdown(fmt.Errorf("client: write: %w", err))
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closedErr()
+}
+
+// Disconnect sends DISCONNECT and closes the connection [MQTT-3.14.4-1];
+// the server discards the will. Messages not yet handed to OnMessage are
+// dropped. If an OnMessage call is in progress, Disconnect returns at once
+// and the DISCONNECT follows that message's acknowledgement when the call
+// returns; wait on Done to know the connection has ended.
+func (c *Client) Disconnect() error {
+	if c.inbox.stop(true) {
+		return nil
+	}
+	return c.disconnect()
+}
+
+// disconnect sends DISCONNECT and closes.
+func (c *Client) disconnect() error {
+	c.mu.Lock()
+	if c.ending || c.disconnecting {
+		err := c.closedErr()
+		c.mu.Unlock()
+		return err
+	}
+	c.disconnecting = true
+	pend := c.takePending()
+	c.mu.Unlock()
+	failFlows(pend, ErrClosed)
+
+	// [MQTT-3.14.4-2] nothing may follow DISCONNECT: last.
+	if err := c.w.write(&packet.Disconnect{}, true); err != nil {
+		err = fmt.Errorf("client: write: %w", err)
+		c.mu.Lock()
+		c.disconnecting = false
+		c.mu.Unlock()
+		c.shutdown(err)
+		return err
+	}
+	// Closing a socket with unread input resets the connection, and a
+	// reset can make the server lose the DISCONNECT and publish the will.
+	// So half-close and give the server a moment to close its side.
+	if cw, ok := c.conn.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+		t := time.NewTimer(disconnectLinger)
+		select {
+		case <-c.readerDone:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	c.shutdown(nil)
+	return nil
+}
+
+// Close closes the connection without DISCONNECT, so the server publishes
+// the will. Messages not yet handed to OnMessage are dropped. Close does
+// not wait for the goroutines; Done does.
+func (c *Client) Close() error {
+	c.inbox.stop(false)
+	c.shutdown(ErrClosed)
+	return nil
+}
+
+// shutdown ends the connection once, for err (nil once disconnecting),
+// failing the flows in progress.
+func (c *Client) shutdown(err error) {
+	c.mu.Lock()
+	if c.ending {
+		c.mu.Unlock()
+		return
+	}
+	c.ending = true
+	if c.disconnecting {
+		err = nil
+	}
+	c.endErr = err
+	pend := c.takePending()
+	c.mu.Unlock()
+
+	close(c.closed)
+	c.w.close(ErrClosed)
+	c.conn.Close()
+	if err == nil {
+		err = ErrClosed
+	}
+	failFlows(pend, err)
+}
+
+// takePending empties the flow table. mu must be held.
+func (c *Client) takePending() map[uint16]*flow {
+	p := c.pending
+	c.pending = make(map[uint16]*flow)
+	return p
+}
+
+func failFlows(pend map[uint16]*flow, err error) {
+	for _, f := range pend {
+		f.done <- result{err: err}
+	}
+}

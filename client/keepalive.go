@@ -1,0 +1,48 @@
+package client
+
+import (
+	"time"
+
+	"github.com/ternmq/tern/packet"
+)
+
+// keepAliveLoop sends PINGREQ when nothing was sent for the keep-alive
+// interval [MQTT-3.1.2-23], and ends the connection when a PINGRESP is
+// a whole interval late.
+func (c *Client) keepAliveLoop() {
+	defer c.wg.Done()
+	ka := c.keepAlive
+	t := time.NewTimer(ka)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.closed:
+			return
+		case <-t.C:
+		}
+		c.mu.Lock()
+		if c.pingOut {
+			late := time.Since(c.pingAt)
+			c.mu.Unlock()
+			if late >= ka {
+				c.shutdown(ErrKeepAliveTimeout)
+				return
+			}
+			t.Reset(ka - late)
+			continue
+		}
+		if idle := c.w.sinceWrite(); idle < ka {
+			c.mu.Unlock()
+			t.Reset(ka - idle)
+			continue
+		}
+		c.pingOut = true
+		c.pingAt = time.Now()
+		c.mu.Unlock()
+		// A write blocked behind a full socket must not stop this loop
+		// from noticing the missing PINGRESP, so the ping goes out from
+		// its own goroutine. Write failures end the connection.
+		go c.reply(&packet.Pingreq{})
+		t.Reset(ka)
+	}
+}

@@ -1,0 +1,132 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"time"
+
+	"github.com/ternmq/tern/packet"
+	"github.com/ternmq/tern/topic"
+)
+
+// Defaults for the zero values of Options.
+const (
+	DefaultKeepAlive      = 60 * time.Second
+	DefaultConnectTimeout = 30 * time.Second
+)
+
+// Options configure Connect.
+type Options struct {
+	// Address is the server's host:port, dialled over TCP when Dial is nil.
+	Address string
+	// Dial, when set, opens the connection instead (TLS, WebSocket, a
+	// net.Pipe in tests). It is called once, with Connect's context.
+	Dial func(ctx context.Context) (net.Conn, error)
+
+	// Version is the protocol level: packet.V31, packet.V311 (when 0) or
+	// packet.V5.
+	Version byte
+	// ClientID may be empty for 3.1.1 with CleanStart and for 5.0, where
+	// the server assigns one (see Connack().Properties.AssignedClientID).
+	// MQTT 3.1 servers require 1 to 23 characters.
+	ClientID string
+	// CleanStart starts a new session (Clean Session before v5). When false
+	// the server resumes the session stored for ClientID.
+	CleanStart bool
+	// KeepAlive is the longest time without a packet sent before the
+	// client sends PINGREQ; the server drops the connection after 1.5 times
+	// it without a packet. 0 means DefaultKeepAlive; negative disables
+	// keep-alive. It is rounded up to whole seconds, at most 65535.
+	KeepAlive time.Duration
+
+	Username    string
+	UsernameSet bool // send Username, even when empty
+	Password    []byte
+	PasswordSet bool // send Password, even when empty; before v5 only with a user name
+
+	// Will is published by the server when the connection ends without
+	// DISCONNECT (Close, a network failure, a missed keep-alive).
+	Will *packet.Will
+	// Properties are the v5 CONNECT properties. Receive Maximum, Topic
+	// Alias Maximum and Maximum Packet Size here also bound what this
+	// client accepts from the server.
+	Properties packet.Properties
+
+	// OnMessage is called for every PUBLISH received, in order, from one
+	// goroutine. It may call the Client's methods. The packet is the
+	// handler's to keep. A QoS 1 or 2 message is acknowledged when
+	// OnMessage returns. When nil, messages are acknowledged and dropped.
+	OnMessage func(*packet.Publish)
+
+	// ConnectTimeout bounds dialling and the CONNECT/CONNACK exchange, in
+	// addition to Connect's context. 0 means DefaultConnectTimeout.
+	ConnectTimeout time.Duration
+
+	// Trace, when set, sees every packet sent (out true) and received,
+	// from the goroutine sending or receiving it, before it is written or
+	// handled. It is for debugging output and must not block or modify p.
+	Trace func(out bool, p packet.Packet)
+}
+
+// normalize fills in defaults and checks what the server would only refuse
+// later with a less helpful answer.
+func (o *Options) normalize() error {
+	switch o.Version {
+	case 0:
+		o.Version = packet.V311
+	case packet.V31, packet.V311, packet.V5:
+	default:
+		return fmt.Errorf("client: unsupported protocol version %d", o.Version)
+	}
+	if o.Dial == nil && o.Address == "" {
+		return errors.New("client: no Address and no Dial")
+	}
+	if o.KeepAlive == 0 {
+		o.KeepAlive = DefaultKeepAlive
+	}
+	if o.KeepAlive > math.MaxUint16*time.Second {
+		return fmt.Errorf("client: keep alive %s exceeds 65535 seconds", o.KeepAlive)
+	}
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = DefaultConnectTimeout
+	}
+	if o.Will != nil {
+		if err := topic.ValidateName(o.Will.Topic); err != nil {
+			return fmt.Errorf("client: will topic: %w", err)
+		}
+		if o.Will.QoS > 2 {
+			return fmt.Errorf("client: will QoS %d", o.Will.QoS)
+		}
+	}
+	if o.PasswordSet && !o.UsernameSet && o.Version != packet.V5 {
+		// [MQTT-3.1.2-22] before v5 a password needs a user name.
+		return errors.New("client: a password needs a user name before MQTT 5")
+	}
+	return nil
+}
+
+// keepAliveSeconds is the CONNECT Keep Alive field for o (normalized).
+func (o *Options) keepAliveSeconds() uint16 {
+	if o.KeepAlive < 0 {
+		return 0
+	}
+	return uint16((o.KeepAlive + time.Second - 1) / time.Second)
+}
+
+func (o *Options) connectPacket() *packet.Connect {
+	return &packet.Connect{
+		ProtocolLevel: o.Version,
+		CleanStart:    o.CleanStart,
+		KeepAlive:     o.keepAliveSeconds(),
+		Properties:    o.Properties,
+		ClientID:      o.ClientID,
+		Will:          o.Will,
+		UsernameFlag:  o.UsernameSet,
+		Username:      o.Username,
+		PasswordFlag:  o.PasswordSet,
+		Password:      o.Password,
+	}
+}

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	mt "github.com/ternmq/tern/internal/mqtttest"
+	"github.com/ternmq/tern/packet"
+)
+
+func writeConfig(t *testing.T, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "tern.yaml")
+	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestConfigStrict(t *testing.T) {
+	cases := []struct {
+		name, text, wantErr string
+	}{
+		{"unknown key has its line", "log_level: info\nlisteners:\n  - address: 127.0.0.1:0\n    adress: typo\n", "line 4"},
+		{"unknown top-level key", "log_level: info\nport: 1883\n", "line 2"},
+		{"bad duration", "limits:\n  connect_timeout: soon\n", "line 2"},
+		{"valid", "listeners:\n  - address: 127.0.0.1:0\nlimits:\n  connect_timeout: 3s\n  max_queued_messages: 10\nusers:\n  alice: secret\n", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := defaultConfig()
+			err := loadConfig(writeConfig(t, tc.text), &cfg)
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				if cfg.Limits.ConnectTimeout != 3*time.Second || cfg.Limits.MaxQueuedMessages != 10 || cfg.LogLevel != "info" {
+					t.Fatalf("config %+v", cfg)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("error %v, want one mentioning %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestBrokerOptions(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.Limits.QueueFullPolicy = "drop-sideways"
+	if _, err := brokerOptions(cfg, slog.Default()); err == nil {
+		t.Fatal("bad queue policy accepted")
+	}
+}
+
+func TestDefaultListensOnLoopback(t *testing.T) {
+	cfg := defaultConfig()
+	if len(cfg.Listeners) != 1 || cfg.Listeners[0].Address != "127.0.0.1:1883" {
+		t.Fatalf("default listeners %+v, want 127.0.0.1:1883 only", cfg.Listeners)
+	}
+}
+
+// startServe runs serve with cfg until the test ends and returns the first
+// listener's address.
+func startServe(t *testing.T, cfg Config) string {
+	t.Helper()
+	opts, err := brokerOptions(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	addrc := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, opts, func(a []net.Addr) { addrc <- a[0].String() }) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	select {
+	case a := <-addrc:
+		return a
+	case err := <-done:
+		t.Fatalf("serve: %v", err)
+	case <-time.After(mt.Timeout):
+		t.Fatal("serve did not start")
+	}
+	return ""
+}
+
+func TestServeUsersFromConfig(t *testing.T) {
+	cfg := defaultConfig()
+	if err := loadConfig(writeConfig(t, "listeners:\n  - address: 127.0.0.1:0\nusers:\n  alice: secret\n"), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	addr := startServe(t, cfg)
+	// Configuring users turns anonymous access off.
+	anon := mt.Dial(t, addr, packet.V311)
+	if ack := anon.Connect("anon", true); ack.ReasonCode != packet.RefusedNotAuthorized {
+		t.Fatalf("anonymous CONNACK %#x, want 5", ack.ReasonCode)
+	}
+	alice := mt.Dial(t, addr, packet.V311)
+	ack := alice.ConnectWith(&packet.Connect{ClientID: "a", CleanStart: true, UsernameFlag: true, Username: "alice",
+		PasswordFlag: true, Password: []byte("secret")})
+	if ack.ReasonCode != packet.Accepted {
+		t.Fatalf("alice CONNACK %#x", ack.ReasonCode)
+	}
+}
+
+func TestServeShutdownFlushesAndCloses(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.Listeners[0].Address = "127.0.0.1:0"
+	opts, _ := brokerOptions(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ctx, cancel := context.WithCancel(context.Background())
+	addrc := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, opts, func(a []net.Addr) { addrc <- a[0].String() }) }()
+	addr := <-addrc
+	c := mt.Dial(t, addr, packet.V5)
+	c.Connect("c", true)
+	cancel()
+	got := c.ExpectClosed(mt.Timeout)
+	if len(got) != 1 || got[0].(*packet.Disconnect).ReasonCode != packet.ServerShuttingDown {
+		t.Fatalf("v5 client got %+v at shutdown, want DISCONNECT 0x8B", got)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+}
+
+func TestRunUsage(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"bogus"}, nil, &out, &errb); code != 2 || !strings.Contains(errb.String(), "unknown command") {
+		t.Fatalf("code %d, stderr %q", code, errb.String())
+	}
+	if code := run(context.Background(), []string{"serve", "--config", "/nonexistent.yaml"}, nil, &out, &errb); code != 2 {
+		t.Fatalf("missing config: code %d", code)
+	}
+}
