@@ -122,8 +122,8 @@ func TestWildcardsAndDollarTopics(t *testing.T) {
 		{"sport/tennis/+", map[string]bool{"sport/tennis/p1": true, "sport/tennis": false, "sport/tennis/p1/x": false}},
 		{"sport/#", map[string]bool{"sport": true, "sport/tennis/p1": true, "sports": false}},
 		{"+/+", map[string]bool{"/finance": true, "a/b": true, "a": false}},
-		{"#", map[string]bool{"a": true, "$SYS/x": false}},       // [MQTT-4.7.2-1]
-		{"+/monitor", map[string]bool{"$SYS/monitor": false}},    // [MQTT-4.7.2-1]
+		{"#", map[string]bool{"a": true, "$SYS/x": false}},    // [MQTT-4.7.2-1]
+		{"+/monitor", map[string]bool{"$SYS/monitor": false}}, // [MQTT-4.7.2-1]
 		{"$SYS/#", map[string]bool{"$SYS/monitor": true, "SYS": false}},
 	}
 	for _, tc := range cases {

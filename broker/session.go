@@ -14,9 +14,9 @@ import (
 
 // subOpts is what the subscription trie holds for each subscriber.
 type subOpts struct {
-	qos   byte
+	qos                        byte
 	noLocal, retainAsPublished bool
-	subID uint32
+	subID                      uint32
 }
 
 // session is the state the spec says outlives a connection: subscriptions,
@@ -30,15 +30,15 @@ type session struct {
 
 	mu         sync.Mutex
 	persistent bool  // kept and stored while offline
-	conn     *conn // nil while offline
-	version  byte
-	subs     map[string]store.Subscription
-	inflight map[uint16]*store.Outbound // sent, not yet acknowledged
-	queue    []*store.Outbound          // waiting for a free in-flight slot or a connection
-	window   int                        // in-flight limit for the current connection
-	nextID   uint16
-	seq      uint64
-	inQoS2   map[uint16]struct{}
+	conn       *conn // nil while offline
+	version    byte
+	subs       map[string]store.Subscription
+	inflight   map[uint16]*store.Outbound // sent, not yet acknowledged
+	queue      []*store.Outbound          // waiting for a free in-flight slot or a connection
+	window     int                        // in-flight limit for the current connection
+	nextID     uint16
+	seq        uint64
+	inQoS2     map[uint16]struct{}
 }
 
 func newSession(b *Broker, id string, persistent bool) *session {

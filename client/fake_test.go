@@ -27,12 +27,12 @@ type fakeServer struct {
 	version byte
 	connack *packet.Connack
 
-	mu      sync.Mutex
-	conn    net.Conn
-	in      chan packet.Packet // closed when the connection ends
-	readErr error
+	mu        sync.Mutex
+	conn      net.Conn
+	in        chan packet.Packet // closed when the connection ends
+	readErr   error
 	connectPk *packet.Connect
-	ready   chan struct{} // closed after CONNACK is sent
+	ready     chan struct{} // closed after CONNACK is sent
 }
 
 func newFakeServer(t *testing.T, version byte, connack *packet.Connack) *fakeServer {
