@@ -94,6 +94,12 @@ func (c *conn) finishWith(err error, code packet.ReasonCode) {
 
 func (c *conn) serve() {
 	err := c.run()
+	// A v5 client is told why the server ends its connection
+	// [MQTT-4.13.2-1]: malformed packet, protocol error, too large, ...
+	var code packet.ReasonCode
+	if c.sess != nil && c.version == packet.V5 && !c.disconnected && errors.As(err, &code) && code.IsFailure() {
+		c.finishWith(err, code)
+	}
 	c.cleanup(err)
 }
 

@@ -21,7 +21,7 @@ const authTimeout = 10 * time.Second
 // session take-over, CONNACK. A non-nil error ends the connection.
 func (c *conn) connect(p *packet.Connect) error {
 	c.version = p.ProtocolLevel
-	id := p.ClientID
+	id, assigned := p.ClientID, ""
 	if id == "" {
 		// [MQTT-3.1.3-8] an empty id needs clean session in 3.1.1; 3.1
 		// requires 1 to 23 characters. [MQTT-3.1.3-6] otherwise the server
@@ -30,6 +30,9 @@ func (c *conn) connect(p *packet.Connect) error {
 			return c.refuse(packet.RefusedIdentifierRejected, "empty client id without clean session")
 		}
 		id = newClientID()
+		if c.version == packet.V5 {
+			assigned = id // [MQTT-3.2.2-16] tell the client its id
+		}
 	}
 	// [MQTT-3.1.3-5] longer ids and any UTF-8 are allowed unless limited.
 	if max := c.b.opts.MaxClientIDLength; max > 0 && len(id) > max {
@@ -70,7 +73,7 @@ func (c *conn) connect(p *packet.Connect) error {
 	if c.version == packet.V5 {
 		persistent = p.Properties.SessionExpiry != nil && *p.Properties.SessionExpiry > 0
 	}
-	ack := &packet.Connack{}
+	ack := &packet.Connack{Properties: packet.Properties{AssignedClientID: assigned}}
 	if c.b.attach(c, id, p.CleanStart, persistent, ack) != nil {
 		return errShutdown
 	}

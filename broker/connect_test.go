@@ -305,3 +305,39 @@ func TestV5SessionExpiryZero(t *testing.T) {
 		t.Fatal("session present after a session with expiry 0 ended")
 	}
 }
+
+func TestV5AssignedClientID(t *testing.T) {
+	b := mt.StartBroker(t, broker.Options{})
+	c := mt.Dial(t, b.Addr, packet.V5)
+	ack := c.Connect("", true)
+	if ack.ReasonCode != packet.Success || ack.Properties.AssignedClientID == "" {
+		t.Fatalf("CONNACK %+v, want an Assigned Client Identifier", ack)
+	}
+}
+
+// TestV5DisconnectReason: a v5 client that breaks the protocol is told
+// why before the connection closes.
+func TestV5DisconnectReason(t *testing.T) {
+	cases := []struct {
+		name string
+		send func(c *mt.Raw)
+		want packet.ReasonCode
+	}{
+		{"second connect", func(c *mt.Raw) { c.Send(&packet.Connect{ProtocolLevel: 5, ClientID: "x"}) }, packet.ProtocolError},
+		{"wildcard topic", func(c *mt.Raw) { c.Send(&packet.Publish{Topic: "a/#"}) }, packet.TopicNameInvalid},
+		{"malformed", func(c *mt.Raw) { c.SendBytes([]byte{0x60, 0x02, 0x00, 0x01}) }, packet.MalformedPacket}, // PUBREL flags 0000 [MQTT-3.6.1-1]
+		{"too large", func(c *mt.Raw) { c.Send(&packet.Publish{Topic: "big", Payload: make([]byte, 2048)}) }, packet.PacketTooLarge},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			b := mt.StartBroker(t, broker.Options{MaxPacketSize: 1024})
+			c := mt.Dial(t, b.Addr, packet.V5)
+			c.Connect("c", true)
+			tc.send(c)
+			got := c.ExpectClosed(mt.Timeout)
+			if len(got) != 1 || got[0].(*packet.Disconnect).ReasonCode != tc.want {
+				t.Fatalf("got %+v, want DISCONNECT %#x", got, tc.want)
+			}
+		})
+	}
+}
