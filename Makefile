@@ -14,10 +14,10 @@ test: deps
 	$(MAKE) fuzz
 
 deps:
-	@command -v mosquitto_pub >/dev/null && command -v mosquitto_sub >/dev/null || { \
-		echo "installing mosquitto-clients (test peers)"; \
+	@command -v mosquitto_pub >/dev/null && command -v mosquitto_sub >/dev/null && test -x /usr/sbin/mosquitto || { \
+		echo "installing mosquitto and mosquitto-clients (test peers)"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq mosquitto-clients; }
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq mosquitto mosquitto-clients; }
 
 build:
 	$(GO) build -o bin/tern ./cmd/tern

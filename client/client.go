@@ -47,8 +47,8 @@ type Client struct {
 
 	aliases map[uint16]string // inbound topic aliases; reader goroutine only
 
-	pingOut bool // a PINGREQ awaits its PINGRESP; mu must be held
-	pingAt  time.Time
+	pingOut bool      // a PINGREQ awaits its PINGRESP; guarded by mu
+	pingAt  time.Time // when it was sent; guarded by mu
 
 	inbox inbox
 
@@ -64,7 +64,7 @@ type flow struct {
 	kind   packet.Type // PUBLISH, SUBSCRIBE or UNSUBSCRIBE
 	qos    byte        // PUBLISH: 1 or 2
 	n      int         // SUBSCRIBE, UNSUBSCRIBE: number of filters
-	pubrel bool        // QoS 2: PUBREC received, PUBREL sent
+	pubrel bool        // QoS 2: PUBREC received, PUBREL sent (a resend is a PUBREL)
 	done   chan result // capacity 1: the answer never waits for the caller
 }
 

@@ -56,9 +56,10 @@ type Options struct {
 	Properties packet.Properties
 
 	// OnMessage is called for every PUBLISH received, in order, from one
-	// goroutine. It may call the Client's methods. The packet is the
-	// handler's to keep. A QoS 1 or 2 message is acknowledged when
-	// OnMessage returns. When nil, messages are acknowledged and dropped.
+	// goroutine; for a resumed session possibly before Connect returns. It
+	// may call the Client's methods. The packet is the handler's to keep.
+	// A QoS 1 or 2 message is acknowledged when OnMessage returns. When
+	// nil, messages are acknowledged and dropped.
 	OnMessage func(*packet.Publish)
 
 	// ConnectTimeout bounds dialling and the CONNECT/CONNACK exchange, in

@@ -50,8 +50,8 @@ func (f *cliFlags) names(short, long string) {
 	}
 }
 
-// each calls reg for the short and the long name, whichever are set.
-func each(short, long string, reg func(name string)) {
+// eachName calls reg for the short and the long name, whichever are set.
+func eachName(short, long string, reg func(name string)) {
 	for _, n := range []string{short, long} {
 		if n != "" {
 			reg(n)
@@ -61,27 +61,27 @@ func each(short, long string, reg func(name string)) {
 
 func (f *cliFlags) stringVar(p *string, short, long, def, usage string) {
 	f.names(short, long)
-	each(short, long, func(n string) { f.StringVar(p, n, def, usage) })
+	eachName(short, long, func(n string) { f.StringVar(p, n, def, usage) })
 }
 
 func (f *cliFlags) intVar(p *int, short, long string, def int, usage string) {
 	f.names(short, long)
-	each(short, long, func(n string) { f.IntVar(p, n, def, usage) })
+	eachName(short, long, func(n string) { f.IntVar(p, n, def, usage) })
 }
 
 func (f *cliFlags) floatVar(p *float64, short, long string, def float64, usage string) {
 	f.names(short, long)
-	each(short, long, func(n string) { f.Float64Var(p, n, def, usage) })
+	eachName(short, long, func(n string) { f.Float64Var(p, n, def, usage) })
 }
 
 func (f *cliFlags) boolVar(p *bool, short, long string, usage string) {
 	f.names(short, long)
-	each(short, long, func(n string) { f.BoolVar(p, n, false, usage) })
+	eachName(short, long, func(n string) { f.BoolVar(p, n, false, usage) })
 }
 
 func (f *cliFlags) funcVar(short, long, usage string, fn func(string) error) {
 	f.names(short, long)
-	each(short, long, func(n string) { f.Func(n, usage, fn) })
+	eachName(short, long, func(n string) { f.Func(n, usage, fn) })
 }
 
 // isSet reports whether the option was given, under either name.
@@ -297,6 +297,26 @@ func describe(p packet.Packet) string {
 		}
 	}
 	return p.Type().String()
+}
+
+// usageError is a bad command line found after the flag package parsed
+// it; the flag package prints its own errors.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// reportParse turns a parse error into an exit code, printing what the
+// flag package did not.
+func reportParse(cmd string, err error, stderr io.Writer) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	var ue usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(stderr, "%s: %v\nRun '%s --help' for usage.\n", cmd, ue.err, cmd)
+	}
+	return exitUsage
 }
 
 // errText is err for the user: without the client package's prefixes,

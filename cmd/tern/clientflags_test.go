@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"strings"
@@ -41,8 +42,8 @@ func checkOptions(t *testing.T, got, want client.Options) {
 	}
 }
 
-// defaults are the options of a command line with no connection flags.
-var defaults = client.Options{
+// defaultOptions are the options of a command line with no connection flags.
+var defaultOptions = client.Options{
 	Address:    "localhost:1883",
 	Version:    packet.V311,
 	ClientID:   "tern-",
@@ -50,8 +51,8 @@ var defaults = client.Options{
 	KeepAlive:  60 * time.Second,
 }
 
-func with(f func(o *client.Options)) client.Options {
-	o := defaults
+func optionsWith(f func(o *client.Options)) client.Options {
+	o := defaultOptions
 	f(&o)
 	return o
 }
@@ -62,33 +63,33 @@ func TestClientFlags(t *testing.T) {
 		args []string
 		want client.Options
 	}{
-		{"defaults", nil, defaults},
+		{"defaultOptions", nil, defaultOptions},
 		{"short names", []string{"-h", "example.org", "-p", "8883", "-i", "me", "-u", "bob", "-P", "pw", "-k", "30", "-c"},
-			with(func(o *client.Options) {
+			optionsWith(func(o *client.Options) {
 				o.Address, o.ClientID, o.CleanStart, o.KeepAlive = "example.org:8883", "me", false, 30*time.Second
 				o.Username, o.UsernameSet, o.Password, o.PasswordSet = "bob", true, []byte("pw"), true
 			})},
 		{"long names", []string{"--host", "::1", "--port", "1884", "--id", "me", "--username", "", "--pw", "", "--keepalive", "0", "--disable-clean-session"},
-			with(func(o *client.Options) {
+			optionsWith(func(o *client.Options) {
 				o.Address, o.ClientID, o.CleanStart, o.KeepAlive = "[::1]:1884", "me", false, -1
 				o.UsernameSet, o.PasswordSet = true, true
 			})},
-		{"single dash long name", []string{"-host", "h", "-id=x"}, with(func(o *client.Options) { o.Address, o.ClientID = "h:1883", "x" })},
-		{"double dash short name", []string{"--p", "1", "--i", "x"}, with(func(o *client.Options) { o.Address, o.ClientID = "localhost:1", "x" })},
-		{"version 31", []string{"-V", "31"}, with(func(o *client.Options) { o.Version = packet.V31 })},
-		{"version mqttv31", []string{"-V", "mqttv31"}, with(func(o *client.Options) { o.Version = packet.V31 })},
-		{"version 311", []string{"--protocol-version", "311"}, defaults},
-		{"version mqttv311", []string{"-V", "mqttv311"}, defaults},
-		{"version 5 has no generated id", []string{"-V", "5"}, with(func(o *client.Options) { o.Version, o.ClientID = packet.V5, "" })},
-		{"version mqttv5", []string{"-V", "MQTTv5", "-i", "x"}, with(func(o *client.Options) { o.Version, o.ClientID = packet.V5, "x" })},
-		{"v5 password alone", []string{"-V", "5", "-P", "pw"}, with(func(o *client.Options) {
+		{"single dash long name", []string{"-host", "h", "-id=x"}, optionsWith(func(o *client.Options) { o.Address, o.ClientID = "h:1883", "x" })},
+		{"double dash short name", []string{"--p", "1", "--i", "x"}, optionsWith(func(o *client.Options) { o.Address, o.ClientID = "localhost:1", "x" })},
+		{"version 31", []string{"-V", "31"}, optionsWith(func(o *client.Options) { o.Version = packet.V31 })},
+		{"version mqttv31", []string{"-V", "mqttv31"}, optionsWith(func(o *client.Options) { o.Version = packet.V31 })},
+		{"version 311", []string{"--protocol-version", "311"}, defaultOptions},
+		{"version mqttv311", []string{"-V", "mqttv311"}, defaultOptions},
+		{"version 5 has no generated id", []string{"-V", "5"}, optionsWith(func(o *client.Options) { o.Version, o.ClientID = packet.V5, "" })},
+		{"version mqttv5", []string{"-V", "MQTTv5", "-i", "x"}, optionsWith(func(o *client.Options) { o.Version, o.ClientID = packet.V5, "x" })},
+		{"v5 password alone", []string{"-V", "5", "-P", "pw"}, optionsWith(func(o *client.Options) {
 			o.Version, o.ClientID, o.Password, o.PasswordSet = packet.V5, "", []byte("pw"), true
 		})},
 		{"will", []string{"--will-topic", "w/t", "--will-payload", "bye", "--will-qos", "2", "--will-retain"},
-			with(func(o *client.Options) {
+			optionsWith(func(o *client.Options) {
 				o.Will = &packet.Will{Topic: "w/t", Payload: []byte("bye"), QoS: 2, Retain: true}
 			})},
-		{"will topic alone", []string{"--will-topic", "w"}, with(func(o *client.Options) { o.Will = &packet.Will{Topic: "w"} })},
+		{"will topic alone", []string{"--will-topic", "w"}, optionsWith(func(o *client.Options) { o.Will = &packet.Will{Topic: "w"} })},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -179,7 +180,7 @@ func TestParseVersion(t *testing.T) {
 
 func TestUsageListsBothNames(t *testing.T) {
 	var stderr bytes.Buffer
-	if code := runPub([]string{"--help"}, nil, io.Discard, &stderr); code != exitOK {
+	if code := runPub(context.Background(), []string{"--help"}, nil, io.Discard, &stderr); code != exitOK {
 		t.Errorf("--help exit %d", code)
 	}
 	for _, want := range []string{"-t, --topic topic", "-h, --host host", "(default localhost)", "--will-retain", "--repeat N"} {

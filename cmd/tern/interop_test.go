@@ -94,7 +94,7 @@ func ternPub(t *testing.T, addr, stdin string, args ...string) (int, string) {
 	t.Helper()
 	h, p := hostPort(t, addr)
 	var out, errb bytes.Buffer
-	code := runPub(append([]string{"-h", h, "-p", p}, args...), strings.NewReader(stdin), &out, &errb)
+	code := runPub(context.Background(), append([]string{"-h", h, "-p", p}, args...), strings.NewReader(stdin), &out, &errb)
 	return code, errb.String()
 }
 

@@ -44,7 +44,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "serve":
 		return runServe(ctx, args[1:], stderr)
 	case "pub":
-		return runPub(args[1:], stdin, stdout, stderr)
+		return runPub(ctx, args[1:], stdin, stdout, stderr)
 	case "sub":
 		return runSub(ctx, args[1:], stdout, stderr)
 	case "version", "-version", "--version":

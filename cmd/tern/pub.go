@@ -5,12 +5,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/ternmq/tern/client"
@@ -83,36 +80,11 @@ func parsePub(args []string, stderr io.Writer) (*pubConfig, client.Options, erro
 	return cfg, o, nil
 }
 
-// usageError is a bad command line found after the flag package parsed
-// it; the flag package prints its own errors.
-type usageError struct{ err error }
-
-func (e usageError) Error() string { return e.err.Error() }
-func (e usageError) Unwrap() error { return e.err }
-
-// reportParse turns a parse error into an exit code, printing what the
-// flag package did not.
-func reportParse(cmd string, err error, stderr io.Writer) int {
-	if errors.Is(err, flag.ErrHelp) {
-		return exitOK
-	}
-	var ue usageError
-	if errors.As(err, &ue) {
-		fmt.Fprintf(stderr, "%s: %v\nRun '%s --help' for usage.\n", cmd, ue.err, cmd)
-	}
-	return exitUsage
-}
-
 // runPub is tern pub: publish one message (or one per stdin line) and
 // disconnect once every QoS flow has completed.
-func runPub(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	// Interrupting tern pub -l ends the stream cleanly.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return pub(ctx, args, stdin, stdout, stderr)
-}
-
-func pub(ctx context.Context, args []string, stdin io.Reader, _, stderr io.Writer) int {
+// runPub publishes until done or until ctx ends: tern pub -l stops reading
+// and disconnects; an unfinished publish fails.
+func runPub(ctx context.Context, args []string, stdin io.Reader, _, stderr io.Writer) int {
 	const cmd = "tern pub"
 	cfg, o, err := parsePub(args, stderr)
 	if err != nil {
@@ -150,7 +122,7 @@ func pub(ctx context.Context, args []string, stdin io.Reader, _, stderr io.Write
 		msg.Payload = payload
 		for i := range cfg.repeat {
 			if i > 0 && cfg.repeatDelay > 0 {
-				if err = sleep(ctx, time.Duration(cfg.repeatDelay*float64(time.Second))); err != nil {
+				if err = sleepCtx(ctx, time.Duration(cfg.repeatDelay*float64(time.Second))); err != nil {
 					break
 				}
 			}
@@ -230,8 +202,8 @@ func pubLines(ctx context.Context, c *client.Client, msg *packet.Publish, r io.R
 	}
 }
 
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
+// sleepCtx waits d or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"os"
@@ -88,7 +89,7 @@ func TestPubExitCodes(t *testing.T) {
 		{[]string{"-t", "a", "-f", missing, "-p", "1"}, exitFail, "tern pub: open " + missing},
 	} {
 		var stderr bytes.Buffer
-		if code := runPub(tc.args, strings.NewReader(""), io.Discard, &stderr); code != tc.code {
+		if code := runPub(context.Background(), tc.args, strings.NewReader(""), io.Discard, &stderr); code != tc.code {
 			t.Errorf("%q: exit %d, want %d; stderr %q", tc.args, code, tc.code, stderr.String())
 		}
 		if !strings.Contains(stderr.String(), tc.stderr) {
@@ -106,7 +107,7 @@ func TestPubConnectionRefused(t *testing.T) {
 	}
 	ln := listenAndClose(t)
 	var stderr bytes.Buffer
-	code := runPub([]string{"-h", "127.0.0.1", "-p", ln, "-t", "a", "-f", f}, nil, io.Discard, &stderr)
+	code := runPub(context.Background(), []string{"-h", "127.0.0.1", "-p", ln, "-t", "a", "-f", f}, nil, io.Discard, &stderr)
 	if code != exitFail || !strings.HasPrefix(stderr.String(), "tern pub: dial tcp 127.0.0.1:"+ln) {
 		t.Errorf("exit %d, stderr %q", code, stderr.String())
 	}
