@@ -34,6 +34,10 @@ type conn struct {
 	client    auth.Client
 	keepAlive time.Duration
 	sess      *session
+	maxOut    int // v5 client's Maximum Packet Size; 0: no limit
+	// v5 Session Expiry Interval from CONNECT (nil: absent), which
+	// DISCONNECT may change but not from 0 [MQTT-3.14.2-2].
+	sessionExpiry *uint32
 
 	will         *packet.Will // cleared by DISCONNECT [MQTT-3.1.2-10]
 	disconnected bool         // the client sent DISCONNECT
@@ -173,7 +177,7 @@ func (c *conn) cleanup(err error) {
 	err = c.closeErr
 	if c.sess != nil {
 		c.b.detach(c)
-		if c.will != nil && !c.disconnected {
+		if c.will != nil { // DISCONNECT cleared it unless v5 reason 0x04
 			c.publishWill()
 		}
 		for _, h := range c.b.hooks.disconnect {

@@ -73,8 +73,23 @@ func (c *conn) connect(p *packet.Connect) error {
 	if c.version == packet.V5 {
 		persistent = p.Properties.SessionExpiry != nil && *p.Properties.SessionExpiry > 0
 	}
-	ack := &packet.Connack{Properties: packet.Properties{AssignedClientID: assigned}}
-	if c.b.attach(c, id, p.CleanStart, persistent, ack) != nil {
+	ack := &packet.Connack{}
+	window := c.b.opts.MaxInflight
+	if c.version == packet.V5 {
+		ack.Properties = c.b.capabilities()
+		ack.Properties.AssignedClientID = assigned
+		// [MQTT-3.3.4-9] never more unacknowledged PUBLISH in flight than
+		// the client's Receive Maximum.
+		if rm := p.Properties.ReceiveMaximum; rm != nil {
+			window = min(window, int(*rm))
+		}
+		// [MQTT-3.1.2-24] nothing larger than the client's Maximum Packet Size.
+		if mps := p.Properties.MaximumPacketSize; mps != nil {
+			c.maxOut = int(*mps)
+		}
+		c.sessionExpiry = p.Properties.SessionExpiry
+	}
+	if c.b.attach(c, id, p.CleanStart, persistent, window, ack) != nil {
 		return errShutdown
 	}
 	c.b.stats.connections.Add(1)
@@ -85,6 +100,22 @@ func (c *conn) connect(p *packet.Connect) error {
 		h.OnConnect(&c.client)
 	}
 	return nil
+}
+
+// capabilities are the CONNACK properties that tell a v5 client what this
+// server supports; defaults the spec already implies are left out.
+func (b *Broker) capabilities() packet.Properties {
+	var p packet.Properties
+	if rm := uint16(b.opts.ReceiveMaximum); rm != 65535 {
+		p.ReceiveMaximum = &rm
+	}
+	mps := b.opts.MaxPacketSize
+	p.MaximumPacketSize = &mps
+	if b.opts.DisableRetain {
+		no := byte(0)
+		p.RetainAvailable = &no // [MQTT-3.2.2-10]
+	}
+	return p
 }
 
 // refuse answers CONNECT with a failure code and ends the connection.
@@ -112,7 +143,7 @@ var v5ConnackCodes = map[packet.ReasonCode]packet.ReasonCode{
 // stored state [MQTT-3.1.2-6], otherwise it is resumed [MQTT-3.1.2-4].
 // CONNACK is queued before the session can receive anything, then what the
 // session is owed is resent. It fails only when the broker is closing.
-func (b *Broker) attach(c *conn, id string, clean, persistent bool, ack *packet.Connack) error {
+func (b *Broker) attach(c *conn, id string, clean, persistent bool, window int, ack *packet.Connack) error {
 	for {
 		b.mu.Lock()
 		if b.closed {
@@ -147,7 +178,7 @@ func (b *Broker) attach(c *conn, id string, clean, persistent bool, ack *packet.
 		c.sess = s
 		s.version = c.version
 		s.setPersistent(persistent)
-		s.window = b.opts.MaxInflight
+		s.window = window
 		c.sendPacket(ack)
 		s.conn = c
 		s.online.Store(true)

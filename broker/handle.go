@@ -3,6 +3,7 @@ package broker
 import (
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ternmq/tern/auth"
 	"github.com/ternmq/tern/packet"
@@ -37,14 +38,35 @@ func (c *conn) handle(pk packet.Packet) error {
 	case *packet.Pingreq:
 		c.sendAck(packet.PINGRESP, 0, 0) // [MQTT-3.12.4-1]
 	case *packet.Disconnect:
-		// [MQTT-3.14.4-3] DISCONNECT discards the will.
-		c.will = nil
-		c.disconnected = true
+		return c.onDisconnect(p)
 	case *packet.Connect:
 		// [MQTT-3.1.0-2] a second CONNECT is a protocol violation.
 		return fmt.Errorf("second CONNECT: %w", packet.ProtocolError)
 	default:
 		return fmt.Errorf("unexpected %s from client: %w", pk.Type(), packet.ProtocolError)
+	}
+	return nil
+}
+
+// onDisconnect ends the connection at the client's request.
+func (c *conn) onDisconnect(p *packet.Disconnect) error {
+	c.disconnected = true
+	// [MQTT-3.14.4-3] DISCONNECT discards the will, unless a v5 client
+	// asks for it with reason 0x04.
+	if p.ReasonCode != packet.DisconnectWithWill || c.version != packet.V5 {
+		c.will = nil
+	}
+	if se := p.Properties.SessionExpiry; se != nil && c.version == packet.V5 {
+		if (c.sessionExpiry == nil || *c.sessionExpiry == 0) && *se != 0 {
+			// [MQTT-3.14.2-2] a session that expires at disconnect cannot
+			// be made persistent at DISCONNECT.
+			c.disconnected = false
+			return fmt.Errorf("DISCONNECT sets session expiry %d after 0: %w", *se, packet.ProtocolError)
+		}
+		s := c.sess
+		s.mu.Lock()
+		s.setPersistent(*se > 0)
+		s.mu.Unlock()
 	}
 	return nil
 }
@@ -82,11 +104,25 @@ func (c *conn) sendAck(t packet.Type, id uint16, code packet.ReasonCode) {
 // onPublish handles a PUBLISH from the client.
 func (c *conn) onPublish(p *packet.Publish) error {
 	c.b.stats.messagesIn.Add(1)
+	if c.version == packet.V5 {
+		if err := c.checkV5Publish(p); err != nil {
+			return err
+		}
+	}
 	// [MQTT-3.3.2-2] the topic name must not contain wildcards.
 	if err := topic.ValidateName(p.Topic); err != nil {
 		return fmt.Errorf("publish topic %q: %v: %w", p.Topic, err, packet.TopicNameInvalid)
 	}
 	s := c.sess
+	if p.QoS == 2 && c.version == packet.V5 {
+		s.mu.Lock()
+		n := len(s.inQoS2)
+		s.mu.Unlock()
+		if n >= c.b.opts.ReceiveMaximum {
+			// [MQTT-3.3.4-8] more unacknowledged QoS 2 than we allowed.
+			return fmt.Errorf("%d QoS 2 messages unreleased: %w", n, packet.ReceiveMaximumExceeded)
+		}
+	}
 	if p.QoS == 2 {
 		s.mu.Lock()
 		_, seen := s.inQoS2[p.PacketID]
@@ -125,6 +161,24 @@ func (c *conn) onPublish(p *packet.Publish) error {
 		s.persist("inbound qos2", func(st store.Store) error { return st.PutInboundQoS2(s.id, p.PacketID) })
 		s.mu.Unlock()
 		c.sendAck(packet.PUBREC, p.PacketID, code) // [MQTT-4.3.3-2]
+	}
+	return nil
+}
+
+// checkV5Publish applies the v5 rules on PUBLISH properties that end the
+// connection.
+func (c *conn) checkV5Publish(p *packet.Publish) error {
+	if len(p.Properties.SubscriptionIDs) > 0 {
+		// [MQTT-3.3.4-6] only the server sends Subscription Identifiers.
+		return fmt.Errorf("PUBLISH from client with subscription identifier: %w", packet.ProtocolError)
+	}
+	if p.Properties.TopicAlias != nil {
+		// [MQTT-3.3.2-8] this server's Topic Alias Maximum is 0.
+		return fmt.Errorf("topic alias %d: %w", *p.Properties.TopicAlias, packet.TopicAliasInvalid)
+	}
+	if pf := p.Properties.PayloadFormat; pf != nil && *pf == 1 && !utf8.Valid(p.Payload) {
+		// [MQTT-3.3.2.3.2] payload said to be UTF-8 is not.
+		return fmt.Errorf("payload format indicator 1 with invalid UTF-8: %w", packet.PayloadFormatInvalid)
 	}
 	return nil
 }
@@ -180,6 +234,7 @@ func (c *conn) onSubscribe(p *packet.Subscribe) {
 	type retainReq struct {
 		filter string
 		qos    byte
+		subIDs []uint32
 	}
 	var wantRetained []retainReq
 	for i, sub := range p.Subscriptions {
@@ -208,7 +263,11 @@ func (c *conn) onSubscribe(p *packet.Subscribe) {
 			continue // retained messages are not sent to shared subscriptions
 		}
 		if sub.RetainHandling == 0 || (sub.RetainHandling == 1 && !existed) {
-			wantRetained = append(wantRetained, retainReq{sub.Filter, sub.QoS})
+			var ids []uint32
+			if rec.SubscriptionID != 0 {
+				ids = []uint32{rec.SubscriptionID}
+			}
+			wantRetained = append(wantRetained, retainReq{sub.Filter, sub.QoS, ids})
 		}
 	}
 	c.sendPacket(&packet.Suback{PacketID: p.PacketID, ReasonCodes: codes})
@@ -223,7 +282,7 @@ func (c *conn) onSubscribe(p *packet.Subscribe) {
 		for _, m := range msgs {
 			if c.b.opts.Authorizer.Authorize(&c.client, auth.Read, m.Topic) {
 				// [MQTT-3.3.1-8] retained messages keep RETAIN set.
-				s.deliver(m, min(m.QoS, r.qos), true, nil, &c.router.enc)
+				s.deliver(m, min(m.QoS, r.qos), true, r.subIDs, &c.router.enc)
 			}
 		}
 	}

@@ -33,10 +33,13 @@ type Options struct {
 	MaxClientIDLength int           // 0: any length the protocol can carry
 	MaxQueued         int           // QoS 1/2 messages queued per session; default 1000
 	QueuePolicy       QueuePolicy
-	MaxInflight       int           // unacknowledged QoS 1/2 messages sent to one client; default 100
-	MaxWriteBuffer    int           // bytes buffered for one client before QoS 0 is dropped; default 1 MiB
-	WriteTimeout      time.Duration // a client that accepts no data for this long is dropped; default 30s
-	DisableRetain     bool
+	MaxInflight       int // unacknowledged QoS 1/2 messages sent to one client; default 100
+	// ReceiveMaximum is how many QoS 2 messages a v5 client may have
+	// unreleased (PUBREC sent, PUBREL pending) at once; default 1024.
+	ReceiveMaximum int
+	MaxWriteBuffer int           // bytes buffered for one client before QoS 0 is dropped; default 1 MiB
+	WriteTimeout   time.Duration // a client that accepts no data for this long is dropped; default 30s
+	DisableRetain  bool
 }
 
 func (o *Options) setDefaults() {
@@ -60,6 +63,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.MaxInflight <= 0 || o.MaxInflight > 65535 {
 		o.MaxInflight = 100
+	}
+	if o.ReceiveMaximum <= 0 || o.ReceiveMaximum > 65535 {
+		o.ReceiveMaximum = 1024
 	}
 	if o.MaxWriteBuffer <= 0 {
 		o.MaxWriteBuffer = 1 << 20

@@ -141,14 +141,20 @@ func (s *session) deliver(m *Message, qos byte, retain bool, subIDs []uint32, en
 // sendNew assigns a packet id to o, records it in flight and sends it.
 // s.mu must be held; enc may be nil.
 func (s *session) sendNew(c *conn, o *store.Outbound, enc *encoder) {
+	if enc == nil {
+		enc = &encoder{}
+	}
+	b := enc.bytes(c.version, o.Message, true, o.SubIDs)
+	if !c.fits(len(b)) {
+		// Too large for this client: dropped as if delivered [MQTT-3.1.2-25].
+		s.persist("too large", func(st store.Store) error { return st.DeleteOutbound(s.id, o.Seq) })
+		return
+	}
 	o.PacketID = s.freeID()
 	o.State = store.Sent
 	s.inflight[o.PacketID] = o
 	s.persist("send", func(st store.Store) error { return st.PutOutbound(s.id, *o) })
-	if enc == nil {
-		enc = &encoder{}
-	}
-	c.sendPublish(enc.bytes(c.version, o.Message, true, o.SubIDs), o.QoS, o.Retain, false, o.PacketID)
+	c.sendPublish(b, o.QoS, o.Retain, false, o.PacketID)
 }
 
 // freeID returns an unused packet id [MQTT-2.3.1-2]. s.mu must be held and

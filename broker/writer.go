@@ -76,7 +76,7 @@ func (c *conn) sendPacket(p packet.Packet) {
 func (c *conn) sendPublish(b []byte, qos byte, retain, dup bool, id uint16) {
 	c.ob.mu.Lock()
 	defer c.ob.mu.Unlock()
-	if c.ob.closed || c.ob.closing || len(b) == 0 {
+	if c.ob.closed || c.ob.closing || len(b) == 0 || !c.fits(len(b)) {
 		return
 	}
 	buf := c.ob.reserve()
@@ -104,6 +104,12 @@ func (c *conn) sendPublish(b []byte, qos byte, retain, dup bool, id uint16) {
 	}
 	c.b.stats.messagesOut.Add(1)
 	c.afterAppend()
+}
+
+// fits reports whether a packet of n bytes may be sent to the client:
+// larger ones are dropped as if delivered [MQTT-3.1.2-25].
+func (c *conn) fits(n int) bool {
+	return c.maxOut == 0 || n <= c.maxOut
 }
 
 // afterAppend starts the writer, or drops a client that reads nothing while
