@@ -66,7 +66,7 @@ func (b *Broker) restore() error {
 		return err
 	}
 	for _, m := range retained {
-		b.retained.set(m)
+		b.retained.set(m, nil)
 	}
 	for _, st := range states {
 		s := newSession(b, st.Session.ClientID, true)

@@ -28,7 +28,8 @@ type conn struct {
 	nc net.Conn
 	br *bufio.Reader
 
-	// Set during CONNECT, read-only afterwards.
+	// Set during CONNECT, read-only afterwards; version is also read by
+	// Close from another goroutine, so it is written under ob.mu.
 	version   byte
 	clientID  string
 	client    auth.Client
@@ -89,11 +90,13 @@ func (c *conn) shutdown() {
 // finishWith flushes, tells a v5 client why with DISCONNECT, and closes.
 func (c *conn) finishWith(err error, code packet.ReasonCode) {
 	c.setErr(err)
-	if c.version == packet.V5 {
-		c.finish(&packet.Disconnect{ReasonCode: code})
-	} else {
-		c.finish(nil)
-	}
+	c.finish(&packet.Disconnect{ReasonCode: code})
+}
+
+func (c *conn) setVersion(v byte) {
+	c.ob.mu.Lock()
+	c.version = v
+	c.ob.mu.Unlock()
 }
 
 func (c *conn) serve() {
@@ -116,7 +119,7 @@ func (c *conn) run() error {
 		if cp, ok := pk.(*packet.Connect); ok && errors.Is(err, packet.UnsupportedProtocolVersion) {
 			// [MQTT-3.1.2-2] answer an unknown level with return code 1,
 			// in the 3.1.1 format since the client's is unknown.
-			c.version = packet.V311
+			c.setVersion(packet.V311)
 			c.finish(&packet.Connack{ReasonCode: packet.RefusedProtocolVersion})
 			return fmt.Errorf("protocol level %d: %w", cp.ProtocolLevel, err)
 		}
@@ -137,10 +140,10 @@ func (c *conn) run() error {
 	for {
 		if c.keepAlive > 0 {
 			// [MQTT-3.1.2-24] no packet within 1.5 x keep alive: close.
-			// Moving the deadline costs a timer update, so it moves at
-			// most every quarter period; a client that sends within each
-			// period still always gets its full 1.5 x.
-			if now := time.Now(); now.Sub(deadlineAt) >= c.keepAlive/4 {
+			// Moving the deadline costs a timer update, so under a flood
+			// of packets it moves at most once a millisecond: the client
+			// is given 1.5 x keep alive, less at most that millisecond.
+			if now := time.Now(); now.Sub(deadlineAt) >= time.Millisecond {
 				deadlineAt = now
 				c.nc.SetReadDeadline(now.Add(c.keepAlive * 3 / 2))
 			}

@@ -10,7 +10,6 @@ import (
 
 	"github.com/ternmq/tern/auth"
 	"github.com/ternmq/tern/packet"
-	"github.com/ternmq/tern/store"
 	"github.com/ternmq/tern/topic"
 )
 
@@ -20,7 +19,7 @@ const authTimeout = 10 * time.Second
 // connect handles an accepted CONNECT packet: validation, authentication,
 // session take-over, CONNACK. A non-nil error ends the connection.
 func (c *conn) connect(p *packet.Connect) error {
-	c.version = p.ProtocolLevel
+	c.setVersion(p.ProtocolLevel)
 	id, assigned := p.ClientID, ""
 	if id == "" {
 		// [MQTT-3.1.3-8] an empty id needs clean session in 3.1.1; 3.1
@@ -180,6 +179,9 @@ func (b *Broker) attach(c *conn, id string, clean, persistent bool, window int, 
 		s.setPersistent(persistent)
 		s.window = window
 		c.sendPacket(ack)
+		c.ob.mu.Lock()
+		c.ob.session = true
+		c.ob.mu.Unlock()
 		s.conn = c
 		s.online.Store(true)
 		s.resume(c)
@@ -200,6 +202,7 @@ func (b *Broker) detach(c *conn) {
 		s.online.Store(false)
 		if !s.persistent && b.sessions[s.id] == s {
 			delete(b.sessions, s.id)
+			s.gone = true
 			end = true
 		}
 	}
@@ -216,10 +219,15 @@ func (b *Broker) detach(c *conn) {
 // b.mu must be held.
 func (b *Broker) discard(s *session) {
 	delete(b.sessions, s.id)
+	s.mu.Lock()
+	s.gone = true
+	s.mu.Unlock()
 	for _, f := range s.filters() {
 		b.subs.Remove(f, s)
 	}
-	s.persist("discard", func(st store.Store) error { return st.DeleteSession(s.id) })
+	if err := b.store.DeleteSession(s.id); err != nil {
+		b.log.Error("store write failed", "op", "discard", "client", s.id, "err", err)
+	}
 }
 
 // newClientID returns a unique id for a client that sent none: 21

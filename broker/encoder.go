@@ -18,9 +18,21 @@ type encoder struct {
 	tmp   []byte
 }
 
+// reset forgets the cached encodings; buffers grown by an unusually large
+// message are let go rather than kept for the connection's lifetime.
 func (e *encoder) reset() {
 	e.m = nil
 	e.valid = [2][2]bool{}
+	for i := range e.cache {
+		for j := range e.cache[i] {
+			if cap(e.cache[i][j]) > maxPooledBuf {
+				e.cache[i][j] = nil
+			}
+		}
+	}
+	if cap(e.tmp) > maxPooledBuf {
+		e.tmp = nil
+	}
 }
 
 // bytes returns m encoded for version; the result is valid until the next

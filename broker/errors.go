@@ -9,5 +9,6 @@ var (
 	errSlowConsumer = errors.New("client reads too slowly: write buffer limit exceeded")
 	errTakenOver    = errors.New("session taken over by a new connection")
 	errShutdown     = errors.New("server shutting down")
+	errFlushTimeout = errors.New("closing connection not flushed in time")
 	errTooManyFiles = syscall.EMFILE
 )

@@ -20,6 +20,11 @@ func (c *conn) handle(pk packet.Packet) error {
 	case *packet.Puback:
 		c.sess.ack(p.PacketID, 1)
 	case *packet.Pubrec:
+		if c.version == packet.V5 && p.ReasonCode.IsFailure() {
+			// [MQTT-4.3.3-4] the receiver refused it: the flow ends here.
+			c.sess.ack(p.PacketID, 2)
+			return nil
+		}
 		code := packet.Success
 		if !c.sess.received(p.PacketID) {
 			code = packet.PacketIDNotFound
@@ -156,10 +161,14 @@ func (c *conn) onPublish(p *packet.Publish) error {
 	case 1:
 		c.sendAck(packet.PUBACK, p.PacketID, code) // [MQTT-4.3.2-2]
 	case 2:
-		s.mu.Lock()
-		s.inQoS2[p.PacketID] = struct{}{}
-		s.persist("inbound qos2", func(st store.Store) error { return st.PutInboundQoS2(s.id, p.PacketID) })
-		s.mu.Unlock()
+		// A v5 failure code ends the flow: no PUBREL follows and the id is
+		// free again [MQTT-4.3.3-4].
+		if !code.IsFailure() || c.version != packet.V5 {
+			s.mu.Lock()
+			s.inQoS2[p.PacketID] = struct{}{}
+			s.persist("inbound qos2", func(st store.Store) error { return st.PutInboundQoS2(s.id, p.PacketID) })
+			s.mu.Unlock()
+		}
 		c.sendAck(packet.PUBREC, p.PacketID, code) // [MQTT-4.3.3-2]
 	}
 	return nil

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ternmq/tern/store"
 )
 
 // retained holds the last retained message of each topic in a tree of
@@ -20,13 +22,17 @@ type rnode struct {
 }
 
 // set stores m as the retained message of its topic, or clears the topic
-// when the payload is empty [MQTT-3.3.1-10] [MQTT-3.3.1-11]. It reports
-// whether the set of retained messages changed.
-func (r *retained) set(m *Message) bool {
+// when the payload is empty [MQTT-3.3.1-10] [MQTT-3.3.1-11], and writes
+// the change to st (if not nil) under the same lock, so that memory and
+// store see updates of one topic in the same order.
+func (r *retained) set(m *Message, st store.Store) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(m.Payload) == 0 {
-		return r.remove(m.Topic)
+		if r.remove(m.Topic) && st != nil {
+			return st.DeleteRetained(m.Topic)
+		}
+		return nil
 	}
 	n := &r.root
 	for level := range strings.SplitSeq(m.Topic, "/") {
@@ -44,7 +50,10 @@ func (r *retained) set(m *Message) bool {
 		r.n++
 	}
 	n.msg = m
-	return true
+	if st != nil {
+		return st.PutRetained(m)
+	}
+	return nil
 }
 
 // remove clears topic and prunes empty branches. mu must be held.

@@ -35,14 +35,8 @@ func (r *router) route(b *Broker, m *Message, from string) {
 		r.eachFn = r.each
 		r.sharedFn = r.pickShared
 	}
-	if m.Retain && !b.opts.DisableRetain && b.retained.set(m) {
-		var err error
-		if len(m.Payload) == 0 {
-			err = b.store.DeleteRetained(m.Topic)
-		} else {
-			err = b.store.PutRetained(m)
-		}
-		if err != nil {
+	if m.Retain && !b.opts.DisableRetain {
+		if err := b.retained.set(m, b.store); err != nil {
 			b.log.Error("store retained failed", "topic", m.Topic, "err", err)
 		}
 	}

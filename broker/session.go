@@ -30,6 +30,7 @@ type session struct {
 
 	mu         sync.Mutex
 	persistent bool  // kept and stored while offline
+	gone       bool  // discarded: late deliveries from in-progress routes are dropped
 	conn       *conn // nil while offline
 	version    byte
 	subs       map[string]store.Subscription
@@ -100,6 +101,9 @@ func (s *session) setPersistent(p bool) {
 func (s *session) deliver(m *Message, qos byte, retain bool, subIDs []uint32, enc *encoder) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.gone {
+		return
+	}
 	c := s.conn
 	// QoS 0 is not queued for offline sessions (optional in the spec, and
 	// the common choice for "at most once").
@@ -111,7 +115,7 @@ func (s *session) deliver(m *Message, qos byte, retain bool, subIDs []uint32, en
 			c.sendPublish(enc.bytes(c.version, m, false, subIDs), 0, retain, false, 0)
 			return
 		}
-		if c != nil && len(s.inflight) < s.window {
+		if c != nil && len(s.inflight) < s.window && c.pending() < s.b.opts.MaxWriteBuffer {
 			s.seq++
 			s.sendNew(c, &store.Outbound{Seq: s.seq, QoS: qos, Retain: retain, SubIDs: subIDs, Message: m}, enc)
 			return
@@ -171,7 +175,8 @@ func (s *session) freeID() uint16 {
 	}
 }
 
-// fill moves queued messages into flight while the window allows.
+// fill moves queued messages into flight while the window and the write
+// buffer allow; the writer calls it again as the buffer drains.
 // s.mu must be held.
 func (s *session) fill() {
 	c := s.conn
@@ -180,7 +185,7 @@ func (s *session) fill() {
 	}
 	now := time.Now()
 	n := 0
-	for n < len(s.queue) && (len(s.inflight) < s.window || s.queue[n].QoS == 0) {
+	for n < len(s.queue) && (len(s.inflight) < s.window || s.queue[n].QoS == 0) && c.pending() < s.b.opts.MaxWriteBuffer {
 		o := s.queue[n]
 		n++
 		switch {
@@ -219,12 +224,13 @@ func (s *session) resume(c *conn) {
 	s.fill()
 }
 
-// ack handles PUBACK (QoS 1) and PUBCOMP (QoS 2): the flow for id is done.
+// ack handles PUBACK (QoS 1), PUBCOMP (QoS 2) and a v5 PUBREC failure:
+// the flow for id is done.
 func (s *session) ack(id uint16, qos byte) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	o := s.inflight[id]
-	if o == nil || o.QoS != qos || (qos == 2 && o.State != store.Released) {
+	if o == nil || o.QoS != qos {
 		return false
 	}
 	delete(s.inflight, id)
@@ -244,13 +250,13 @@ func (s *session) received(id uint16) bool {
 	}
 	if o.State != store.Released {
 		o.State = store.Released
-		// The message itself is no longer needed, only the id.
+		o.Message = nil // from here on only the id matters
 		s.persist("pubrec", func(st store.Store) error { return st.PutOutbound(s.id, *o) })
 	}
 	return true
 }
 
-// subscriptions returns the session's filters. s.mu must not be held.
+// filters returns the session's subscription filters. s.mu must not be held.
 func (s *session) filters() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -34,6 +34,7 @@ type outbox struct {
 	writing bool // a writer goroutine is running
 	closing bool // no more packets: close the connection once flushed
 	closed  bool // closed: discard everything
+	session bool // CONNACK accepting the connection has been queued
 }
 
 // reserve returns the pending buffer for appending. mu must be held.
@@ -103,7 +104,23 @@ func (c *conn) sendPublish(b []byte, qos byte, retain, dup bool, id uint16) {
 		p[i], p[i+1] = byte(id>>8), byte(id)
 	}
 	c.b.stats.messagesOut.Add(1)
+	if qos > 0 {
+		// Bounded by the in-flight window, and session.fill stops at a
+		// full buffer: never a reason to drop the client.
+		c.kick()
+		return
+	}
 	c.afterAppend()
+}
+
+// pending returns the bytes waiting to be written.
+func (c *conn) pending() int {
+	c.ob.mu.Lock()
+	defer c.ob.mu.Unlock()
+	if c.ob.out == nil {
+		return 0
+	}
+	return len(*c.ob.out)
 }
 
 // fits reports whether a packet of n bytes may be sent to the client:
@@ -123,20 +140,30 @@ func (c *conn) afterAppend() {
 	c.kick()
 }
 
-// finish queues a last packet (nil for none) and closes the connection
-// once everything queued has been written.
+// finish queues a last packet (nil for none) and closes the connection once everything queued has been
+// written, or after flushTimeout: a client that reads nothing must not hold
+// up a take-over or a shutdown.
 func (c *conn) finish(last packet.Packet) {
 	c.ob.mu.Lock()
 	defer c.ob.mu.Unlock()
 	if c.ob.closed || c.ob.closing {
 		return
 	}
+	// [MQTT-3.14.0-1] DISCONNECT only to v5 clients, and only after a
+	// successful CONNACK.
+	if _, ok := last.(*packet.Disconnect); ok && (c.version != packet.V5 || !c.ob.session) {
+		last = nil
+	}
 	if last != nil {
 		buf := c.ob.reserve()
-		*buf, _ = last.Append(*buf, c.version)
+		var err error
+		if *buf, err = last.Append(*buf, c.version); err != nil {
+			c.b.log.Error("encode failed", "client", c.clientID, "packet", last.Type(), "err", err)
+		}
 	}
 	c.ob.closing = true
 	c.kick()
+	time.AfterFunc(flushTimeout, func() { c.closeWith(errFlushTimeout) })
 }
 
 func (c *conn) writeLoop() {
@@ -172,6 +199,15 @@ func (c *conn) writeLoop() {
 		c.ob.mu.Unlock()
 		if err != nil {
 			c.closeWith(err) // the next turn releases the buffers
+			continue
+		}
+		// Messages held back by a full buffer can go now.
+		if s := c.sess; s != nil {
+			s.mu.Lock()
+			if s.conn == c && len(s.queue) > 0 {
+				s.fill()
+			}
+			s.mu.Unlock()
 		}
 	}
 }
