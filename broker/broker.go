@@ -68,9 +68,23 @@ func (b *Broker) restore() error {
 	for _, m := range retained {
 		b.retained.set(m, nil)
 	}
+	now := time.Now()
 	for _, st := range states {
 		s := newSession(b, st.Session.ClientID, true)
 		s.version = st.Session.Version
+		s.expiry = neverExpires
+		if at := st.Session.Expiry; !at.IsZero() {
+			// Time spent down counts towards expiry.
+			if !at.After(now) {
+				if err := b.store.DeleteSession(s.id); err != nil {
+					return err
+				}
+				continue
+			}
+			s.expiry = uint32(at.Sub(now) / time.Second)
+			s.expiresAt = at
+			s.expiryTimer = time.AfterFunc(at.Sub(now), func() { b.expire(s) })
+		}
 		for _, sub := range st.Subscriptions {
 			s.subs[sub.Filter] = sub
 			b.subs.Add(sub.Filter, s, optsOf(sub))
@@ -183,6 +197,16 @@ func (b *Broker) Close() error {
 		c.shutdown()
 	}
 	b.wg.Wait()
+	// Offline sessions keep their stored expiry deadline; their timers
+	// must not touch the store once it is closed.
+	b.mu.Lock()
+	for _, s := range b.sessions {
+		s.mu.Lock()
+		s.stopTimersOnly()
+		s.takeWill()
+		s.mu.Unlock()
+	}
+	b.mu.Unlock()
 	return b.store.Close()
 }
 

@@ -179,10 +179,9 @@ func (c *conn) cleanup(err error) {
 	c.closeWith(err)
 	err = c.closeErr
 	if c.sess != nil {
-		c.b.detach(c)
-		if c.will != nil { // DISCONNECT cleared it unless v5 reason 0x04
-			c.publishWill()
-		}
+		// DISCONNECT cleared the will unless v5 reason 0x04.
+		will, delay := c.willMessage()
+		c.b.detach(c, will, delay)
 		for _, h := range c.b.hooks.disconnect {
 			h.OnDisconnect(&c.client, err)
 		}
@@ -196,14 +195,18 @@ func (c *conn) cleanup(err error) {
 	close(c.done)
 }
 
-// publishWill publishes the will message [MQTT-3.1.2-8], if the client
-// may publish to its topic.
-func (c *conn) publishWill() {
+// willMessage returns the will to publish [MQTT-3.1.2-8], if any and if
+// the client may publish to its topic, with its v5 Will Delay Interval.
+func (c *conn) willMessage() (*Message, time.Duration) {
 	w := c.will
-	if !c.b.opts.Authorizer.Authorize(&c.client, auth.Publish, w.Topic) {
-		return
+	if w == nil || !c.b.opts.Authorizer.Authorize(&c.client, auth.Publish, w.Topic) {
+		return nil, 0
 	}
 	m := &Message{Topic: w.Topic, Payload: w.Payload, QoS: w.QoS, Retain: w.Retain}
 	setMessageProperties(m, &w.Properties, time.Now())
-	c.router.route(c.b, m, c.clientID)
+	var delay time.Duration
+	if d := w.Properties.WillDelay; d != nil {
+		delay = time.Duration(*d) * time.Second
+	}
+	return m, delay
 }

@@ -68,9 +68,15 @@ func (c *conn) connect(p *packet.Connect) error {
 	// in v5 only with a non-zero Session Expiry Interval [MQTT-3.1.2-23].
 	// (Expiry timers come with the v5 session work; until then a
 	// non-zero interval keeps the session.)
-	persistent := !p.CleanStart
+	var expiry uint32
+	if !p.CleanStart {
+		expiry = neverExpires
+	}
 	if c.version == packet.V5 {
-		persistent = p.Properties.SessionExpiry != nil && *p.Properties.SessionExpiry > 0
+		expiry = 0
+		if se := p.Properties.SessionExpiry; se != nil {
+			expiry = *se
+		}
 	}
 	ack := &packet.Connack{}
 	window := c.b.opts.MaxInflight
@@ -88,7 +94,7 @@ func (c *conn) connect(p *packet.Connect) error {
 		}
 		c.sessionExpiry = p.Properties.SessionExpiry
 	}
-	if c.b.attach(c, id, p.CleanStart, persistent, window, ack) != nil {
+	if c.b.attach(c, id, p.CleanStart, expiry, window, ack) != nil {
 		return errShutdown
 	}
 	c.b.stats.connections.Add(1)
@@ -142,7 +148,7 @@ var v5ConnackCodes = map[packet.ReasonCode]packet.ReasonCode{
 // stored state [MQTT-3.1.2-6], otherwise it is resumed [MQTT-3.1.2-4].
 // CONNACK is queued before the session can receive anything, then what the
 // session is owed is resent. It fails only when the broker is closing.
-func (b *Broker) attach(c *conn, id string, clean, persistent bool, window int, ack *packet.Connack) error {
+func (b *Broker) attach(c *conn, id string, clean bool, expiry uint32, window int, ack *packet.Connack) error {
 	for {
 		b.mu.Lock()
 		if b.closed {
@@ -161,8 +167,9 @@ func (b *Broker) attach(c *conn, id string, clean, persistent bool, window int, 
 				continue
 			}
 		}
+		var ended *pendingWill
 		if s != nil && clean {
-			b.discard(s)
+			ended = b.discard(s)
 			s = nil
 		}
 		// [MQTT-3.2.2-2] session present only when a session was resumed;
@@ -176,7 +183,9 @@ func (b *Broker) attach(c *conn, id string, clean, persistent bool, window int, 
 		b.mu.Unlock()
 		c.sess = s
 		s.version = c.version
-		s.setPersistent(persistent)
+		s.stopExpiry()
+		s.expiry = expiry
+		s.setPersistent(expiry > 0)
 		s.window = window
 		c.sendPacket(ack)
 		c.ob.mu.Lock()
@@ -186,13 +195,17 @@ func (b *Broker) attach(c *conn, id string, clean, persistent bool, window int, 
 		s.online.Store(true)
 		s.resume(c)
 		s.mu.Unlock()
+		// The discarded session's delayed will goes out now that it ended.
+		b.publishWill(ended)
 		return nil
 	}
 }
 
-// detach separates a finished connection from its session; a session
-// without clean-session persistence ends with it.
-func (b *Broker) detach(c *conn) {
+// detach separates a finished connection from its session. A session
+// that does not outlive its connection ends; a persistent one starts its
+// expiry. will (nil for none) goes out now, or after delay while the
+// session lives on [MQTT-3.1.3-9].
+func (b *Broker) detach(c *conn, will *Message, delay time.Duration) {
 	s := c.sess
 	b.mu.Lock()
 	s.mu.Lock()
@@ -204,6 +217,13 @@ func (b *Broker) detach(c *conn) {
 			delete(b.sessions, s.id)
 			s.gone = true
 			end = true
+		} else if s.persistent && !s.gone {
+			if delay > 0 {
+				s.startExpiry(will, delay)
+				will = nil
+			} else {
+				s.startExpiry(nil, 0)
+			}
 		}
 	}
 	s.mu.Unlock()
@@ -213,14 +233,20 @@ func (b *Broker) detach(c *conn) {
 			b.subs.Remove(f, s)
 		}
 	}
+	if will != nil {
+		b.publishWill(&pendingWill{msg: will, from: s.id})
+	}
 }
 
-// discard ends an offline session and deletes its stored state.
-// b.mu must be held.
-func (b *Broker) discard(s *session) {
+// discard ends an offline session and deletes its stored state; it
+// returns the session's delayed will, for the caller to publish once b.mu
+// is released. b.mu must be held.
+func (b *Broker) discard(s *session) *pendingWill {
 	delete(b.sessions, s.id)
 	s.mu.Lock()
 	s.gone = true
+	s.stopTimersOnly()
+	w := s.takeWill()
 	s.mu.Unlock()
 	for _, f := range s.filters() {
 		b.subs.Remove(f, s)
@@ -228,6 +254,7 @@ func (b *Broker) discard(s *session) {
 	if err := b.store.DeleteSession(s.id); err != nil {
 		b.log.Error("store write failed", "op", "discard", "client", s.id, "err", err)
 	}
+	return w
 }
 
 // newClientID returns a unique id for a client that sent none: 21

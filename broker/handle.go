@@ -70,6 +70,7 @@ func (c *conn) onDisconnect(p *packet.Disconnect) error {
 		}
 		s := c.sess
 		s.mu.Lock()
+		s.expiry = *se
 		s.setPersistent(*se > 0)
 		s.mu.Unlock()
 	}

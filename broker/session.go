@@ -29,17 +29,23 @@ type session struct {
 	online atomic.Bool // conn != nil, readable without mu
 
 	mu         sync.Mutex
-	persistent bool  // kept and stored while offline
-	gone       bool  // discarded: late deliveries from in-progress routes are dropped
-	conn       *conn // nil while offline
-	version    byte
-	subs       map[string]store.Subscription
-	inflight   map[uint16]*store.Outbound // sent, not yet acknowledged
-	queue      []*store.Outbound          // waiting for a free in-flight slot or a connection
-	window     int                        // in-flight limit for the current connection
-	nextID     uint16
-	seq        uint64
-	inQoS2     map[uint16]struct{}
+	persistent bool   // kept and stored while offline
+	expiry     uint32 // v5 Session Expiry Interval in seconds; neverExpires for 3.1.1
+	gone       bool   // discarded: late deliveries from in-progress routes are dropped
+
+	// While offline: when the session ends, and a will waiting for its delay.
+	expiryTimer *time.Timer
+	expiresAt   time.Time
+	will        *pendingWill
+	conn        *conn // nil while offline
+	version     byte
+	subs        map[string]store.Subscription
+	inflight    map[uint16]*store.Outbound // sent, not yet acknowledged
+	queue       []*store.Outbound          // waiting for a free in-flight slot or a connection
+	window      int                        // in-flight limit for the current connection
+	nextID      uint16
+	seq         uint64
+	inQoS2      map[uint16]struct{}
 }
 
 func newSession(b *Broker, id string, persistent bool) *session {

@@ -1,0 +1,110 @@
+package broker
+
+import (
+	"time"
+
+	"github.com/ternmq/tern/store"
+)
+
+// neverExpires is the v5 Session Expiry Interval meaning "never", and what
+// a 3.1.1 clean-session-0 session gets.
+const neverExpires = 0xFFFFFFFF
+
+// pendingWill is a will waiting for its Will Delay Interval, or for the
+// session to end, whichever comes first [MQTT-3.1.3-9].
+type pendingWill struct {
+	msg   *Message
+	from  string
+	timer *time.Timer
+}
+
+// startExpiry arms the timers of a session that just went offline: the
+// session ends after its expiry interval, a delayed will goes out after its
+// delay or at session end. s.mu must be held.
+func (s *session) startExpiry(will *Message, delay time.Duration) {
+	expiry := time.Duration(s.expiry) * time.Second
+	finite := s.expiry != neverExpires
+	if will != nil {
+		if finite {
+			delay = min(delay, expiry)
+		}
+		w := &pendingWill{msg: will, from: s.id}
+		w.timer = time.AfterFunc(delay, func() { s.b.firePendingWill(s, w) })
+		s.will = w
+	}
+	if finite {
+		s.expiryTimer = time.AfterFunc(expiry, func() { s.b.expire(s) })
+		s.expiresAt = time.Now().Add(expiry)
+	}
+	s.persist("offline", func(st store.Store) error {
+		return st.PutSession(store.Session{ClientID: s.id, Version: s.version, Expiry: s.expiresAt})
+	})
+}
+
+// stopExpiry cancels the timers of a session a client is resuming; a
+// delayed will is not sent [MQTT-3.1.3-9]. s.mu must be held.
+func (s *session) stopExpiry() {
+	if s.expiryTimer != nil {
+		s.expiryTimer.Stop()
+		s.expiryTimer = nil
+	}
+	s.expiresAt = time.Time{}
+	if s.will != nil {
+		s.will.timer.Stop()
+		s.will = nil
+	}
+}
+
+// stopTimersOnly stops the expiry timer of a session that is ending.
+// s.mu must be held.
+func (s *session) stopTimersOnly() {
+	if s.expiryTimer != nil {
+		s.expiryTimer.Stop()
+		s.expiryTimer = nil
+	}
+}
+
+// takeWill removes and returns the pending will, for publishing now that
+// the session ends. s.mu must be held.
+func (s *session) takeWill() *pendingWill {
+	w := s.will
+	if w != nil {
+		w.timer.Stop()
+		s.will = nil
+	}
+	return w
+}
+
+// firePendingWill publishes a delayed will whose time has come, unless a
+// client resumed the session first.
+func (b *Broker) firePendingWill(s *session, w *pendingWill) {
+	s.mu.Lock()
+	if s.will != w {
+		s.mu.Unlock()
+		return
+	}
+	s.will = nil
+	s.mu.Unlock()
+	b.publishWill(w)
+}
+
+func (b *Broker) publishWill(w *pendingWill) {
+	if w == nil {
+		return
+	}
+	var r router
+	r.route(b, w.msg, w.from)
+}
+
+// expire ends an offline session whose expiry interval has passed.
+func (b *Broker) expire(s *session) {
+	b.mu.Lock()
+	if b.sessions[s.id] != s || s.online.Load() {
+		b.mu.Unlock()
+		return
+	}
+	w := b.discard(s)
+	b.mu.Unlock()
+	b.log.Debug("session expired", "client", s.id)
+	b.publishWill(w)
+}
