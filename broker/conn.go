@@ -35,7 +35,9 @@ type conn struct {
 	client    auth.Client
 	keepAlive time.Duration
 	sess      *session
-	maxOut    int // v5 client's Maximum Packet Size; 0: no limit
+	maxOut    int               // v5 client's Maximum Packet Size; 0: no limit
+	aliases   outAliases        // v5 server-to-client topic aliases; under ob.mu
+	inAliases map[uint16]string // v5 client-to-server topic aliases
 	// v5 Session Expiry Interval from CONNECT (nil: absent), which
 	// DISCONNECT may change but not from 0 [MQTT-3.14.2-2].
 	sessionExpiry *uint32

@@ -92,6 +92,9 @@ func (c *conn) connect(p *packet.Connect) error {
 		if mps := p.Properties.MaximumPacketSize; mps != nil {
 			c.maxOut = int(*mps)
 		}
+		if tam := p.Properties.TopicAliasMaximum; tam != nil {
+			c.aliases.max = int(*tam) // [MQTT-3.3.2-11] never above it
+		}
 		c.sessionExpiry = p.Properties.SessionExpiry
 	}
 	if c.b.attach(c, id, p.CleanStart, expiry, window, ack) != nil {
@@ -116,6 +119,10 @@ func (b *Broker) capabilities() packet.Properties {
 	}
 	mps := b.opts.MaxPacketSize
 	p.MaximumPacketSize = &mps
+	if b.opts.TopicAliasMaximum > 0 {
+		tam := uint16(b.opts.TopicAliasMaximum)
+		p.TopicAliasMaximum = &tam
+	}
 	if b.opts.DisableRetain {
 		no := byte(0)
 		p.RetainAvailable = &no // [MQTT-3.2.2-10]

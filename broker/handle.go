@@ -182,9 +182,8 @@ func (c *conn) checkV5Publish(p *packet.Publish) error {
 		// [MQTT-3.3.4-6] only the server sends Subscription Identifiers.
 		return fmt.Errorf("PUBLISH from client with subscription identifier: %w", packet.ProtocolError)
 	}
-	if p.Properties.TopicAlias != nil {
-		// [MQTT-3.3.2-8] this server's Topic Alias Maximum is 0.
-		return fmt.Errorf("topic alias %d: %w", *p.Properties.TopicAlias, packet.TopicAliasInvalid)
+	if err := c.resolveAlias(p); err != nil {
+		return fmt.Errorf("topic alias %d: %w", *p.Properties.TopicAlias, err)
 	}
 	if pf := p.Properties.PayloadFormat; pf != nil && *pf == 1 && !utf8.Valid(p.Payload) {
 		// [MQTT-3.3.2.3.2] payload said to be UTF-8 is not.

@@ -37,9 +37,12 @@ type Options struct {
 	// ReceiveMaximum is how many QoS 2 messages a v5 client may have
 	// unreleased (PUBREC sent, PUBREL pending) at once; default 1024.
 	ReceiveMaximum int
-	MaxWriteBuffer int           // bytes buffered for one client before QoS 0 is dropped; default 1 MiB
-	WriteTimeout   time.Duration // a client that accepts no data for this long is dropped; default 30s
-	DisableRetain  bool
+	// TopicAliasMaximum is how many topic aliases a v5 client may set up
+	// towards the server; default 64, negative: none.
+	TopicAliasMaximum int
+	MaxWriteBuffer    int           // bytes buffered for one client before QoS 0 is dropped; default 1 MiB
+	WriteTimeout      time.Duration // a client that accepts no data for this long is dropped; default 30s
+	DisableRetain     bool
 }
 
 func (o *Options) setDefaults() {
@@ -66,6 +69,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.ReceiveMaximum <= 0 || o.ReceiveMaximum > 65535 {
 		o.ReceiveMaximum = 1024
+	}
+	if o.TopicAliasMaximum == 0 || o.TopicAliasMaximum > 65535 {
+		o.TopicAliasMaximum = 64
 	}
 	if o.MaxWriteBuffer <= 0 {
 		o.MaxWriteBuffer = 1 << 20

@@ -96,7 +96,9 @@ func TestV5PublishViolations(t *testing.T) {
 		want packet.ReasonCode
 	}{
 		{"subscription identifier", &packet.Publish{Topic: "a", Properties: packet.Properties{SubscriptionIDs: []uint32{1}}}, packet.ProtocolError},
-		{"topic alias", &packet.Publish{Topic: "a", Properties: packet.Properties{TopicAlias: u16(1)}}, packet.TopicAliasInvalid},
+		{"topic alias 0", &packet.Publish{Topic: "a", Properties: packet.Properties{TopicAlias: u16(0)}}, packet.TopicAliasInvalid},
+		{"topic alias above maximum", &packet.Publish{Topic: "a", Properties: packet.Properties{TopicAlias: u16(65)}}, packet.TopicAliasInvalid},
+		{"unknown topic alias", &packet.Publish{Properties: packet.Properties{TopicAlias: u16(3)}}, packet.ProtocolError},
 		{"payload not utf-8", &packet.Publish{Topic: "a", Payload: []byte{0xff, 0xfe}, Properties: packet.Properties{PayloadFormat: u8(1)}}, packet.PayloadFormatInvalid},
 	}
 	for _, tc := range cases {
@@ -242,5 +244,36 @@ func TestMessageExpiry(t *testing.T) {
 	back.Connect("exp", false)
 	if p := mt.Expect[*packet.Publish](back); string(p.Payload) != "long" {
 		t.Fatalf("got %q, want only the unexpired message", p.Payload)
+	}
+}
+
+// TestV5TopicAliases: inbound aliases resolve; outbound the broker sets up
+// aliases within the client's maximum and then sends only the alias.
+func TestV5TopicAliases(t *testing.T) {
+	b := mt.StartBroker(t, broker.Options{})
+	sub := mt.Dial(t, b.Addr, packet.V5)
+	sub.ConnectWith(&packet.Connect{ClientID: "s", CleanStart: true, Properties: packet.Properties{TopicAliasMaximum: u16(1)}})
+	sub.Subscribe(1, 1, "al/#")
+	pub := mt.Dial(t, b.Addr, packet.V5)
+	if p := pub.Connect("p", true).Properties.TopicAliasMaximum; p == nil || *p != 64 {
+		t.Fatalf("Topic Alias Maximum %v, want 64", p)
+	}
+	pub.Send(&packet.Publish{Topic: "al/long/topic/name", Payload: []byte("1"), Properties: packet.Properties{TopicAlias: u16(5)}})
+	pub.Send(&packet.Publish{Payload: []byte("2"), QoS: 1, PacketID: 1, Properties: packet.Properties{TopicAlias: u16(5)}})
+	mt.Expect[*packet.Puback](pub)
+	pub.Send(&packet.Publish{Topic: "al/other", Payload: []byte("3")})
+
+	first := mt.Expect[*packet.Publish](sub)
+	if first.Topic != "al/long/topic/name" || first.Properties.TopicAlias == nil || *first.Properties.TopicAlias != 1 {
+		t.Fatalf("first %+v, want the topic with new alias 1", first)
+	}
+	second := mt.Expect[*packet.Publish](sub)
+	if second.Topic != "" || second.Properties.TopicAlias == nil || *second.Properties.TopicAlias != 1 || string(second.Payload) != "2" || second.QoS != 1 {
+		t.Fatalf("second %+v, want alias 1 alone", second)
+	}
+	sub.Send(&packet.Puback{PacketID: second.PacketID})
+	third := mt.Expect[*packet.Publish](sub) // the client's maximum (1) is used up
+	if third.Topic != "al/other" || third.Properties.TopicAlias != nil {
+		t.Fatalf("third %+v, want a plain topic", third)
 	}
 }

@@ -77,7 +77,7 @@ func (c *conn) sendPacket(p packet.Packet) {
 func (c *conn) sendPublish(b []byte, qos byte, retain, dup bool, id uint16) {
 	c.ob.mu.Lock()
 	defer c.ob.mu.Unlock()
-	if c.ob.closed || c.ob.closing || len(b) == 0 || !c.fits(len(b)) {
+	if c.ob.closed || c.ob.closing || len(b) == 0 || !c.fits(len(b)+3) { // 3: a topic alias
 		return
 	}
 	buf := c.ob.reserve()
@@ -86,7 +86,11 @@ func (c *conn) sendPublish(b []byte, qos byte, retain, dup bool, id uint16) {
 		return
 	}
 	start := len(*buf)
-	*buf = append(*buf, b...)
+	if c.aliases.max > 0 {
+		*buf = c.appendAliased(*buf, b, qos > 0)
+	} else {
+		*buf = append(*buf, b...)
+	}
 	p := (*buf)[start:]
 	p[0] = byte(packet.PUBLISH)<<4 | qos<<1
 	if retain {
@@ -96,11 +100,8 @@ func (c *conn) sendPublish(b []byte, qos byte, retain, dup bool, id uint16) {
 		p[0] |= 0x08
 	}
 	if qos > 0 {
-		i := 1
-		for p[i]&0x80 != 0 { // skip the remaining length
-			i++
-		}
-		i += 3 + (int(p[i+1])<<8 | int(p[i+2])) // topic length and topic
+		i := 1 + varintSize(p[1:])
+		i += 2 + (int(p[i])<<8 | int(p[i+1])) // topic length and topic
 		p[i], p[i+1] = byte(id>>8), byte(id)
 	}
 	c.b.stats.messagesOut.Add(1)
