@@ -326,6 +326,7 @@ func TestQueueBound(t *testing.T) {
 			sub.Subscribe(1, 1, "b")
 			sub.Send(&packet.Disconnect{})
 			sub.ExpectClosed(mt.Timeout)
+			mt.Eventually(t, "session offline", func() bool { return b.Stats().Connections == 0 })
 			pub := mt.Dial(t, b.Addr, packet.V311)
 			pub.Connect("pub", true)
 			for i := range 8 {
