@@ -50,6 +50,7 @@ func New(opts Options) (*Broker, error) {
 		conns:     make(map[*conn]struct{}),
 		listeners: make(map[net.Listener]struct{}),
 	}
+	b.shared.strategy = opts.SharedStrategy
 	if b.store == nil {
 		b.store = memory.New()
 	}

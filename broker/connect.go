@@ -235,6 +235,7 @@ func (b *Broker) detach(c *conn, will *Message, delay time.Duration) {
 	}
 	s.mu.Unlock()
 	b.mu.Unlock()
+	b.redistribute(s, end)
 	if end {
 		for _, f := range s.filters() {
 			b.subs.Remove(f, s)

@@ -291,7 +291,7 @@ func (c *conn) onSubscribe(p *packet.Subscribe) {
 		for _, m := range msgs {
 			if c.b.opts.Authorizer.Authorize(&c.client, auth.Read, m.Topic) {
 				// [MQTT-3.3.1-8] retained messages keep RETAIN set.
-				s.deliver(m, min(m.QoS, r.qos), true, r.subIDs, &c.router.enc)
+				s.deliver(m, delivery{qos: min(m.QoS, r.qos), retain: true, subIDs: r.subIDs}, &c.router.enc)
 			}
 		}
 	}

@@ -43,6 +43,7 @@ type Options struct {
 	MaxWriteBuffer    int           // bytes buffered for one client before QoS 0 is dropped; default 1 MiB
 	WriteTimeout      time.Duration // a client that accepts no data for this long is dropped; default 30s
 	DisableRetain     bool
+	SharedStrategy    SharedStrategy
 }
 
 func (o *Options) setDefaults() {

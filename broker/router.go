@@ -1,8 +1,6 @@
 package broker
 
 import (
-	"sync/atomic"
-
 	"github.com/ternmq/tern/topic"
 )
 
@@ -22,10 +20,8 @@ type router struct {
 }
 
 type target struct {
-	s      *session
-	qos    byte
-	retain bool // deliver with RETAIN set (v5 Retain As Published)
-	subIDs []uint32
+	s *session
+	delivery
 }
 
 func (r *router) route(b *Broker, m *Message, from string) {
@@ -44,7 +40,9 @@ func (r *router) route(b *Broker, m *Message, from string) {
 	b.subs.Match(m.Topic, r.eachFn, r.sharedFn)
 	for i := range r.targets {
 		t := &r.targets[i]
-		t.s.deliver(m, min(m.QoS, t.qos), t.retain && m.Retain, t.subIDs, &r.enc)
+		t.qos = min(m.QoS, t.qos)
+		t.retain = t.retain && m.Retain
+		t.s.deliver(m, t.delivery, &r.enc)
 		*t = target{}
 	}
 	r.targets = r.targets[:0]
@@ -73,29 +71,15 @@ func (r *router) each(s *session, o subOpts) {
 	}
 }
 
-// pickShared delivers to one member of a shared subscription group,
-// preferring connected members, in round-robin order.
-func (r *router) pickShared(_, _ string, members []topic.Member[*session, subOpts]) {
-	if len(members) == 0 {
+// pickShared delivers to one member of a shared subscription group.
+func (r *router) pickShared(group, filter string, members []topic.Member[*session, subOpts]) {
+	pick, ok := r.b.shared.pick(group, filter, members, r.from, nil)
+	if !ok {
 		return
 	}
-	start := int(r.b.shared.next.Add(1) % uint64(len(members)))
-	pick := members[start]
-	for i := range members {
-		m := members[(start+i)%len(members)]
-		if m.Key.online.Load() {
-			pick = m
-			break
-		}
-	}
-	t := target{s: pick.Key, qos: pick.Val.qos}
+	t := target{s: pick.Key, delivery: delivery{qos: pick.Val.qos, group: group, filter: filter}}
 	if pick.Val.subID != 0 {
 		t.subIDs = []uint32{pick.Val.subID}
 	}
 	r.targets = append(r.targets, t)
-}
-
-// sharedPicker spreads shared-subscription messages over group members.
-type sharedPicker struct {
-	next atomic.Uint64
 }

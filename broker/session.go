@@ -103,8 +103,22 @@ func (s *session) setPersistent(p bool) {
 	})
 }
 
-// deliver hands m to the session at the given QoS. s.mu must not be held.
-func (s *session) deliver(m *Message, qos byte, retain bool, subIDs []uint32, enc *encoder) {
+// delivery says how one message goes to one session.
+type delivery struct {
+	qos           byte // effective QoS
+	retain        bool // RETAIN flag to send
+	subIDs        []uint32
+	group, filter string // the shared subscription it came through, if any
+}
+
+func (d delivery) outbound(seq uint64, m *Message) *store.Outbound {
+	return &store.Outbound{Seq: seq, QoS: d.qos, Retain: d.retain, SubIDs: d.subIDs,
+		SharedGroup: d.group, SharedFilter: d.filter, Message: m}
+}
+
+// deliver hands m to the session. s.mu must not be held.
+func (s *session) deliver(m *Message, d delivery, enc *encoder) {
+	qos, retain, subIDs := d.qos, d.retain, d.subIDs
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.gone {
@@ -123,14 +137,14 @@ func (s *session) deliver(m *Message, qos byte, retain bool, subIDs []uint32, en
 		}
 		if c != nil && len(s.inflight) < s.window && c.pending() < s.b.opts.MaxWriteBuffer {
 			s.seq++
-			s.sendNew(c, &store.Outbound{Seq: s.seq, QoS: qos, Retain: retain, SubIDs: subIDs, Message: m}, enc)
+			s.sendNew(c, d.outbound(s.seq, m), enc)
 			return
 		}
 	}
 	// Behind a full window the message waits its turn; QoS 0 too, so that
 	// a topic's messages keep their order [MQTT-4.6.0-6].
 	s.seq++
-	o := &store.Outbound{Seq: s.seq, QoS: qos, Retain: retain, SubIDs: subIDs, Message: m}
+	o := d.outbound(s.seq, m)
 	if len(s.queue) >= s.b.opts.MaxQueued {
 		s.b.stats.droppedQueueFull.Add(1)
 		if s.b.opts.QueuePolicy == DropNewest {

@@ -47,7 +47,10 @@ type Outbound struct {
 	QoS      byte // effective QoS for this subscriber
 	Retain   bool // retain flag to deliver with
 	SubIDs   []uint32
-	Message  *Message
+	// SharedGroup and SharedFilter name the shared subscription the
+	// message came through, so it can go to another member.
+	SharedGroup, SharedFilter string
+	Message                   *Message
 }
 
 // SessionState is everything stored for one session, as Load returns it.
