@@ -123,9 +123,19 @@ func (b *Broker) capabilities() packet.Properties {
 		tam := uint16(b.opts.TopicAliasMaximum)
 		p.TopicAliasMaximum = &tam
 	}
+	// The availability flags default to 1; say only what is switched off.
+	no := byte(0)
 	if b.opts.DisableRetain {
-		no := byte(0)
-		p.RetainAvailable = &no // [MQTT-3.2.2-10]
+		p.RetainAvailable = &no
+	}
+	if b.opts.DisableWildcards {
+		p.WildcardSubAvailable = &no
+	}
+	if b.opts.DisableSubIDs {
+		p.SubIDAvailable = &no
+	}
+	if b.opts.DisableShared {
+		p.SharedSubAvailable = &no
 	}
 	return p
 }

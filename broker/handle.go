@@ -37,7 +37,7 @@ func (c *conn) handle(pk packet.Packet) error {
 	case *packet.Pubcomp:
 		c.sess.ack(p.PacketID, 2)
 	case *packet.Subscribe:
-		c.onSubscribe(p)
+		return c.onSubscribe(p)
 	case *packet.Unsubscribe:
 		c.onUnsubscribe(p)
 	case *packet.Pingreq:
@@ -237,8 +237,14 @@ func (c *conn) onPubrel(id uint16) {
 // onSubscribe adds subscriptions, answers SUBACK with one code per filter
 // in order [MQTT-3.8.4-1] [MQTT-3.9.3-1], then sends matching retained
 // messages [MQTT-3.3.1-6].
-func (c *conn) onSubscribe(p *packet.Subscribe) {
+func (c *conn) onSubscribe(p *packet.Subscribe) error {
 	s := c.sess
+	for _, sub := range p.Subscriptions {
+		if _, _, shared := topic.ParseShared(sub.Filter); shared && sub.NoLocal {
+			// [MQTT-3.8.3-4] No Local on a shared subscription.
+			return fmt.Errorf("no local on shared subscription %q: %w", sub.Filter, packet.ProtocolError)
+		}
+	}
 	codes := make([]packet.ReasonCode, len(p.Subscriptions))
 	type retainReq struct {
 		filter string
@@ -250,6 +256,10 @@ func (c *conn) onSubscribe(p *packet.Subscribe) {
 		if err := topic.ValidateFilter(sub.Filter); err != nil {
 			codes[i] = c.failure(packet.TopicFilterInvalid)
 			c.b.log.Debug("subscribe refused", "client", c.clientID, "filter", sub.Filter, "err", err)
+			continue
+		}
+		if code := c.b.unsupported(sub.Filter, p.Properties.SubscriptionIDs); code != 0 {
+			codes[i] = c.failure(code)
 			continue
 		}
 		if !c.b.opts.Authorizer.Authorize(&c.client, auth.Subscribe, sub.Filter) {
@@ -281,7 +291,7 @@ func (c *conn) onSubscribe(p *packet.Subscribe) {
 	}
 	c.sendPacket(&packet.Suback{PacketID: p.PacketID, ReasonCodes: codes})
 	if c.b.opts.DisableRetain {
-		return
+		return nil
 	}
 	now := time.Now()
 	var msgs []*Message
@@ -296,6 +306,25 @@ func (c *conn) onSubscribe(p *packet.Subscribe) {
 		}
 	}
 	c.router.enc.reset()
+	return nil
+}
+
+// unsupported returns the SUBACK code for a subscription using a feature
+// switched off in this broker, or 0.
+func (b *Broker) unsupported(filter string, subIDs []uint32) packet.ReasonCode {
+	_, inner, shared := topic.ParseShared(filter)
+	if !shared {
+		inner = filter
+	}
+	switch {
+	case shared && b.opts.DisableShared:
+		return packet.SharedSubNotSupported
+	case b.opts.DisableWildcards && topic.HasWildcard(inner):
+		return packet.WildcardSubsNotSupported
+	case b.opts.DisableSubIDs && len(subIDs) > 0:
+		return packet.SubIDsNotSupported
+	}
+	return 0
 }
 
 // failure returns code for v5 clients and the 3.1.1 SUBACK failure code

@@ -43,6 +43,9 @@ type Options struct {
 	MaxWriteBuffer    int           // bytes buffered for one client before QoS 0 is dropped; default 1 MiB
 	WriteTimeout      time.Duration // a client that accepts no data for this long is dropped; default 30s
 	DisableRetain     bool
+	DisableShared     bool // refuse $share subscriptions (SUBACK 0x9E)
+	DisableWildcards  bool // refuse filters with + or # (SUBACK 0xA2)
+	DisableSubIDs     bool // refuse v5 Subscription Identifiers (SUBACK 0xA1)
 	SharedStrategy    SharedStrategy
 }
 

@@ -277,3 +277,34 @@ func TestV5TopicAliases(t *testing.T) {
 		t.Fatalf("third %+v, want a plain topic", third)
 	}
 }
+
+func TestV5FeatureSwitches(t *testing.T) {
+	b := mt.StartBroker(t, broker.Options{DisableShared: true, DisableWildcards: true, DisableSubIDs: true})
+	c := mt.Dial(t, b.Addr, packet.V5)
+	p := c.Connect("c", true).Properties
+	if p.SharedSubAvailable == nil || *p.SharedSubAvailable != 0 || p.WildcardSubAvailable == nil || *p.WildcardSubAvailable != 0 ||
+		p.SubIDAvailable == nil || *p.SubIDAvailable != 0 {
+		t.Fatalf("CONNACK %+v: availability flags must tell the truth", p)
+	}
+	c.Send(&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: "$share/g/a"}, {Filter: "a/+"}, {Filter: "plain"}}})
+	got := mt.Expect[*packet.Suback](c).ReasonCodes
+	want := []packet.ReasonCode{packet.SharedSubNotSupported, packet.WildcardSubsNotSupported, 0}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("SUBACK %v, want %v", got, want)
+	}
+	c.Send(&packet.Subscribe{PacketID: 2, Properties: packet.Properties{SubscriptionIDs: []uint32{3}}, Subscriptions: []packet.Subscription{{Filter: "x"}}})
+	if got := mt.Expect[*packet.Suback](c).ReasonCodes; got[0] != packet.SubIDsNotSupported {
+		t.Fatalf("SUBACK %v, want 0xA1", got)
+	}
+}
+
+func TestV5NoLocalOnSharedIsProtocolError(t *testing.T) {
+	b := mt.StartBroker(t, broker.Options{})
+	c := mt.Dial(t, b.Addr, packet.V5)
+	c.Connect("c", true)
+	c.Send(&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: "$share/g/a", NoLocal: true}}})
+	got := c.ExpectClosed(mt.Timeout)
+	if len(got) != 1 || got[0].(*packet.Disconnect).ReasonCode != packet.ProtocolError {
+		t.Fatalf("got %+v, want DISCONNECT 0x82", got)
+	}
+}
