@@ -22,6 +22,17 @@ type Config struct {
 	Users  map[string]string `yaml:"users"`
 	Limits Limits            `yaml:"limits"`
 	Retain *bool             `yaml:"retain"` // retained messages available; default true
+	MQTT   MQTT              `yaml:"mqtt"`
+}
+
+// MQTT switches protocol features and sets v5 flow-control values.
+type MQTT struct {
+	SharedSubscriptions     *bool  `yaml:"shared_subscriptions"`     // default true
+	SharedStrategy          string `yaml:"shared_strategy"`          // round-robin, random, sticky, hash
+	WildcardSubscriptions   *bool  `yaml:"wildcard_subscriptions"`   // default true
+	SubscriptionIdentifiers *bool  `yaml:"subscription_identifiers"` // default true
+	ReceiveMaximum          int    `yaml:"receive_maximum"`          // QoS 2 messages a v5 client may have unreleased
+	TopicAliasMaximum       int    `yaml:"topic_alias_maximum"`      // aliases a v5 client may set up; -1: none
 }
 
 // Limits bound what one client may cost.

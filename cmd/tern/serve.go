@@ -138,8 +138,20 @@ func brokerOptions(cfg Config, log *slog.Logger) (broker.Options, error) {
 		MaxInflight:       l.MaxInflight,
 		MaxWriteBuffer:    l.MaxWriteBuffer,
 		WriteTimeout:      l.WriteTimeout,
-		DisableRetain:     cfg.Retain != nil && !*cfg.Retain,
+		DisableRetain:     off(cfg.Retain),
+		DisableShared:     off(cfg.MQTT.SharedSubscriptions),
+		DisableWildcards:  off(cfg.MQTT.WildcardSubscriptions),
+		DisableSubIDs:     off(cfg.MQTT.SubscriptionIdentifiers),
+		ReceiveMaximum:    cfg.MQTT.ReceiveMaximum,
+		TopicAliasMaximum: cfg.MQTT.TopicAliasMaximum,
 	}
+	strategies := map[string]broker.SharedStrategy{"": broker.RoundRobin, "round-robin": broker.RoundRobin,
+		"random": broker.Random, "sticky": broker.Sticky, "hash": broker.HashClientID}
+	s, ok := strategies[cfg.MQTT.SharedStrategy]
+	if !ok {
+		return opts, fmt.Errorf("mqtt.shared_strategy %q: want round-robin, random, sticky or hash", cfg.MQTT.SharedStrategy)
+	}
+	opts.SharedStrategy = s
 	switch l.QueueFullPolicy {
 	case "", "drop-newest":
 		opts.QueuePolicy = broker.DropNewest
@@ -157,6 +169,9 @@ func brokerOptions(cfg Config, log *slog.Logger) (broker.Options, error) {
 	opts.Authenticator = auth.NewStatic(anonymous, cfg.Users)
 	return opts, nil
 }
+
+// off reports whether an optional feature switch is set to false.
+func off(b *bool) bool { return b != nil && !*b }
 
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	var lv slog.Level

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ternmq/tern/broker"
 	mt "github.com/ternmq/tern/internal/mqtttest"
 	"github.com/ternmq/tern/packet"
 )
@@ -59,6 +60,18 @@ func TestBrokerOptions(t *testing.T) {
 	cfg.Limits.QueueFullPolicy = "drop-sideways"
 	if _, err := brokerOptions(cfg, slog.Default()); err == nil {
 		t.Fatal("bad queue policy accepted")
+	}
+	cfg = defaultConfig()
+	cfg.MQTT.SharedStrategy = "loudest"
+	if _, err := brokerOptions(cfg, slog.Default()); err == nil {
+		t.Fatal("bad shared strategy accepted")
+	}
+	if err := loadConfig(writeConfig(t, "mqtt:\n  shared_strategy: sticky\n  wildcard_subscriptions: false\n"), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	opts, err := brokerOptions(cfg, slog.Default())
+	if err != nil || opts.SharedStrategy != broker.Sticky || !opts.DisableWildcards || opts.DisableShared {
+		t.Fatalf("options %+v, %v", opts, err)
 	}
 }
 
