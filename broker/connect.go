@@ -65,9 +65,7 @@ func (c *conn) connect(p *packet.Connect) error {
 	c.will = p.Will
 
 	// A session outlives its connection with clean session 0 before v5;
-	// in v5 only with a non-zero Session Expiry Interval [MQTT-3.1.2-23].
-	// (Expiry timers come with the v5 session work; until then a
-	// non-zero interval keeps the session.)
+	// in v5 for its Session Expiry Interval, none by default [MQTT-3.1.2-23].
 	var expiry uint32
 	if !p.CleanStart {
 		expiry = neverExpires
