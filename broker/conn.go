@@ -92,7 +92,7 @@ func (c *conn) shutdown() {
 // finishWith flushes, tells a v5 client why with DISCONNECT, and closes.
 func (c *conn) finishWith(err error, code packet.ReasonCode) {
 	c.setErr(err)
-	c.finish(&packet.Disconnect{ReasonCode: code})
+	c.finish(&packet.Disconnect{ReasonCode: code, Properties: packet.Properties{ReasonString: err.Error()}})
 }
 
 func (c *conn) setVersion(v byte) {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/ternmq/tern/auth"
@@ -62,6 +63,10 @@ func (c *conn) connect(p *packet.Connect) error {
 	}
 	c.client.Password = nil // not needed any more; do not keep secrets around
 	c.keepAlive = time.Duration(p.KeepAlive) * time.Second
+	serverKeepAlive := false
+	if m := c.b.opts.MaxKeepAlive.Truncate(time.Second); m > 0 && (c.keepAlive == 0 || c.keepAlive > m) {
+		c.keepAlive, serverKeepAlive = m, true
+	}
 	c.will = p.Will
 
 	// A session outlives its connection with clean session 0 before v5;
@@ -81,6 +86,13 @@ func (c *conn) connect(p *packet.Connect) error {
 	if c.version == packet.V5 {
 		ack.Properties = c.b.capabilities()
 		ack.Properties.AssignedClientID = assigned
+		if serverKeepAlive {
+			ka := uint16(c.keepAlive / time.Second)
+			ack.Properties.ServerKeepAlive = &ka // [MQTT-3.2.2-21] the client must use it
+		}
+		if p.Properties.RequestResponseInfo != nil && *p.Properties.RequestResponseInfo == 1 && c.b.opts.ResponseInformation != "" {
+			ack.Properties.ResponseInfo = strings.ReplaceAll(c.b.opts.ResponseInformation, "%c", id)
+		}
 		// [MQTT-3.3.4-9] never more unacknowledged PUBLISH in flight than
 		// the client's Receive Maximum.
 		if rm := p.Properties.ReceiveMaximum; rm != nil {
@@ -142,10 +154,13 @@ func (b *Broker) capabilities() packet.Properties {
 // [MQTT-3.2.2-4] a refusal carries session present 0; [MQTT-3.2.2-5] the
 // server closes the connection after it.
 func (c *conn) refuse(code packet.ReasonCode, why string) error {
+	ack := &packet.Connack{ReasonCode: code}
 	if c.version == packet.V5 {
-		code = v5ConnackCodes[code]
+		ack.ReasonCode = v5ConnackCodes[code]
+		ack.Properties.ReasonString = why // allowed on CONNACK [MQTT-3.2.2-19]
+		code = ack.ReasonCode
 	}
-	c.finish(&packet.Connack{ReasonCode: code})
+	c.finish(ack)
 	return fmt.Errorf("connect refused: %s: %w", why, code)
 }
 

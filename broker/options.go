@@ -28,10 +28,13 @@ type Options struct {
 	// OnPublish; they are sorted into per-event lists once, in New.
 	Hooks []any
 
-	ConnectTimeout    time.Duration // time allowed for CONNECT after accept; default 10s
-	MaxPacketSize     uint32        // largest packet accepted from a client; default 1 MiB
-	MaxClientIDLength int           // 0: any length the protocol can carry
-	MaxQueued         int           // QoS 1/2 messages queued per session; default 1000
+	ConnectTimeout time.Duration // time allowed for CONNECT after accept; default 10s
+	// MaxKeepAlive caps the keep alive a client may ask for (and replaces
+	// 0, "none"); v5 clients are told with Server Keep Alive. 0: no cap.
+	MaxKeepAlive      time.Duration
+	MaxPacketSize     uint32 // largest packet accepted from a client; default 1 MiB
+	MaxClientIDLength int    // 0: any length the protocol can carry
+	MaxQueued         int    // QoS 1/2 messages queued per session; default 1000
 	QueuePolicy       QueuePolicy
 	MaxInflight       int // unacknowledged QoS 1/2 messages sent to one client; default 100
 	// ReceiveMaximum is how many QoS 2 messages a v5 client may have
@@ -42,11 +45,15 @@ type Options struct {
 	TopicAliasMaximum int
 	MaxWriteBuffer    int           // bytes buffered for one client before QoS 0 is dropped; default 1 MiB
 	WriteTimeout      time.Duration // a client that accepts no data for this long is dropped; default 30s
-	DisableRetain     bool
-	DisableShared     bool // refuse $share subscriptions (SUBACK 0x9E)
-	DisableWildcards  bool // refuse filters with + or # (SUBACK 0xA2)
-	DisableSubIDs     bool // refuse v5 Subscription Identifiers (SUBACK 0xA1)
-	SharedStrategy    SharedStrategy
+	// ResponseInformation is sent to v5 clients that request it, as the
+	// base of their response topics; %c becomes the client id. Empty:
+	// none is offered.
+	ResponseInformation string
+	DisableRetain       bool
+	DisableShared       bool // refuse $share subscriptions (SUBACK 0x9E)
+	DisableWildcards    bool // refuse filters with + or # (SUBACK 0xA2)
+	DisableSubIDs       bool // refuse v5 Subscription Identifiers (SUBACK 0xA1)
+	SharedStrategy      SharedStrategy
 }
 
 func (o *Options) setDefaults() {

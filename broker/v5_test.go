@@ -308,3 +308,29 @@ func TestV5NoLocalOnSharedIsProtocolError(t *testing.T) {
 		t.Fatalf("got %+v, want DISCONNECT 0x82", got)
 	}
 }
+
+func TestV5ServerKeepAliveAndResponseInformation(t *testing.T) {
+	b := mt.StartBroker(t, broker.Options{MaxKeepAlive: 20 * time.Second, ResponseInformation: "replies/%c"})
+	c := mt.Dial(t, b.Addr, packet.V5)
+	p := c.ConnectWith(&packet.Connect{ClientID: "rr", CleanStart: true, KeepAlive: 600,
+		Properties: packet.Properties{RequestResponseInfo: u8(1)}}).Properties
+	if p.ServerKeepAlive == nil || *p.ServerKeepAlive != 20 {
+		t.Fatalf("Server Keep Alive %v, want 20", p.ServerKeepAlive)
+	}
+	if p.ResponseInfo != "replies/rr" {
+		t.Fatalf("Response Information %q", p.ResponseInfo)
+	}
+	quiet := mt.Dial(t, b.Addr, packet.V5)
+	if p := quiet.Connect("q", true).Properties; p.ResponseInfo != "" {
+		t.Fatal("Response Information sent without being requested")
+	}
+}
+
+func TestV5RefusalCarriesReasonString(t *testing.T) {
+	b := mt.StartBroker(t, broker.Options{MaxClientIDLength: 4})
+	c := mt.Dial(t, b.Addr, packet.V5)
+	ack := c.Connect("too-long-id", true)
+	if ack.ReasonCode != packet.ClientIDNotValid || ack.Properties.ReasonString == "" {
+		t.Fatalf("CONNACK %+v, want 0x85 with a reason string", ack)
+	}
+}

@@ -33,11 +33,13 @@ type MQTT struct {
 	SubscriptionIdentifiers *bool  `yaml:"subscription_identifiers"` // default true
 	ReceiveMaximum          int    `yaml:"receive_maximum"`          // QoS 2 messages a v5 client may have unreleased
 	TopicAliasMaximum       int    `yaml:"topic_alias_maximum"`      // aliases a v5 client may set up; -1: none
+	ResponseInformation     string `yaml:"response_information"`     // offered to v5 clients that ask; %c: client id
 }
 
 // Limits bound what one client may cost.
 type Limits struct {
 	ConnectTimeout    time.Duration `yaml:"connect_timeout"`
+	MaxKeepAlive      time.Duration `yaml:"max_keep_alive"`
 	MaxPacketSize     uint32        `yaml:"max_packet_size"`
 	MaxClientIDLength int           `yaml:"max_client_id_length"`
 	MaxQueuedMessages int           `yaml:"max_queued_messages"`
