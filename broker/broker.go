@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ternmq/tern/auth"
 	"github.com/ternmq/tern/store"
 	"github.com/ternmq/tern/store/memory"
 	"github.com/ternmq/tern/topic"
@@ -27,6 +28,7 @@ type Broker struct {
 	retained retained
 	stats    counters
 	shared   sharedPicker
+	enhanced map[string]auth.EnhancedAuthenticator // by method
 
 	mu        sync.Mutex
 	sessions  map[string]*session
@@ -51,6 +53,10 @@ func New(opts Options) (*Broker, error) {
 		listeners: make(map[net.Listener]struct{}),
 	}
 	b.shared.strategy = opts.SharedStrategy
+	b.enhanced = make(map[string]auth.EnhancedAuthenticator)
+	for _, a := range opts.EnhancedAuth {
+		b.enhanced[a.Method()] = a
+	}
 	if b.store == nil {
 		b.store = memory.New()
 	}

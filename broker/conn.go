@@ -38,6 +38,10 @@ type conn struct {
 	maxOut    int               // v5 client's Maximum Packet Size; 0: no limit
 	aliases   outAliases        // v5 server-to-client topic aliases; under ob.mu
 	inAliases map[uint16]string // v5 client-to-server topic aliases
+	// v5 enhanced authentication: the method the connection was
+	// authenticated with, and a re-authentication in progress.
+	authMethod string
+	reauth     auth.Exchange
 	// v5 Session Expiry Interval from CONNECT (nil: absent), which
 	// DISCONNECT may change but not from 0 [MQTT-3.14.2-2].
 	sessionExpiry *uint32

@@ -49,17 +49,15 @@ func (c *conn) connect(p *packet.Connect) error {
 		ClientID: id, Username: p.Username, UsernameFlag: p.UsernameFlag,
 		Password: p.Password, RemoteAddr: c.nc.RemoteAddr(), Version: c.version,
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), authTimeout)
-	err := c.b.opts.Authenticator.Authenticate(ctx, &c.client)
-	cancel()
-	switch {
-	case errors.Is(err, auth.ErrBadCredentials):
-		return c.refuse(packet.RefusedBadUsernamePassword, "bad username or password")
-	case errors.Is(err, auth.ErrNotAuthorized):
-		return c.refuse(packet.RefusedNotAuthorized, "not authorized")
-	case err != nil:
-		c.b.log.Error("authenticator failed", "client", id, "err", err)
-		return c.refuse(packet.RefusedServerUnavailable, "authenticator failed")
+	var authData []byte
+	if c.version == packet.V5 && p.Properties.AuthMethod != "" {
+		out, code, err := c.enhancedConnect(p)
+		if err != nil {
+			return c.refuse(code, err.Error())
+		}
+		authData = out
+	} else if err := c.authenticate(); err != nil {
+		return err
 	}
 	c.client.Password = nil // not needed any more; do not keep secrets around
 	c.keepAlive = time.Duration(p.KeepAlive) * time.Second
@@ -86,6 +84,9 @@ func (c *conn) connect(p *packet.Connect) error {
 	if c.version == packet.V5 {
 		ack.Properties = c.b.capabilities()
 		ack.Properties.AssignedClientID = assigned
+		if c.authMethod != "" {
+			ack.Properties.AuthMethod, ack.Properties.AuthData = c.authMethod, authData
+		}
 		if serverKeepAlive {
 			ka := uint16(c.keepAlive / time.Second)
 			ack.Properties.ServerKeepAlive = &ka // [MQTT-3.2.2-21] the client must use it
@@ -150,13 +151,32 @@ func (b *Broker) capabilities() packet.Properties {
 	return p
 }
 
+// authenticate checks the client's username and password.
+func (c *conn) authenticate() error {
+	ctx, cancel := context.WithTimeout(context.Background(), authTimeout)
+	err := c.b.opts.Authenticator.Authenticate(ctx, &c.client)
+	cancel()
+	switch {
+	case errors.Is(err, auth.ErrBadCredentials):
+		return c.refuse(packet.RefusedBadUsernamePassword, "bad username or password")
+	case errors.Is(err, auth.ErrNotAuthorized):
+		return c.refuse(packet.RefusedNotAuthorized, "not authorized")
+	case err != nil:
+		c.b.log.Error("authenticator failed", "client", c.clientID, "err", err)
+		return c.refuse(packet.RefusedServerUnavailable, "authenticator failed")
+	}
+	return nil
+}
+
 // refuse answers CONNECT with a failure code and ends the connection.
 // [MQTT-3.2.2-4] a refusal carries session present 0; [MQTT-3.2.2-5] the
 // server closes the connection after it.
 func (c *conn) refuse(code packet.ReasonCode, why string) error {
 	ack := &packet.Connack{ReasonCode: code}
 	if c.version == packet.V5 {
-		ack.ReasonCode = v5ConnackCodes[code]
+		if v5, ok := v5ConnackCodes[code]; ok {
+			ack.ReasonCode = v5
+		}
 		ack.Properties.ReasonString = why // allowed on CONNACK [MQTT-3.2.2-19]
 		code = ack.ReasonCode
 	}

@@ -44,6 +44,8 @@ func (c *conn) handle(pk packet.Packet) error {
 		c.sendAck(packet.PINGRESP, 0, 0) // [MQTT-3.12.4-1]
 	case *packet.Disconnect:
 		return c.onDisconnect(p)
+	case *packet.Auth:
+		return c.onAuth(p)
 	case *packet.Connect:
 		// [MQTT-3.1.0-2] a second CONNECT is a protocol violation.
 		return fmt.Errorf("second CONNECT: %w", packet.ProtocolError)

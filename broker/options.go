@@ -24,6 +24,9 @@ type Options struct {
 	Store         store.Store        // default: in-memory
 	Authenticator auth.Authenticator // default: anonymous clients allowed
 	Authorizer    auth.Authorizer    // default: everything allowed
+	// EnhancedAuth are the v5 Authentication Methods offered (spec 4.12);
+	// a CONNECT naming one is authenticated by it instead of by password.
+	EnhancedAuth []auth.EnhancedAuthenticator
 	// Hooks holds values implementing any of OnConnect, OnDisconnect,
 	// OnPublish; they are sorted into per-event lists once, in New.
 	Hooks []any

@@ -1,0 +1,107 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/ternmq/tern/auth"
+	"github.com/ternmq/tern/packet"
+)
+
+// MQTT 5.0 enhanced authentication (spec 4.12): a challenge/response
+// exchange of AUTH packets, driven through auth.EnhancedAuthenticator, at
+// CONNECT and again whenever the client asks to re-authenticate.
+
+// enhancedConnect runs the exchange a CONNECT with an Authentication
+// Method starts. It returns the final Authentication Data for CONNACK, or
+// a refusal code and why.
+func (c *conn) enhancedConnect(p *packet.Connect) ([]byte, packet.ReasonCode, error) {
+	method := p.Properties.AuthMethod
+	a := c.b.enhanced[method]
+	if a == nil {
+		// [MQTT-4.12.0-1] an unsupported method is refused.
+		return nil, packet.BadAuthenticationMethod, fmt.Errorf("authentication method %q not supported", method)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), authTimeout)
+	defer cancel()
+	ex, err := a.Start(ctx, &c.client)
+	if err != nil {
+		return nil, packet.UnspecifiedError, err
+	}
+	data := p.Properties.AuthData
+	for {
+		out, done, err := ex.Step(ctx, data)
+		if err != nil {
+			return nil, authFailure(err, packet.BadUsernameOrPassword), err
+		}
+		if done {
+			c.authMethod = method
+			c.client.Username, c.client.UsernameFlag = ex.Username(), true
+			return out, packet.Success, nil
+		}
+		// [MQTT-4.12.0-2] continue with AUTH 0x18; the client answers
+		// with AUTH 0x18 and the same method [MQTT-4.12.0-3].
+		c.sendPacket(&packet.Auth{ReasonCode: packet.ContinueAuthentication,
+			Properties: packet.Properties{AuthMethod: method, AuthData: out}})
+		pk, err := packet.ReadPacket(c.br, packet.V5, c.b.opts.MaxPacketSize)
+		if err != nil {
+			return nil, packet.UnspecifiedError, err
+		}
+		in, ok := pk.(*packet.Auth)
+		if !ok || in.ReasonCode != packet.ContinueAuthentication || in.Properties.AuthMethod != method {
+			return nil, packet.ProtocolError, fmt.Errorf("expected AUTH 0x18 for %q, got %s", method, pk.Type())
+		}
+		data = in.Properties.AuthData
+	}
+}
+
+// onAuth handles AUTH on a live connection: re-authentication with the
+// method the connection was authenticated with [MQTT-4.12.1-1]. A failure
+// ends the connection [MQTT-4.12.1-2].
+func (c *conn) onAuth(p *packet.Auth) error {
+	method := p.Properties.AuthMethod
+	if c.version != packet.V5 || c.authMethod == "" || method != c.authMethod {
+		return fmt.Errorf("AUTH with method %q on a connection authenticated with %q: %w", method, c.authMethod, packet.ProtocolError)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), authTimeout)
+	defer cancel()
+	switch {
+	case p.ReasonCode == packet.ReAuthenticate && c.reauth == nil:
+		ex, err := c.b.enhanced[method].Start(ctx, &c.client)
+		if err != nil {
+			return fmt.Errorf("re-authentication: %v: %w", err, packet.UnspecifiedError)
+		}
+		c.reauth = ex
+	case p.ReasonCode == packet.ContinueAuthentication && c.reauth != nil:
+	default:
+		return fmt.Errorf("AUTH %#x out of turn: %w", byte(p.ReasonCode), packet.ProtocolError)
+	}
+	out, done, err := c.reauth.Step(ctx, p.Properties.AuthData)
+	if err != nil {
+		c.reauth = nil
+		return fmt.Errorf("re-authentication failed: %v: %w", err, authFailure(err, packet.NotAuthorized))
+	}
+	code := packet.ContinueAuthentication
+	if done {
+		code = packet.Success
+		c.client.Username = c.reauth.Username()
+		c.reauth = nil
+	}
+	c.sendPacket(&packet.Auth{ReasonCode: code, Properties: packet.Properties{AuthMethod: method, AuthData: out}})
+	return nil
+}
+
+// authFailure maps an authentication error to a reason code; bad is the
+// code for bad credentials (DISCONNECT has no 0x86).
+func authFailure(err error, bad packet.ReasonCode) packet.ReasonCode {
+	switch {
+	case errors.Is(err, auth.ErrBadCredentials):
+		return bad
+	case errors.Is(err, auth.ErrNotAuthorized):
+		return packet.NotAuthorized
+	case errors.Is(err, context.DeadlineExceeded):
+		return packet.ServerBusy
+	}
+	return packet.UnspecifiedError
+}
