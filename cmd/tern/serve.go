@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ternmq/tern/auth"
+	"github.com/ternmq/tern/auth/scram"
 	"github.com/ternmq/tern/broker"
 	"github.com/ternmq/tern/listener"
 )
@@ -169,6 +170,20 @@ func brokerOptions(cfg Config, log *slog.Logger) (broker.Options, error) {
 		anonymous = *cfg.AllowAnonymous
 	}
 	opts.Authenticator = auth.NewStatic(anonymous, cfg.Users)
+	// The same users may sign in with v5 enhanced authentication
+	// (SCRAM-SHA-256), which never sends the password.
+	if len(cfg.Users) > 0 {
+		creds := make(map[string]scram.Credentials, len(cfg.Users))
+		for name, pw := range cfg.Users {
+			c, err := scram.NewCredentials(pw, scram.MinIterations)
+			if err != nil {
+				return opts, fmt.Errorf("user %q: %w", name, err)
+			}
+			creds[name] = c
+		}
+		lookup := func(name string) (scram.Credentials, bool) { c, ok := creds[name]; return c, ok }
+		opts.EnhancedAuth = []auth.EnhancedAuthenticator{scram.NewServer(lookup)}
+	}
 	return opts, nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ternmq/tern/auth/scram"
 	"github.com/ternmq/tern/broker"
 	mt "github.com/ternmq/tern/internal/mqtttest"
 	"github.com/ternmq/tern/packet"
@@ -127,6 +128,19 @@ func TestServeUsersFromConfig(t *testing.T) {
 		PasswordFlag: true, Password: []byte("secret")})
 	if ack.ReasonCode != packet.Accepted {
 		t.Fatalf("alice CONNACK %#x", ack.ReasonCode)
+	}
+	// The same user over v5 SCRAM-SHA-256.
+	v5 := mt.Dial(t, addr, packet.V5)
+	sc := scram.NewClient("alice", "secret")
+	v5.Send(&packet.Connect{ProtocolLevel: packet.V5, ClientID: "a5", CleanStart: true,
+		Properties: packet.Properties{AuthMethod: scram.Method, AuthData: sc.First()}})
+	final, err := sc.Final(mt.Expect[*packet.Auth](v5).Properties.AuthData)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v5.Send(&packet.Auth{ReasonCode: packet.ContinueAuthentication, Properties: packet.Properties{AuthMethod: scram.Method, AuthData: final}})
+	if ack := mt.Expect[*packet.Connack](v5); ack.ReasonCode != packet.Success || sc.Verify(ack.Properties.AuthData) != nil {
+		t.Fatalf("SCRAM CONNACK %+v", ack)
 	}
 }
 
