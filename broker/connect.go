@@ -239,7 +239,7 @@ func (b *Broker) attach(c *conn, id string, clean bool, expiry uint32, window in
 		s.window = window
 		c.sendPacket(ack)
 		c.ob.mu.Lock()
-		c.ob.session = true
+		c.ob.sess = s
 		c.ob.mu.Unlock()
 		s.conn = c
 		s.online.Store(true)

@@ -31,10 +31,10 @@ type outbox struct {
 	mu      sync.Mutex
 	out     *[]byte
 	spare   *[]byte
-	writing bool // a writer goroutine is running
-	closing bool // no more packets: close the connection once flushed
-	closed  bool // closed: discard everything
-	session bool // CONNACK accepting the connection has been queued
+	writing bool     // a writer goroutine is running
+	closing bool     // no more packets: close the connection once flushed
+	closed  bool     // closed: discard everything
+	sess    *session // set with the accepting CONNACK, for the writer to refill
 }
 
 // reserve returns the pending buffer for appending. mu must be held.
@@ -152,7 +152,7 @@ func (c *conn) finish(last packet.Packet) {
 	}
 	// [MQTT-3.14.0-1] DISCONNECT only to v5 clients, and only after a
 	// successful CONNACK.
-	if _, ok := last.(*packet.Disconnect); ok && (c.version != packet.V5 || !c.ob.session) {
+	if _, ok := last.(*packet.Disconnect); ok && (c.version != packet.V5 || c.ob.sess == nil) {
 		last = nil
 	}
 	if last != nil {
@@ -197,13 +197,14 @@ func (c *conn) writeLoop() {
 		} else {
 			putBuf(buf)
 		}
+		s := c.ob.sess
 		c.ob.mu.Unlock()
 		if err != nil {
 			c.closeWith(err) // the next turn releases the buffers
 			continue
 		}
 		// Messages held back by a full buffer can go now.
-		if s := c.sess; s != nil {
+		if s != nil {
 			s.mu.Lock()
 			if s.conn == c && len(s.queue) > 0 {
 				s.fill()
