@@ -21,6 +21,11 @@ const authTimeout = 10 * time.Second
 // session take-over, CONNACK. A non-nil error ends the connection.
 func (c *conn) connect(p *packet.Connect) error {
 	c.setVersion(p.ProtocolLevel)
+	if mps := p.Properties.MaximumPacketSize; mps != nil && c.version == packet.V5 {
+		// [MQTT-3.1.2-24] nothing larger than the client's Maximum Packet
+		// Size, refusals included.
+		c.maxOut = int(*mps)
+	}
 	id, assigned := p.ClientID, ""
 	if id == "" {
 		// [MQTT-3.1.3-8] an empty id needs clean session in 3.1.1; 3.1
@@ -42,6 +47,13 @@ func (c *conn) connect(p *packet.Connect) error {
 		// [MQTT-3.1.2-9] the will topic must be a valid topic name.
 		if err := topic.ValidateName(p.Will.Topic); err != nil {
 			return fmt.Errorf("will topic: %v: %w", err, packet.ProtocolError)
+		}
+		if p.Will.Retain && c.b.opts.DisableRetain {
+			if c.version == packet.V5 {
+				// [MQTT-3.2.2-13] a retained will needs retain support.
+				return c.refuse(packet.RetainNotSupported, "retained messages are not supported")
+			}
+			p.Will.Retain = false // 3.1.1 has no way to say no
 		}
 	}
 	c.clientID = id
@@ -98,10 +110,6 @@ func (c *conn) connect(p *packet.Connect) error {
 		// the client's Receive Maximum.
 		if rm := p.Properties.ReceiveMaximum; rm != nil {
 			window = min(window, int(*rm))
-		}
-		// [MQTT-3.1.2-24] nothing larger than the client's Maximum Packet Size.
-		if mps := p.Properties.MaximumPacketSize; mps != nil {
-			c.maxOut = int(*mps)
 		}
 		if tam := p.Properties.TopicAliasMaximum; tam != nil {
 			c.aliases.max = int(*tam) // [MQTT-3.3.2-11] never above it

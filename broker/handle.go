@@ -121,6 +121,13 @@ func (c *conn) onPublish(p *packet.Publish) error {
 	if err := topic.ValidateName(p.Topic); err != nil {
 		return fmt.Errorf("publish topic %q: %v: %w", p.Topic, err, packet.TopicNameInvalid)
 	}
+	if p.Retain && c.b.opts.DisableRetain {
+		if c.version == packet.V5 {
+			// [MQTT-3.3.1-16] RETAIN after CONNACK said Retain Available 0.
+			return fmt.Errorf("retained publish: %w", packet.RetainNotSupported)
+		}
+		p.Retain = false // 3.1.1 has no way to say no
+	}
 	s := c.sess
 	if p.QoS == 2 && c.version == packet.V5 {
 		s.mu.Lock()

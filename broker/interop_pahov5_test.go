@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/ternmq/tern/auth"
+	"github.com/ternmq/tern/auth/scram"
 	"github.com/ternmq/tern/broker"
 	mt "github.com/ternmq/tern/internal/mqtttest"
 	"github.com/ternmq/tern/packet"
@@ -675,26 +677,32 @@ func TestPahoV5SessionResume(t *testing.T) {
 }
 
 // TestPahoV5SessionEnds: a session whose Session Expiry Interval is absent
-// or 0 ends with its connection [MQTT-3.1.2-23]; one with an interval
-// ends when the interval has passed; Clean Start discards a kept session.
+// or 0 ends with its connection [MQTT-3.1.2-23], as does one whose
+// DISCONNECT sets the interval to 0; one with an interval ends when the
+// interval has passed; Clean Start discards a kept session.
 func TestPahoV5SessionEnds(t *testing.T) {
 	zero, one, long := uint32(0), uint32(1), uint32(60)
 	cases := []struct {
-		name   string
-		expiry *uint32
-		clean  bool // reconnect with Clean Start 1
+		name         string
+		expiry       *uint32
+		atDisconnect *uint32 // Session Expiry Interval in DISCONNECT
+		clean        bool    // reconnect with Clean Start 1
 	}{
-		{"expiry absent", nil, false},
-		{"expiry 0", &zero, false},
-		{"expiry 1s passed", &one, false},
-		{"clean start discards", &long, true},
+		{"expiry absent", nil, nil, false},
+		{"expiry 0", &zero, nil, false},
+		{"expiry 1s passed", &one, nil, false},
+		{"expiry set to 0 at disconnect", &long, &zero, false},
+		{"clean start discards", &long, nil, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			b := mt.StartBroker(t, broker.Options{})
 			c, _ := p5Connect(t, b.Addr, p5Persistent("s", tc.expiry))
 			c.subscribe(paho.SubscribeOptions{Topic: "se/t", QoS: 1})
-			c.disconnect(0)
+			c.up = false
+			if err := c.cl.Disconnect(&paho.Disconnect{Properties: &paho.DisconnectProperties{SessionExpiryInterval: tc.atDisconnect}}); err != nil {
+				t.Fatalf("disconnect: %v", err)
+			}
 			if tc.clean {
 				mt.Eventually(t, "client offline", func() bool { return b.Stats().Connections == 0 })
 			} else {
@@ -728,8 +736,13 @@ func TestPahoV5SessionEnds(t *testing.T) {
 // the other will properties are sent by a raw client and received by paho.
 func TestPahoV5Will(t *testing.T) {
 	b := mt.StartBroker(t, broker.Options{})
-	w, _ := p5Connect(t, b.Addr, p5Clean("watcher"))
-	w.subscribe(paho.SubscribeOptions{Topic: "will/#", QoS: 2})
+	// Each subtest has its own watcher: a client's helpers fail the test
+	// that created it.
+	watch := func(t *testing.T) *p5Client {
+		w, _ := p5Connect(t, b.Addr, p5Clean("watcher-"+t.Name()))
+		w.subscribe(paho.SubscribeOptions{Topic: "will/#", QoS: 2})
+		return w
+	}
 	user := paho.UserProperties{{Key: "k", Value: "v1"}, {Key: "k", Value: "v2"}, {Key: "why", Value: "test"}}
 	withWill := func(id string) *paho.Connect {
 		cp := p5Clean(id)
@@ -737,7 +750,7 @@ func TestPahoV5Will(t *testing.T) {
 		cp.WillProperties = &paho.WillProperties{User: user}
 		return cp
 	}
-	expectWill := func(t *testing.T, id string) {
+	expectWill := func(t *testing.T, w *p5Client, id string) {
 		t.Helper()
 		m := w.expect("will/"+id, "gone "+id, 1)
 		if !slices.Equal(m.Properties.User, user) {
@@ -746,16 +759,19 @@ func TestPahoV5Will(t *testing.T) {
 	}
 
 	t.Run("abnormal close", func(t *testing.T) {
+		w := watch(t)
 		c, _ := p5Connect(t, b.Addr, withWill("crash"))
 		c.conn.Close()
-		expectWill(t, "crash")
+		expectWill(t, w, "crash")
 	})
 	t.Run("disconnect with will", func(t *testing.T) {
+		w := watch(t)
 		c, _ := p5Connect(t, b.Addr, withWill("asked"))
 		c.disconnect(0x04)
-		expectWill(t, "asked")
+		expectWill(t, w, "asked")
 	})
 	t.Run("normal disconnect", func(t *testing.T) {
+		w := watch(t)
 		c, _ := p5Connect(t, b.Addr, withWill("polite"))
 		c.disconnect(0)
 		// The broker publishes a will before it counts the connection
@@ -764,6 +780,7 @@ func TestPahoV5Will(t *testing.T) {
 		w.sentinel("will/sentinel")
 	})
 	t.Run("will properties", func(t *testing.T) {
+		w := watch(t)
 		raw := mt.Dial(t, b.Addr, packet.V5)
 		props := packet.Properties{ContentType: "text/plain", ResponseTopic: "will/reply", CorrelationData: []byte{9, 0, 9},
 			PayloadFormat: p5Ptr[byte](1), MessageExpiry: p5Ptr[uint32](300),
@@ -930,7 +947,7 @@ func TestPahoV5MixedVersions(t *testing.T) {
 	wait(v3.Subscribe("mix/to3", 2, nil), "subscribe")
 
 	payload := func(qos byte) []byte { return append([]byte{0, byte(qos), 0xff}, fmt.Sprintf("qos %d", qos)...) }
-	t.Run("3.1.1 to 5.0", func(t *testing.T) {
+	{ // 3.1.1 to 5.0
 		for _, qos := range []byte{0, 1, 2} {
 			wait(v3.Publish("mix/to5", qos, false, payload(qos)), "publish")
 		}
@@ -948,8 +965,8 @@ func TestPahoV5MixedVersions(t *testing.T) {
 				t.Fatalf("properties %+v on a message from a 3.1.1 client", p)
 			}
 		}
-	})
-	t.Run("5.0 to 3.1.1", func(t *testing.T) {
+	}
+	{ // 5.0 to 3.1.1
 		expiry, utf8 := uint32(60), byte(0)
 		props := &paho.PublishProperties{ContentType: "text/plain", ResponseTopic: "mix/reply", CorrelationData: []byte("id"),
 			PayloadFormat: &utf8, MessageExpiry: &expiry, User: paho.UserProperties{{Key: "k", Value: "v"}}}
@@ -977,7 +994,7 @@ func TestPahoV5MixedVersions(t *testing.T) {
 		if m := next(); m.Topic() != "mix/kept" || string(m.Payload()) != "kept" || m.Qos() != 1 || !m.Retained() {
 			t.Fatalf("got %s qos %d retained %v %q, want the retained mix/kept", m.Topic(), m.Qos(), m.Retained(), m.Payload())
 		}
-	})
+	}
 }
 
 // TestPahoV5ServerDisconnect: the broker tells a v5 client why it ends the
@@ -1009,4 +1026,159 @@ func TestPahoV5ServerDisconnect(t *testing.T) {
 		}
 		c.expectServerDisconnect(0x8B)
 	})
+}
+
+// p5Scram is a paho.Auther running the client side of SCRAM-SHA-256: paho
+// drives the AUTH exchange, this answers the server's challenge.
+type p5Scram struct {
+	mu sync.Mutex // paho calls Authenticate from its own goroutines
+	sc *scram.Client
+}
+
+var _ paho.Auther = (*p5Scram)(nil)
+
+// start begins a new exchange and returns the client-first-message.
+func (a *p5Scram) start(user, password string) []byte {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.sc = scram.NewClient(user, password)
+	return a.sc.First()
+}
+
+func (a *p5Scram) Authenticate(challenge *paho.Auth) *paho.Auth {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	// A failure sends no data; the server then refuses, which the test sees.
+	final, _ := a.sc.Final(challenge.Properties.AuthData)
+	return &paho.Auth{ReasonCode: 0x18, Properties: &paho.AuthProperties{AuthMethod: scram.Method, AuthData: final}}
+}
+
+func (a *p5Scram) Authenticated() {}
+
+// verify checks the server-final-message: the server knew the password.
+func (a *p5Scram) verify(serverFinal []byte) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.sc.Verify(serverFinal)
+}
+
+// TestPahoV5EnhancedAuth: paho.golang's AUTH exchange (spec 4.12) against
+// the broker's SCRAM-SHA-256: CONNECT with an Authentication Method, AUTH
+// 0x18 both ways, CONNACK with the server's final data; re-authentication
+// with AUTH 0x19; refusals 0x86 (wrong password) and 0x8C (unknown method).
+func TestPahoV5EnhancedAuth(t *testing.T) {
+	creds, err := scram.NewCredentials("pencil", scram.MinIterations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := scram.NewServer(func(user string) (scram.Credentials, bool) { return creds, user == "user" })
+	b := mt.StartBroker(t, broker.Options{Authenticator: auth.NewStatic(false, nil), EnhancedAuth: []auth.EnhancedAuthenticator{srv}})
+	connect := func(t *testing.T, method, password string) (*p5Client, *p5Scram, *paho.Connack, error) {
+		a := &p5Scram{}
+		c := newP5Client(t, b.Addr, func(cfg *paho.ClientConfig) { cfg.AuthHandler = a })
+		cp := p5Clean("scram")
+		cp.Properties = &paho.ConnectProperties{AuthMethod: method, AuthData: a.start("user", password)}
+		ca, err := c.connect(cp)
+		return c, a, ca, err
+	}
+
+	t.Run("connect and re-authenticate", func(t *testing.T) {
+		c, a, ca, err := connect(t, scram.Method, "pencil")
+		if err != nil {
+			t.Fatalf("connect: %v (CONNACK %v)", err, ca)
+		}
+		if ca.Properties.AuthMethod != scram.Method {
+			t.Fatalf("CONNACK Authentication Method %q, want %q", ca.Properties.AuthMethod, scram.Method)
+		}
+		if err := a.verify(ca.Properties.AuthData); err != nil {
+			t.Fatalf("server-final-message in CONNACK: %v", err)
+		}
+		c.subscribe(paho.SubscribeOptions{Topic: "scram", QoS: 1})
+		c.sentinel("scram")
+
+		// [MQTT-4.12.1-1] re-authentication with the same method.
+		r, err := c.cl.Authenticate(t.Context(), &paho.Auth{ReasonCode: 0x19,
+			Properties: &paho.AuthProperties{AuthMethod: scram.Method, AuthData: a.start("user", "pencil")}})
+		if err != nil || !r.Success || r.ReasonCode != 0 {
+			t.Fatalf("re-authentication: response %+v error %v, want AUTH 0x00", r, err)
+		}
+		c.sentinel("scram") // the connection carries on
+	})
+	t.Run("re-authentication fails", func(t *testing.T) {
+		c, a, _, err := connect(t, scram.Method, "pencil")
+		if err != nil {
+			t.Fatalf("connect: %v", err)
+		}
+		r, err := c.cl.Authenticate(t.Context(), &paho.Auth{ReasonCode: 0x19,
+			Properties: &paho.AuthProperties{AuthMethod: scram.Method, AuthData: a.start("user", "wrong")}})
+		// [MQTT-4.12.1-2] DISCONNECT and close.
+		if err != nil || r.Success || r.ReasonCode != 0x87 {
+			t.Fatalf("re-authentication with a wrong password: response %+v error %v, want DISCONNECT 0x87", r, err)
+		}
+		c.expectServerDisconnect(0x87)
+	})
+	for _, tc := range []struct {
+		name, method, password string
+		code                   byte
+	}{
+		{"wrong password", scram.Method, "wrong", 0x86},
+		{"unknown method", "SCRAM-SHA-0", "pencil", 0x8C}, // [MQTT-4.12.0-1]
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, ca, err := connect(t, tc.method, tc.password)
+			if err == nil || ca == nil || ca.ReasonCode != tc.code {
+				t.Fatalf("CONNACK %v error %v, want reason %#x", ca, err, tc.code)
+			}
+		})
+	}
+}
+
+// TestPahoV5SharedSubscription: each message published to a shared
+// subscription's filter goes to exactly one member of the group, while an
+// ordinary subscription still gets every one; retained messages are not
+// sent to shared subscriptions.
+func TestPahoV5SharedSubscription(t *testing.T) {
+	const total = 10
+	b := mt.StartBroker(t, broker.Options{})
+	pub, _ := p5Connect(t, b.Addr, p5Clean("pub"))
+	pub.publish(&paho.Publish{Topic: "sh/kept", QoS: 1, Retain: true, Payload: []byte("kept")})
+	var members []*p5Client
+	for i := range 2 {
+		m, _ := p5Connect(t, b.Addr, p5Clean(fmt.Sprintf("member%d", i)))
+		m.subscribe(paho.SubscribeOptions{Topic: "$share/g/sh/#", QoS: 1},
+			paho.SubscribeOptions{Topic: fmt.Sprintf("sentinel/%d", i), QoS: 1})
+		m.sentinel(fmt.Sprintf("sentinel/%d", i)) // no retained message first
+		members = append(members, m)
+	}
+	all, _ := p5Connect(t, b.Addr, p5Clean("all"))
+	all.subscribe(paho.SubscribeOptions{Topic: "sh/#", RetainHandling: 2, QoS: 1})
+
+	for i := range total {
+		pub.publish(&paho.Publish{Topic: "sh/t", QoS: 1, Payload: []byte(fmt.Sprint(i))})
+	}
+	for i := range total {
+		all.expect("sh/t", fmt.Sprint(i), 1)
+	}
+	seen := map[string]int{} // payload -> times the group got it
+	got := make([]int, len(members))
+	for range total {
+		select {
+		case m := <-members[0].msgs:
+			seen[string(m.Payload)]++
+			got[0]++
+		case m := <-members[1].msgs:
+			seen[string(m.Payload)]++
+			got[1]++
+		case <-time.After(mt.Timeout):
+			t.Fatalf("group got %d of %d messages within %s", got[0]+got[1], total, mt.Timeout)
+		}
+	}
+	for i := range total {
+		if n := seen[fmt.Sprint(i)]; n != 1 {
+			t.Fatalf("message %d reached the group %d times, want once: %v", i, n, seen)
+		}
+	}
+	if got[0] == 0 || got[1] == 0 {
+		t.Fatalf("members got %v: the default strategy takes turns", got)
+	}
 }

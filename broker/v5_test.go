@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"fmt"
+	"github.com/ternmq/tern/auth"
 	"testing"
 	"time"
 
@@ -233,6 +234,7 @@ func TestMessageExpiry(t *testing.T) {
 	sub.Subscribe(1, 1, "e")
 	sub.Send(&packet.Disconnect{})
 	sub.ExpectClosed(mt.Timeout)
+	mt.Eventually(t, "session offline", func() bool { return b.Stats().Connections == 0 })
 	pub := mt.Dial(t, b.Addr, packet.V5)
 	pub.Connect("p", true)
 	pub.Send(&packet.Publish{Topic: "e", QoS: 1, PacketID: 1, Payload: []byte("short"), Properties: packet.Properties{MessageExpiry: u32(1)}})
@@ -332,5 +334,41 @@ func TestV5RefusalCarriesReasonString(t *testing.T) {
 	ack := c.Connect("too-long-id", true)
 	if ack.ReasonCode != packet.ClientIDNotValid || ack.Properties.ReasonString == "" {
 		t.Fatalf("CONNACK %+v, want 0x85 with a reason string", ack)
+	}
+}
+
+func TestV5RetainNotSupported(t *testing.T) {
+	b := mt.StartBroker(t, broker.Options{DisableRetain: true})
+	c := mt.Dial(t, b.Addr, packet.V5)
+	c.Connect("c", true)
+	c.Send(&packet.Publish{Topic: "r", Retain: true, QoS: 1, PacketID: 1, Payload: []byte("x")})
+	got := c.ExpectClosed(mt.Timeout)
+	if len(got) != 1 || got[0].(*packet.Disconnect).ReasonCode != packet.RetainNotSupported {
+		t.Fatalf("got %+v, want DISCONNECT 0x9A", got)
+	}
+	w := mt.Dial(t, b.Addr, packet.V5)
+	ack := w.ConnectWith(&packet.Connect{ClientID: "w", CleanStart: true, Will: &packet.Will{Topic: "will", Retain: true, Payload: []byte("bye")}})
+	if ack.ReasonCode != packet.RetainNotSupported { // [MQTT-3.2.2-13]
+		t.Fatalf("CONNACK %#x, want 0x9A", ack.ReasonCode)
+	}
+}
+
+// Reason Strings are left out rather than exceed the client's Maximum
+// Packet Size [MQTT-3.2.2-19] [MQTT-3.14.2-3].
+func TestV5ReasonStringWithinMaximumPacketSize(t *testing.T) {
+	b := mt.StartBroker(t, broker.Options{Authenticator: auth.NewStatic(false, nil)})
+	c := mt.Dial(t, b.Addr, packet.V5)
+	ack := c.ConnectWith(&packet.Connect{ClientID: "c", CleanStart: true, Properties: packet.Properties{MaximumPacketSize: u32(16)}})
+	if enc, _ := ack.Append(nil, packet.V5); len(enc) > 16 || ack.ReasonCode != packet.NotAuthorized {
+		t.Fatalf("CONNACK %+v of %d bytes to a client whose maximum is 16", ack, len(enc))
+	}
+	b2 := mt.StartBroker(t, broker.Options{})
+	old := mt.Dial(t, b2.Addr, packet.V5)
+	old.ConnectWith(&packet.Connect{ClientID: "c", CleanStart: true, Properties: packet.Properties{MaximumPacketSize: u32(16)}})
+	mt.Dial(t, b2.Addr, packet.V5).Connect("c", true)
+	for _, p := range old.ExpectClosed(mt.Timeout) {
+		if enc, _ := p.Append(nil, packet.V5); len(enc) > 16 {
+			t.Fatalf("%s of %d bytes to a client whose maximum is 16", p.Type(), len(enc))
+		}
 	}
 }

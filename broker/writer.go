@@ -157,14 +157,32 @@ func (c *conn) finish(last packet.Packet) {
 	}
 	if last != nil {
 		buf := c.ob.reserve()
+		start := len(*buf)
 		var err error
-		if *buf, err = last.Append(*buf, c.version); err != nil {
+		*buf, err = last.Append(*buf, c.version)
+		if err == nil && !c.fits(len(*buf)-start) {
+			// [MQTT-3.2.2-19] [MQTT-3.14.2-3] a Reason String is left out
+			// rather than exceed the client's Maximum Packet Size.
+			*buf = (*buf)[:start]
+			clearReasonString(last)
+			*buf, err = last.Append(*buf, c.version)
+		}
+		if err != nil {
 			c.b.log.Error("encode failed", "client", c.clientID, "packet", last.Type(), "err", err)
 		}
 	}
 	c.ob.closing = true
 	c.kick()
 	time.AfterFunc(flushTimeout, func() { c.closeWith(errFlushTimeout) })
+}
+
+func clearReasonString(p packet.Packet) {
+	switch p := p.(type) {
+	case *packet.Connack:
+		p.Properties.ReasonString = ""
+	case *packet.Disconnect:
+		p.Properties.ReasonString = ""
+	}
 }
 
 func (c *conn) writeLoop() {
