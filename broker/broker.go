@@ -79,8 +79,13 @@ func (b *Broker) restore() error {
 	for _, st := range states {
 		s := newSession(b, st.Session.ClientID, true)
 		s.version = st.Session.Version
-		s.expiry = neverExpires
-		if at := st.Session.Expiry; !at.IsZero() {
+		s.expiry = st.Session.ExpiryInterval
+		at := st.Session.Expiry
+		if at.IsZero() && s.expiry != neverExpires {
+			// Connected when the broker stopped: the client is away from now.
+			at = now.Add(time.Duration(s.expiry) * time.Second)
+		}
+		if !at.IsZero() {
 			// Time spent down counts towards expiry.
 			if !at.After(now) {
 				if err := b.store.DeleteSession(s.id); err != nil {
@@ -88,7 +93,6 @@ func (b *Broker) restore() error {
 				}
 				continue
 			}
-			s.expiry = uint32(at.Sub(now) / time.Second)
 			s.expiresAt = at
 			s.expiryTimer = time.AfterFunc(at.Sub(now), func() { b.expire(s) })
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ternmq/tern/auth"
 	"github.com/ternmq/tern/packet"
+	"github.com/ternmq/tern/store"
 	"github.com/ternmq/tern/topic"
 )
 
@@ -243,6 +244,11 @@ func (b *Broker) attach(c *conn, id string, clean bool, expiry uint32, window in
 		s.version = c.version
 		s.stopExpiry()
 		s.expiry = expiry
+		if s.persistent && expiry > 0 {
+			// Resumed: no deadline while connected, and the interval may
+			// have changed.
+			s.persist("session", func(st store.Store) error { return st.PutSession(s.record()) })
+		}
 		s.setPersistent(expiry > 0)
 		s.window = window
 		c.sendPacket(ack)

@@ -37,12 +37,18 @@ func (s *session) startExpiry(will *Message, delay time.Duration) {
 		s.expiresAt = time.Now().Add(expiry)
 	}
 	s.persist("offline", func(st store.Store) error {
-		return st.PutSession(store.Session{ClientID: s.id, Version: s.version, Expiry: s.expiresAt})
+		return st.PutSession(s.record())
 	})
 }
 
+// record is the stored form of the session. s.mu must be held.
+func (s *session) record() store.Session {
+	return store.Session{ClientID: s.id, Version: s.version, ExpiryInterval: s.expiry, Expiry: s.expiresAt}
+}
+
 // stopExpiry cancels the timers of a session a client is resuming; a
-// delayed will is not sent [MQTT-3.1.3-9]. s.mu must be held.
+// delayed will is not sent [MQTT-3.1.3-9]. The stored deadline is
+// cleared by the caller's next session write. s.mu must be held.
 func (s *session) stopExpiry() {
 	if s.expiryTimer != nil {
 		s.expiryTimer.Stop()

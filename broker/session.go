@@ -84,7 +84,7 @@ func (s *session) setPersistent(p bool) {
 	}
 	s.persistent = true
 	s.persist("session", func(st store.Store) error {
-		err := st.PutSession(store.Session{ClientID: s.id, Version: s.version})
+		err := st.PutSession(s.record())
 		for _, sub := range s.subs {
 			err = errors.Join(err, st.PutSubscription(s.id, sub))
 		}

@@ -20,8 +20,11 @@ type Message struct {
 type Session struct {
 	ClientID string
 	Version  byte
-	// Expiry is when the session ends if its client stays away; zero means
-	// it never expires (MQTT 3.1.1 persistent sessions).
+	// ExpiryInterval is the v5 Session Expiry Interval in seconds;
+	// 0xFFFFFFFF (also for 3.1.1 persistent sessions) never expires.
+	ExpiryInterval uint32
+	// Expiry is when the session ends, set while its client is away; zero
+	// while connected (then it ends ExpiryInterval after a restart).
 	Expiry time.Time
 }
 
