@@ -5,6 +5,11 @@ import "github.com/ternmq/tern/packet"
 // Topic aliases (v5) replace a repeated topic name by a two-byte number
 // per connection, in each direction.
 
+// maxAliasGrowth is the most appendAliased can add to a packet: the
+// property (3 bytes) and one more byte in each of two variable byte
+// integers.
+const maxAliasGrowth = 5
+
 // outAliases is the server-to-client alias table of one connection.
 // ob.mu must be held to use it: aliases are assigned in wire order.
 type outAliases struct {

@@ -113,7 +113,9 @@ func (c *conn) connect(p *packet.Connect) error {
 			window = min(window, int(*rm))
 		}
 		if tam := p.Properties.TopicAliasMaximum; tam != nil {
-			c.aliases.max = int(*tam) // [MQTT-3.3.2-11] never above it
+			// [MQTT-3.3.2-11] never above the client's maximum; and no more
+			// topics remembered per connection than the server allows.
+			c.aliases.max = min(int(*tam), max(c.b.opts.TopicAliasMaximum, 0))
 		}
 		c.sessionExpiry = p.Properties.SessionExpiry
 	}
@@ -227,8 +229,9 @@ func (b *Broker) attach(c *conn, id string, clean bool, expiry uint32, window in
 			}
 		}
 		var ended *pendingWill
+		var old *session
 		if s != nil && clean {
-			ended = b.discard(s)
+			ended, old = b.discard(s), s
 			s = nil
 		}
 		// [MQTT-3.2.2-2] session present only when a session was resumed;
@@ -259,7 +262,11 @@ func (b *Broker) attach(c *conn, id string, clean bool, expiry uint32, window in
 		s.online.Store(true)
 		s.resume(c)
 		s.mu.Unlock()
-		// The discarded session's delayed will goes out now that it ended.
+		// The discarded session's delayed will goes out now that it ended,
+		// and its shared-subscription messages find another member.
+		if old != nil {
+			b.redistribute(old, true)
+		}
 		b.publishWill(ended)
 		return nil
 	}

@@ -105,12 +105,23 @@ func (b *Broker) publishWill(w *pendingWill) {
 // expire ends an offline session whose expiry interval has passed.
 func (b *Broker) expire(s *session) {
 	b.mu.Lock()
-	if b.sessions[s.id] != s || s.online.Load() {
+	if b.closed || b.sessions[s.id] != s {
+		b.mu.Unlock()
+		return
+	}
+	// A client may have resumed the session after the timer fired but
+	// before this ran: attach sets conn under s.mu before it lets go of
+	// it, and clears the deadline.
+	s.mu.Lock()
+	resumed := s.conn != nil || s.expiresAt.IsZero() || time.Now().Before(s.expiresAt)
+	s.mu.Unlock()
+	if resumed {
 		b.mu.Unlock()
 		return
 	}
 	w := b.discard(s)
 	b.mu.Unlock()
 	b.log.Debug("session expired", "client", s.id)
+	b.redistribute(s, true)
 	b.publishWill(w)
 }

@@ -57,19 +57,19 @@ func (c *conn) handle(pk packet.Packet) error {
 
 // onDisconnect ends the connection at the client's request.
 func (c *conn) onDisconnect(p *packet.Disconnect) error {
+	se := p.Properties.SessionExpiry
+	if se != nil && c.version == packet.V5 && (c.sessionExpiry == nil || *c.sessionExpiry == 0) && *se != 0 {
+		// [MQTT-3.14.2-2] a session that expires at disconnect cannot be
+		// made persistent at DISCONNECT; the will still goes out.
+		return fmt.Errorf("DISCONNECT sets session expiry %d after 0: %w", *se, packet.ProtocolError)
+	}
 	c.disconnected = true
 	// [MQTT-3.14.4-3] DISCONNECT discards the will, unless a v5 client
 	// asks for it with reason 0x04.
 	if p.ReasonCode != packet.DisconnectWithWill || c.version != packet.V5 {
 		c.will = nil
 	}
-	if se := p.Properties.SessionExpiry; se != nil && c.version == packet.V5 {
-		if (c.sessionExpiry == nil || *c.sessionExpiry == 0) && *se != 0 {
-			// [MQTT-3.14.2-2] a session that expires at disconnect cannot
-			// be made persistent at DISCONNECT.
-			c.disconnected = false
-			return fmt.Errorf("DISCONNECT sets session expiry %d after 0: %w", *se, packet.ProtocolError)
-		}
+	if se != nil && c.version == packet.V5 {
 		s := c.sess
 		s.mu.Lock()
 		s.expiry = *se

@@ -77,7 +77,7 @@ func (r *router) pickShared(group, filter string, members []topic.Member[*sessio
 	if !ok {
 		return
 	}
-	t := target{s: pick.Key, delivery: delivery{qos: pick.Val.qos, group: group, filter: filter}}
+	t := target{s: pick.Key, delivery: delivery{qos: pick.Val.qos, retain: pick.Val.retainAsPublished, group: group, filter: filter}}
 	if pick.Val.subID != 0 {
 		t.subIDs = []uint32{pick.Val.subID}
 	}

@@ -101,9 +101,9 @@ func (p *sharedPicker) pick(group, filter string, members []member, from string,
 
 // redistribute hands messages that reached s through shared subscriptions
 // to other connected members when s goes offline, so they are not
-// stranded: queued messages and QoS 1 in flight always (a QoS 1 duplicate
-// is allowed), QoS 2 in flight only when the session ends (its client may
-// hold it, and exactly-once forbids a second copy while it may return).
+// stranded: queued messages, and QoS 1 in flight (a duplicate is allowed).
+// QoS 2 in flight never moves [MQTT-4.8.2-5]: its client may hold it, and
+// exactly-once forbids a second copy.
 func (b *Broker) redistribute(s *session, ending bool) {
 	s.mu.Lock()
 	var moving []*store.Outbound
@@ -113,12 +113,13 @@ func (b *Broker) redistribute(s *session, ending bool) {
 		}
 	}
 	for _, o := range s.inflight {
-		if o.SharedGroup != "" && o.Message != nil && (o.QoS == 1 || ending) {
+		if o.SharedGroup != "" && o.QoS == 1 {
 			moving = append(moving, o)
 		}
 	}
 	s.mu.Unlock()
 	slices.SortFunc(moving, func(a, b *store.Outbound) int { return int(a.Seq - b.Seq) })
+	var enc encoder
 	for _, o := range moving {
 		var to member
 		var found bool
@@ -133,18 +134,27 @@ func (b *Broker) redistribute(s *session, ending bool) {
 		if !s.release(o) {
 			continue // acknowledged meanwhile
 		}
-		to.Key.deliver(o.Message, delivery{qos: min(o.Message.QoS, to.Val.qos), group: o.SharedGroup, filter: o.SharedFilter}, &encoder{})
+		d := delivery{qos: min(o.Message.QoS, to.Val.qos), group: o.SharedGroup, filter: o.SharedFilter}
+		if to.Val.subID != 0 {
+			d.subIDs = []uint32{to.Val.subID}
+		}
+		to.Key.deliver(o.Message, d, &enc)
+		enc.reset()
 	}
 }
 
-// release removes o from the session's queue or in-flight window; it
-// reports whether o was still there. s.mu must not be held.
+// release removes o from an offline session's queue, or from its
+// in-flight window if QoS 1; it reports whether o was still there and the
+// client had not come back meanwhile. s.mu must not be held.
 func (s *session) release(o *store.Outbound) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.conn != nil {
+		return false // resumed: the returning client gets it
+	}
 	if i := slices.Index(s.queue, o); i >= 0 {
 		s.queue = slices.Delete(s.queue, i, i+1)
-	} else if s.inflight[o.PacketID] == o {
+	} else if o.QoS == 1 && s.inflight[o.PacketID] == o {
 		delete(s.inflight, o.PacketID)
 	} else {
 		return false

@@ -144,3 +144,24 @@ func TestSharedRedistribution(t *testing.T) {
 		})
 	}
 }
+
+// [MQTT-4.8.2-5]: a QoS 2 message sent to a shared member whose session then
+// ends (clean session, no PUBREC yet) must not go to another member.
+func TestSharedQoS2NotRedeliveredOnSessionEnd(t *testing.T) {
+	b := mt.StartBroker(t, broker.Options{SharedStrategy: broker.Sticky})
+	leaving := mt.Dial(t, b.Addr, packet.V311)
+	leaving.Connect("leaving", true)
+	leaving.Subscribe(1, 2, "$share/g/jobs")
+	pub := mt.Dial(t, b.Addr, packet.V311)
+	pub.Connect("pub", true)
+	pub.Send(&packet.Publish{Topic: "jobs", QoS: 2, PacketID: 1, Payload: []byte("x")})
+	mt.Expect[*packet.Pubrec](pub)
+	got := mt.Expect[*packet.Publish](leaving) // received, no PUBREC
+	staying := mt.Dial(t, b.Addr, packet.V311)
+	staying.Connect("staying", true)
+	staying.Subscribe(1, 2, "$share/g/jobs")
+	leaving.Conn.Close()
+	if p, err := staying.ReadWithin(500 * time.Millisecond); err == nil {
+		t.Errorf("QoS 2 message %q (already sent to the ended member as %q) delivered again to another member: %+v", p.(*packet.Publish).Payload, got.Payload, p)
+	}
+}

@@ -77,7 +77,9 @@ func (c *conn) sendPacket(p packet.Packet) {
 func (c *conn) sendPublish(b []byte, qos byte, retain, dup bool, id uint16) {
 	c.ob.mu.Lock()
 	defer c.ob.mu.Unlock()
-	if c.ob.closed || c.ob.closing || len(b) == 0 || !c.fits(len(b)+3) { // 3: a topic alias
+	// The size check matches session.sendNew's, so a message counted in
+	// flight is never dropped here.
+	if c.ob.closed || c.ob.closing || len(b) == 0 || !c.fits(len(b)) {
 		return
 	}
 	buf := c.ob.reserve()
@@ -86,7 +88,7 @@ func (c *conn) sendPublish(b []byte, qos byte, retain, dup bool, id uint16) {
 		return
 	}
 	start := len(*buf)
-	if c.aliases.max > 0 {
+	if c.aliases.max > 0 && c.fits(len(b)+maxAliasGrowth) {
 		*buf = c.appendAliased(*buf, b, qos > 0)
 	} else {
 		*buf = append(*buf, b...)
