@@ -76,6 +76,7 @@ func (b *Broker) restore() error {
 		b.retained.set(m, nil)
 	}
 	now := time.Now()
+	var wills []store.Session
 	for _, st := range states {
 		s := newSession(b, st.Session.ClientID, true)
 		s.version = st.Session.Version
@@ -96,6 +97,9 @@ func (b *Broker) restore() error {
 			s.expiresAt = at
 			s.expiryTimer = time.AfterFunc(at.Sub(now), func() { b.expire(s) })
 		}
+		if st.Session.Will != nil {
+			wills = append(wills, st.Session)
+		}
 		for _, sub := range st.Subscriptions {
 			s.subs[sub.Filter] = sub
 			b.subs.Add(sub.Filter, s, optsOf(sub))
@@ -114,6 +118,15 @@ func (b *Broker) restore() error {
 			s.inQoS2[id] = struct{}{}
 		}
 		b.sessions[s.id] = s
+	}
+	// Pending wills are armed once every subscription is back; one already
+	// due goes out at once.
+	for _, r := range wills {
+		if s := b.sessions[r.ClientID]; s != nil {
+			s.mu.Lock()
+			s.armWill(r.Will, r.WillAt)
+			s.mu.Unlock()
+		}
 	}
 	if len(states) > 0 || len(retained) > 0 {
 		b.log.Info("restored state", "sessions", len(states), "retained", len(retained))

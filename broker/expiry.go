@@ -15,6 +15,7 @@ const neverExpires = 0xFFFFFFFF
 type pendingWill struct {
 	msg   *Message
 	from  string
+	at    time.Time // when it is due
 	timer *time.Timer
 }
 
@@ -28,9 +29,7 @@ func (s *session) startExpiry(will *Message, delay time.Duration) {
 		if finite {
 			delay = min(delay, expiry)
 		}
-		w := &pendingWill{msg: will, from: s.id}
-		w.timer = time.AfterFunc(delay, func() { s.b.firePendingWill(s, w) })
-		s.will = w
+		s.armWill(will, time.Now().Add(delay))
 	}
 	if finite {
 		s.expiryTimer = time.AfterFunc(expiry, func() { s.b.expire(s) })
@@ -41,9 +40,21 @@ func (s *session) startExpiry(will *Message, delay time.Duration) {
 	})
 }
 
-// record is the stored form of the session. s.mu must be held.
+// armWill schedules will for at. s.mu must be held.
+func (s *session) armWill(will *Message, at time.Time) {
+	w := &pendingWill{msg: will, from: s.id, at: at}
+	w.timer = time.AfterFunc(time.Until(at), func() { s.b.firePendingWill(s, w) })
+	s.will = w
+}
+
+// record is the stored form of the session, with its pending will so
+// that a restart does not lose it. s.mu must be held.
 func (s *session) record() store.Session {
-	return store.Session{ClientID: s.id, Version: s.version, ExpiryInterval: s.expiry, Expiry: s.expiresAt}
+	r := store.Session{ClientID: s.id, Version: s.version, ExpiryInterval: s.expiry, Expiry: s.expiresAt}
+	if s.will != nil {
+		r.Will, r.WillAt = s.will.msg, s.will.at
+	}
+	return r
 }
 
 // stopExpiry cancels the timers of a session a client is resuming; a
@@ -90,6 +101,7 @@ func (b *Broker) firePendingWill(s *session, w *pendingWill) {
 		return
 	}
 	s.will = nil
+	s.persist("will sent", func(st store.Store) error { return st.PutSession(s.record()) })
 	s.mu.Unlock()
 	b.publishWill(w)
 }

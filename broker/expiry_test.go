@@ -112,3 +112,27 @@ func TestSessionExpiryAcrossRestart(t *testing.T) {
 		t.Fatalf("%d sessions after restart, want only the unexpired one", n)
 	}
 }
+
+// TestDelayedWillSurvivesRestart: a will waiting for its delay is stored
+// with the session and still goes out after a restart.
+func TestDelayedWillSurvivesRestart(t *testing.T) {
+	st := memory.New()
+	b1 := mt.StartBroker(t, broker.Options{Store: st})
+	// Retained, so the watcher sees it however late it subscribes.
+	c := connectV5(t, b1, "dying", 3600, &packet.Will{Topic: "will/dying", QoS: 1, Retain: true, Payload: []byte("gone"),
+		Properties: packet.Properties{WillDelay: u32(1)}})
+	c.Conn.Close()
+	mt.Eventually(t, "offline", func() bool { return b1.Stats().Connections == 0 })
+	b1.Close()
+	if b1.Stats().Retained != 0 {
+		t.Fatal("the will went out before its delay")
+	}
+
+	b2 := mt.StartBroker(t, broker.Options{Store: st})
+	w := mt.Dial(t, b2.Addr, packet.V5)
+	w.Connect("watcher", true)
+	w.Subscribe(1, 1, "will/#")
+	if p := mt.Expect[*packet.Publish](w); string(p.Payload) != "gone" {
+		t.Fatalf("got %+v, want the delayed will", p)
+	}
+}

@@ -26,6 +26,9 @@ type Session struct {
 	// Expiry is when the session ends, set while its client is away; zero
 	// while connected (then it ends ExpiryInterval after a restart).
 	Expiry time.Time
+	// Will is a will waiting for its Will Delay Interval, due at WillAt.
+	Will   *Message
+	WillAt time.Time
 }
 
 // Subscription is one filter a session subscribed to, with its options.
