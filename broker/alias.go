@@ -24,7 +24,8 @@ type outAliases struct {
 // it is. ob.mu must be held.
 func (c *conn) appendAliased(dst, b []byte, hasID bool) []byte {
 	a := &c.aliases
-	i := 1 + varintSize(b[1:])
+	_, n := packet.ConsumeVarint(b[1:])
+	i := 1 + n
 	tl := int(b[i])<<8 | int(b[i+1])
 	topic := b[i+2 : i+2+tl]
 	rest := b[i+2+tl:] // [packet id] property length, properties, payload
@@ -45,7 +46,7 @@ func (c *conn) appendAliased(dst, b []byte, hasID bool) []byte {
 	if hasID {
 		idLen = 2
 	}
-	plen, pn := decodeVarint(rest[idLen:])
+	plen, pn := packet.ConsumeVarint(rest[idLen:])
 	props, payload := rest[idLen+pn:idLen+pn+int(plen)], rest[idLen+pn+int(plen):]
 	plen += 3 // Topic Alias: identifier 0x23 and two bytes
 	remaining := uint32(2+len(topic)+idLen+packet.VarintLen(plen)) + plen + uint32(len(payload))
@@ -84,24 +85,4 @@ func (c *conn) resolveAlias(p *packet.Publish) error {
 	}
 	p.Topic = t
 	return nil
-}
-
-// varintSize returns the length of the variable byte integer at b[0].
-func varintSize(b []byte) int {
-	n := 1
-	for b[n-1]&0x80 != 0 {
-		n++
-	}
-	return n
-}
-
-func decodeVarint(b []byte) (v uint32, n int) {
-	for shift := 0; ; shift += 7 {
-		c := b[n]
-		n++
-		v |= uint32(c&0x7F) << shift
-		if c&0x80 == 0 {
-			return v, n
-		}
-	}
 }

@@ -226,7 +226,7 @@ func (b *Broker) Close() error {
 	b.mu.Lock()
 	for _, s := range b.sessions {
 		s.mu.Lock()
-		s.stopTimersOnly()
+		s.stopExpiryTimer()
 		s.takeWill()
 		s.mu.Unlock()
 	}

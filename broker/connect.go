@@ -317,7 +317,7 @@ func (b *Broker) discard(s *session) *pendingWill {
 	delete(b.sessions, s.id)
 	s.mu.Lock()
 	s.gone = true
-	s.stopTimersOnly()
+	s.stopExpiryTimer()
 	w := s.takeWill()
 	s.mu.Unlock()
 	for _, f := range s.filters() {

@@ -61,20 +61,13 @@ func (s *session) record() store.Session {
 // delayed will is not sent [MQTT-3.1.3-9]. The stored deadline is
 // cleared by the caller's next session write. s.mu must be held.
 func (s *session) stopExpiry() {
-	if s.expiryTimer != nil {
-		s.expiryTimer.Stop()
-		s.expiryTimer = nil
-	}
+	s.stopExpiryTimer()
 	s.expiresAt = time.Time{}
-	if s.will != nil {
-		s.will.timer.Stop()
-		s.will = nil
-	}
+	s.takeWill()
 }
 
-// stopTimersOnly stops the expiry timer of a session that is ending.
-// s.mu must be held.
-func (s *session) stopTimersOnly() {
+// stopExpiryTimer stops the expiry timer. s.mu must be held.
+func (s *session) stopExpiryTimer() {
 	if s.expiryTimer != nil {
 		s.expiryTimer.Stop()
 		s.expiryTimer = nil

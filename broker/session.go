@@ -118,7 +118,6 @@ func (d delivery) outbound(seq uint64, m *Message) *store.Outbound {
 
 // deliver hands m to the session. s.mu must not be held.
 func (s *session) deliver(m *Message, d delivery, enc *encoder) {
-	qos, retain, subIDs := d.qos, d.retain, d.subIDs
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.gone {
@@ -127,12 +126,12 @@ func (s *session) deliver(m *Message, d delivery, enc *encoder) {
 	c := s.conn
 	// QoS 0 is not queued for offline sessions (optional in the spec, and
 	// the common choice for "at most once").
-	if c == nil && (qos == 0 || !s.persistent) {
+	if c == nil && (d.qos == 0 || !s.persistent) {
 		return
 	}
 	if len(s.queue) == 0 {
-		if qos == 0 {
-			c.sendPublish(enc.bytes(c.version, m, false, subIDs), 0, retain, false, 0)
+		if d.qos == 0 {
+			c.sendPublish(enc.bytes(c.version, m, false, d.subIDs), 0, d.retain, false, 0)
 			return
 		}
 		if c != nil && len(s.inflight) < s.window && c.pending() < s.b.opts.MaxWriteBuffer {
@@ -157,7 +156,7 @@ func (s *session) deliver(m *Message, d delivery, enc *encoder) {
 		}
 	}
 	s.queue = append(s.queue, o)
-	if qos > 0 {
+	if d.qos > 0 {
 		s.persist("queue", func(st store.Store) error { return st.PutOutbound(s.id, *o) })
 	}
 }

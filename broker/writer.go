@@ -102,7 +102,8 @@ func (c *conn) sendPublish(b []byte, qos byte, retain, dup bool, id uint16) {
 		p[0] |= 0x08
 	}
 	if qos > 0 {
-		i := 1 + varintSize(p[1:])
+		_, n := packet.ConsumeVarint(p[1:])
+		i := 1 + n
 		i += 2 + (int(p[i])<<8 | int(p[i+1])) // topic length and topic
 		p[i], p[i+1] = byte(id>>8), byte(id)
 	}

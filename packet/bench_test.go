@@ -71,7 +71,7 @@ func benchRead(b *testing.B, p Packet, v byte) {
 // benchDecode measures Decode on p's body.
 func benchDecode(b *testing.B, p Packet, v byte) {
 	wire := enc(b, p, v)
-	_, n := consumeVarint(wire[1:])
+	_, n := ConsumeVarint(wire[1:])
 	h, body := wire[0], wire[1+n:]
 	b.SetBytes(int64(len(wire)))
 	b.ReportAllocs()

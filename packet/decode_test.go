@@ -110,7 +110,7 @@ func TestDecodeKnownGood(t *testing.T) {
 				t.Errorf("got  %#v\nwant %#v", got, c.want)
 			}
 			// Decode takes the first byte and the body.
-			_, rn := consumeVarint(b[1:])
+			_, rn := ConsumeVarint(b[1:])
 			if got2, err := Decode(b[0], b[1+rn:], c.v); err != nil || !reflect.DeepEqual(got2, c.want) {
 				t.Errorf("Decode: %#v, %v", got2, err)
 			}

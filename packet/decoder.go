@@ -39,7 +39,7 @@ func (d *decoder) u32(what string) (uint32, error) {
 }
 
 func (d *decoder) varint(what string) (uint32, error) {
-	v, n := consumeVarint(d.b)
+	v, n := ConsumeVarint(d.b)
 	if n == 0 {
 		return 0, errf(MalformedPacket, "%s %s: variable byte integer runs past the end of the packet", d.t, what)
 	}

@@ -116,7 +116,7 @@ func DecodeBytes(b []byte, version byte, maxSize uint32) (Packet, int, error) {
 	if err := checkHeader(h, version); err != nil {
 		return nil, 0, err
 	}
-	rl, n := consumeVarint(b[1:])
+	rl, n := ConsumeVarint(b[1:])
 	if n == 0 {
 		return nil, 0, io.ErrUnexpectedEOF
 	}

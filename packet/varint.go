@@ -36,12 +36,12 @@ func AppendVarint(dst []byte, v uint32) []byte {
 	return append(dst, byte(v))
 }
 
-// consumeVarint decodes a Variable Byte Integer from the start of b.
+// ConsumeVarint decodes a Variable Byte Integer from the start of b.
 // n is the number of bytes used; n == 0 means b ended inside the integer and
 // n < 0 means a fifth byte was needed, which is malformed: four is the
 // maximum. Non-minimal encodings (0x80 0x00 for 0) are accepted, as 3.1.1
 // does not forbid them and rejecting them gains nothing.
-func consumeVarint(b []byte) (v uint32, n int) {
+func ConsumeVarint(b []byte) (v uint32, n int) {
 	for i := 0; i < 4; i++ {
 		if i >= len(b) {
 			return 0, 0

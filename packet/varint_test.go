@@ -30,16 +30,16 @@ func TestVarint(t *testing.T) {
 		if n := VarintLen(c.v); n != len(want) {
 			t.Errorf("VarintLen(%d) = %d, want %d", c.v, n, len(want))
 		}
-		if v, n := consumeVarint(append(want, 0xFF)); v != c.v || n != len(want) {
-			t.Errorf("consumeVarint(% x) = %d, %d", want, v, n)
+		if v, n := ConsumeVarint(append(want, 0xFF)); v != c.v || n != len(want) {
+			t.Errorf("ConsumeVarint(% x) = %d, %d", want, v, n)
 		}
 		if v, n, err := readVarint(bytes.NewReader(want)); v != c.v || n != len(want) || err != nil {
 			t.Errorf("readVarint(% x) = %d, %d, %v", want, v, n, err)
 		}
 		// Truncated: every proper prefix is incomplete.
 		for i := range len(want) {
-			if _, n := consumeVarint(want[:i]); n != 0 {
-				t.Errorf("consumeVarint(% x) n = %d, want 0", want[:i], n)
+			if _, n := ConsumeVarint(want[:i]); n != 0 {
+				t.Errorf("ConsumeVarint(% x) n = %d, want 0", want[:i], n)
 			}
 			if _, _, err := readVarint(bytes.NewReader(want[:i])); err != io.ErrUnexpectedEOF {
 				t.Errorf("readVarint(% x) err = %v", want[:i], err)
@@ -51,8 +51,8 @@ func TestVarint(t *testing.T) {
 func TestVarintFiveBytes(t *testing.T) {
 	for _, s := range []string{"80 80 80 80 01", "ff ff ff ff 7f", "ff ff ff ff"} {
 		b := unhex(t, s)
-		if _, n := consumeVarint(b); n >= 0 && len(b) == 5 {
-			t.Errorf("consumeVarint(% x) n = %d, want < 0", b, n)
+		if _, n := ConsumeVarint(b); n >= 0 && len(b) == 5 {
+			t.Errorf("ConsumeVarint(% x) n = %d, want < 0", b, n)
 		}
 		if len(b) == 5 {
 			if _, _, err := readVarint(bytes.NewReader(b)); !errors.Is(err, MalformedPacket) {
