@@ -89,9 +89,7 @@ func (b *Broker) restore() error {
 		if !at.IsZero() {
 			// Time spent down counts towards expiry.
 			if !at.After(now) {
-				if err := b.store.DeleteSession(s.id); err != nil {
-					return err
-				}
+				b.store.DeleteSession(s.id)
 				continue
 			}
 			s.expiresAt = at
@@ -234,8 +232,9 @@ func (b *Broker) Close() error {
 	return b.store.Close()
 }
 
-// Publish routes a message from the server itself (not from a client).
-func (b *Broker) Publish(m *Message) {
+// Publish routes a message from the server itself (not from a client)
+// and returns once the sessions that keep it have it in the store.
+func (b *Broker) Publish(m *Message) error {
 	var r router
-	r.route(b, m, "")
+	return b.store.Wait(r.route(b, m, ""))
 }

@@ -250,7 +250,7 @@ func (b *Broker) attach(c *conn, id string, clean bool, expiry uint32, window in
 		if s.persistent && expiry > 0 {
 			// Resumed: no deadline while connected, and the interval may
 			// have changed.
-			s.persist("session", func(st store.Store) error { return st.PutSession(s.record()) })
+			s.persist(func(st store.Store) store.Ticket { return st.PutSession(s.record()) })
 		}
 		s.setPersistent(expiry > 0)
 		s.window = window
@@ -323,9 +323,7 @@ func (b *Broker) discard(s *session) *pendingWill {
 	for _, f := range s.filters() {
 		b.subs.Remove(f, s)
 	}
-	if err := b.store.DeleteSession(s.id); err != nil {
-		b.log.Error("store write failed", "op", "discard", "client", s.id, "err", err)
-	}
+	b.store.DeleteSession(s.id)
 	return w
 }
 

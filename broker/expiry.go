@@ -35,7 +35,7 @@ func (s *session) startExpiry(will *Message, delay time.Duration) {
 		s.expiryTimer = time.AfterFunc(expiry, func() { s.b.expire(s) })
 		s.expiresAt = time.Now().Add(expiry)
 	}
-	s.persist("offline", func(st store.Store) error {
+	s.persist(func(st store.Store) store.Ticket {
 		return st.PutSession(s.record())
 	})
 }
@@ -94,7 +94,7 @@ func (b *Broker) firePendingWill(s *session, w *pendingWill) {
 		return
 	}
 	s.will = nil
-	s.persist("will sent", func(st store.Store) error { return st.PutSession(s.record()) })
+	s.persist(func(st store.Store) store.Ticket { return st.PutSession(s.record()) })
 	s.mu.Unlock()
 	b.publishWill(w)
 }

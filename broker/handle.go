@@ -150,16 +150,15 @@ func (c *conn) onPublish(p *packet.Publish) error {
 		}
 	}
 	code := packet.Success
+	var m *Message
 	if c.b.opts.Authorizer.Authorize(&c.client, auth.Publish, p.Topic) {
-		m := &Message{Topic: p.Topic, Payload: p.Payload, QoS: p.QoS, Retain: p.Retain}
+		m = &Message{Topic: p.Topic, Payload: p.Payload, QoS: p.QoS, Retain: p.Retain}
 		if c.version == packet.V5 {
 			setMessageProperties(m, &p.Properties, time.Now())
 		}
 		if err := c.runPublishHooks(m); err != nil {
-			code = packet.UnspecifiedError
+			code, m = packet.UnspecifiedError, nil
 			c.b.log.Debug("publish rejected by hook", "client", c.clientID, "topic", p.Topic, "err", err)
-		} else {
-			c.router.route(c.b, m, c.clientID)
 		}
 	} else {
 		// 3.1.1 offers no way to refuse a PUBLISH: it is acknowledged and
@@ -167,21 +166,46 @@ func (c *conn) onPublish(p *packet.Publish) error {
 		code = packet.NotAuthorized
 		c.b.log.Debug("publish not authorized", "client", c.clientID, "topic", p.Topic)
 	}
+	// A v5 failure code ends a QoS 2 flow: no PUBREL follows and the id is
+	// free again [MQTT-4.3.3-4].
+	mark := p.QoS == 2 && (!code.IsFailure() || c.version != packet.V5)
+	var ticket store.Ticket
+	if mark && m != nil {
+		// The message and the id that marks it received commit together:
+		// after a crash a retransmission is either recognised or delivered,
+		// never both and never neither [MQTT-4.3.3-2].
+		var t store.Ticket
+		c.b.store.Atomic(func() { t = c.publish(m, mark, p.PacketID) })
+		ticket = t
+	} else {
+		ticket = c.publish(m, mark, p.PacketID)
+	}
+	// Acknowledged only once durable: the writer waits for the ticket.
+	c.after(ticket)
 	switch p.QoS {
 	case 1:
 		c.sendAck(packet.PUBACK, p.PacketID, code) // [MQTT-4.3.2-2]
 	case 2:
-		// A v5 failure code ends the flow: no PUBREL follows and the id is
-		// free again [MQTT-4.3.3-4].
-		if !code.IsFailure() || c.version != packet.V5 {
-			s.mu.Lock()
-			s.inQoS2[p.PacketID] = struct{}{}
-			s.persist("inbound qos2", func(st store.Store) error { return st.PutInboundQoS2(s.id, p.PacketID) })
-			s.mu.Unlock()
-		}
 		c.sendAck(packet.PUBREC, p.PacketID, code) // [MQTT-4.3.3-2]
 	}
 	return nil
+}
+
+// publish routes m (nil for none) and, with mark, records the QoS 2 packet
+// id as received. It returns the ticket of the store writes.
+func (c *conn) publish(m *Message, mark bool, id uint16) store.Ticket {
+	var t store.Ticket
+	if m != nil {
+		t = c.router.route(c.b, m, c.clientID)
+	}
+	if mark {
+		s := c.sess
+		s.mu.Lock()
+		s.inQoS2[id] = struct{}{}
+		t = max(t, s.persist(func(st store.Store) store.Ticket { return st.PutInboundQoS2(s.id, id) }))
+		s.mu.Unlock()
+	}
+	return t
 }
 
 // checkV5Publish applies the v5 rules on PUBLISH properties that end the
@@ -233,7 +257,7 @@ func (c *conn) onPubrel(id uint16) {
 	_, known := s.inQoS2[id]
 	if known {
 		delete(s.inQoS2, id)
-		s.persist("pubrel", func(st store.Store) error { return st.DeleteInboundQoS2(s.id, id) })
+		s.persist(func(st store.Store) store.Ticket { return st.DeleteInboundQoS2(s.id, id) })
 	}
 	s.mu.Unlock()
 	code := packet.Success
@@ -282,7 +306,7 @@ func (c *conn) onSubscribe(p *packet.Subscribe) error {
 		s.mu.Lock()
 		_, existed := s.subs[sub.Filter]
 		s.subs[sub.Filter] = rec
-		s.persist("subscribe", func(st store.Store) error { return st.PutSubscription(s.id, rec) })
+		s.persist(func(st store.Store) store.Ticket { return st.PutSubscription(s.id, rec) })
 		s.mu.Unlock()
 		// [MQTT-3.8.4-3] a repeated filter replaces the subscription.
 		c.b.subs.Add(sub.Filter, s, optsOf(rec))
@@ -354,7 +378,7 @@ func (c *conn) onUnsubscribe(p *packet.Unsubscribe) {
 		_, ok := s.subs[f]
 		if ok {
 			delete(s.subs, f)
-			s.persist("unsubscribe", func(st store.Store) error { return st.DeleteSubscription(s.id, f) })
+			s.persist(func(st store.Store) store.Ticket { return st.DeleteSubscription(s.id, f) })
 		}
 		s.mu.Unlock()
 		if ok {

@@ -24,15 +24,16 @@ type rnode struct {
 // set stores m as the retained message of its topic, or clears the topic
 // when the payload is empty [MQTT-3.3.1-10] [MQTT-3.3.1-11], and writes
 // the change to st (if not nil) under the same lock, so that memory and
-// store see updates of one topic in the same order.
-func (r *retained) set(m *Message, st store.Store) error {
+// store see updates of one topic in the same order. It returns the
+// ticket of the store write.
+func (r *retained) set(m *Message, st store.Store) store.Ticket {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(m.Payload) == 0 {
 		if r.remove(m.Topic) && st != nil {
 			return st.DeleteRetained(m.Topic)
 		}
-		return nil
+		return 0
 	}
 	n := &r.root
 	for level := range strings.SplitSeq(m.Topic, "/") {
@@ -53,7 +54,7 @@ func (r *retained) set(m *Message, st store.Store) error {
 	if st != nil {
 		return st.PutRetained(m)
 	}
-	return nil
+	return 0
 }
 
 // remove clears topic and prunes empty branches. mu must be held.

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"github.com/ternmq/tern/store"
 	"github.com/ternmq/tern/topic"
 )
 
@@ -24,17 +25,18 @@ type target struct {
 	delivery
 }
 
-func (r *router) route(b *Broker, m *Message, from string) {
+// route delivers m to every matching session and returns the ticket of
+// the store writes that keep it.
+func (r *router) route(b *Broker, m *Message, from string) store.Ticket {
 	if r.eachFn == nil {
 		r.b = b
 		r.idx = make(map[*session]int)
 		r.eachFn = r.each
 		r.sharedFn = r.pickShared
 	}
+	var ticket store.Ticket
 	if m.Retain && !b.opts.DisableRetain {
-		if err := b.retained.set(m, b.store); err != nil {
-			b.log.Error("store retained failed", "topic", m.Topic, "err", err)
-		}
+		ticket = b.retained.set(m, b.store)
 	}
 	r.from = from
 	b.subs.Match(m.Topic, r.eachFn, r.sharedFn)
@@ -42,12 +44,13 @@ func (r *router) route(b *Broker, m *Message, from string) {
 		t := &r.targets[i]
 		t.qos = min(m.QoS, t.qos)
 		t.retain = t.retain && m.Retain
-		t.s.deliver(m, t.delivery, &r.enc)
+		ticket = max(ticket, t.s.deliver(m, t.delivery, &r.enc))
 		*t = target{}
 	}
 	r.targets = r.targets[:0]
 	clear(r.idx)
 	r.enc.reset()
+	return ticket
 }
 
 // each merges overlapping subscriptions of one session into one delivery at

@@ -2,8 +2,7 @@ package broker
 
 import (
 	"cmp"
-	"errors"
-	"slices"
+		"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,48 +57,51 @@ func newSession(b *Broker, id string, persistent bool) *session {
 	}
 }
 
-// persist runs a store write for persistent sessions and logs failures:
-// the broker keeps serving from memory, and the operator learns that
-// durability is degraded.
-func (s *session) persist(op string, f func(store.Store) error) {
+// persist submits a store write for a persistent session. Whatever the
+// session's connection sends from here on waits until the write is
+// durable, so no acknowledgement runs ahead of the store. s.mu must be
+// held.
+func (s *session) persist(write func(store.Store) store.Ticket) store.Ticket {
 	if !s.persistent {
-		return
+		return 0
 	}
-	if err := f(s.b.store); err != nil {
-		s.b.log.Error("store write failed", "op", op, "client", s.id, "err", err)
+	t := write(s.b.store)
+	if s.conn != nil {
+		s.conn.after(t)
 	}
+	return t
 }
 
 // setPersistent changes whether the session outlives its connection (a
 // v5 client may resume with a different Session Expiry Interval): the
 // stored copy is written in full or deleted. s.mu must be held.
-func (s *session) setPersistent(p bool) {
+func (s *session) setPersistent(p bool) store.Ticket {
 	if s.persistent == p {
-		return
+		return 0
 	}
 	if !p {
-		s.persist("forget", func(st store.Store) error { return st.DeleteSession(s.id) })
+		t := s.persist(func(st store.Store) store.Ticket { return st.DeleteSession(s.id) })
 		s.persistent = false
-		return
+		return t
 	}
 	s.persistent = true
-	s.persist("session", func(st store.Store) error {
-		err := st.PutSession(s.record())
+	return s.persist(func(st store.Store) store.Ticket {
+		t := st.PutSession(s.record())
 		for _, sub := range s.subs {
-			err = errors.Join(err, st.PutSubscription(s.id, sub))
+			t = st.PutSubscription(s.id, sub)
 		}
 		for _, o := range s.inflight {
-			err = errors.Join(err, st.PutOutbound(s.id, *o))
+			t = st.PutOutbound(s.id, *o)
 		}
 		for _, o := range s.queue {
 			if o.QoS > 0 {
-				err = errors.Join(err, st.PutOutbound(s.id, *o))
+				t = st.PutOutbound(s.id, *o)
 			}
 		}
 		for id := range s.inQoS2 {
-			err = errors.Join(err, st.PutInboundQoS2(s.id, id))
+			t = st.PutInboundQoS2(s.id, id)
 		}
-		return err
+		return t
 	})
 }
 
@@ -116,28 +118,28 @@ func (d delivery) outbound(seq uint64, m *Message) *store.Outbound {
 		SharedGroup: d.group, SharedFilter: d.filter, Message: m}
 }
 
-// deliver hands m to the session. s.mu must not be held.
-func (s *session) deliver(m *Message, d delivery, enc *encoder) {
+// deliver hands m to the session and returns the ticket of the store
+// write that keeps it. s.mu must not be held.
+func (s *session) deliver(m *Message, d delivery, enc *encoder) store.Ticket {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.gone {
-		return
+		return 0
 	}
 	c := s.conn
 	// QoS 0 is not queued for offline sessions (optional in the spec, and
 	// the common choice for "at most once").
 	if c == nil && (d.qos == 0 || !s.persistent) {
-		return
+		return 0
 	}
 	if len(s.queue) == 0 {
 		if d.qos == 0 {
 			c.sendPublish(enc.bytes(c.version, m, false, d.subIDs), 0, d.retain, false, 0)
-			return
+			return 0
 		}
 		if c != nil && len(s.inflight) < s.window && c.pending() < s.b.opts.MaxWriteBuffer {
 			s.seq++
-			s.sendNew(c, d.outbound(s.seq, m), enc)
-			return
+			return s.sendNew(c, d.outbound(s.seq, m), enc)
 		}
 	}
 	// Behind a full window the message waits its turn; QoS 0 too, so that
@@ -147,37 +149,39 @@ func (s *session) deliver(m *Message, d delivery, enc *encoder) {
 	if len(s.queue) >= s.b.opts.MaxQueued {
 		s.b.stats.droppedQueueFull.Add(1)
 		if s.b.opts.QueuePolicy == DropNewest {
-			return
+			return 0
 		}
 		old := s.queue[0]
 		s.queue = slices.Delete(s.queue, 0, 1)
 		if old.QoS > 0 {
-			s.persist("drop oldest", func(st store.Store) error { return st.DeleteOutbound(s.id, old.Seq) })
+			s.persist(func(st store.Store) store.Ticket { return st.DeleteOutbound(s.id, old.Seq) })
 		}
 	}
 	s.queue = append(s.queue, o)
-	if d.qos > 0 {
-		s.persist("queue", func(st store.Store) error { return st.PutOutbound(s.id, *o) })
+	if d.qos == 0 {
+		return 0
 	}
+	return s.persist(func(st store.Store) store.Ticket { return st.PutOutbound(s.id, *o) })
 }
 
 // sendNew assigns a packet id to o, records it in flight and sends it.
-// s.mu must be held; enc may be nil.
-func (s *session) sendNew(c *conn, o *store.Outbound, enc *encoder) {
+// It returns the ticket of the store write. s.mu must be held; enc may be
+// nil.
+func (s *session) sendNew(c *conn, o *store.Outbound, enc *encoder) store.Ticket {
 	if enc == nil {
 		enc = &encoder{}
 	}
 	b := enc.bytes(c.version, o.Message, true, o.SubIDs)
 	if !c.fits(len(b)) {
 		// Too large for this client: dropped as if delivered [MQTT-3.1.2-25].
-		s.persist("too large", func(st store.Store) error { return st.DeleteOutbound(s.id, o.Seq) })
-		return
+		return s.persist(func(st store.Store) store.Ticket { return st.DeleteOutbound(s.id, o.Seq) })
 	}
 	o.PacketID = s.freeID()
 	o.State = store.Sent
 	s.inflight[o.PacketID] = o
-	s.persist("send", func(st store.Store) error { return st.PutOutbound(s.id, *o) })
+	t := s.persist(func(st store.Store) store.Ticket { return st.PutOutbound(s.id, *o) })
 	c.sendPublish(b, o.QoS, o.Retain, false, o.PacketID)
+	return t
 }
 
 // freeID returns an unused packet id [MQTT-2.3.1-2]. s.mu must be held and
@@ -211,7 +215,7 @@ func (s *session) fill() {
 		case expired(o.Message, now):
 			s.b.stats.expired.Add(1)
 			if o.QoS > 0 {
-				s.persist("expire", func(st store.Store) error { return st.DeleteOutbound(s.id, o.Seq) })
+				s.persist(func(st store.Store) store.Ticket { return st.DeleteOutbound(s.id, o.Seq) })
 			}
 		case o.QoS == 0:
 			c.sendPublish(encodePublish(nil, c.version, o.Message, false, o.SubIDs), 0, o.Retain, false, 0)
@@ -253,7 +257,7 @@ func (s *session) ack(id uint16, qos byte) bool {
 		return false
 	}
 	delete(s.inflight, id)
-	s.persist("ack", func(st store.Store) error { return st.DeleteOutbound(s.id, o.Seq) })
+	s.persist(func(st store.Store) store.Ticket { return st.DeleteOutbound(s.id, o.Seq) })
 	s.fill()
 	return true
 }
@@ -270,7 +274,7 @@ func (s *session) received(id uint16) bool {
 	if o.State != store.Released {
 		o.State = store.Released
 		o.Message = nil // from here on only the id matters
-		s.persist("pubrec", func(st store.Store) error { return st.PutOutbound(s.id, *o) })
+		s.persist(func(st store.Store) store.Ticket { return st.PutOutbound(s.id, *o) })
 	}
 	return true
 }

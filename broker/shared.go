@@ -159,6 +159,6 @@ func (s *session) release(o *store.Outbound) bool {
 	} else {
 		return false
 	}
-	s.persist("redistribute", func(st store.Store) error { return st.DeleteOutbound(s.id, o.Seq) })
+	s.persist(func(st store.Store) store.Ticket { return st.DeleteOutbound(s.id, o.Seq) })
 	return true
 }

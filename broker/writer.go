@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/ternmq/tern/packet"
+	"github.com/ternmq/tern/store"
 )
 
 // Output buffers are pooled so that an idle connection holds none: a
@@ -35,6 +36,20 @@ type outbox struct {
 	closing bool     // no more packets: close the connection once flushed
 	closed  bool     // closed: discard everything
 	sess    *session // set with the accepting CONNACK, for the writer to refill
+	// durable is the store ticket everything in out waits for: an
+	// acknowledgement leaves only once what it acknowledges is stored.
+	durable store.Ticket
+}
+
+// after holds back everything queued from now on until the store writes
+// named by t are durable.
+func (c *conn) after(t store.Ticket) {
+	if t == 0 {
+		return
+	}
+	c.ob.mu.Lock()
+	c.ob.durable = max(c.ob.durable, t)
+	c.ob.mu.Unlock()
 }
 
 // reserve returns the pending buffer for appending. mu must be held.
@@ -206,10 +221,14 @@ func (c *conn) writeLoop() {
 		}
 		buf := c.ob.out
 		c.ob.out, c.ob.spare = c.ob.spare, nil
+		durable := c.ob.durable
 		c.ob.mu.Unlock()
 
-		c.nc.SetWriteDeadline(time.Now().Add(c.b.opts.WriteTimeout))
-		_, err := c.nc.Write(*buf)
+		err := c.b.store.Wait(durable)
+		if err == nil {
+			c.nc.SetWriteDeadline(time.Now().Add(c.b.opts.WriteTimeout))
+			_, err = c.nc.Write(*buf)
+		}
 
 		c.ob.mu.Lock()
 		*buf = (*buf)[:0]

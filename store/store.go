@@ -67,24 +67,43 @@ type SessionState struct {
 	InboundQoS2   []uint16   // packet ids received with QoS 2, PUBREL not yet seen
 }
 
-// Store persists broker state. Methods are safe for concurrent use. A nil
-// error from a Put means the write is as durable as the store promises.
+// A Ticket names the writes submitted to a Store up to some point. Tickets
+// grow over time; 0 names no write.
+type Ticket uint64
+
+// Store persists broker state. Writes are submitted without waiting and
+// become durable in the order they were submitted; Wait tells when. This
+// lets the broker keep reading while a group of writes is committed, and
+// hold back only the acknowledgements that depend on them.
+//
+// Methods are safe for concurrent use.
 type Store interface {
-	PutSession(s Session) error
+	PutSession(s Session) Ticket
 	// DeleteSession removes the session and everything stored under it.
-	DeleteSession(clientID string) error
+	DeleteSession(clientID string) Ticket
 
-	PutSubscription(clientID string, sub Subscription) error
-	DeleteSubscription(clientID, filter string) error
+	PutSubscription(clientID string, sub Subscription) Ticket
+	DeleteSubscription(clientID, filter string) Ticket
 
-	PutOutbound(clientID string, o Outbound) error
-	DeleteOutbound(clientID string, seq uint64) error
+	PutOutbound(clientID string, o Outbound) Ticket
+	DeleteOutbound(clientID string, seq uint64) Ticket
 
-	PutInboundQoS2(clientID string, packetID uint16) error
-	DeleteInboundQoS2(clientID string, packetID uint16) error
+	PutInboundQoS2(clientID string, packetID uint16) Ticket
+	DeleteInboundQoS2(clientID string, packetID uint16) Ticket
 
-	PutRetained(m *Message) error
-	DeleteRetained(topic string) error
+	PutRetained(m *Message) Ticket
+	DeleteRetained(topic string) Ticket
+
+	// Atomic runs f and commits the writes it submits together: after a
+	// crash either all of them are there or none. Writes by other
+	// goroutines meanwhile may join the same commit. f runs with no lock
+	// held that a writer might wait for, and does not call Atomic.
+	Atomic(f func())
+
+	// Wait blocks until the writes named by t are as durable as the store
+	// promises. An error means they may be lost; the store then refuses
+	// every later write too.
+	Wait(t Ticket) error
 
 	// Load returns every stored session and retained message.
 	Load() ([]SessionState, []*Message, error)

@@ -46,81 +46,87 @@ func (s *Store) get(id string) *entry {
 	return e
 }
 
-func (s *Store) PutSession(sess store.Session) error {
+func (s *Store) PutSession(sess store.Session) store.Ticket {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.get(sess.ClientID).session = sess
-	return nil
+	return 0
 }
 
-func (s *Store) DeleteSession(id string) error {
+func (s *Store) DeleteSession(id string) store.Ticket {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.sessions, id)
-	return nil
+	return 0
 }
 
-func (s *Store) PutSubscription(id string, sub store.Subscription) error {
+func (s *Store) PutSubscription(id string, sub store.Subscription) store.Ticket {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.get(id).subs[sub.Filter] = sub
-	return nil
+	return 0
 }
 
-func (s *Store) DeleteSubscription(id, filter string) error {
+func (s *Store) DeleteSubscription(id, filter string) store.Ticket {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e := s.sessions[id]; e != nil {
 		delete(e.subs, filter)
 	}
-	return nil
+	return 0
 }
 
-func (s *Store) PutOutbound(id string, o store.Outbound) error {
+func (s *Store) PutOutbound(id string, o store.Outbound) store.Ticket {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.get(id).outbound[o.Seq] = o
-	return nil
+	return 0
 }
 
-func (s *Store) DeleteOutbound(id string, seq uint64) error {
+func (s *Store) DeleteOutbound(id string, seq uint64) store.Ticket {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e := s.sessions[id]; e != nil {
 		delete(e.outbound, seq)
 	}
-	return nil
+	return 0
 }
 
-func (s *Store) PutInboundQoS2(id string, pid uint16) error {
+func (s *Store) PutInboundQoS2(id string, pid uint16) store.Ticket {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.get(id).inbound[pid] = struct{}{}
-	return nil
+	return 0
 }
 
-func (s *Store) DeleteInboundQoS2(id string, pid uint16) error {
+func (s *Store) DeleteInboundQoS2(id string, pid uint16) store.Ticket {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e := s.sessions[id]; e != nil {
 		delete(e.inbound, pid)
 	}
-	return nil
+	return 0
 }
 
-func (s *Store) PutRetained(m *store.Message) error {
+func (s *Store) PutRetained(m *store.Message) store.Ticket {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.retained[m.Topic] = m
-	return nil
+	return 0
 }
 
-func (s *Store) DeleteRetained(topic string) error {
+func (s *Store) DeleteRetained(topic string) store.Ticket {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.retained, topic)
-	return nil
+	return 0
 }
+
+// Atomic runs f: every write here is applied as it is submitted.
+func (s *Store) Atomic(f func()) { f() }
+
+// Wait returns at once: a write is done when it returns.
+func (s *Store) Wait(store.Ticket) error { return nil }
 
 func (s *Store) Load() ([]store.SessionState, []*store.Message, error) {
 	s.mu.Lock()
