@@ -21,8 +21,17 @@ type Config struct {
 	// setups.
 	Users  map[string]string `yaml:"users"`
 	Limits Limits            `yaml:"limits"`
-	Retain *bool             `yaml:"retain"` // retained messages available; default true
-	MQTT   MQTT              `yaml:"mqtt"`
+	Retain  *bool             `yaml:"retain"` // retained messages available; default true
+	MQTT    MQTT              `yaml:"mqtt"`
+	Storage Storage           `yaml:"storage"`
+}
+
+// Storage says where and how durably broker state is kept.
+type Storage struct {
+	Persist      *bool         `yaml:"persist"`       // default true; false keeps everything in memory
+	DataDir      string        `yaml:"data_dir"`      // default "data"
+	Durability   string        `yaml:"durability"`    // sync (default), batch or none
+	SyncInterval time.Duration `yaml:"sync_interval"` // with batch: how often to fsync; default 100ms
 }
 
 // MQTT switches protocol features and sets v5 flow-control values.
@@ -56,6 +65,7 @@ func defaultConfig() Config {
 		Listeners: []listener.Config{{Type: "tcp", Address: "127.0.0.1:1883"}},
 		LogLevel:  "info",
 		LogFormat: "text",
+		Storage:   Storage{DataDir: "data"},
 	}
 }
 
@@ -79,6 +89,9 @@ func loadConfig(path string, into *Config) error {
 	}
 	if file.LogFormat == "" {
 		file.LogFormat = into.LogFormat
+	}
+	if file.Storage.DataDir == "" {
+		file.Storage.DataDir = into.Storage.DataDir
 	}
 	*into = file
 	return nil

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -16,6 +17,9 @@ import (
 	"github.com/ternmq/tern/auth/scram"
 	"github.com/ternmq/tern/broker"
 	"github.com/ternmq/tern/listener"
+	"github.com/ternmq/tern/store"
+	"github.com/ternmq/tern/store/memory"
+	"github.com/ternmq/tern/store/pebble"
 )
 
 func runServe(ctx context.Context, args []string, stderr io.Writer) int {
@@ -29,6 +33,9 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	configPath := fs.String("config", "", "YAML configuration `file`")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (default info)")
 	logFormat := fs.String("log-format", "", "text or json (default text)")
+	dataDir := fs.String("data-dir", "", "keep sessions and messages in `dir` (default ./data)")
+	durability := fs.String("durability", "", "sync, batch or none (default sync)")
+	noPersist := fs.Bool("no-persist", false, "keep everything in memory: nothing survives a restart")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -55,6 +62,15 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	if *logFormat != "" {
 		cfg.LogFormat = *logFormat
 	}
+	if *dataDir != "" {
+		cfg.Storage.DataDir = *dataDir
+	}
+	if *durability != "" {
+		cfg.Storage.Durability = *durability
+	}
+	if *noPersist {
+		cfg.Storage.Persist = new(false)
+	}
 	log, err := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
 	if err != nil {
 		fmt.Fprintf(stderr, "tern serve: %v\n", err)
@@ -79,8 +95,16 @@ func serve(ctx context.Context, cfg Config, opts broker.Options, ready func([]ne
 	if len(cfg.Listeners) == 0 {
 		return errors.New("no listeners configured")
 	}
+	if opts.Store == nil {
+		st, err := openStore(cfg.Storage, log)
+		if err != nil {
+			return err
+		}
+		opts.Store = st
+	}
 	b, err := broker.New(opts)
 	if err != nil {
+		opts.Store.Close()
 		return err
 	}
 	var ls []net.Listener
@@ -185,6 +209,28 @@ func brokerOptions(cfg Config, log *slog.Logger) (broker.Options, error) {
 		opts.EnhancedAuth = []auth.EnhancedAuthenticator{scram.NewServer(lookup)}
 	}
 	return opts, nil
+}
+
+// openStore opens the configured store: Pebble under the data directory
+// unless persistence is off.
+func openStore(c Storage, log *slog.Logger) (store.Store, error) {
+	if off(c.Persist) {
+		log.Warn("persistence off: sessions and messages live in memory only")
+		return memory.New(), nil
+	}
+	d, err := pebble.ParseDurability(c.Durability)
+	if err != nil {
+		return nil, fmt.Errorf("storage: %w", err)
+	}
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("storage: %w", err)
+	}
+	st, err := pebble.Open(c.DataDir, pebble.Options{Durability: d, SyncInterval: c.SyncInterval, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	log.Info("store open", "dir", c.DataDir, "durability", d)
+	return st, nil
 }
 
 // off reports whether an optional feature switch is set to false.

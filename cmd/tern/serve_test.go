@@ -87,6 +87,9 @@ func TestDefaultListensOnLoopback(t *testing.T) {
 // listener's address.
 func startServe(t *testing.T, cfg Config) string {
 	t.Helper()
+	if cfg.Storage.DataDir == defaultConfig().Storage.DataDir {
+		cfg.Storage.DataDir = t.TempDir()
+	}
 	opts, err := brokerOptions(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -147,6 +150,7 @@ func TestServeUsersFromConfig(t *testing.T) {
 func TestServeShutdownFlushesAndCloses(t *testing.T) {
 	cfg := defaultConfig()
 	cfg.Listeners[0].Address = "127.0.0.1:0"
+	cfg.Storage.DataDir = t.TempDir()
 	opts, _ := brokerOptions(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ctx, cancel := context.WithCancel(context.Background())
 	addrc := make(chan string, 1)

@@ -1,0 +1,308 @@
+package pebble
+
+import (
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"time"
+
+	"github.com/ternmq/tern/packet"
+	"github.com/ternmq/tern/store"
+)
+
+// Every value starts with a CRC-32C of the rest and a format byte, so that
+// a damaged or foreign record is detected rather than decoded into wrong
+// state.
+const (
+	headerLen     = 5
+	formatVersion = 1
+)
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+var errCorrupt = errors.New("corrupt record")
+
+// begin starts a value in dst.
+func begin(dst []byte) []byte { return append(dst, 0, 0, 0, 0, formatVersion) }
+
+// seal writes the checksum of the value that starts at dst[start].
+func seal(dst []byte, start int) []byte {
+	binary.BigEndian.PutUint32(dst[start:], crc32.Checksum(dst[start+4:], crcTable))
+	return dst
+}
+
+// open checks a value's header and returns its body.
+func open(v []byte) (decoder, error) {
+	if len(v) < headerLen || binary.BigEndian.Uint32(v) != crc32.Checksum(v[4:], crcTable) {
+		return decoder{}, errCorrupt
+	}
+	if v[4] != formatVersion {
+		return decoder{}, errors.New("unknown record format")
+	}
+	return decoder{b: v[headerLen:]}, nil
+}
+
+func appendUvarint(dst []byte, v uint64) []byte { return binary.AppendUvarint(dst, v) }
+
+func appendBytes(dst, b []byte) []byte {
+	return append(appendUvarint(dst, uint64(len(b))), b...)
+}
+
+func appendString(dst []byte, s string) []byte {
+	return append(appendUvarint(dst, uint64(len(s))), s...)
+}
+
+func appendBool(dst []byte, v bool) []byte {
+	if v {
+		return append(dst, 1)
+	}
+	return append(dst, 0)
+}
+
+// appendTime writes t as Unix nanoseconds, 0 for the zero time.
+func appendTime(dst []byte, t time.Time) []byte {
+	if t.IsZero() {
+		return appendUvarint(dst, 0)
+	}
+	return appendUvarint(dst, uint64(t.UnixNano()))
+}
+
+// decoder reads a value body; the first error sticks.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.err = errCorrupt
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) byte() byte {
+	if d.err != nil || len(d.b) == 0 {
+		d.err = errCorrupt
+		return 0
+	}
+	v := d.b[0]
+	d.b = d.b[1:]
+	return v
+}
+
+func (d *decoder) bool() bool { return d.byte() != 0 }
+
+// bytes returns a copy (the iterator's buffer is reused), nil when empty.
+func (d *decoder) bytes() []byte {
+	n := d.uvarint()
+	if d.err != nil || uint64(len(d.b)) < n {
+		d.err = errCorrupt
+		return nil
+	}
+	if n == 0 {
+		return nil
+	}
+	v := append([]byte(nil), d.b[:n]...)
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) string() string {
+	n := d.uvarint()
+	if d.err != nil || uint64(len(d.b)) < n {
+		d.err = errCorrupt
+		return ""
+	}
+	v := string(d.b[:n])
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) time() time.Time {
+	if v := d.uvarint(); v != 0 {
+		return time.Unix(0, int64(v)).UTC()
+	}
+	return time.Time{}
+}
+
+// done reports the first error, or trailing bytes as corruption.
+func (d *decoder) done() error {
+	if d.err == nil && len(d.b) != 0 {
+		return errCorrupt
+	}
+	return d.err
+}
+
+// Message properties present, as bits.
+const (
+	hasPayloadFormat = 1 << iota
+	hasCorrelationData
+)
+
+func appendMessage(dst []byte, m *store.Message) []byte {
+	dst = appendString(dst, m.Topic)
+	dst = appendBytes(dst, m.Payload)
+	dst = append(dst, m.QoS)
+	dst = appendBool(dst, m.Retain)
+	dst = appendTime(dst, m.Expiry)
+	p := &m.Properties
+	var has byte
+	if p.PayloadFormat != nil {
+		has |= hasPayloadFormat
+	}
+	if p.CorrelationData != nil {
+		has |= hasCorrelationData
+	}
+	dst = append(dst, has)
+	if p.PayloadFormat != nil {
+		dst = append(dst, *p.PayloadFormat)
+	}
+	if p.CorrelationData != nil {
+		dst = appendBytes(dst, p.CorrelationData)
+	}
+	dst = appendString(dst, p.ContentType)
+	dst = appendString(dst, p.ResponseTopic)
+	dst = appendUvarint(dst, uint64(len(p.User)))
+	for _, u := range p.User {
+		dst = appendString(appendString(dst, u.Key), u.Value)
+	}
+	return dst
+}
+
+func (d *decoder) message() *store.Message {
+	m := &store.Message{Topic: d.string(), Payload: d.bytes(), QoS: d.byte(), Retain: d.bool(), Expiry: d.time()}
+	has := d.byte()
+	p := &m.Properties
+	if has&hasPayloadFormat != 0 {
+		v := d.byte()
+		p.PayloadFormat = &v
+	}
+	if has&hasCorrelationData != 0 {
+		if p.CorrelationData = d.bytes(); p.CorrelationData == nil {
+			p.CorrelationData = []byte{} // present but empty
+		}
+	}
+	p.ContentType = d.string()
+	p.ResponseTopic = d.string()
+	n := d.uvarint()
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		p.User = append(p.User, packet.UserProperty{Key: d.string(), Value: d.string()})
+	}
+	return m
+}
+
+func appendSession(dst []byte, s *store.Session) []byte {
+	start := len(dst)
+	dst = begin(dst)
+	dst = appendString(dst, s.ClientID)
+	dst = append(dst, s.Version)
+	dst = appendUvarint(dst, uint64(s.ExpiryInterval))
+	dst = appendTime(dst, s.Expiry)
+	dst = appendBool(dst, s.Will != nil)
+	if s.Will != nil {
+		dst = appendMessage(dst, s.Will)
+		dst = appendTime(dst, s.WillAt)
+	}
+	return seal(dst, start)
+}
+
+func decodeSession(v []byte) (store.Session, error) {
+	d, err := open(v)
+	if err != nil {
+		return store.Session{}, err
+	}
+	s := store.Session{ClientID: d.string(), Version: d.byte(), ExpiryInterval: uint32(d.uvarint()), Expiry: d.time()}
+	if d.bool() {
+		s.Will = d.message()
+		s.WillAt = d.time()
+	}
+	return s, d.done()
+}
+
+func appendSubscription(dst []byte, s *store.Subscription) []byte {
+	start := len(dst)
+	dst = begin(dst)
+	dst = appendString(dst, s.Filter)
+	dst = append(dst, s.QoS)
+	dst = appendBool(dst, s.NoLocal)
+	dst = appendBool(dst, s.RetainAsPublished)
+	dst = append(dst, s.RetainHandling)
+	dst = appendUvarint(dst, uint64(s.SubscriptionID))
+	return seal(dst, start)
+}
+
+func decodeSubscription(v []byte) (store.Subscription, error) {
+	d, err := open(v)
+	if err != nil {
+		return store.Subscription{}, err
+	}
+	var s store.Subscription
+	s.Filter = d.string()
+	s.QoS = d.byte()
+	s.NoLocal = d.bool()
+	s.RetainAsPublished = d.bool()
+	s.RetainHandling = d.byte()
+	s.SubscriptionID = uint32(d.uvarint())
+	return s, d.done()
+}
+
+func appendOutbound(dst []byte, o *store.Outbound) []byte {
+	start := len(dst)
+	dst = begin(dst)
+	dst = appendUvarint(dst, o.Seq)
+	dst = appendUvarint(dst, uint64(o.PacketID))
+	dst = append(dst, o.State, o.QoS)
+	dst = appendBool(dst, o.Retain)
+	dst = appendUvarint(dst, uint64(len(o.SubIDs)))
+	for _, id := range o.SubIDs {
+		dst = appendUvarint(dst, uint64(id))
+	}
+	dst = appendString(dst, o.SharedGroup)
+	dst = appendString(dst, o.SharedFilter)
+	dst = appendBool(dst, o.Message != nil)
+	if o.Message != nil {
+		dst = appendMessage(dst, o.Message)
+	}
+	return seal(dst, start)
+}
+
+func decodeOutbound(v []byte) (store.Outbound, error) {
+	d, err := open(v)
+	if err != nil {
+		return store.Outbound{}, err
+	}
+	o := store.Outbound{Seq: d.uvarint(), PacketID: uint16(d.uvarint()), State: d.byte(), QoS: d.byte(), Retain: d.bool()}
+	n := d.uvarint()
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		o.SubIDs = append(o.SubIDs, uint32(d.uvarint()))
+	}
+	o.SharedGroup = d.string()
+	o.SharedFilter = d.string()
+	if d.bool() {
+		o.Message = d.message()
+	}
+	return o, d.done()
+}
+
+func appendRetained(dst []byte, m *store.Message) []byte {
+	start := len(dst)
+	return seal(appendMessage(begin(dst), m), start)
+}
+
+func decodeRetained(v []byte) (*store.Message, error) {
+	d, err := open(v)
+	if err != nil {
+		return nil, err
+	}
+	m := d.message()
+	return m, d.done()
+}
+
+// appendEmpty is the value of a record whose key says everything.
+func appendEmpty(dst []byte) []byte { return seal(begin(dst), len(dst)) }
