@@ -106,7 +106,9 @@ func (b *Broker) restore() error {
 			o := &st.Outbound[i]
 			s.seq = max(s.seq, o.Seq)
 			if o.State == store.Queued {
-				s.queue = append(s.queue, o)
+				s.queue = append(s.queue, o) // within the limits when stored
+				s.queuedBytes += queuedSize(o.Message)
+				b.stats.queuedBytes.Add(queuedSize(o.Message))
 			} else {
 				s.inflight[o.PacketID] = o
 				s.nextID = max(s.nextID, o.PacketID)
@@ -236,5 +238,6 @@ func (b *Broker) Close() error {
 // and returns once the sessions that keep it have it in the store.
 func (b *Broker) Publish(m *Message) error {
 	var r router
-	return b.store.Wait(r.route(b, m, ""))
+	t, _ := r.route(b, m, "")
+	return b.store.Wait(t)
 }

@@ -166,19 +166,16 @@ func (c *conn) onPublish(p *packet.Publish) error {
 		code = packet.NotAuthorized
 		c.b.log.Debug("publish not authorized", "client", c.clientID, "topic", p.Topic)
 	}
-	// A v5 failure code ends a QoS 2 flow: no PUBREL follows and the id is
-	// free again [MQTT-4.3.3-4].
-	mark := p.QoS == 2 && (!code.IsFailure() || c.version != packet.V5)
 	var ticket store.Ticket
-	if mark && m != nil {
+	if p.QoS == 2 && m != nil {
 		// The message and the id that marks it received commit together:
 		// after a crash a retransmission is either recognised or delivered,
 		// never both and never neither [MQTT-4.3.3-2].
-		var t store.Ticket
-		c.b.store.Atomic(func() { t = c.publish(m, mark, p.PacketID) })
-		ticket = t
+		t, rc := store.Ticket(0), code // locals, so only this path allocates
+		c.b.store.Atomic(func() { t, rc = c.publish(m, p.QoS, p.PacketID, rc) })
+		ticket, code = t, rc
 	} else {
-		ticket = c.publish(m, mark, p.PacketID)
+		ticket, code = c.publish(m, p.QoS, p.PacketID, code)
 	}
 	// Acknowledged only once durable: the writer waits for the ticket.
 	c.after(ticket)
@@ -191,21 +188,27 @@ func (c *conn) onPublish(p *packet.Publish) error {
 	return nil
 }
 
-// publish routes m (nil for none) and, with mark, records the QoS 2 packet
-// id as received. It returns the ticket of the store writes.
-func (c *conn) publish(m *Message, mark bool, id uint16) store.Ticket {
+// publish routes m (nil for none) and, for QoS 2, records the packet id
+// as received. It returns the ticket of the store writes and the reason
+// code for the acknowledgement.
+func (c *conn) publish(m *Message, qos byte, id uint16, code packet.ReasonCode) (store.Ticket, packet.ReasonCode) {
 	var t store.Ticket
 	if m != nil {
-		t = c.router.route(c.b, m, c.clientID)
+		var refused bool
+		if t, refused = c.router.route(c.b, m, c.clientID); refused && c.version == packet.V5 {
+			code = packet.QuotaExceeded
+		}
 	}
-	if mark {
+	// A v5 failure code ends a QoS 2 flow: no PUBREL follows and the id is
+	// free again [MQTT-4.3.3-4].
+	if qos == 2 && (!code.IsFailure() || c.version != packet.V5) {
 		s := c.sess
 		s.mu.Lock()
 		s.inQoS2[id] = struct{}{}
 		t = max(t, s.persist(func(st store.Store) store.Ticket { return st.PutInboundQoS2(s.id, id) }))
 		s.mu.Unlock()
 	}
-	return t
+	return t, code
 }
 
 // checkV5Publish applies the v5 rules on PUBLISH properties that end the

@@ -13,8 +13,9 @@ import (
 type QueuePolicy uint8
 
 const (
-	DropNewest QueuePolicy = iota // the arriving message is dropped
-	DropOldest                    // the oldest queued message makes room
+	DropNewest      QueuePolicy = iota // the arriving message is dropped
+	DropOldest                         // the oldest queued messages make room
+	RefusePublisher                    // dropped, and a v5 publisher is told: Quota exceeded (0x97)
 )
 
 // Options configure a Broker. The zero value of each field means its
@@ -37,8 +38,12 @@ type Options struct {
 	MaxKeepAlive      time.Duration
 	MaxPacketSize     uint32 // largest packet accepted from a client; default 1 MiB
 	MaxClientIDLength int    // 0: any length the protocol can carry
-	MaxQueued         int    // QoS 1/2 messages queued per session; default 1000
-	QueuePolicy       QueuePolicy
+	MaxQueued         int    // messages queued per session; default 1000
+	MaxQueuedBytes    int64  // bytes (topic and payload) queued per session; default 16 MiB
+	// MaxQueuedBytesTotal bounds the queues of all sessions together;
+	// default 1 GiB.
+	MaxQueuedBytesTotal int64
+	QueuePolicy         QueuePolicy // when a queue limit is reached
 	MaxInflight       int // unacknowledged QoS 1/2 messages sent to one client; default 100
 	// ReceiveMaximum is how many QoS 2 messages a v5 client may have
 	// unreleased (PUBREC sent, PUBREL pending) at once; default 1024.
@@ -77,6 +82,12 @@ func (o *Options) setDefaults() {
 	}
 	if o.MaxQueued <= 0 {
 		o.MaxQueued = 1000
+	}
+	if o.MaxQueuedBytes <= 0 {
+		o.MaxQueuedBytes = 16 << 20
+	}
+	if o.MaxQueuedBytesTotal <= 0 {
+		o.MaxQueuedBytesTotal = 1 << 30
 	}
 	if o.MaxInflight <= 0 || o.MaxInflight > 65535 {
 		o.MaxInflight = 100

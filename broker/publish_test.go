@@ -317,41 +317,73 @@ func TestOfflineQueueAndResume(t *testing.T) {
 	})
 }
 
+// TestQueueBound: each queue limit (messages, bytes per session, bytes
+// of all queues) holds 5 two-byte messages here; the policy says which
+// give way, and a v5 publisher refused by a full queue hears Quota
+// exceeded.
 func TestQueueBound(t *testing.T) {
-	for _, policy := range []broker.QueuePolicy{broker.DropNewest, broker.DropOldest} {
-		t.Run(fmt.Sprint(policy), func(t *testing.T) {
-			b := mt.StartBroker(t, broker.Options{MaxQueued: 5, QueuePolicy: policy})
-			sub := mt.Dial(t, b.Addr, packet.V311)
-			sub.Connect("slow", false)
-			sub.Subscribe(1, 1, "b")
-			sub.Send(&packet.Disconnect{})
-			sub.ExpectClosed(mt.Timeout)
-			mt.Eventually(t, "session offline", func() bool { return b.Stats().Connections == 0 })
-			pub := mt.Dial(t, b.Addr, packet.V311)
-			pub.Connect("pub", true)
-			for i := range 8 {
-				pub.Send(&packet.Publish{Topic: "b", QoS: 1, PacketID: uint16(i + 1), Payload: []byte(fmt.Sprint(i))})
-				mt.Expect[*packet.Puback](pub)
-			}
-			if d := b.Stats().DroppedQueueFull; d != 3 {
-				t.Fatalf("dropped %d, want 3", d)
-			}
-			back := mt.Dial(t, b.Addr, packet.V311)
-			back.Connect("slow", false)
-			first := 0
-			if policy == broker.DropOldest {
-				first = 3
-			}
-			for i := first; i < first+5; i++ {
-				p := mt.Expect[*packet.Publish](back)
-				if string(p.Payload) != fmt.Sprint(i) {
-					t.Fatalf("got %q, want %d", p.Payload, i)
-				}
-				back.Send(&packet.Puback{PacketID: p.PacketID})
-			}
-			back.ExpectNothing(100 * time.Millisecond)
-		})
+	limits := map[string]broker.Options{
+		"messages":    {MaxQueued: 5},
+		"bytes":       {MaxQueuedBytes: 10},
+		"total-bytes": {MaxQueuedBytesTotal: 10},
 	}
+	policies := map[string]broker.QueuePolicy{"drop-newest": broker.DropNewest, "drop-oldest": broker.DropOldest, "refuse": broker.RefusePublisher}
+	for lname, opts := range limits {
+		for pname, policy := range policies {
+			for _, v := range []byte{packet.V311, packet.V5} {
+				t.Run(lname+"/"+pname+"/"+mt.VersionName(v), func(t *testing.T) {
+					opts.QueuePolicy = policy
+					testQueueBound(t, opts, v)
+				})
+			}
+		}
+	}
+}
+
+func testQueueBound(t *testing.T, opts broker.Options, v byte) {
+	b := mt.StartBroker(t, opts)
+	sub := mt.Dial(t, b.Addr, packet.V311)
+	sub.Connect("slow", false)
+	sub.Subscribe(1, 1, "b")
+	sub.Send(&packet.Disconnect{})
+	sub.ExpectClosed(mt.Timeout)
+	mt.Eventually(t, "session offline", func() bool { return b.Stats().Connections == 0 })
+	pub := mt.Dial(t, b.Addr, v)
+	pub.Connect("pub", true)
+	for i := range 8 {
+		pub.Send(&packet.Publish{Topic: "b", QoS: 1, PacketID: uint16(i + 1), Payload: []byte(fmt.Sprint(i))})
+		ack := mt.Expect[*packet.Puback](pub)
+		want := packet.Success
+		if i >= 5 && opts.QueuePolicy == broker.RefusePublisher && v == packet.V5 {
+			want = packet.QuotaExceeded
+		}
+		if ack.ReasonCode != want {
+			t.Fatalf("message %d: PUBACK %#x, want %#x", i, ack.ReasonCode, want)
+		}
+	}
+	st := b.Stats()
+	dropped, refused := st.DroppedQueueFull, st.RefusedQueueFull
+	if opts.QueuePolicy == broker.RefusePublisher {
+		dropped, refused = refused, dropped
+	}
+	if dropped != 3 || refused != 0 || st.QueuedBytes != 10 {
+		t.Fatalf("stats %+v: want 3 dropped or refused, 10 bytes queued", st)
+	}
+	back := mt.Dial(t, b.Addr, packet.V311)
+	back.Connect("slow", false)
+	first := 0
+	if opts.QueuePolicy == broker.DropOldest {
+		first = 3
+	}
+	for i := first; i < first+5; i++ {
+		p := mt.Expect[*packet.Publish](back)
+		if string(p.Payload) != fmt.Sprint(i) {
+			t.Fatalf("got %q, want %d", p.Payload, i)
+		}
+		back.Send(&packet.Puback{PacketID: p.PacketID})
+	}
+	back.ExpectNothing(100 * time.Millisecond)
+	mt.Eventually(t, "queue empty", func() bool { return b.Stats().QueuedBytes == 0 })
 }
 
 // TestInflightWindow: no more than MaxInflight unacknowledged messages are
@@ -438,5 +470,29 @@ func TestRestoreFromStore(t *testing.T) {
 	back.Subscribe(2, 0, "ret")
 	if p := mt.Expect[*packet.Publish](back); string(p.Payload) != "r" || !p.Retain {
 		t.Fatalf("retained %+v", p)
+	}
+}
+
+// TestQueuedBytesReleased: the bytes of a queue count until its session
+// ends, however it ends.
+func TestQueuedBytesReleased(t *testing.T) {
+	b := mt.StartBroker(t, broker.Options{})
+	sub := mt.Dial(t, b.Addr, packet.V311)
+	sub.Connect("q", false)
+	sub.Subscribe(1, 1, "q")
+	sub.Conn.Close()
+	mt.Eventually(t, "offline", func() bool { return b.Stats().Connections == 0 })
+	pub := mt.Dial(t, b.Addr, packet.V311)
+	pub.Connect("pub", true)
+	pub.Send(&packet.Publish{Topic: "q", QoS: 1, PacketID: 1, Payload: []byte("abc")})
+	mt.Expect[*packet.Puback](pub)
+	if n := b.Stats().QueuedBytes; n != 4 {
+		t.Fatalf("queued %d bytes, want 4", n)
+	}
+	// A clean session discards the old one and its queue.
+	again := mt.Dial(t, b.Addr, packet.V311)
+	again.Connect("q", true)
+	if n := b.Stats().QueuedBytes; n != 0 {
+		t.Fatalf("queued %d bytes after the session ended, want 0", n)
 	}
 }

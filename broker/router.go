@@ -25,16 +25,15 @@ type target struct {
 	delivery
 }
 
-// route delivers m to every matching session and returns the ticket of
-// the store writes that keep it.
-func (r *router) route(b *Broker, m *Message, from string) store.Ticket {
+// route delivers m to every matching session. It returns the ticket of
+// the store writes that keep it, and whether a full queue refused it.
+func (r *router) route(b *Broker, m *Message, from string) (ticket store.Ticket, refused bool) {
 	if r.eachFn == nil {
 		r.b = b
 		r.idx = make(map[*session]int)
 		r.eachFn = r.each
 		r.sharedFn = r.pickShared
 	}
-	var ticket store.Ticket
 	if m.Retain && !b.opts.DisableRetain {
 		ticket = b.retained.set(m, b.store)
 	}
@@ -44,13 +43,14 @@ func (r *router) route(b *Broker, m *Message, from string) store.Ticket {
 		t := &r.targets[i]
 		t.qos = min(m.QoS, t.qos)
 		t.retain = t.retain && m.Retain
-		ticket = max(ticket, t.s.deliver(m, t.delivery, &r.enc))
+		tk, no := t.s.deliver(m, t.delivery, &r.enc)
+		ticket, refused = max(ticket, tk), refused || no
 		*t = target{}
 	}
 	r.targets = r.targets[:0]
 	clear(r.idx)
 	r.enc.reset()
-	return ticket
+	return ticket, refused
 }
 
 // each merges overlapping subscriptions of one session into one delivery at

@@ -41,6 +41,7 @@ type session struct {
 	subs        map[string]store.Subscription
 	inflight    map[uint16]*store.Outbound // sent, not yet acknowledged
 	queue       []*store.Outbound          // waiting for a free in-flight slot or a connection
+	queuedBytes int64                      // queuedSize of everything in queue
 	window      int                        // in-flight limit for the current connection
 	nextID      uint16
 	seq         uint64
@@ -118,50 +119,40 @@ func (d delivery) outbound(seq uint64, m *Message) *store.Outbound {
 		SharedGroup: d.group, SharedFilter: d.filter, Message: m}
 }
 
-// deliver hands m to the session and returns the ticket of the store
-// write that keeps it. s.mu must not be held.
-func (s *session) deliver(m *Message, d delivery, enc *encoder) store.Ticket {
+// deliver hands m to the session. It returns the ticket of the store
+// write that keeps it, and whether the queue refused it (RefusePublisher).
+// s.mu must not be held.
+func (s *session) deliver(m *Message, d delivery, enc *encoder) (t store.Ticket, refused bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.gone {
-		return 0
+		return 0, false
 	}
 	c := s.conn
 	// QoS 0 is not queued for offline sessions (optional in the spec, and
 	// the common choice for "at most once").
 	if c == nil && (d.qos == 0 || !s.persistent) {
-		return 0
+		return 0, false
 	}
 	if len(s.queue) == 0 {
 		if d.qos == 0 {
 			c.sendPublish(enc.bytes(c.version, m, false, d.subIDs), 0, d.retain, false, 0)
-			return 0
+			return 0, false
 		}
 		if c != nil && len(s.inflight) < s.window && c.pending() < s.b.opts.MaxWriteBuffer {
 			s.seq++
-			return s.sendNew(c, d.outbound(s.seq, m), enc)
+			return s.sendNew(c, d.outbound(s.seq, m), enc), false
 		}
 	}
 	// Behind a full window the message waits its turn; QoS 0 too, so that
 	// a topic's messages keep their order [MQTT-4.6.0-6].
 	s.seq++
 	o := d.outbound(s.seq, m)
-	if len(s.queue) >= s.b.opts.MaxQueued {
-		s.b.stats.droppedQueueFull.Add(1)
-		if s.b.opts.QueuePolicy == DropNewest {
-			return 0
-		}
-		old := s.queue[0]
-		s.queue = slices.Delete(s.queue, 0, 1)
-		if old.QoS > 0 {
-			s.persist(func(st store.Store) store.Ticket { return st.DeleteOutbound(s.id, old.Seq) })
-		}
+	ok, refused := s.enqueue(o)
+	if !ok || d.qos == 0 {
+		return 0, refused
 	}
-	s.queue = append(s.queue, o)
-	if d.qos == 0 {
-		return 0
-	}
-	return s.persist(func(st store.Store) store.Ticket { return st.PutOutbound(s.id, *o) })
+	return s.persist(func(st store.Store) store.Ticket { return st.PutOutbound(s.id, *o) }), false
 }
 
 // sendNew assigns a packet id to o, records it in flight and sends it.
@@ -223,7 +214,7 @@ func (s *session) fill() {
 			s.sendNew(c, o, nil)
 		}
 	}
-	s.queue = slices.Delete(s.queue, 0, n)
+	s.unqueue(0, n)
 }
 
 // resume sends what a returning client is owed: unacknowledged PUBLISH

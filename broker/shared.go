@@ -103,7 +103,8 @@ func (p *sharedPicker) pick(group, filter string, members []member, from string,
 // to other connected members when s goes offline, so they are not
 // stranded: queued messages, and QoS 1 in flight (a duplicate is allowed).
 // QoS 2 in flight never moves [MQTT-4.8.2-5]: its client may hold it, and
-// exactly-once forbids a second copy.
+// exactly-once forbids a second copy. Every session that ends comes here
+// with ending set.
 func (b *Broker) redistribute(s *session, ending bool) {
 	s.mu.Lock()
 	var moving []*store.Outbound
@@ -141,6 +142,11 @@ func (b *Broker) redistribute(s *session, ending bool) {
 		to.Key.deliver(o.Message, d, &enc)
 		enc.reset()
 	}
+	if ending {
+		s.mu.Lock()
+		s.dropQueue() // what stayed goes with the session
+		s.mu.Unlock()
+	}
 }
 
 // release removes o from an offline session's queue, or from its
@@ -153,7 +159,7 @@ func (s *session) release(o *store.Outbound) bool {
 		return false // resumed: the returning client gets it
 	}
 	if i := slices.Index(s.queue, o); i >= 0 {
-		s.queue = slices.Delete(s.queue, i, i+1)
+		s.unqueue(i, i+1)
 	} else if o.QoS == 1 && s.inflight[o.PacketID] == o {
 		delete(s.inflight, o.PacketID)
 	} else {

@@ -11,7 +11,9 @@ type Stats struct {
 	Retained         int64
 	MessagesIn       int64 // PUBLISH packets received from clients
 	MessagesOut      int64 // PUBLISH packets sent to clients
-	DroppedQueueFull int64 // QoS 1/2 messages dropped because a session queue was full
+	QueuedBytes      int64 // bytes of messages waiting in session queues
+	DroppedQueueFull int64 // messages dropped because a queue limit was reached
+	RefusedQueueFull int64 // messages refused (RefusePublisher) because a queue limit was reached
 	DroppedSlow      int64 // QoS 0 messages dropped because a client's write buffer was full
 	DroppedExpired   int64 // messages that expired before delivery
 }
@@ -20,6 +22,8 @@ type counters struct {
 	connections, connectionsTotal          atomic.Int64
 	messagesIn, messagesOut                atomic.Int64
 	droppedQueueFull, droppedSlow, expired atomic.Int64
+	refused                                atomic.Int64
+	queuedBytes                            atomic.Int64 // queuedSize of every session queue together
 }
 
 // Stats returns the current counters.
@@ -35,7 +39,9 @@ func (b *Broker) Stats() Stats {
 		Retained:         int64(b.retained.Len()),
 		MessagesIn:       b.stats.messagesIn.Load(),
 		MessagesOut:      b.stats.messagesOut.Load(),
+		QueuedBytes:      b.stats.queuedBytes.Load(),
 		DroppedQueueFull: b.stats.droppedQueueFull.Load(),
+		RefusedQueueFull: b.stats.refused.Load(),
 		DroppedSlow:      b.stats.droppedSlow.Load(),
 		DroppedExpired:   b.stats.expired.Load(),
 	}

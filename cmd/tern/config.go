@@ -52,7 +52,9 @@ type Limits struct {
 	MaxPacketSize     uint32        `yaml:"max_packet_size"`
 	MaxClientIDLength int           `yaml:"max_client_id_length"`
 	MaxQueuedMessages int           `yaml:"max_queued_messages"`
-	QueueFullPolicy   string        `yaml:"queue_full_policy"` // drop-newest or drop-oldest
+	MaxQueuedBytes    int64         `yaml:"max_queued_bytes"`       // per session
+	MaxQueuedTotal    int64         `yaml:"max_queued_bytes_total"` // all sessions together
+	QueueFullPolicy   string        `yaml:"queue_full_policy"`      // drop-newest, drop-oldest or refuse
 	MaxInflight       int           `yaml:"max_inflight"`
 	MaxWriteBuffer    int           `yaml:"max_write_buffer"`
 	WriteTimeout      time.Duration `yaml:"write_timeout"`

@@ -161,6 +161,8 @@ func brokerOptions(cfg Config, log *slog.Logger) (broker.Options, error) {
 		MaxPacketSize:       l.MaxPacketSize,
 		MaxClientIDLength:   l.MaxClientIDLength,
 		MaxQueued:           l.MaxQueuedMessages,
+		MaxQueuedBytes:      l.MaxQueuedBytes,
+		MaxQueuedBytesTotal: l.MaxQueuedTotal,
 		MaxInflight:         l.MaxInflight,
 		MaxWriteBuffer:      l.MaxWriteBuffer,
 		WriteTimeout:        l.WriteTimeout,
@@ -184,8 +186,10 @@ func brokerOptions(cfg Config, log *slog.Logger) (broker.Options, error) {
 		opts.QueuePolicy = broker.DropNewest
 	case "drop-oldest":
 		opts.QueuePolicy = broker.DropOldest
+	case "refuse":
+		opts.QueuePolicy = broker.RefusePublisher
 	default:
-		return opts, fmt.Errorf("limits.queue_full_policy %q: want drop-newest or drop-oldest", l.QueueFullPolicy)
+		return opts, fmt.Errorf("limits.queue_full_policy %q: want drop-newest, drop-oldest or refuse", l.QueueFullPolicy)
 	}
 	// Anonymous access is allowed only while no users are configured,
 	// unless the configuration says otherwise.

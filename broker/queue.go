@@ -1,0 +1,69 @@
+package broker
+
+import (
+	"slices"
+
+	"github.com/ternmq/tern/store"
+)
+
+// A session's queue is bounded by count and bytes, and all queues together
+// by bytes; QueuePolicy says what gives when a bound is reached.
+
+// queuedSize is what a queued message counts against the byte limits.
+func queuedSize(m *Message) int64 { return int64(len(m.Topic) + len(m.Payload)) }
+
+// room reports whether a message of n bytes fits in the queue. s.mu must
+// be held.
+func (s *session) room(n int64) bool {
+	o := &s.b.opts
+	return len(s.queue) < o.MaxQueued && s.queuedBytes+n <= o.MaxQueuedBytes &&
+		s.b.stats.queuedBytes.Load()+n <= o.MaxQueuedBytesTotal
+}
+
+// enqueue appends o to the queue, making room by the policy first. It
+// reports false when o does not go in: dropped, or refused when the
+// policy is RefusePublisher. s.mu must be held.
+func (s *session) enqueue(o *store.Outbound) (ok, refused bool) {
+	n := queuedSize(o.Message)
+	if !s.room(n) {
+		switch s.b.opts.QueuePolicy {
+		case RefusePublisher:
+			s.b.stats.refused.Add(1)
+			return false, true
+		case DropOldest:
+			for len(s.queue) > 0 && !s.room(n) {
+				old := s.queue[0]
+				s.unqueue(0, 1)
+				s.b.stats.droppedQueueFull.Add(1)
+				if old.QoS > 0 {
+					s.persist(func(st store.Store) store.Ticket { return st.DeleteOutbound(s.id, old.Seq) })
+				}
+			}
+		}
+		if !s.room(n) {
+			s.b.stats.droppedQueueFull.Add(1)
+			return false, false
+		}
+	}
+	s.queue = append(s.queue, o)
+	s.queuedBytes += n
+	s.b.stats.queuedBytes.Add(n)
+	return true, false
+}
+
+// unqueue removes s.queue[i:j]. s.mu must be held.
+func (s *session) unqueue(i, j int) {
+	var n int64
+	for _, o := range s.queue[i:j] {
+		n += queuedSize(o.Message)
+	}
+	s.queuedBytes -= n
+	s.b.stats.queuedBytes.Add(-n)
+	s.queue = slices.Delete(s.queue, i, j)
+}
+
+// dropQueue forgets the queue of a session that ended. s.mu must be held.
+func (s *session) dropQueue() {
+	s.unqueue(0, len(s.queue))
+	s.queue = nil
+}
