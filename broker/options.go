@@ -44,7 +44,7 @@ type Options struct {
 	// default 1 GiB.
 	MaxQueuedBytesTotal int64
 	QueuePolicy         QueuePolicy // when a queue limit is reached
-	MaxInflight       int // unacknowledged QoS 1/2 messages sent to one client; default 100
+	MaxInflight         int         // unacknowledged QoS 1/2 messages sent to one client; default 100
 	// ReceiveMaximum is how many QoS 2 messages a v5 client may have
 	// unreleased (PUBREC sent, PUBREL pending) at once; default 1024.
 	ReceiveMaximum int

@@ -2,7 +2,7 @@ package broker
 
 import (
 	"cmp"
-		"slices"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"

@@ -19,8 +19,8 @@ type Config struct {
 	AllowAnonymous *bool             `yaml:"allow_anonymous"`
 	// Users is a plain user table (name: password), for tests and small
 	// setups.
-	Users  map[string]string `yaml:"users"`
-	Limits Limits            `yaml:"limits"`
+	Users   map[string]string `yaml:"users"`
+	Limits  Limits            `yaml:"limits"`
 	Retain  *bool             `yaml:"retain"` // retained messages available; default true
 	MQTT    MQTT              `yaml:"mqtt"`
 	Storage Storage           `yaml:"storage"`

@@ -105,7 +105,7 @@ func (s *Store) Stats() Stats {
 }
 
 func (s *Store) Wait(t store.Ticket) error { return s.wait(t) }
-func (s *Store) Atomic(f func())            { s.atomic(f) }
+func (s *Store) Atomic(f func())           { s.atomic(f) }
 
 // Scratch buffers for encoding: the batch copies what it is given.
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
