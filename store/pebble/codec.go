@@ -31,8 +31,8 @@ func seal(dst []byte, start int) []byte {
 	return dst
 }
 
-// open checks a value's header and returns its body.
-func open(v []byte) (decoder, error) {
+// unseal checks a value's header and returns its body.
+func unseal(v []byte) (decoder, error) {
 	if len(v) < headerLen || binary.BigEndian.Uint32(v) != crc32.Checksum(v[4:], crcTable) {
 		return decoder{}, errCorrupt
 	}
@@ -213,7 +213,7 @@ func appendSession(dst []byte, s *store.Session) []byte {
 }
 
 func decodeSession(v []byte) (store.Session, error) {
-	d, err := open(v)
+	d, err := unseal(v)
 	if err != nil {
 		return store.Session{}, err
 	}
@@ -238,7 +238,7 @@ func appendSubscription(dst []byte, s *store.Subscription) []byte {
 }
 
 func decodeSubscription(v []byte) (store.Subscription, error) {
-	d, err := open(v)
+	d, err := unseal(v)
 	if err != nil {
 		return store.Subscription{}, err
 	}
@@ -273,7 +273,7 @@ func appendOutbound(dst []byte, o *store.Outbound) []byte {
 }
 
 func decodeOutbound(v []byte) (store.Outbound, error) {
-	d, err := open(v)
+	d, err := unseal(v)
 	if err != nil {
 		return store.Outbound{}, err
 	}
@@ -296,7 +296,7 @@ func appendRetained(dst []byte, m *store.Message) []byte {
 }
 
 func decodeRetained(v []byte) (*store.Message, error) {
-	d, err := open(v)
+	d, err := unseal(v)
 	if err != nil {
 		return nil, err
 	}

@@ -265,7 +265,7 @@ func (l *loader) attach(st *store.SessionState, kind byte, suffix, v []byte) boo
 		}
 		st.Outbound = append(st.Outbound, o)
 	case kindInbound:
-		if _, err := open(v); err != nil || len(suffix) != 2 {
+		if _, err := unseal(v); err != nil || len(suffix) != 2 {
 			return false
 		}
 		st.InboundQoS2 = append(st.InboundQoS2, binary.BigEndian.Uint16(suffix))
