@@ -36,6 +36,9 @@ type Broker struct {
 	listeners map[net.Listener]struct{}
 	closed    bool
 	wg        sync.WaitGroup // live connections
+
+	stop     chan struct{} // closed by Close
+	sweeping sync.WaitGroup
 }
 
 // New returns a broker with opts, restoring sessions and retained messages
@@ -51,6 +54,7 @@ func New(opts Options) (*Broker, error) {
 		sessions:  make(map[string]*session),
 		conns:     make(map[*conn]struct{}),
 		listeners: make(map[net.Listener]struct{}),
+		stop:      make(chan struct{}),
 	}
 	b.shared.strategy = opts.SharedStrategy
 	b.enhanced = make(map[string]auth.EnhancedAuthenticator)
@@ -63,6 +67,8 @@ func New(opts Options) (*Broker, error) {
 	if err := b.restore(); err != nil {
 		return nil, fmt.Errorf("broker: restore: %w", err)
 	}
+	b.sweeping.Add(1)
+	go b.sweeper()
 	return b, nil
 }
 
@@ -209,6 +215,7 @@ func (b *Broker) Close() error {
 		return nil
 	}
 	b.closed = true
+	close(b.stop)
 	for l := range b.listeners {
 		l.Close()
 	}
@@ -221,6 +228,7 @@ func (b *Broker) Close() error {
 		c.shutdown()
 	}
 	b.wg.Wait()
+	b.sweeping.Wait()
 	// Offline sessions keep their stored expiry deadline; their timers
 	// must not touch the store once it is closed.
 	b.mu.Lock()

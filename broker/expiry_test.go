@@ -136,3 +136,38 @@ func TestDelayedWillSurvivesRestart(t *testing.T) {
 		t.Fatalf("got %+v, want the delayed will", p)
 	}
 }
+
+// TestExpiredMessagesSwept: expired messages leave offline queues, the
+// retained set and the store without anyone asking for them.
+func TestExpiredMessagesSwept(t *testing.T) {
+	st := memory.New()
+	b := mt.StartBroker(t, broker.Options{Store: st, ExpirySweep: 50 * time.Millisecond})
+	sub := connectV5(t, b, "away", 3600, nil)
+	sub.Subscribe(1, 1, "e/#")
+	sub.Send(&packet.Disconnect{})
+	sub.ExpectClosed(mt.Timeout)
+	mt.Eventually(t, "offline", func() bool { return b.Stats().Connections == 0 })
+	pub := mt.Dial(t, b.Addr, packet.V5)
+	pub.Connect("pub", true)
+	for i, retain := range []bool{false, true} {
+		pub.Send(&packet.Publish{Topic: "e/x", QoS: 1, PacketID: uint16(i + 1), Retain: retain, Payload: []byte("soon gone"),
+			Properties: packet.Properties{MessageExpiry: u32(1)}})
+		mt.Expect[*packet.Puback](pub)
+	}
+	if s := b.Stats(); s.QueuedBytes == 0 || s.Retained != 1 {
+		t.Fatalf("before expiry: %+v", s)
+	}
+	mt.Eventually(t, "swept", func() bool {
+		s := b.Stats()
+		return s.QueuedBytes == 0 && s.Retained == 0 && s.DroppedExpired == 3
+	})
+	states, retained, _ := st.Load()
+	for _, s := range states {
+		if len(s.Outbound) != 0 {
+			t.Errorf("%s still stores %d messages", s.Session.ClientID, len(s.Outbound))
+		}
+	}
+	if len(retained) != 0 {
+		t.Errorf("store keeps %d retained", len(retained))
+	}
+}

@@ -44,7 +44,10 @@ type Options struct {
 	// default 1 GiB.
 	MaxQueuedBytesTotal int64
 	QueuePolicy         QueuePolicy // when a queue limit is reached
-	MaxInflight         int         // unacknowledged QoS 1/2 messages sent to one client; default 100
+	// ExpirySweep is how often expired messages are removed from queues
+	// and the retained set; default 1 minute.
+	ExpirySweep time.Duration
+	MaxInflight int // unacknowledged QoS 1/2 messages sent to one client; default 100
 	// ReceiveMaximum is how many QoS 2 messages a v5 client may have
 	// unreleased (PUBREC sent, PUBREL pending) at once; default 1024.
 	ReceiveMaximum int
@@ -82,6 +85,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.MaxQueued <= 0 {
 		o.MaxQueued = 1000
+	}
+	if o.ExpirySweep <= 0 {
+		o.ExpirySweep = time.Minute
 	}
 	if o.MaxQueuedBytes <= 0 {
 		o.MaxQueuedBytes = 16 << 20

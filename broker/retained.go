@@ -146,6 +146,28 @@ func (n *rnode) emit(now time.Time, fn func(*Message)) {
 	}
 }
 
+// sweep removes expired messages and returns how many.
+func (r *retained) sweep(now time.Time, st store.Store) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var topics []string
+	var walk func(n *rnode)
+	walk = func(n *rnode) {
+		if n.msg != nil && expired(n.msg, now) {
+			topics = append(topics, n.msg.Topic)
+		}
+		for _, c := range n.children {
+			walk(c)
+		}
+	}
+	walk(&r.root)
+	for _, t := range topics {
+		r.remove(t)
+		st.DeleteRetained(t)
+	}
+	return len(topics)
+}
+
 func (r *retained) Len() int {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
