@@ -6,12 +6,17 @@ GO ?= go
 # "context deadline exceeded" in this Go release.
 FUZZTIME ?= 150000x
 
-.PHONY: test deps build fuzz bench
+.PHONY: test deps build crash fuzz bench
 
 test: deps
 	$(GO) vet ./...
-	$(GO) test -race -count=1 -timeout 15m ./...
+	$(GO) test -race -count=1 -timeout 15m -skip '^TestCrashKill9$$' ./...
+	$(MAKE) crash
 	$(MAKE) fuzz
+
+# The kill -9 test on its own, verbose, so that its counts are printed.
+crash:
+	$(GO) test -race -count=1 -timeout 5m -v -run '^TestCrashKill9$$' ./cmd/tern/
 
 deps:
 	@command -v mosquitto_pub >/dev/null && command -v mosquitto_sub >/dev/null && test -x /usr/sbin/mosquitto || { \
@@ -26,6 +31,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./packet/
 	$(GO) test -run='^$$' -fuzz='^FuzzValidate$$' -fuzztime=$(FUZZTIME) ./topic/
 	$(GO) test -run='^$$' -fuzz='^FuzzTrieMatch$$' -fuzztime=$(FUZZTIME) ./topic/
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeRecord$$' -fuzztime=30000x ./store/pebble/
 
 bench:
-	$(GO) test -run='^$$' -bench=. -benchmem ./packet/ ./topic/ ./broker/
+	$(GO) test -run='^$$' -bench=. -benchmem ./packet/ ./topic/ ./broker/ ./store/pebble/
