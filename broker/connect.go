@@ -247,13 +247,15 @@ func (b *Broker) attach(c *conn, id string, clean bool, expiry uint32, window in
 		s.version = c.version
 		s.stopExpiry()
 		s.expiry = expiry
+		var t store.Ticket
 		if s.persistent && expiry > 0 {
 			// Resumed: no deadline while connected, and the interval may
 			// have changed.
-			s.persist(func(st store.Store) store.Ticket { return st.PutSession(s.record()) })
+			t = s.persist(func(st store.Store) store.Ticket { return st.PutSession(s.record()) })
 		}
-		s.setPersistent(expiry > 0)
+		t = max(t, s.setPersistent(expiry > 0))
 		s.window = window
+		c.after(t) // the session is stored before CONNACK says it is present
 		c.sendPacket(ack)
 		c.ob.mu.Lock()
 		c.ob.sess = s

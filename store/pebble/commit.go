@@ -106,11 +106,15 @@ func (c *committer) loop(batchSync bool, interval time.Duration) {
 		defer t.Stop()
 		tick = t.C
 	}
+	var synced uint64 // commits covered by the last sync
 	for {
 		select {
 		case <-c.kick:
 		case <-tick:
-			c.syncWAL()
+			if n := c.commits.Load(); n != synced {
+				c.syncWAL()
+				synced = n
+			}
 			continue
 		}
 		c.hold.Lock()
@@ -134,10 +138,8 @@ func (c *committer) loop(batchSync bool, interval time.Duration) {
 
 // commit writes one group and wakes whoever waits for it.
 func (c *committer) commit(b *pebble.Batch, t store.Ticket) {
-	var err error
-	if c.failed() != nil {
-		err = c.failed()
-	} else if !b.Empty() {
+	err := c.failed()
+	if err == nil && !b.Empty() {
 		err = b.Commit(c.write)
 		c.commits.Add(1)
 		if c.write.Sync {
