@@ -12,7 +12,8 @@ import (
 // newTestConn returns a v5 conn whose writer never starts (ob.writing = true), so
 // sendPublish's output stays in ob.out for inspection.
 func newTestConn(aliasMax, maxOut int) *conn {
-	b := &Broker{opts: Options{MaxWriteBuffer: 64 << 20}}
+	b := &Broker{}
+	b.options.Store(&Options{MaxWriteBuffer: 64 << 20})
 	c := &conn{b: b, version: packet.V5, maxOut: maxOut}
 	c.aliases.max = aliasMax
 	c.ob.writing = true
@@ -94,7 +95,8 @@ func TestMaxPacketSizeDoesNotLeakWindow(t *testing.T) {
 	m := &Message{Topic: "t", Payload: bytes.Repeat([]byte{'p'}, 50), QoS: 1}
 	b := encodePublish(nil, packet.V5, m, true, nil)
 	c := newTestConn(0, len(b)) // no aliases at all; packet fits exactly
-	br := &Broker{opts: Options{MaxWriteBuffer: 1 << 20, MaxInflight: 10, MaxQueued: 10}, store: nil}
+	br := &Broker{}
+	br.options.Store(&Options{MaxWriteBuffer: 1 << 20, MaxInflight: 10, MaxQueued: 10})
 	c.b = br
 	s := newSession(br, "x", false)
 	s.conn = c

@@ -31,7 +31,7 @@ func benchBroker(b *testing.B, subscribers int, qos byte, version byte) *Broker 
 	for i := range subscribers {
 		c := newConn(br, discardConn{})
 		c.version = version
-		if err := br.attach(c, fmt.Sprint("sub", i), true, 0, br.opts.MaxInflight, &packet.Connack{}); err != nil {
+		if err := br.attach(c, fmt.Sprint("sub", i), true, 0, br.opts().MaxInflight, &packet.Connack{}); err != nil {
 			b.Fatal(err)
 		}
 		sub := store.Subscription{Subscription: packet.Subscription{Filter: "bench/+/data", QoS: qos}}

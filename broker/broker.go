@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ternmq/tern/auth"
@@ -20,7 +21,7 @@ var ErrServerClosed = errors.New("broker: server closed")
 // Broker is an MQTT server. Create it with New, hand it listeners with
 // Serve (or single connections with ServeConn), stop it with Close.
 type Broker struct {
-	opts     Options
+	options  atomic.Pointer[Options] // swapped by Reload; read with opts()
 	log      *slog.Logger
 	store    store.Store
 	hooks    hooks
@@ -46,7 +47,6 @@ type Broker struct {
 func New(opts Options) (*Broker, error) {
 	opts.setDefaults()
 	b := &Broker{
-		opts:      opts,
 		log:       opts.Logger,
 		store:     opts.Store,
 		hooks:     sortHooks(opts.Hooks),
@@ -56,6 +56,7 @@ func New(opts Options) (*Broker, error) {
 		listeners: make(map[net.Listener]struct{}),
 		stop:      make(chan struct{}),
 	}
+	b.options.Store(&opts)
 	b.shared.strategy = opts.SharedStrategy
 	b.enhanced = make(map[string]auth.EnhancedAuthenticator)
 	for _, a := range opts.EnhancedAuth {

@@ -119,8 +119,8 @@ func (c *conn) serve() {
 // run reads and handles packets until the connection ends; it returns why.
 func (c *conn) run() error {
 	// [MQTT-3.1.0-1] CONNECT first, within ConnectTimeout.
-	c.nc.SetReadDeadline(time.Now().Add(c.b.opts.ConnectTimeout))
-	pk, err := packet.ReadPacket(c.br, 0, c.b.opts.MaxPacketSize)
+	c.nc.SetReadDeadline(time.Now().Add(c.b.opts().ConnectTimeout))
+	pk, err := packet.ReadPacket(c.br, 0, c.b.opts().MaxPacketSize)
 	if err != nil {
 		if cp, ok := pk.(*packet.Connect); ok && errors.Is(err, packet.UnsupportedProtocolVersion) {
 			// [MQTT-3.1.2-2] answer an unknown level with return code 1,
@@ -154,7 +154,7 @@ func (c *conn) run() error {
 				c.nc.SetReadDeadline(now.Add(c.keepAlive * 3 / 2))
 			}
 		}
-		pk, err := packet.ReadPacket(c.br, c.version, c.b.opts.MaxPacketSize)
+		pk, err := packet.ReadPacket(c.br, c.version, c.b.opts().MaxPacketSize)
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
@@ -205,7 +205,7 @@ func (c *conn) cleanup(err error) {
 // the client may publish to its topic, with its v5 Will Delay Interval.
 func (c *conn) willMessage() (*Message, time.Duration) {
 	w := c.will
-	if w == nil || !c.b.opts.Authorizer.Authorize(&c.client, auth.Publish, w.Topic) {
+	if w == nil || !c.b.opts().Authorizer.Authorize(&c.client, auth.Publish, w.Topic) {
 		return nil, 0
 	}
 	m := &Message{Topic: w.Topic, Payload: w.Payload, QoS: w.QoS, Retain: w.Retain}

@@ -41,7 +41,7 @@ func (c *conn) connect(p *packet.Connect) error {
 		}
 	}
 	// [MQTT-3.1.3-5] longer ids and any UTF-8 are allowed unless limited.
-	if max := c.b.opts.MaxClientIDLength; max > 0 && len(id) > max {
+	if max := c.b.opts().MaxClientIDLength; max > 0 && len(id) > max {
 		return c.refuse(packet.RefusedIdentifierRejected, fmt.Sprintf("client id longer than %d bytes", max))
 	}
 	if p.Will != nil {
@@ -49,7 +49,7 @@ func (c *conn) connect(p *packet.Connect) error {
 		if err := topic.ValidateName(p.Will.Topic); err != nil {
 			return fmt.Errorf("will topic: %v: %w", err, packet.ProtocolError)
 		}
-		if p.Will.Retain && c.b.opts.DisableRetain {
+		if p.Will.Retain && c.b.opts().DisableRetain {
 			if c.version == packet.V5 {
 				// [MQTT-3.2.2-13] a retained will needs retain support.
 				return c.refuse(packet.RetainNotSupported, "retained messages are not supported")
@@ -75,7 +75,7 @@ func (c *conn) connect(p *packet.Connect) error {
 	c.client.Password = nil // not needed any more; do not keep secrets around
 	c.keepAlive = time.Duration(p.KeepAlive) * time.Second
 	serverKeepAlive := false
-	if m := c.b.opts.MaxKeepAlive.Truncate(time.Second); m > 0 && (c.keepAlive == 0 || c.keepAlive > m) {
+	if m := c.b.opts().MaxKeepAlive.Truncate(time.Second); m > 0 && (c.keepAlive == 0 || c.keepAlive > m) {
 		c.keepAlive, serverKeepAlive = m, true
 	}
 	c.will = p.Will
@@ -93,7 +93,7 @@ func (c *conn) connect(p *packet.Connect) error {
 		}
 	}
 	ack := &packet.Connack{}
-	window := c.b.opts.MaxInflight
+	window := c.b.opts().MaxInflight
 	if c.version == packet.V5 {
 		ack.Properties = c.b.capabilities()
 		ack.Properties.AssignedClientID = assigned
@@ -104,8 +104,8 @@ func (c *conn) connect(p *packet.Connect) error {
 			ka := uint16(c.keepAlive / time.Second)
 			ack.Properties.ServerKeepAlive = &ka // [MQTT-3.2.2-21] the client must use it
 		}
-		if p.Properties.RequestResponseInfo != nil && *p.Properties.RequestResponseInfo == 1 && c.b.opts.ResponseInformation != "" {
-			ack.Properties.ResponseInfo = strings.ReplaceAll(c.b.opts.ResponseInformation, "%c", id)
+		if p.Properties.RequestResponseInfo != nil && *p.Properties.RequestResponseInfo == 1 && c.b.opts().ResponseInformation != "" {
+			ack.Properties.ResponseInfo = strings.ReplaceAll(c.b.opts().ResponseInformation, "%c", id)
 		}
 		// [MQTT-3.3.4-9] never more unacknowledged PUBLISH in flight than
 		// the client's Receive Maximum.
@@ -115,7 +115,7 @@ func (c *conn) connect(p *packet.Connect) error {
 		if tam := p.Properties.TopicAliasMaximum; tam != nil {
 			// [MQTT-3.3.2-11] never above the client's maximum; and no more
 			// topics remembered per connection than the server allows.
-			c.aliases.max = min(int(*tam), max(c.b.opts.TopicAliasMaximum, 0))
+			c.aliases.max = min(int(*tam), max(c.b.opts().TopicAliasMaximum, 0))
 		}
 		c.sessionExpiry = p.Properties.SessionExpiry
 	}
@@ -136,27 +136,27 @@ func (c *conn) connect(p *packet.Connect) error {
 // server supports; defaults the spec already implies are left out.
 func (b *Broker) capabilities() packet.Properties {
 	var p packet.Properties
-	if rm := uint16(b.opts.ReceiveMaximum); rm != 65535 {
+	if rm := uint16(b.opts().ReceiveMaximum); rm != 65535 {
 		p.ReceiveMaximum = &rm
 	}
-	mps := b.opts.MaxPacketSize
+	mps := b.opts().MaxPacketSize
 	p.MaximumPacketSize = &mps
-	if b.opts.TopicAliasMaximum > 0 {
-		tam := uint16(b.opts.TopicAliasMaximum)
+	if b.opts().TopicAliasMaximum > 0 {
+		tam := uint16(b.opts().TopicAliasMaximum)
 		p.TopicAliasMaximum = &tam
 	}
 	// The availability flags default to 1; say only what is switched off.
 	no := byte(0)
-	if b.opts.DisableRetain {
+	if b.opts().DisableRetain {
 		p.RetainAvailable = &no
 	}
-	if b.opts.DisableWildcards {
+	if b.opts().DisableWildcards {
 		p.WildcardSubAvailable = &no
 	}
-	if b.opts.DisableSubIDs {
+	if b.opts().DisableSubIDs {
 		p.SubIDAvailable = &no
 	}
-	if b.opts.DisableShared {
+	if b.opts().DisableShared {
 		p.SharedSubAvailable = &no
 	}
 	return p
@@ -165,7 +165,7 @@ func (b *Broker) capabilities() packet.Properties {
 // authenticate checks the client's username and password.
 func (c *conn) authenticate() error {
 	ctx, cancel := context.WithTimeout(context.Background(), authTimeout)
-	err := c.b.opts.Authenticator.Authenticate(ctx, &c.client)
+	err := c.b.opts().Authenticator.Authenticate(ctx, &c.client)
 	cancel()
 	switch {
 	case errors.Is(err, auth.ErrBadCredentials):

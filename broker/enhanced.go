@@ -44,7 +44,7 @@ func (c *conn) enhancedConnect(p *packet.Connect) ([]byte, packet.ReasonCode, er
 		// with AUTH 0x18 and the same method [MQTT-4.12.0-3].
 		c.sendPacket(&packet.Auth{ReasonCode: packet.ContinueAuthentication,
 			Properties: packet.Properties{AuthMethod: method, AuthData: out}})
-		pk, err := packet.ReadPacket(c.br, packet.V5, c.b.opts.MaxPacketSize)
+		pk, err := packet.ReadPacket(c.br, packet.V5, c.b.opts().MaxPacketSize)
 		if err != nil {
 			return nil, packet.UnspecifiedError, err
 		}

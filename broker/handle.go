@@ -121,7 +121,7 @@ func (c *conn) onPublish(p *packet.Publish) error {
 	if err := topic.ValidateName(p.Topic); err != nil {
 		return fmt.Errorf("publish topic %q: %v: %w", p.Topic, err, packet.TopicNameInvalid)
 	}
-	if p.Retain && c.b.opts.DisableRetain {
+	if p.Retain && c.b.opts().DisableRetain {
 		if c.version == packet.V5 {
 			// [MQTT-3.3.1-16] RETAIN after CONNACK said Retain Available 0.
 			return fmt.Errorf("retained publish: %w", packet.RetainNotSupported)
@@ -133,7 +133,7 @@ func (c *conn) onPublish(p *packet.Publish) error {
 		s.mu.Lock()
 		n := len(s.inQoS2)
 		s.mu.Unlock()
-		if n >= c.b.opts.ReceiveMaximum {
+		if n >= c.b.opts().ReceiveMaximum {
 			// [MQTT-3.3.4-8] more unacknowledged QoS 2 than we allowed.
 			return fmt.Errorf("%d QoS 2 messages unreleased: %w", n, packet.ReceiveMaximumExceeded)
 		}
@@ -151,7 +151,7 @@ func (c *conn) onPublish(p *packet.Publish) error {
 	}
 	code := packet.Success
 	var m *Message
-	if c.b.opts.Authorizer.Authorize(&c.client, auth.Publish, p.Topic) {
+	if c.b.opts().Authorizer.Authorize(&c.client, auth.Publish, p.Topic) {
 		m = &Message{Topic: p.Topic, Payload: p.Payload, QoS: p.QoS, Retain: p.Retain}
 		if c.version == packet.V5 {
 			setMessageProperties(m, &p.Properties, time.Now())
@@ -298,7 +298,7 @@ func (c *conn) onSubscribe(p *packet.Subscribe) error {
 			codes[i] = c.failure(code)
 			continue
 		}
-		if !c.b.opts.Authorizer.Authorize(&c.client, auth.Subscribe, sub.Filter) {
+		if !c.b.opts().Authorizer.Authorize(&c.client, auth.Subscribe, sub.Filter) {
 			codes[i] = c.failure(packet.NotAuthorized)
 			continue
 		}
@@ -326,7 +326,7 @@ func (c *conn) onSubscribe(p *packet.Subscribe) error {
 		}
 	}
 	c.sendPacket(&packet.Suback{PacketID: p.PacketID, ReasonCodes: codes})
-	if c.b.opts.DisableRetain {
+	if c.b.opts().DisableRetain {
 		return nil
 	}
 	now := time.Now()
@@ -335,7 +335,7 @@ func (c *conn) onSubscribe(p *packet.Subscribe) error {
 		msgs = msgs[:0]
 		c.b.retained.match(r.filter, now, func(m *Message) { msgs = append(msgs, m) })
 		for _, m := range msgs {
-			if c.b.opts.Authorizer.Authorize(&c.client, auth.Read, m.Topic) {
+			if c.b.opts().Authorizer.Authorize(&c.client, auth.Read, m.Topic) {
 				// [MQTT-3.3.1-8] retained messages keep RETAIN set.
 				s.deliver(m, delivery{qos: min(m.QoS, r.qos), retain: true, subIDs: r.subIDs}, &c.router.enc)
 			}
@@ -353,11 +353,11 @@ func (b *Broker) unsupported(filter string, subIDs []uint32) packet.ReasonCode {
 		inner = filter
 	}
 	switch {
-	case shared && b.opts.DisableShared:
+	case shared && b.opts().DisableShared:
 		return packet.SharedSubNotSupported
-	case b.opts.DisableWildcards && topic.HasWildcard(inner):
+	case b.opts().DisableWildcards && topic.HasWildcard(inner):
 		return packet.WildcardSubsNotSupported
-	case b.opts.DisableSubIDs && len(subIDs) > 0:
+	case b.opts().DisableSubIDs && len(subIDs) > 0:
 		return packet.SubIDsNotSupported
 	}
 	return 0

@@ -15,7 +15,7 @@ func queuedSize(m *Message) int64 { return int64(len(m.Topic) + len(m.Payload)) 
 // room reports whether a message of n bytes fits in the queue. s.mu must
 // be held.
 func (s *session) room(n int64) bool {
-	o := &s.b.opts
+	o := s.b.opts()
 	return len(s.queue) < o.MaxQueued && s.queuedBytes+n <= o.MaxQueuedBytes &&
 		s.b.stats.queuedBytes.Load()+n <= o.MaxQueuedBytesTotal
 }
@@ -26,7 +26,7 @@ func (s *session) room(n int64) bool {
 func (s *session) enqueue(o *store.Outbound) (ok, refused bool) {
 	n := queuedSize(o.Message)
 	if !s.room(n) {
-		switch s.b.opts.QueuePolicy {
+		switch s.b.opts().QueuePolicy {
 		case RefusePublisher:
 			s.b.stats.refused.Add(1)
 			return false, true

@@ -34,7 +34,7 @@ func (r *router) route(b *Broker, m *Message, from string) (ticket store.Ticket,
 		r.eachFn = r.each
 		r.sharedFn = r.pickShared
 	}
-	if m.Retain && !b.opts.DisableRetain {
+	if m.Retain && !b.opts().DisableRetain {
 		ticket = b.retained.set(m, b.store)
 	}
 	r.from = from

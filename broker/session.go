@@ -54,7 +54,7 @@ func newSession(b *Broker, id string, persistent bool) *session {
 		subs:     make(map[string]store.Subscription),
 		inflight: make(map[uint16]*store.Outbound),
 		inQoS2:   make(map[uint16]struct{}),
-		window:   b.opts.MaxInflight,
+		window:   b.opts().MaxInflight,
 	}
 }
 
@@ -139,7 +139,7 @@ func (s *session) deliver(m *Message, d delivery, enc *encoder) (t store.Ticket,
 			c.sendPublish(enc.bytes(c.version, m, false, d.subIDs), 0, d.retain, false, 0)
 			return 0, false
 		}
-		if c != nil && len(s.inflight) < s.window && c.pending() < s.b.opts.MaxWriteBuffer {
+		if c != nil && len(s.inflight) < s.window && c.pending() < s.b.opts().MaxWriteBuffer {
 			s.seq++
 			return s.sendNew(c, d.outbound(s.seq, m), enc), false
 		}
@@ -199,7 +199,7 @@ func (s *session) fill() {
 	}
 	now := time.Now()
 	n := 0
-	for n < len(s.queue) && (len(s.inflight) < s.window || s.queue[n].QoS == 0) && c.pending() < s.b.opts.MaxWriteBuffer {
+	for n < len(s.queue) && (len(s.inflight) < s.window || s.queue[n].QoS == 0) && c.pending() < s.b.opts().MaxWriteBuffer {
 		o := s.queue[n]
 		n++
 		switch {

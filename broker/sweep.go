@@ -13,7 +13,7 @@ import (
 
 func (b *Broker) sweeper() {
 	defer b.sweeping.Done()
-	t := time.NewTicker(b.opts.ExpirySweep)
+	t := time.NewTicker(b.opts().ExpirySweep)
 	defer t.Stop()
 	for {
 		select {

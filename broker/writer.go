@@ -98,7 +98,7 @@ func (c *conn) sendPublish(b []byte, qos byte, retain, dup bool, id uint16) {
 		return
 	}
 	buf := c.ob.reserve()
-	if qos == 0 && len(*buf)+len(b) > c.b.opts.MaxWriteBuffer {
+	if qos == 0 && len(*buf)+len(b) > c.b.opts().MaxWriteBuffer {
 		c.b.stats.droppedSlow.Add(1)
 		return
 	}
@@ -151,7 +151,7 @@ func (c *conn) fits(n int) bool {
 // afterAppend starts the writer, or drops a client that reads nothing while
 // its buffer grows. ob.mu must be held.
 func (c *conn) afterAppend() {
-	if len(*c.ob.out) > 4*c.b.opts.MaxWriteBuffer {
+	if len(*c.ob.out) > 4*c.b.opts().MaxWriteBuffer {
 		c.ob.closed = true
 		go c.closeWith(errSlowConsumer)
 		return
@@ -226,7 +226,7 @@ func (c *conn) writeLoop() {
 
 		err := c.b.store.Wait(durable)
 		if err == nil {
-			c.nc.SetWriteDeadline(time.Now().Add(c.b.opts.WriteTimeout))
+			c.nc.SetWriteDeadline(time.Now().Add(c.b.opts().WriteTimeout))
 			_, err = c.nc.Write(*buf)
 		}
 
