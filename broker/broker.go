@@ -38,8 +38,9 @@ type Broker struct {
 	closed    bool
 	wg        sync.WaitGroup // live connections
 
-	stop     chan struct{} // closed by Close
-	sweeping sync.WaitGroup
+	admission admission
+	stop      chan struct{} // closed by Close
+	sweeping  sync.WaitGroup
 }
 
 // New returns a broker with opts, restoring sessions and retained messages
@@ -186,6 +187,14 @@ func (b *Broker) Serve(l net.Listener) error {
 
 // ServeConn serves one client connection until it ends.
 func (b *Broker) ServeConn(nc net.Conn) {
+	ip := hostOf(nc.RemoteAddr())
+	if err := b.admit(ip); err != nil {
+		b.stats.refusedConns.Add(1)
+		b.log.Debug("connection refused", "remote", nc.RemoteAddr(), "err", err)
+		nc.Close()
+		return
+	}
+	defer b.release(ip)
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()

@@ -46,6 +46,10 @@ type conn struct {
 	// DISCONNECT may change but not from 0 [MQTT-3.14.2-2].
 	sessionExpiry *uint32
 
+	// Inbound rate limits; the reader goroutine's alone.
+	msgRate, byteRate bucket
+	bytesIn           int // read from nc since the last throttle
+
 	will         *packet.Will // cleared by DISCONNECT [MQTT-3.1.2-10]
 	disconnected bool         // the client sent DISCONNECT
 	router       router
@@ -60,12 +64,22 @@ type conn struct {
 }
 
 func newConn(b *Broker, nc net.Conn) *conn {
-	return &conn{
+	c := &conn{
 		b: b, nc: nc,
-		br:      bufio.NewReaderSize(nc, readBufferSize),
 		flushed: make(chan struct{}),
 		done:    make(chan struct{}),
 	}
+	c.br = bufio.NewReaderSize(countingReader{c}, readBufferSize)
+	return c
+}
+
+// countingReader counts the bytes a connection reads, for ByteRate.
+type countingReader struct{ c *conn }
+
+func (r countingReader) Read(p []byte) (int, error) {
+	n, err := r.c.nc.Read(p)
+	r.c.bytesIn += n
+	return n, err
 }
 
 // closeWith closes the network connection at once; err is why.
@@ -167,6 +181,14 @@ func (c *conn) run() error {
 		}
 		if c.disconnected {
 			return nil
+		}
+		if o := c.b.opts(); o.MessageRate > 0 || o.ByteRate > 0 {
+			msgs := 0
+			if pk.Type() == packet.PUBLISH {
+				msgs = 1
+			}
+			c.throttle(msgs, c.bytesIn)
+			c.bytesIn = 0
 		}
 	}
 }

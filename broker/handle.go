@@ -151,7 +151,12 @@ func (c *conn) onPublish(p *packet.Publish) error {
 	}
 	code := packet.Success
 	var m *Message
-	if c.b.opts().Authorizer.Authorize(&c.client, auth.Publish, p.Topic) {
+	if err := c.b.topicLimits().Check(p.Topic); err != nil {
+		// Within the protocol but beyond the configured bounds: refused
+		// like an unauthorized publish, not a reason to disconnect.
+		code = packet.TopicNameInvalid
+		c.b.log.Debug("publish refused", "client", c.clientID, "topic", p.Topic, "err", err)
+	} else if c.b.opts().Authorizer.Authorize(&c.client, auth.Publish, p.Topic) {
 		m = &Message{Topic: p.Topic, Payload: p.Payload, QoS: p.QoS, Retain: p.Retain}
 		if c.version == packet.V5 {
 			setMessageProperties(m, &p.Properties, time.Now())
@@ -289,7 +294,11 @@ func (c *conn) onSubscribe(p *packet.Subscribe) error {
 	}
 	var wantRetained []retainReq
 	for i, sub := range p.Subscriptions {
-		if err := topic.ValidateFilter(sub.Filter); err != nil {
+		err := topic.ValidateFilter(sub.Filter)
+		if err == nil {
+			err = c.b.topicLimits().Check(sub.Filter)
+		}
+		if err != nil {
 			codes[i] = c.failure(packet.TopicFilterInvalid)
 			c.b.log.Debug("subscribe refused", "client", c.clientID, "filter", sub.Filter, "err", err)
 			continue
@@ -308,6 +317,12 @@ func (c *conn) onSubscribe(p *packet.Subscribe) error {
 		}
 		s.mu.Lock()
 		_, existed := s.subs[sub.Filter]
+		if max := c.b.opts().MaxSubscriptions; !existed && max > 0 && len(s.subs) >= max {
+			s.mu.Unlock()
+			codes[i] = c.failure(packet.QuotaExceeded)
+			c.b.log.Debug("subscribe refused: subscription limit", "client", c.clientID, "filter", sub.Filter)
+			continue
+		}
 		s.subs[sub.Filter] = rec
 		s.persist(func(st store.Store) store.Ticket { return st.PutSubscription(s.id, rec) })
 		s.mu.Unlock()

@@ -48,6 +48,17 @@ type Options struct {
 	// and the retained set; default 1 minute.
 	ExpirySweep time.Duration
 	MaxInflight int // unacknowledged QoS 1/2 messages sent to one client; default 100
+
+	// Connection limits, checked before anything is read; 0: none.
+	MaxConnections      int // in total
+	MaxConnectionsPerIP int
+	ConnectRatePerIP    int // new connections per second from one address
+	// Per-client limits; 0: none (beyond the protocol's).
+	MaxSubscriptions int // filters one session may hold (SUBACK 0x97 / 0x80 beyond)
+	MaxTopicLevels   int // levels in a topic name or filter
+	MaxTopicLength   int // bytes in a topic name or filter
+	MessageRate      int // PUBLISH packets per second a client may send; faster ones are read more slowly
+	ByteRate         int // bytes per second a client may send; likewise
 	// ReceiveMaximum is how many QoS 2 messages a v5 client may have
 	// unreleased (PUBREC sent, PUBREL pending) at once; default 1024.
 	ReceiveMaximum int

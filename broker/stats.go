@@ -14,6 +14,8 @@ type Stats struct {
 	QueuedBytes      int64 // bytes of messages waiting in session queues
 	DroppedQueueFull int64 // messages dropped because a queue limit was reached
 	RefusedQueueFull int64 // messages refused (RefusePublisher) because a queue limit was reached
+	RefusedConns     int64 // connections closed at once by a connection limit
+	Throttled        int64 // times a client's reader paused for its message or byte rate
 	DroppedSlow      int64 // QoS 0 messages dropped because a client's write buffer was full
 	DroppedExpired   int64 // messages that expired before delivery
 }
@@ -24,6 +26,7 @@ type counters struct {
 	droppedQueueFull, droppedSlow, expired atomic.Int64
 	refused                                atomic.Int64
 	queuedBytes                            atomic.Int64 // queuedSize of every session queue together
+	refusedConns, throttled                atomic.Int64
 }
 
 // Stats returns the current counters.
@@ -42,6 +45,8 @@ func (b *Broker) Stats() Stats {
 		QueuedBytes:      b.stats.queuedBytes.Load(),
 		DroppedQueueFull: b.stats.droppedQueueFull.Load(),
 		RefusedQueueFull: b.stats.refused.Load(),
+		RefusedConns:     b.stats.refusedConns.Load(),
+		Throttled:        b.stats.throttled.Load(),
 		DroppedSlow:      b.stats.droppedSlow.Load(),
 		DroppedExpired:   b.stats.expired.Load(),
 	}

@@ -38,6 +38,7 @@ func (b *Broker) sweep(now time.Time) {
 		s.mu.Unlock()
 	}
 	b.stats.expired.Add(int64(b.retained.sweep(now, b.store)))
+	b.forgetIdleAddresses(now)
 }
 
 // dropExpired removes expired messages from the queue; messages in flight
