@@ -87,6 +87,8 @@ func (b *Broker) restore() error {
 	var wills []store.Session
 	for _, st := range states {
 		s := newSession(b, st.Session.ClientID, true)
+		s.client.Store(&auth.Client{ClientID: s.id, Username: st.Session.Username,
+			UsernameFlag: st.Session.Username != "", Version: st.Session.Version})
 		s.version = st.Session.Version
 		s.expiry = st.Session.ExpiryInterval
 		at := st.Session.Expiry

@@ -244,6 +244,7 @@ func (b *Broker) attach(c *conn, id string, clean bool, expiry uint32, window in
 		s.mu.Lock()
 		b.mu.Unlock()
 		c.sess = s
+		s.client.Store(&c.client)
 		s.version = c.version
 		s.stopExpiry()
 		s.expiry = expiry

@@ -15,11 +15,17 @@ import (
 // broker closes the store, and the next call reopens it.
 func pebbleBroker(t *testing.T, dir string) *mt.Broker {
 	t.Helper()
+	return pebbleBrokerWith(t, dir, broker.Options{})
+}
+
+func pebbleBrokerWith(t *testing.T, dir string, opts broker.Options) *mt.Broker {
+	t.Helper()
 	st, err := pebble.Open(dir, pebble.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return mt.StartBroker(t, broker.Options{Store: st})
+	opts.Store = st
+	return mt.StartBroker(t, opts)
 }
 
 // TestDurableRestart: after a restart on the same data directory, a

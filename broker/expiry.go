@@ -51,6 +51,9 @@ func (s *session) armWill(will *Message, at time.Time) {
 // that a restart does not lose it. s.mu must be held.
 func (s *session) record() store.Session {
 	r := store.Session{ClientID: s.id, Version: s.version, ExpiryInterval: s.expiry, Expiry: s.expiresAt}
+	if c := s.client.Load(); c != nil {
+		r.Username = c.Username
+	}
 	if s.will != nil {
 		r.Will, r.WillAt = s.will.msg, s.will.at
 	}

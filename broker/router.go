@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"github.com/ternmq/tern/auth"
 	"github.com/ternmq/tern/store"
 	"github.com/ternmq/tern/topic"
 )
@@ -39,8 +40,14 @@ func (r *router) route(b *Broker, m *Message, from string) (ticket store.Ticket,
 	}
 	r.from = from
 	b.subs.Match(m.Topic, r.eachFn, r.sharedFn)
+	authz := b.opts().Authorizer
+	_, readAll := authz.(auth.AllowAll)
 	for i := range r.targets {
 		t := &r.targets[i]
+		if !readAll && !authz.Authorize(t.s.client.Load(), auth.Read, m.Topic) {
+			*t = target{}
+			continue // the subscriber may not read this topic (any more)
+		}
 		t.qos = min(m.QoS, t.qos)
 		t.retain = t.retain && m.Retain
 		tk, no := t.s.deliver(m, t.delivery, &r.enc)

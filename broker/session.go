@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ternmq/tern/auth"
 	"github.com/ternmq/tern/packet"
 	"github.com/ternmq/tern/store"
 )
@@ -26,6 +27,9 @@ type session struct {
 	id string
 
 	online atomic.Bool // conn != nil, readable without mu
+	// client is who deliveries are authorized for (auth.Read): the last
+	// connection's identity, kept while offline and across restarts.
+	client atomic.Pointer[auth.Client]
 
 	mu         sync.Mutex
 	persistent bool   // kept and stored while offline

@@ -19,6 +19,7 @@ type Message struct {
 // Session is the durable part of a session's identity.
 type Session struct {
 	ClientID string
+	Username string // the identity its deliveries are authorized for
 	Version  byte
 	// ExpiryInterval is the v5 Session Expiry Interval in seconds;
 	// 0xFFFFFFFF (also for 3.1.1 persistent sessions) never expires.

@@ -204,6 +204,7 @@ func appendSession(dst []byte, s *store.Session) []byte {
 	dst = append(dst, s.Version)
 	dst = appendUvarint(dst, uint64(s.ExpiryInterval))
 	dst = appendTime(dst, s.Expiry)
+	dst = appendString(dst, s.Username)
 	dst = appendBool(dst, s.Will != nil)
 	if s.Will != nil {
 		dst = appendMessage(dst, s.Will)
@@ -217,7 +218,7 @@ func decodeSession(v []byte) (store.Session, error) {
 	if err != nil {
 		return store.Session{}, err
 	}
-	s := store.Session{ClientID: d.string(), Version: d.byte(), ExpiryInterval: uint32(d.uvarint()), Expiry: d.time()}
+	s := store.Session{ClientID: d.string(), Version: d.byte(), ExpiryInterval: uint32(d.uvarint()), Expiry: d.time(), Username: d.string()}
 	if d.bool() {
 		s.Will = d.message()
 		s.WillAt = d.time()
