@@ -17,6 +17,9 @@ type Client struct {
 	Password     []byte
 	RemoteAddr   net.Addr
 	Version      byte // protocol level
+	// CertUsername: Username is the name in a verified client
+	// certificate, and the certificate was the credential.
+	CertUsername bool
 }
 
 // Errors an Authenticator returns; the broker maps them to CONNACK codes.

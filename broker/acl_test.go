@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"context"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -75,4 +76,37 @@ func TestReadDeniedOnDelivery(t *testing.T) {
 		}
 		bob.ExpectNothing(100 * time.Millisecond)
 	}, packet.V311, packet.V5)
+}
+
+// certConn is a connection from a listener that maps client certificates
+// to users.
+type certConn struct {
+	net.Conn
+	name string
+}
+
+func (c certConn) CertUsername() (string, bool) { return c.name, c.name != "" }
+
+// TestCertUsername: the user named by a verified client certificate is
+// the client's username, without a password, and ACLs see it.
+func TestCertUsername(t *testing.T) {
+	b := mt.StartBroker(t, broker.Options{Authenticator: auth.NewStatic(false, nil), Authorizer: readDeny{}})
+	server, client := net.Pipe()
+	go b.ServeConn(certConn{server, "bob"})
+	r := mt.Wrap(t, client, packet.V311)
+	if ack := r.Connect("cert-client", true); ack.ReasonCode != 0 {
+		t.Fatalf("CONNACK %v", ack.ReasonCode)
+	}
+	r.Subscribe(1, 0, "#")
+	b.Publish(&broker.Message{Topic: "secret/x", Payload: []byte("no")})
+	b.Publish(&broker.Message{Topic: "public/x", Payload: []byte("yes")})
+	if p := mt.Expect[*packet.Publish](r); p.Topic != "public/x" {
+		t.Fatalf("got %q: the ACL did not see user bob", p.Topic)
+	}
+	// Without a certificate name the authenticator decides (and refuses).
+	server2, client2 := net.Pipe()
+	go b.ServeConn(certConn{server2, ""})
+	if ack := mt.Wrap(t, client2, packet.V311).Connect("anon", true); ack.ReasonCode == 0 {
+		t.Fatal("accepted without certificate or credentials")
+	}
 }

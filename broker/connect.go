@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 
@@ -63,7 +64,13 @@ func (c *conn) connect(p *packet.Connect) error {
 		Password: p.Password, RemoteAddr: c.nc.RemoteAddr(), Version: c.version,
 	}
 	var authData []byte
-	if c.version == packet.V5 && p.Properties.AuthMethod != "" {
+	if name, ok := certUsername(c.nc); ok {
+		// A listener that maps verified client certificates to users: the
+		// certificate is the credential and its name the username, for
+		// ACLs and logs; a username or password in CONNECT is ignored.
+		c.client.Username, c.client.UsernameFlag, c.client.Password = name, true, nil
+		c.client.CertUsername = true
+	} else if c.version == packet.V5 && p.Properties.AuthMethod != "" {
 		out, code, err := c.enhancedConnect(p)
 		if err != nil {
 			return c.refuse(code, err.Error())
@@ -177,6 +184,16 @@ func (c *conn) authenticate() error {
 		return c.refuse(packet.RefusedServerUnavailable, "authenticator failed")
 	}
 	return nil
+}
+
+// certUsername returns the user named by the client certificate of a
+// connection from a listener configured to map certificates to users
+// (listener's cert_username), false when there is none.
+func certUsername(nc net.Conn) (string, bool) {
+	if ci, ok := nc.(interface{ CertUsername() (string, bool) }); ok {
+		return ci.CertUsername()
+	}
+	return "", false
 }
 
 // refuse answers CONNECT with a failure code and ends the connection.

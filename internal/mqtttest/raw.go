@@ -31,6 +31,12 @@ func Dial(t testing.TB, addr string, version byte) *Raw {
 	if err != nil {
 		t.Fatalf("dial %s: %v", addr, err)
 	}
+	return Wrap(t, c, version)
+}
+
+// Wrap makes a raw client of an open connection; it is closed when the
+// test ends.
+func Wrap(t testing.TB, c net.Conn, version byte) *Raw {
 	t.Cleanup(func() { c.Close() })
 	return &Raw{t: t, Conn: c, br: bufio.NewReader(c), Version: version}
 }
