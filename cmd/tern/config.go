@@ -56,6 +56,14 @@ type Limits struct {
 	MaxQueuedTotal    int64         `yaml:"max_queued_bytes_total"` // all sessions together
 	QueueFullPolicy   string        `yaml:"queue_full_policy"`      // drop-newest, drop-oldest or refuse
 	MaxInflight       int           `yaml:"max_inflight"`
+	MaxConnections    int           `yaml:"max_connections"`        // in total; 0: none
+	MaxConnsPerIP     int           `yaml:"max_connections_per_ip"` // 0: none
+	ConnectRatePerIP  int           `yaml:"connect_rate_per_ip"`    // new connections per second; 0: none
+	MaxSubscriptions  int           `yaml:"max_subscriptions"`      // per client; 0: none
+	MaxTopicLevels    int           `yaml:"max_topic_levels"`       // 0: the protocol's
+	MaxTopicLength    int           `yaml:"max_topic_length"`       // bytes; 0: the protocol's
+	MessageRate       int           `yaml:"message_rate"`           // PUBLISH per second per client; 0: none
+	ByteRate          int           `yaml:"byte_rate"`              // bytes per second per client; 0: none
 	MaxWriteBuffer    int           `yaml:"max_write_buffer"`
 	WriteTimeout      time.Duration `yaml:"write_timeout"`
 }

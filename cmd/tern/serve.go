@@ -9,8 +9,10 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/signal"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/ternmq/tern/auth"
@@ -22,20 +24,27 @@ import (
 	"github.com/ternmq/tern/store/pebble"
 )
 
+// serveFlags are the flags of tern serve that override the configuration.
+type serveFlags struct {
+	listens                                  []string
+	logLevel, logFormat, dataDir, durability string
+	noPersist                                bool
+}
+
 func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("tern serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var listens []string
+	var f serveFlags
 	fs.Func("listen", "listen on `host:port` (repeatable; replaces the configured listeners)", func(s string) error {
-		listens = append(listens, s)
+		f.listens = append(f.listens, s)
 		return nil
 	})
-	configPath := fs.String("config", "", "YAML configuration `file`")
-	logLevel := fs.String("log-level", "", "debug, info, warn or error (default info)")
-	logFormat := fs.String("log-format", "", "text or json (default text)")
-	dataDir := fs.String("data-dir", "", "keep sessions and messages in `dir` (default ./data)")
-	durability := fs.String("durability", "", "sync, batch or none (default sync)")
-	noPersist := fs.Bool("no-persist", false, "keep everything in memory: nothing survives a restart")
+	configPath := fs.String("config", "", "YAML configuration `file` (re-read on SIGHUP)")
+	fs.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error (default info)")
+	fs.StringVar(&f.logFormat, "log-format", "", "text or json (default text)")
+	fs.StringVar(&f.dataDir, "data-dir", "", "keep sessions and messages in `dir` (default ./data)")
+	fs.StringVar(&f.durability, "durability", "", "sync, batch or none (default sync)")
+	fs.BoolVar(&f.noPersist, "no-persist", false, "keep everything in memory: nothing survives a restart")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -43,33 +52,22 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "tern serve: unexpected arguments %q\n", fs.Args())
 		return 2
 	}
-	cfg := defaultConfig()
-	if *configPath != "" {
-		if err := loadConfig(*configPath, &cfg); err != nil {
-			fmt.Fprintf(stderr, "tern serve: config: %v\n", err)
-			return 2
+	// load reads the configuration with the flags over it; SIGHUP runs it
+	// again.
+	load := func() (Config, error) {
+		cfg := defaultConfig()
+		if *configPath != "" {
+			if err := loadConfig(*configPath, &cfg); err != nil {
+				return cfg, err
+			}
 		}
+		f.apply(&cfg)
+		return cfg, nil
 	}
-	if len(listens) > 0 {
-		cfg.Listeners = cfg.Listeners[:0]
-		for _, a := range listens {
-			cfg.Listeners = append(cfg.Listeners, listener.Config{Type: "tcp", Address: a})
-		}
-	}
-	if *logLevel != "" {
-		cfg.LogLevel = *logLevel
-	}
-	if *logFormat != "" {
-		cfg.LogFormat = *logFormat
-	}
-	if *dataDir != "" {
-		cfg.Storage.DataDir = *dataDir
-	}
-	if *durability != "" {
-		cfg.Storage.Durability = *durability
-	}
-	if *noPersist {
-		cfg.Storage.Persist = new(false)
+	cfg, err := load()
+	if err != nil {
+		fmt.Fprintf(stderr, "tern serve: config: %v\n", err)
+		return 2
 	}
 	log, err := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
 	if err != nil {
@@ -81,16 +79,79 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "tern serve: config: %v\n", err)
 		return 2
 	}
-	if err := serve(ctx, cfg, opts, nil); err != nil {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	reload := func() (broker.Options, error) {
+		cfg, err := load()
+		if err != nil {
+			return broker.Options{}, err
+		}
+		return brokerOptions(cfg, log)
+	}
+	if err := serve(ctx, cfg, opts, nil, &reloader{signals: hup, options: reload}); err != nil {
 		log.Error("serve failed", "err", err)
 		return 1
 	}
 	return 0
 }
 
+// apply puts the flags over the configuration.
+func (f *serveFlags) apply(cfg *Config) {
+	if len(f.listens) > 0 {
+		cfg.Listeners = cfg.Listeners[:0]
+		for _, a := range f.listens {
+			cfg.Listeners = append(cfg.Listeners, listener.Config{Type: "tcp", Address: a})
+		}
+	}
+	if f.logLevel != "" {
+		cfg.LogLevel = f.logLevel
+	}
+	if f.logFormat != "" {
+		cfg.LogFormat = f.logFormat
+	}
+	if f.dataDir != "" {
+		cfg.Storage.DataDir = f.dataDir
+	}
+	if f.durability != "" {
+		cfg.Storage.Durability = f.durability
+	}
+	if f.noPersist {
+		cfg.Storage.Persist = new(false)
+	}
+}
+
+// reloader puts a new configuration in force when a signal arrives.
+type reloader struct {
+	signals <-chan os.Signal
+	options func() (broker.Options, error)
+}
+
+// reload re-reads users, ACLs, limits and TLS certificates. A
+// configuration that does not load is refused as a whole and the running
+// one stays; each listener swaps its certificates only if the new ones
+// load. Connections stay up; listeners themselves are not re-opened.
+func (rl *reloader) reload(b *broker.Broker, ls []net.Listener, log *slog.Logger) {
+	opts, err := rl.options()
+	if err != nil {
+		log.Error("reload refused: the running configuration stays", "err", err)
+		return
+	}
+	b.Reload(opts)
+	for _, l := range ls {
+		if r, ok := l.(interface{ Reload() error }); ok {
+			if err := r.Reload(); err != nil {
+				log.Error("reload: listener keeps its certificates", "address", l.Addr().String(), "err", err)
+			}
+		}
+	}
+	log.Info("configuration reloaded")
+}
+
 // serve runs the broker on cfg's listeners until ctx ends. ready, if not
-// nil, receives the bound addresses once all listeners are open.
-func serve(ctx context.Context, cfg Config, opts broker.Options, ready func([]net.Addr)) error {
+// nil, receives the bound addresses once all listeners are open; rl, if
+// not nil, reloads the configuration on its signal.
+func serve(ctx context.Context, cfg Config, opts broker.Options, ready func([]net.Addr), rl *reloader) error {
 	log := opts.Logger
 	if len(cfg.Listeners) == 0 {
 		return errors.New("no listeners configured")
@@ -139,10 +200,20 @@ func serve(ctx context.Context, cfg Config, opts broker.Options, ready func([]ne
 	if ready != nil {
 		ready(addrs)
 	}
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down")
-	case err = <-errc:
+	var signals <-chan os.Signal
+	if rl != nil {
+		signals = rl.signals
+	}
+	for done := false; !done; {
+		select {
+		case <-ctx.Done():
+			log.Info("shutting down")
+			done = true
+		case err = <-errc:
+			done = true
+		case <-signals:
+			rl.reload(b, ls, log)
+		}
 	}
 	start := time.Now()
 	cerr := b.Close()
@@ -164,6 +235,14 @@ func brokerOptions(cfg Config, log *slog.Logger) (broker.Options, error) {
 		MaxQueuedBytes:      l.MaxQueuedBytes,
 		MaxQueuedBytesTotal: l.MaxQueuedTotal,
 		MaxInflight:         l.MaxInflight,
+		MaxConnections:      l.MaxConnections,
+		MaxConnectionsPerIP: l.MaxConnsPerIP,
+		ConnectRatePerIP:    l.ConnectRatePerIP,
+		MaxSubscriptions:    l.MaxSubscriptions,
+		MaxTopicLevels:      l.MaxTopicLevels,
+		MaxTopicLength:      l.MaxTopicLength,
+		MessageRate:         l.MessageRate,
+		ByteRate:            l.ByteRate,
 		MaxWriteBuffer:      l.MaxWriteBuffer,
 		WriteTimeout:        l.WriteTimeout,
 		DisableRetain:       off(cfg.Retain),

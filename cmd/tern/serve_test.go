@@ -97,7 +97,7 @@ func startServe(t *testing.T, cfg Config) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	addrc := make(chan string, 1)
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, opts, func(a []net.Addr) { addrc <- a[0].String() }) }()
+	go func() { done <- serve(ctx, cfg, opts, func(a []net.Addr) { addrc <- a[0].String() }, nil) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -155,7 +155,7 @@ func TestServeShutdownFlushesAndCloses(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	addrc := make(chan string, 1)
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, opts, func(a []net.Addr) { addrc <- a[0].String() }) }()
+	go func() { done <- serve(ctx, cfg, opts, func(a []net.Addr) { addrc <- a[0].String() }, nil) }()
 	addr := <-addrc
 	c := mt.Dial(t, addr, packet.V5)
 	c.Connect("c", true)
