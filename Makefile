@@ -23,6 +23,11 @@ deps:
 		echo "installing mosquitto and mosquitto-clients (test peers)"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq mosquitto mosquitto-clients; }
+	@command -v node >/dev/null && command -v npm >/dev/null || { \
+		echo "installing nodejs and npm (the MQTT.js test peer runs on them)"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nodejs npm; }
+	@test -d listener/testdata/mqttjs/node_modules/mqtt || (cd listener/testdata/mqttjs && npm ci --no-audit --no-fund)
 
 build:
 	$(GO) build -o bin/tern ./cmd/tern
