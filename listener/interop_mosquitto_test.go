@@ -1,6 +1,7 @@
 package listener_test
 
 import (
+	"github.com/ternmq/tern/internal/testpki"
 	"net"
 	"strings"
 	"testing"
@@ -20,11 +21,11 @@ func TestInteropMosquittoTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ca := newPKI(t, "mosquitto")
-	srv := ca.server("server", "server")
-	cl := ca.client("client", "mosq-user", nil, nil)
-	foreign := newPKI(t, "foreign").client("foreign", "intruder", nil, nil)
-	withCert := func(is issued) []string { return []string{"--cert", is.CertFile, "--key", is.KeyFile} }
+	ca := testpki.New(t, "mosquitto")
+	srv := ca.Server("server", "server")
+	cl := ca.Client("client", "mosq-user", nil, nil)
+	foreign := testpki.New(t, "foreign").Client("foreign", "intruder", nil, nil)
+	withCert := func(is testpki.Issued) []string { return []string{"--cert", is.CertFile, "--key", is.KeyFile} }
 	for _, tc := range []struct {
 		name   string
 		tls    listener.TLSConfig

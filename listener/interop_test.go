@@ -8,6 +8,7 @@ package listener_test
 import (
 	"crypto/tls"
 	"errors"
+	"github.com/ternmq/tern/internal/testpki"
 	"io"
 	"log/slog"
 	"net"
@@ -118,9 +119,9 @@ func receive(t *testing.T, got <-chan string, want string) {
 }
 
 func TestInteropPahoTLS(t *testing.T) {
-	ca := newPKI(t, "paho")
-	srv := ca.server("server", "server")
-	cl := ca.client("client", "paho-user", nil, nil)
+	ca := testpki.New(t, "paho")
+	srv := ca.Server("server", "server")
+	cl := ca.Client("client", "paho-user", nil, nil)
 	plainTLS := listener.TLSConfig{CertFile: srv.CertFile, KeyFile: srv.KeyFile}
 	mutual := listener.TLSConfig{CertFile: srv.CertFile, KeyFile: srv.KeyFile,
 		ClientCAFile: ca.CAFile, ClientAuth: "require", CertUsername: "cn"}
@@ -130,10 +131,10 @@ func TestInteropPahoTLS(t *testing.T) {
 		client *tls.Config
 		ok     bool
 	}{
-		{"server certificate only", plainTLS, ca.clientConfig(), true},
-		{"mutual", mutual, ca.clientConfig(cl), true},
-		{"mutual without a client certificate", mutual, ca.clientConfig(), false},
-		{"untrusted server", plainTLS, newPKI(t, "stranger").clientConfig(), false},
+		{"server certificate only", plainTLS, ca.ClientConfig(), true},
+		{"mutual", mutual, ca.ClientConfig(cl), true},
+		{"mutual without a client certificate", mutual, ca.ClientConfig(), false},
+		{"untrusted server", plainTLS, testpki.New(t, "stranger").ClientConfig(), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := serve(t, listener.Config{Type: "tls", TLS: tc.files})
@@ -162,8 +163,8 @@ func TestInteropMQTTJS(t *testing.T) {
 		t.Fatal(err)
 	}
 	script := mqttjsScript(t)
-	ca := newPKI(t, "mqttjs")
-	srv := ca.server("server", "server")
+	ca := testpki.New(t, "mqttjs")
+	srv := ca.Server("server", "server")
 	for _, tc := range []struct {
 		name string
 		cfg  listener.Config

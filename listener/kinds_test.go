@@ -1,6 +1,7 @@
 package listener_test
 
 import (
+	"github.com/ternmq/tern/internal/testpki"
 	"net"
 	"path/filepath"
 	"testing"
@@ -11,8 +12,8 @@ import (
 // Every kind of listener accepts a connection that carries bytes both ways
 // and whose RemoteAddr is the client's.
 func TestKindsCarryBytes(t *testing.T) {
-	ca := newPKI(t, "kinds")
-	srv := ca.server("server", "server")
+	ca := testpki.New(t, "kinds")
+	srv := ca.Server("server", "server")
 	tlsCfg := listener.TLSConfig{CertFile: srv.CertFile, KeyFile: srv.KeyFile}
 	sock := filepath.Join(t.TempDir(), "tern.sock")
 	for _, tc := range []struct {
@@ -22,11 +23,11 @@ func TestKindsCarryBytes(t *testing.T) {
 	}{
 		{"default is tcp", listener.Config{}, dialTCP},
 		{"tcp", listener.Config{Type: "tcp"}, dialTCP},
-		{"tls", listener.Config{Type: "tls", TLS: tlsCfg}, dialTLS(ca.clientConfig())},
+		{"tls", listener.Config{Type: "tls", TLS: tlsCfg}, dialTLS(ca.ClientConfig())},
 		{"ws", listener.Config{Type: "ws"}, dialWS(nil, nil, "mqtt")},
 		{"ws mqttv3.1", listener.Config{Type: "ws"}, dialWS(nil, nil, "mqttv3.1")},
 		{"ws no subprotocol", listener.Config{Type: "ws"}, dialWS(nil, nil)},
-		{"wss", listener.Config{Type: "wss", TLS: tlsCfg}, dialWS(ca.clientConfig(), nil, "mqtt")},
+		{"wss", listener.Config{Type: "wss", TLS: tlsCfg}, dialWS(ca.ClientConfig(), nil, "mqtt")},
 		{"unix", listener.Config{Type: "unix", Address: sock}, dialUnix},
 		{"tcp with proxy_protocol, no header", listener.Config{Type: "tcp", ProxyProtocol: true}, dialTCP},
 	} {

@@ -3,6 +3,7 @@ package listener_test
 import (
 	"crypto/tls"
 	"errors"
+	"github.com/ternmq/tern/internal/testpki"
 	"net"
 	"testing"
 
@@ -53,10 +54,10 @@ func dialProxied(header []byte, wrap func(net.Conn) net.Conn) dialer {
 }
 
 func TestProxyProtocolSetsRemoteAddr(t *testing.T) {
-	ca := newPKI(t, "proxy")
-	srv := ca.server("server", "server")
+	ca := testpki.New(t, "proxy")
+	srv := ca.Server("server", "server")
 	tlsCfg := listener.TLSConfig{CertFile: srv.CertFile, KeyFile: srv.KeyFile}
-	overTLS := func(c net.Conn) net.Conn { return tls.Client(c, ca.clientConfig()) }
+	overTLS := func(c net.Conn) net.Conn { return tls.Client(c, ca.ClientConfig()) }
 	for _, version := range []byte{1, 2} {
 		h := proxyHeader(t, version)
 		for _, tc := range []struct {
@@ -68,7 +69,7 @@ func TestProxyProtocolSetsRemoteAddr(t *testing.T) {
 			{"tcp trusted", listener.Config{Type: "tcp", ProxyTrusted: []string{"127.0.0.0/8"}}, dialProxied(h, nil)},
 			{"tls", listener.Config{Type: "tls", TLS: tlsCfg}, dialProxied(h, overTLS)},
 			{"ws", listener.Config{Type: "ws"}, dialWS(nil, h, "mqtt")},
-			{"wss", listener.Config{Type: "wss", TLS: tlsCfg}, dialWS(ca.clientConfig(), h, "mqtt")},
+			{"wss", listener.Config{Type: "wss", TLS: tlsCfg}, dialWS(ca.ClientConfig(), h, "mqtt")},
 		} {
 			t.Run(tc.name+" v"+string('0'+version), func(t *testing.T) {
 				tc.cfg.ProxyProtocol = true

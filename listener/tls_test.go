@@ -3,6 +3,7 @@ package listener_test
 import (
 	"crypto/tls"
 	"errors"
+	"github.com/ternmq/tern/internal/testpki"
 	"net"
 	"os"
 	"testing"
@@ -25,8 +26,8 @@ func serverRead(t testing.TB, ch <-chan accepted) <-chan error {
 }
 
 func TestTLSRefusesOldVersions(t *testing.T) {
-	ca := newPKI(t, "versions")
-	srv := ca.server("server", "server")
+	ca := testpki.New(t, "versions")
+	srv := ca.Server("server", "server")
 	l := open(t, listener.Config{Type: "tls", TLS: listener.TLSConfig{CertFile: srv.CertFile, KeyFile: srv.KeyFile}})
 	ch := acceptLoop(t, l)
 	for _, tc := range []struct {
@@ -40,7 +41,7 @@ func TestTLSRefusesOldVersions(t *testing.T) {
 		{"1.3", tls.VersionTLS13, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := ca.clientConfig()
+			cfg := ca.ClientConfig()
 			cfg.MinVersion, cfg.MaxVersion = tc.version, tc.version
 			c, err := dialTLS(cfg)(t, l.Addr().String())
 			if err != nil {
@@ -74,30 +75,30 @@ func TestTLSRefusesOldVersions(t *testing.T) {
 
 // mTLS: what each kind of client gets from a listener per client_auth.
 func TestClientAuth(t *testing.T) {
-	ca := newPKI(t, "mtls")
-	other := newPKI(t, "other")
-	srv := ca.server("server", "server")
-	good := ca.client("good", "good", nil, nil)
-	foreign := other.client("foreign", "foreign", nil, nil)
+	ca := testpki.New(t, "mtls")
+	other := testpki.New(t, "other")
+	srv := ca.Server("server", "server")
+	good := ca.Client("good", "good", nil, nil)
+	foreign := other.Client("foreign", "foreign", nil, nil)
 	for _, tc := range []struct {
 		name   string
 		auth   string
-		certs  []issued
+		certs  []testpki.Issued
 		accept bool
 	}{
 		{"require, no certificate", "require", nil, false},
-		{"require, other CA", "require", []issued{foreign}, false},
-		{"require, good", "require", []issued{good}, true},
+		{"require, other CA", "require", []testpki.Issued{foreign}, false},
+		{"require, good", "require", []testpki.Issued{good}, true},
 		{"request, no certificate", "request", nil, true},
-		{"request, other CA", "request", []issued{foreign}, false},
-		{"request, good", "request", []issued{good}, true},
+		{"request, other CA", "request", []testpki.Issued{foreign}, false},
+		{"request, good", "request", []testpki.Issued{good}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l := open(t, listener.Config{Type: "tls", TLS: listener.TLSConfig{
 				CertFile: srv.CertFile, KeyFile: srv.KeyFile, ClientCAFile: ca.CAFile, ClientAuth: tc.auth,
 			}})
 			ch := acceptLoop(t, l)
-			c, err := dialTLS(ca.clientConfig(tc.certs...))(t, l.Addr().String())
+			c, err := dialTLS(ca.ClientConfig(tc.certs...))(t, l.Addr().String())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -120,32 +121,32 @@ func TestClientAuth(t *testing.T) {
 type certUser interface{ CertUsername() (string, bool) }
 
 func TestCertUsername(t *testing.T) {
-	ca := newPKI(t, "names")
-	srv := ca.server("server", "server")
-	both := ca.client("both", "alice", []string{"dev-42.example"}, []string{"bob@example.com"})
-	email := ca.client("email", "carol", nil, []string{"carol@example.com"})
-	noNames := ca.client("none", "", nil, nil)
+	ca := testpki.New(t, "names")
+	srv := ca.Server("server", "server")
+	both := ca.Client("both", "alice", []string{"dev-42.example"}, []string{"bob@example.com"})
+	email := ca.Client("email", "carol", nil, []string{"carol@example.com"})
+	noNames := ca.Client("none", "", nil, nil)
 	tlsCfg := func(auth, field string) listener.TLSConfig {
 		return listener.TLSConfig{CertFile: srv.CertFile, KeyFile: srv.KeyFile, ClientCAFile: ca.CAFile, ClientAuth: auth, CertUsername: field}
 	}
 	for _, kind := range []struct {
 		name string
-		dial func(certs ...issued) dialer
+		dial func(certs ...testpki.Issued) dialer
 	}{
-		{"tls", func(certs ...issued) dialer { return dialTLS(ca.clientConfig(certs...)) }},
-		{"wss", func(certs ...issued) dialer { return dialWS(ca.clientConfig(certs...), nil, "mqtt") }},
+		{"tls", func(certs ...testpki.Issued) dialer { return dialTLS(ca.ClientConfig(certs...)) }},
+		{"wss", func(certs ...testpki.Issued) dialer { return dialWS(ca.ClientConfig(certs...), nil, "mqtt") }},
 	} {
 		for _, tc := range []struct {
 			name, auth, field string
-			certs             []issued
+			certs             []testpki.Issued
 			want              string
 			ok                bool
 		}{
-			{"cn", "require", "cn", []issued{both}, "alice", true},
-			{"san prefers DNS", "require", "san", []issued{both}, "dev-42.example", true},
-			{"san falls back to e-mail", "require", "san", []issued{email}, "carol@example.com", true},
-			{"cn empty", "require", "cn", []issued{noNames}, "", false},
-			{"san empty", "require", "san", []issued{noNames}, "", false},
+			{"cn", "require", "cn", []testpki.Issued{both}, "alice", true},
+			{"san prefers DNS", "require", "san", []testpki.Issued{both}, "dev-42.example", true},
+			{"san falls back to e-mail", "require", "san", []testpki.Issued{email}, "carol@example.com", true},
+			{"cn empty", "require", "cn", []testpki.Issued{noNames}, "", false},
+			{"san empty", "require", "san", []testpki.Issued{noNames}, "", false},
 			{"no certificate", "request", "cn", nil, "", false},
 		} {
 			t.Run(kind.name+"/"+tc.name, func(t *testing.T) {
@@ -189,11 +190,11 @@ func TestCertUsername(t *testing.T) {
 
 // Without cert_username the connections are plain: nothing names the user.
 func TestNoCertUsernameWithoutSetting(t *testing.T) {
-	ca := newPKI(t, "plain")
-	srv := ca.server("server", "server")
+	ca := testpki.New(t, "plain")
+	srv := ca.Server("server", "server")
 	l := open(t, listener.Config{Type: "tls", TLS: listener.TLSConfig{CertFile: srv.CertFile, KeyFile: srv.KeyFile}})
 	ch := acceptLoop(t, l)
-	c, err := dialTLS(ca.clientConfig())(t, l.Addr().String())
+	c, err := dialTLS(ca.ClientConfig())(t, l.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,14 +211,14 @@ func TestNoCertUsernameWithoutSetting(t *testing.T) {
 // The certConn wrapper keeps tls.Conn's behaviour: deadlines interrupt
 // reads and Close ends the connection for the peer.
 func TestCertConnKeepsTLSBehaviour(t *testing.T) {
-	ca := newPKI(t, "wrap")
-	srv := ca.server("server", "server")
-	cl := ca.client("client", "dave", nil, nil)
+	ca := testpki.New(t, "wrap")
+	srv := ca.Server("server", "server")
+	cl := ca.Client("client", "dave", nil, nil)
 	l := open(t, listener.Config{Type: "tls", TLS: listener.TLSConfig{
 		CertFile: srv.CertFile, KeyFile: srv.KeyFile, ClientCAFile: ca.CAFile, ClientAuth: "require", CertUsername: "cn",
 	}})
 	ch := acceptLoop(t, l)
-	c, err := dialTLS(ca.clientConfig(cl))(t, l.Addr().String())
+	c, err := dialTLS(ca.ClientConfig(cl))(t, l.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,13 +246,13 @@ func TestCertConnKeepsTLSBehaviour(t *testing.T) {
 }
 
 func TestReload(t *testing.T) {
-	ca := newPKI(t, "reload")
-	first := ca.server("first", "first")
-	second := ca.server("second", "second")
+	ca := testpki.New(t, "reload")
+	first := ca.Server("first", "first")
+	second := ca.Server("second", "second")
 	// The listener reads its own copies, which the test overwrites.
 	dir := t.TempDir()
 	certFile, keyFile := dir+"/cert.pem", dir+"/key.pem"
-	install := func(is issued) {
+	install := func(is testpki.Issued) {
 		t.Helper()
 		copyFile(t, is.CertFile, certFile)
 		copyFile(t, is.KeyFile, keyFile)
@@ -261,8 +262,8 @@ func TestReload(t *testing.T) {
 		name string
 		dial dialer
 	}{
-		{"tls", dialTLS(ca.clientConfig())},
-		{"wss", dialWS(ca.clientConfig(), nil, "mqtt")},
+		{"tls", dialTLS(ca.ClientConfig())},
+		{"wss", dialWS(ca.ClientConfig(), nil, "mqtt")},
 	} {
 		t.Run(kind.name, func(t *testing.T) {
 			install(first)
@@ -274,7 +275,7 @@ func TestReload(t *testing.T) {
 			ch := acceptLoop(t, l)
 			served := func() (string, net.Conn, net.Conn) {
 				t.Helper()
-				cfg := ca.clientConfig()
+				cfg := ca.ClientConfig()
 				var cn string
 				cfg.VerifyConnection = func(cs tls.ConnectionState) error {
 					cn = cs.PeerCertificates[0].Subject.CommonName
@@ -330,11 +331,11 @@ func TestReload(t *testing.T) {
 
 // Reloading the client CA bundle changes which client certificates pass.
 func TestReloadClientCA(t *testing.T) {
-	oldCA := newPKI(t, "old")
-	newCA := newPKI(t, "new")
-	srv := oldCA.server("server", "server")
-	oldClient := oldCA.client("oldclient", "old", nil, nil)
-	newClient := newCA.client("newclient", "new", nil, nil)
+	oldCA := testpki.New(t, "old")
+	newCA := testpki.New(t, "new")
+	srv := oldCA.Server("server", "server")
+	oldClient := oldCA.Client("oldclient", "old", nil, nil)
+	newClient := newCA.Client("newclient", "new", nil, nil)
 	caFile := t.TempDir() + "/clients.pem"
 	copyFile(t, oldCA.CAFile, caFile)
 	l := open(t, listener.Config{Type: "tls", TLS: listener.TLSConfig{
@@ -345,9 +346,9 @@ func TestReloadClientCA(t *testing.T) {
 	// must not let the old certificate back in.
 	caches := map[string]tls.ClientSessionCache{}
 	var resumed []bool
-	try := func(cl issued) error {
+	try := func(cl testpki.Issued) error {
 		t.Helper()
-		cfg := oldCA.clientConfig(cl)
+		cfg := oldCA.ClientConfig(cl)
 		if caches[cl.CertFile] == nil {
 			caches[cl.CertFile] = tls.NewLRUClientSessionCache(4)
 		}

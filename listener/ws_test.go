@@ -2,6 +2,7 @@ package listener_test
 
 import (
 	"errors"
+	"github.com/ternmq/tern/internal/testpki"
 	"net"
 	"net/http"
 	"strings"
@@ -62,7 +63,7 @@ func TestWSCloseFailsAccept(t *testing.T) {
 		t.Run(kind, func(t *testing.T) {
 			cfg := listener.Config{Type: kind, Address: "127.0.0.1:0"}
 			if kind == "wss" {
-				srv := newPKI(t, "close").server("server", "server")
+				srv := testpki.New(t, "close").Server("server", "server")
 				cfg.TLS = listener.TLSConfig{CertFile: srv.CertFile, KeyFile: srv.KeyFile}
 			}
 			l, err := listener.Listen(cfg)
@@ -89,7 +90,7 @@ func TestWSCloseFailsAccept(t *testing.T) {
 
 // Only tls and wss listeners reload.
 func TestReloaderKinds(t *testing.T) {
-	srv := newPKI(t, "kinds").server("server", "server")
+	srv := testpki.New(t, "kinds").Server("server", "server")
 	tlsCfg := listener.TLSConfig{CertFile: srv.CertFile, KeyFile: srv.KeyFile}
 	for _, tc := range []struct {
 		cfg  listener.Config

@@ -1,4 +1,6 @@
-package listener_test
+// Package testpki makes certificate authorities and certificates for
+// tests, as PEM files in the test's temporary directory.
+package testpki
 
 import (
 	"crypto/ecdsa"
@@ -16,9 +18,9 @@ import (
 	"time"
 )
 
-// pki is a certificate authority made for one test, writing PEM files into
+// PKI is a certificate authority made for one test, writing PEM files into
 // the test's temporary directory.
-type pki struct {
+type PKI struct {
 	t      testing.TB
 	dir    string
 	name   string
@@ -30,10 +32,10 @@ type pki struct {
 
 var serial int64
 
-// newPKI makes a CA called name.
-func newPKI(t testing.TB, name string) *pki {
+// New makes a CA called name.
+func New(t testing.TB, name string) *PKI {
 	t.Helper()
-	p := &pki{t: t, dir: t.TempDir(), name: name}
+	p := &PKI{t: t, dir: t.TempDir(), name: name}
 	p.key = newKey(t)
 	tmpl := &x509.Certificate{
 		SerialNumber:          nextSerial(),
@@ -79,8 +81,8 @@ func writePEM(t testing.TB, path, typ string, der []byte) {
 	}
 }
 
-// issued is a certificate the CA signed, in files and in memory.
-type issued struct {
+// Issued is a certificate the CA signed, in files and in memory.
+type Issued struct {
 	CertFile, KeyFile string
 	Cert              *x509.Certificate
 	TLS               tls.Certificate
@@ -88,7 +90,7 @@ type issued struct {
 
 // issue signs a certificate from tmpl (serial, validity and key usage are
 // filled in) and writes it as file.pem and file.key.
-func (p *pki) issue(file string, tmpl *x509.Certificate, usage x509.ExtKeyUsage) issued {
+func (p *PKI) issue(file string, tmpl *x509.Certificate, usage x509.ExtKeyUsage) Issued {
 	p.t.Helper()
 	key := newKey(p.t)
 	tmpl.SerialNumber = nextSerial()
@@ -104,7 +106,7 @@ func (p *pki) issue(file string, tmpl *x509.Certificate, usage x509.ExtKeyUsage)
 	if err != nil {
 		p.t.Fatal(err)
 	}
-	is := issued{CertFile: filepath.Join(p.dir, file+".pem"), KeyFile: filepath.Join(p.dir, file+".key")}
+	is := Issued{CertFile: filepath.Join(p.dir, file+".pem"), KeyFile: filepath.Join(p.dir, file+".key")}
 	writePEM(p.t, is.CertFile, "CERTIFICATE", der)
 	writePEM(p.t, is.KeyFile, "PRIVATE KEY", keyDER)
 	if is.Cert, err = x509.ParseCertificate(der); err != nil {
@@ -116,8 +118,8 @@ func (p *pki) issue(file string, tmpl *x509.Certificate, usage x509.ExtKeyUsage)
 	return is
 }
 
-// server issues a server certificate for 127.0.0.1 and localhost.
-func (p *pki) server(file, cn string) issued {
+// Server issues a server certificate for 127.0.0.1 and localhost.
+func (p *PKI) Server(file, cn string) Issued {
 	return p.issue(file, &x509.Certificate{
 		Subject:     pkix.Name{CommonName: cn},
 		DNSNames:    []string{"localhost"},
@@ -125,8 +127,8 @@ func (p *pki) server(file, cn string) issued {
 	}, x509.ExtKeyUsageServerAuth)
 }
 
-// client issues a client certificate with the given names.
-func (p *pki) client(file, cn string, dns, emails []string) issued {
+// Client issues a client certificate with the given names.
+func (p *PKI) Client(file, cn string, dns, emails []string) Issued {
 	return p.issue(file, &x509.Certificate{
 		Subject:        pkix.Name{CommonName: cn},
 		DNSNames:       dns,
@@ -134,10 +136,10 @@ func (p *pki) client(file, cn string, dns, emails []string) issued {
 	}, x509.ExtKeyUsageClientAuth)
 }
 
-// clientConfig trusts the CA and, with a certificate, presents it always
+// ClientConfig trusts the CA and, with a certificate, presents it always
 // (Go's client would keep quiet when the server's CA list does not name
 // its issuer; other clients send it all the same).
-func (p *pki) clientConfig(certs ...issued) *tls.Config {
+func (p *PKI) ClientConfig(certs ...Issued) *tls.Config {
 	c := &tls.Config{RootCAs: p.Pool, ServerName: "127.0.0.1"}
 	if len(certs) > 0 {
 		cert := certs[0].TLS
