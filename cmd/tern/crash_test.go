@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -47,30 +46,12 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// lockedBuffer collects a child's output from exec's copying goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // brokerProc is the broker running as a child process on a fixed address.
 // Its methods are for one goroutine (the test's).
 type brokerProc struct {
 	addr   string
 	args   []string
-	out    *lockedBuffer
+	out    *syncBuffer
 	start0 time.Time
 
 	cmd     *exec.Cmd
@@ -231,7 +212,7 @@ func TestCrashKill9(t *testing.T) {
 	if extra := os.Getenv("TERN_CRASH_BROKER_ARGS"); extra != "" {
 		args = append(args, strings.Fields(extra)...)
 	}
-	bp := &brokerProc{addr: addr, args: args, out: &lockedBuffer{}, start0: begin}
+	bp := &brokerProc{addr: addr, args: args, out: &syncBuffer{}, start0: begin}
 	showBroker := func() {
 		out := bp.out.String()
 		if len(out) > 20000 {

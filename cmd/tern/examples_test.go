@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	mt "github.com/ternmq/tern/internal/mqtttest"
+	"github.com/ternmq/tern/internal/testpki"
+	"github.com/ternmq/tern/listener"
+	"github.com/ternmq/tern/packet"
+)
+
+// examplesEnv stands in for /etc/tern: the files the examples name, made
+// for the test.
+type examplesEnv struct {
+	dir  string
+	pki  *testpki.PKI
+	user testpki.Issued // client certificate with CN "device-7"
+}
+
+func newExamplesEnv(t *testing.T) *examplesEnv {
+	e := &examplesEnv{dir: t.TempDir(), pki: testpki.New(t, "examples")}
+	server := e.pki.Server("server", "broker")
+	e.user = e.pki.Client("device", "device-7", nil, nil)
+	for name, from := range map[string]string{"server.pem": server.CertFile, "server.key": server.KeyFile, "ca.pem": e.pki.CAFile} {
+		b, err := os.ReadFile(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(e.dir, name), b, 0o600)
+	}
+	return e
+}
+
+// load reads examples/name with /etc/tern/ and /run/tern/ moved into the
+// test's directory and every listener on a free loopback port.
+func (e *examplesEnv) load(t *testing.T, name string) Config {
+	b, err := os.ReadFile(filepath.Join("..", "..", "examples", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.NewReplacer("/etc/tern/", e.dir+"/", "/run/tern/", e.dir+"/").Replace(string(b))
+	path := filepath.Join(e.dir, name)
+	os.WriteFile(path, []byte(s), 0o600)
+	cfg := defaultConfig()
+	if err := loadConfig(path, &cfg); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	for i := range cfg.Listeners {
+		l := &cfg.Listeners[i]
+		if l.Type != listener.TypeUnix {
+			l.Address = "127.0.0.1:0"
+		}
+		if len(l.ProxyTrusted) > 0 {
+			l.ProxyTrusted = []string{"127.0.0.1"} // the test plays the load balancer
+		}
+	}
+	cfg.Storage.DataDir = t.TempDir()
+	return cfg
+}
+
+// serveExample runs cfg and returns the addresses of its listeners.
+func serveExample(t *testing.T, cfg Config) []net.Addr {
+	opts, err := brokerOptions(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	addrc := make(chan []net.Addr, 1)
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, opts, func(a []net.Addr) { addrc <- a }, nil) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	select {
+	case a := <-addrc:
+		return a
+	case err := <-done:
+		t.Fatalf("serve: %v", err)
+	case <-time.After(mt.Timeout):
+		t.Fatal("serve did not start")
+	}
+	return nil
+}
+
+// TestExamples: every listener of every example configuration takes a
+// client of its kind.
+func TestExamples(t *testing.T) {
+	e := newExamplesEnv(t)
+	tlsConf := e.pki.ClientConfig()
+	mtlsConf := e.pki.ClientConfig(e.user)
+	dialTCP := func(a net.Addr) (net.Conn, error) { return net.Dial(a.Network(), a.String()) }
+	dialTLS := func(c *tls.Config) func(net.Addr) (net.Conn, error) {
+		return func(a net.Addr) (net.Conn, error) { return tls.Dial("tcp", a.String(), c) }
+	}
+	dialWS := func(scheme string) func(net.Addr) (net.Conn, error) {
+		return func(a net.Addr) (net.Conn, error) {
+			ctx, cancel := context.WithTimeout(context.Background(), mt.Timeout)
+			defer cancel()
+			opts := &websocket.DialOptions{Subprotocols: []string{"mqtt"}}
+			if scheme == "wss" {
+				opts.HTTPClient = &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConf}}
+			}
+			ws, _, err := websocket.Dial(ctx, scheme+"://"+a.String()+"/mqtt", opts)
+			if err != nil {
+				return nil, err
+			}
+			return websocket.NetConn(context.Background(), ws, websocket.MessageBinary), nil
+		}
+	}
+	dialProxied := func(a net.Addr) (net.Conn, error) {
+		c, err := net.Dial("tcp", a.String())
+		if err == nil {
+			_, err = fmt.Fprintf(c, "PROXY TCP4 203.0.113.9 127.0.0.1 40000 1883\r\n")
+		}
+		return c, err
+	}
+	for _, tc := range []struct {
+		file  string
+		dials []func(net.Addr) (net.Conn, error) // one per listener, in order
+	}{
+		{"tls.yaml", []func(net.Addr) (net.Conn, error){dialTCP, dialTLS(tlsConf)}},
+		{"mtls.yaml", []func(net.Addr) (net.Conn, error){dialTLS(mtlsConf)}},
+		{"websocket.yaml", []func(net.Addr) (net.Conn, error){dialWS("ws"), dialWS("wss")}},
+		{"proxy.yaml", []func(net.Addr) (net.Conn, error){dialProxied}},
+		{"unix.yaml", []func(net.Addr) (net.Conn, error){dialTCP}},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			addrs := serveExample(t, e.load(t, tc.file))
+			if len(addrs) != len(tc.dials) {
+				t.Fatalf("%d listeners, want %d", len(addrs), len(tc.dials))
+			}
+			for i, a := range addrs {
+				nc, err := tc.dials[i](a)
+				if err != nil {
+					t.Fatalf("listener %d (%s): %v", i, a, err)
+				}
+				c := mt.Wrap(t, nc, packet.V311)
+				if ack := c.Connect("example", true); ack.ReasonCode != 0 {
+					t.Fatalf("listener %d: CONNACK %v", i, ack.ReasonCode)
+				}
+				c.Send(&packet.Pingreq{})
+				mt.Expect[*packet.Pingresp](c)
+			}
+		})
+	}
+}
