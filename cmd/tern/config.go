@@ -24,6 +24,11 @@ type Config struct {
 	Retain  *bool             `yaml:"retain"` // retained messages available; default true
 	MQTT    MQTT              `yaml:"mqtt"`
 	Storage Storage           `yaml:"storage"`
+
+	// Auth backends beside Users; buildAuth (auth.go) wires them.
+	PasswordFile string    `yaml:"password_file"`
+	ACLFile      string    `yaml:"acl_file"`
+	HTTPAuth     *HTTPAuth `yaml:"http_auth"`
 }
 
 // Storage says where and how durably broker state is kept.

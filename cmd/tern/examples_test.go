@@ -16,6 +16,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	authfile "github.com/ternmq/tern/auth/file"
 	mt "github.com/ternmq/tern/internal/mqtttest"
 	"github.com/ternmq/tern/internal/testpki"
 	"github.com/ternmq/tern/listener"
@@ -34,7 +35,15 @@ func newExamplesEnv(t *testing.T) *examplesEnv {
 	e := &examplesEnv{dir: t.TempDir(), pki: testpki.New(t, "examples")}
 	server := e.pki.Server("server", "broker")
 	e.user = e.pki.Client("device", "device-7", nil, nil)
-	for name, from := range map[string]string{"server.pem": server.CertFile, "server.key": server.KeyFile, "ca.pem": e.pki.CAFile} {
+	hash, err := authfile.HashPassword("alice-pw", authfile.Argon2id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := authfile.CreateFile(filepath.Join(e.dir, "passwd"), "alice", hash); err != nil {
+		t.Fatal(err)
+	}
+	for name, from := range map[string]string{"server.pem": server.CertFile, "server.key": server.KeyFile,
+		"ca.pem": e.pki.CAFile, "acl": filepath.Join("..", "..", "examples", "acl")} {
 		b, err := os.ReadFile(from)
 		if err != nil {
 			t.Fatal(err)
@@ -158,5 +167,39 @@ func TestExamples(t *testing.T) {
 				mt.Expect[*packet.Pingresp](c)
 			}
 		})
+	}
+}
+
+// TestSecureExample: examples/secure.yaml with examples/acl: TLS, users
+// from the password file, topics from the ACL.
+func TestSecureExample(t *testing.T) {
+	e := newExamplesEnv(t)
+	addr := serveExample(t, e.load(t, "secure.yaml"))[0].String()
+	dial := func(t *testing.T) *mt.Raw {
+		nc, err := tls.Dial("tcp", addr, e.pki.ClientConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return mt.Wrap(t, nc, packet.V5)
+	}
+	if ack := dial(t).Connect("anonymous", true); ack.ReasonCode != packet.NotAuthorized {
+		t.Fatalf("anonymous: CONNACK %v", ack.ReasonCode)
+	}
+	alice := dial(t)
+	if ack := alice.ConnectWith(&packet.Connect{ClientID: "alice-1", CleanStart: true, KeepAlive: 30,
+		UsernameFlag: true, Username: "alice", PasswordFlag: true, Password: []byte("alice-pw")}); ack.ReasonCode != 0 {
+		t.Fatalf("alice: CONNACK %v", ack.ReasonCode)
+	}
+	for i, tc := range []struct {
+		topic string
+		want  packet.ReasonCode
+	}{{"alice/notes", 0}, {"alice/secret/key", packet.NotAuthorized}, {"devices/alice-1/state", 0}, {"public/x", packet.NotAuthorized}} {
+		alice.Send(&packet.Publish{Topic: tc.topic, QoS: 1, PacketID: uint16(i + 1), Payload: []byte("x")})
+		if ack := mt.Expect[*packet.Puback](alice); ack.ReasonCode != tc.want {
+			t.Errorf("alice publishes to %s: PUBACK %v, want %v", tc.topic, ack.ReasonCode, tc.want)
+		}
+	}
+	if ack := alice.Subscribe(9, 1, "$SYS/#"); ack.ReasonCodes[0] != packet.NotAuthorized {
+		t.Errorf("alice subscribes to $SYS/#: %v", ack.ReasonCodes[0])
 	}
 }

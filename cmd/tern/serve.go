@@ -15,8 +15,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ternmq/tern/auth"
-	"github.com/ternmq/tern/auth/scram"
 	"github.com/ternmq/tern/broker"
 	"github.com/ternmq/tern/listener"
 	"github.com/ternmq/tern/store"
@@ -125,17 +123,18 @@ func (f *serveFlags) apply(cfg *Config) {
 type reloader struct {
 	signals <-chan os.Signal
 	options func() (broker.Options, error)
+	after   func(error) // if not nil, told how each reload went (tests)
 }
 
 // reload re-reads users, ACLs, limits and TLS certificates. A
 // configuration that does not load is refused as a whole and the running
 // one stays; each listener swaps its certificates only if the new ones
 // load. Connections stay up; listeners themselves are not re-opened.
-func (rl *reloader) reload(b *broker.Broker, ls []net.Listener, log *slog.Logger) {
+func (rl *reloader) reload(b *broker.Broker, ls []net.Listener, log *slog.Logger) error {
 	opts, err := rl.options()
 	if err != nil {
 		log.Error("reload refused: the running configuration stays", "err", err)
-		return
+		return err
 	}
 	b.Reload(opts)
 	for _, l := range ls {
@@ -146,6 +145,7 @@ func (rl *reloader) reload(b *broker.Broker, ls []net.Listener, log *slog.Logger
 		}
 	}
 	log.Info("configuration reloaded")
+	return nil
 }
 
 // serve runs the broker on cfg's listeners until ctx ends. ready, if not
@@ -212,7 +212,10 @@ func serve(ctx context.Context, cfg Config, opts broker.Options, ready func([]ne
 		case err = <-errc:
 			done = true
 		case <-signals:
-			rl.reload(b, ls, log)
+			err := rl.reload(b, ls, log)
+			if rl.after != nil {
+				rl.after(err)
+			}
 		}
 	}
 	start := time.Now()
@@ -270,27 +273,11 @@ func brokerOptions(cfg Config, log *slog.Logger) (broker.Options, error) {
 	default:
 		return opts, fmt.Errorf("limits.queue_full_policy %q: want drop-newest, drop-oldest or refuse", l.QueueFullPolicy)
 	}
-	// Anonymous access is allowed only while no users are configured,
-	// unless the configuration says otherwise.
-	anonymous := len(cfg.Users) == 0
-	if cfg.AllowAnonymous != nil {
-		anonymous = *cfg.AllowAnonymous
+	authn, authz, enhanced, err := buildAuth(cfg, log)
+	if err != nil {
+		return opts, err
 	}
-	opts.Authenticator = auth.NewStatic(anonymous, cfg.Users)
-	// The same users may sign in with v5 enhanced authentication
-	// (SCRAM-SHA-256), which never sends the password.
-	if len(cfg.Users) > 0 {
-		creds := make(map[string]scram.Credentials, len(cfg.Users))
-		for name, pw := range cfg.Users {
-			c, err := scram.NewCredentials(pw, scram.MinIterations)
-			if err != nil {
-				return opts, fmt.Errorf("user %q: %w", name, err)
-			}
-			creds[name] = c
-		}
-		lookup := func(name string) (scram.Credentials, bool) { c, ok := creds[name]; return c, ok }
-		opts.EnhancedAuth = []auth.EnhancedAuthenticator{scram.NewServer(lookup)}
-	}
+	opts.Authenticator, opts.Authorizer, opts.EnhancedAuth = authn, authz, enhanced
 	return opts, nil
 }
 

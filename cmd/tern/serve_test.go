@@ -87,6 +87,12 @@ func TestDefaultListensOnLoopback(t *testing.T) {
 // listener's address.
 func startServe(t *testing.T, cfg Config) string {
 	t.Helper()
+	return startServeWith(t, cfg, nil)
+}
+
+// startServeWith is startServe with a reloader.
+func startServeWith(t *testing.T, cfg Config, rl *reloader) string {
+	t.Helper()
 	if cfg.Storage.DataDir == defaultConfig().Storage.DataDir {
 		cfg.Storage.DataDir = t.TempDir()
 	}
@@ -97,7 +103,7 @@ func startServe(t *testing.T, cfg Config) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	addrc := make(chan string, 1)
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, opts, func(a []net.Addr) { addrc <- a[0].String() }, nil) }()
+	go func() { done <- serve(ctx, cfg, opts, func(a []net.Addr) { addrc <- a[0].String() }, rl) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

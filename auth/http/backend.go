@@ -1,0 +1,244 @@
+package httpauth
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/ternmq/tern/auth"
+)
+
+// Defaults for the zero values of Config.
+const (
+	DefaultTimeout   = 2 * time.Second
+	DefaultCacheTTL  = 30 * time.Second
+	DefaultCacheSize = 10000
+)
+
+// Config says where to ask and how long to remember.
+type Config struct {
+	AuthURL string // authentication endpoint; "": Authenticate refuses to guess and fails
+	ACLURL  string // authorization endpoint; "": everything allowed
+	// Timeout bounds each request; default DefaultTimeout.
+	Timeout time.Duration
+	// CacheTTL is how long decisions are remembered; default
+	// DefaultCacheTTL, negative: not at all.
+	CacheTTL time.Duration
+	// CacheSize bounds each of the two caches; default DefaultCacheSize.
+	CacheSize int
+	Headers   map[string]string // sent with every request (e.g. Authorization)
+	Client    *http.Client      // default: a client of its own
+	Logger    *slog.Logger      // failed ACL requests are logged; default slog.Default()
+	Now       func() time.Time  // the cache's clock; default time.Now
+}
+
+// Backend is an HTTP authenticator and authorizer.
+type Backend struct {
+	cfg     Config
+	authc   *cache[[sha256.Size]byte, error]
+	aclc    *cache[aclKey, bool]
+	client  *http.Client
+	headers http.Header
+}
+
+var (
+	_ auth.Authenticator = (*Backend)(nil)
+	_ auth.Authorizer    = (*Backend)(nil)
+)
+
+// New checks cfg and returns a Backend.
+func New(cfg Config) (*Backend, error) {
+	for _, u := range []struct{ name, v string }{{"auth URL", cfg.AuthURL}, {"ACL URL", cfg.ACLURL}} {
+		if u.v == "" {
+			continue
+		}
+		p, err := url.Parse(u.v)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", u.name, err)
+		}
+		if (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			return nil, fmt.Errorf("%s %q: want http:// or https:// and a host", u.name, u.v)
+		}
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.CacheTTL == 0 {
+		cfg.CacheTTL = DefaultCacheTTL
+	}
+	if cfg.CacheSize <= 0 {
+		cfg.CacheSize = DefaultCacheSize
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	b := &Backend{
+		cfg:     cfg,
+		authc:   newCache[[sha256.Size]byte, error](cfg.CacheTTL, cfg.CacheSize, cfg.Now),
+		aclc:    newCache[aclKey, bool](cfg.CacheTTL, cfg.CacheSize, cfg.Now),
+		client:  cfg.Client,
+		headers: make(http.Header),
+	}
+	if b.client == nil {
+		b.client = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	}
+	for k, v := range cfg.Headers {
+		b.headers.Set(k, v)
+	}
+	b.headers.Set("Content-Type", "application/json")
+	return b, nil
+}
+
+type authRequest struct {
+	ClientID        string `json:"clientid"`
+	Username        string `json:"username"`
+	Password        string `json:"password"`
+	RemoteAddr      string `json:"remote_addr"`
+	ProtocolVersion int    `json:"protocol_version"`
+}
+
+// Authenticate asks the auth URL about c.
+func (b *Backend) Authenticate(ctx context.Context, c *auth.Client) error {
+	if b.cfg.AuthURL == "" {
+		return errors.New("http auth: no auth URL configured")
+	}
+	key := authKey(c)
+	if err, ok := b.authc.get(key); ok {
+		return err
+	}
+	req := authRequest{ClientID: c.ClientID, Username: c.Username, Password: string(c.Password), ProtocolVersion: int(c.Version)}
+	if c.RemoteAddr != nil {
+		req.RemoteAddr = c.RemoteAddr.String()
+	}
+	code, err := b.post(ctx, b.cfg.AuthURL, req)
+	switch {
+	case err != nil:
+		return fmt.Errorf("http auth: %w", err)
+	case code == http.StatusOK:
+		err = nil
+	case code == http.StatusUnauthorized:
+		err = auth.ErrBadCredentials
+	case code == http.StatusForbidden:
+		err = auth.ErrNotAuthorized
+	default:
+		// Not a decision: not cached, and never a "yes".
+		return fmt.Errorf("http auth: %s answered HTTP %d", b.cfg.AuthURL, code)
+	}
+	b.authc.put(key, err)
+	return err
+}
+
+// authKey digests what an authentication decision depends on, so that the
+// cache holds no password. Fields are length-prefixed so that no two
+// different inputs run together into the same bytes.
+func authKey(c *auth.Client) [sha256.Size]byte {
+	host := ""
+	if c.RemoteAddr != nil {
+		host = c.RemoteAddr.String()
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h // a reconnect comes from another port
+		}
+	}
+	h := sha256.New()
+	var buf []byte
+	for _, f := range []string{c.ClientID, c.Username, string(c.Password), host} {
+		buf = binary.AppendUvarint(buf[:0], uint64(len(f)))
+		h.Write(buf)
+		io.WriteString(h, f)
+	}
+	flags := []byte{c.Version, 0}
+	if c.UsernameFlag {
+		flags[1] = 1
+	}
+	h.Write(flags)
+	var k [sha256.Size]byte
+	h.Sum(k[:0])
+	return k
+}
+
+type aclRequest struct {
+	ClientID string `json:"clientid"`
+	Username string `json:"username"`
+	Topic    string `json:"topic"`
+	Action   string `json:"action"`
+}
+
+type aclKey struct {
+	clientID, username string
+	usernameFlag       bool
+	action             auth.Action
+	topic              string
+}
+
+var actionNames = map[auth.Action]string{auth.Publish: "publish", auth.Subscribe: "subscribe", auth.Read: "read"}
+
+// Authorize asks the ACL URL whether c may perform action on topic. It
+// fails closed: anything but HTTP 200 denies.
+func (b *Backend) Authorize(c *auth.Client, action auth.Action, topic string) bool {
+	if b.cfg.ACLURL == "" {
+		return true
+	}
+	name, ok := actionNames[action]
+	if c == nil || !ok {
+		return false
+	}
+	key := aclKey{c.ClientID, c.Username, c.UsernameFlag, action, topic}
+	if allow, ok := b.aclc.get(key); ok {
+		return allow
+	}
+	code, err := b.post(context.Background(), b.cfg.ACLURL, aclRequest{c.ClientID, c.Username, topic, name})
+	switch {
+	case err != nil:
+		b.cfg.Logger.Warn("http acl request failed: denied", "client", c.ClientID, "topic", topic, "action", name, "err", err)
+		return false
+	case code == http.StatusOK:
+		b.aclc.put(key, true)
+		return true
+	case code >= 400 && code < 500:
+		b.aclc.put(key, false)
+		return false
+	default:
+		b.cfg.Logger.Warn("http acl: unexpected status: denied", "client", c.ClientID, "topic", topic, "action", name, "status", code)
+		return false
+	}
+}
+
+// post sends body as JSON to u within the configured timeout and returns
+// the status code.
+func (b *Backend) post(ctx context.Context, u string, body any) (int, error) {
+	data, err := json.Marshal(body)
+	if err != nil {
+		return 0, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(data))
+	if err != nil {
+		return 0, err
+	}
+	for k, v := range b.headers {
+		req.Header[k] = v
+	}
+	resp, err := b.client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	// Read a little of the body so the connection can be reused; the
+	// status is the answer.
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
