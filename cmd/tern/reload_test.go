@@ -12,8 +12,8 @@ import (
 	"github.com/ternmq/tern/packet"
 )
 
-// TestReloadOnSIGHUP: a changed password and a changed limit take effect
-// on SIGHUP while a connected client stays connected; a broken file is
+// TestReloadOnSIGHUP: a changed password, ACL and limit take effect on
+// SIGHUP while a connected client stays connected; a broken file is
 // refused and the running configuration keeps serving.
 func TestReloadOnSIGHUP(t *testing.T) {
 	dir := t.TempDir()
@@ -23,7 +23,14 @@ func TestReloadOnSIGHUP(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	write("users:\n  alice: old\nlimits:\n  max_subscriptions: 1\n")
+	acl := filepath.Join(dir, "acl")
+	writeACL := func(s string) {
+		if err := os.WriteFile(acl, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeACL("user alice\ntopic readwrite a\ntopic readwrite b\ntopic write x\n")
+	write("users:\n  alice: old\nacl_file: " + acl + "\nlimits:\n  max_subscriptions: 1\n")
 	b := &brokerProc{addr: freeAddr(t), out: &syncBuffer{}, start0: time.Now()}
 	b.args = []string{"serve", "--listen", b.addr, "--config", path, "--no-persist", "--log-level", "info"}
 	if err := b.start(); err != nil {
@@ -42,11 +49,18 @@ func TestReloadOnSIGHUP(t *testing.T) {
 		return c.ConnectWith(&packet.Connect{ClientID: "c-" + pw, CleanStart: true, UsernameFlag: true,
 			Username: "alice", PasswordFlag: true, Password: []byte(pw)}).ReasonCode
 	}
-	stay := mt.Dial(t, b.addr, packet.V311)
+	stay := mt.Dial(t, b.addr, packet.V5)
 	stay.ConnectWith(&packet.Connect{ClientID: "stay", CleanStart: true, KeepAlive: 60, UsernameFlag: true,
 		Username: "alice", PasswordFlag: true, Password: []byte("old")})
-	if ack := stay.Subscribe(1, 0, "a", "b"); ack.ReasonCodes[1] != packet.SubackFailure {
+	if ack := stay.Subscribe(1, 0, "a", "b"); ack.ReasonCodes[1] != packet.QuotaExceeded {
 		t.Fatalf("second subscription granted under max_subscriptions 1: %v", ack.ReasonCodes)
+	}
+	publishY := func(id uint16) packet.ReasonCode {
+		stay.Send(&packet.Publish{Topic: "y", QoS: 1, PacketID: id})
+		return mt.Expect[*packet.Puback](stay).ReasonCode
+	}
+	if code := publishY(1); code != packet.NotAuthorized {
+		t.Fatalf("publish to y before the ACL allows it: %v", code)
 	}
 	hup := func(logLine string) {
 		t.Helper()
@@ -55,8 +69,12 @@ func TestReloadOnSIGHUP(t *testing.T) {
 		mt.Eventually(t, logLine, func() bool { return strings.Count(b.out.String(), logLine) > before })
 	}
 
-	write("users:\n  alice: new\nlimits:\n  max_subscriptions: 2\n")
+	writeACL("user alice\ntopic readwrite a\ntopic readwrite b\ntopic write x\ntopic write y\n")
+	write("users:\n  alice: new\nacl_file: " + acl + "\nlimits:\n  max_subscriptions: 2\n")
 	hup("configuration reloaded")
+	if code := publishY(2); code != 0 {
+		t.Fatalf("the connected client did not get the new ACL: PUBACK %v", code)
+	}
 	if code := login("old"); code != packet.RefusedBadUsernamePassword {
 		t.Fatalf("old password after reload: CONNACK %v", code)
 	}
