@@ -46,6 +46,8 @@ type Client struct {
 	endErr        error            // why the connection ended; nil after Disconnect
 
 	aliases map[uint16]string // inbound topic aliases; reader goroutine only
+	router  *Router           // SubscribeFunc's handlers
+	req     requester
 
 	pingOut bool      // a PINGREQ awaits its PINGRESP; guarded by mu
 	pingAt  time.Time // when it was sent; guarded by mu
@@ -61,11 +63,25 @@ type Client struct {
 // flow is an outbound PUBLISH (QoS 1 or 2), SUBSCRIBE or UNSUBSCRIBE
 // awaiting its answer. The reader completes it by sending on done.
 type flow struct {
-	kind   packet.Type // PUBLISH, SUBSCRIBE or UNSUBSCRIBE
+	kind   packet.Type // PUBLISH, SUBSCRIBE or UNSUBSCRIBE; 0: an id reserved for a Session's resend
 	qos    byte        // PUBLISH: 1 or 2
 	n      int         // SUBSCRIBE, UNSUBSCRIBE: number of filters
 	pubrel bool        // QoS 2: PUBREC received, PUBREL sent (a resend is a PUBREL)
 	done   chan result // capacity 1: the answer never waits for the caller
+
+	// For a Session's publishes: cb replaces done, and onPubrec is told,
+	// before the PUBREL is sent, that the flow reached PUBREL.
+	cb       func(result)
+	onPubrec func()
+}
+
+// finish hands f its answer.
+func (f *flow) finish(r result) {
+	if f.cb != nil {
+		f.cb(r)
+		return
+	}
+	f.done <- r
 }
 
 type result struct {
@@ -84,9 +100,12 @@ func Connect(ctx context.Context, o Options) (*Client, error) {
 	defer cancel()
 	var conn net.Conn
 	var err error
-	if o.Dial != nil {
+	switch {
+	case o.Dial != nil:
 		conn, err = o.Dial(ctx)
-	} else {
+	case o.URL != "":
+		conn, err = dialURL(ctx, o.URL, o.TLSConfig)
+	default:
 		var d net.Dialer
 		conn, err = d.DialContext(ctx, "tcp", o.Address)
 	}
@@ -116,6 +135,16 @@ func newClient(conn net.Conn, o Options) *Client {
 	}
 	c.w.init(conn, o.Version, o.Trace)
 	c.inbox.init()
+	c.router = o.router
+	if c.router == nil {
+		c.router = new(Router)
+	}
+	if o.received != nil {
+		c.received = o.received
+	}
+	for _, id := range o.reserved {
+		c.pending[id] = &flow{}
+	}
 	if o.Version == packet.V5 {
 		if p := o.Properties.MaximumPacketSize; p != nil {
 			c.inMaxSize = *p
@@ -190,6 +219,13 @@ func (c *Client) start() {
 		if p.RetainAvailable != nil {
 			c.retainAvailable = *p.RetainAvailable != 0
 		}
+		if p.TopicAliasMaximum != nil && *p.TopicAliasMaximum > 0 && !c.opts.NoTopicAliases {
+			c.w.setAliases(*p.TopicAliasMaximum)
+		}
+	}
+	if !c.resumed() {
+		// The server has no session: neither have we (MQTT 5.0 3.2.2.1.1).
+		clear(c.received)
 	}
 	// [MQTT-3.3.4-7] at most Receive Maximum QoS 1 and 2 PUBLISH in flight.
 	c.quota = make(chan struct{}, receiveMax)
@@ -201,14 +237,33 @@ func (c *Client) start() {
 		c.wg.Add(1)
 		go c.keepAliveLoop()
 	}
-	if c.opts.OnMessage != nil {
-		c.wg.Add(1)
-		go c.deliverLoop()
-	}
+	// Handlers may be added at any time, so the delivery goroutine always
+	// runs.
+	c.wg.Add(1)
+	go c.deliverLoop()
 	go func() {
 		c.wg.Wait()
 		close(c.done)
 	}()
+}
+
+// resumed reports whether the server kept our session: Session Present,
+// or for 3.1, which has no such flag, a connection without clean start.
+func (c *Client) resumed() bool {
+	if c.opts.CleanStart {
+		return false
+	}
+	return c.connack.SessionPresent || c.version == packet.V31
+}
+
+// ended reports whether the connection has started to end.
+func (c *Client) ended() bool {
+	select {
+	case <-c.closed:
+		return true
+	default:
+		return false
+	}
 }
 
 // Connack returns the server's CONNACK. Before v5 its ReasonCode is the
@@ -358,6 +413,11 @@ func (c *Client) Unsubscribe(ctx context.Context, filters ...string) (*packet.Un
 	}
 	pk, err := c.wait(ctx, f)
 	ua, _ := pk.(*packet.Unsuback)
+	if err == nil {
+		for _, s := range filters {
+			c.router.Remove(s)
+		}
+	}
 	return ua, err
 }
 
@@ -523,6 +583,8 @@ func (c *Client) takePending() map[uint16]*flow {
 
 func failFlows(pend map[uint16]*flow, err error) {
 	for _, f := range pend {
-		f.done <- result{err: err}
+		if f.kind != 0 {
+			f.finish(result{err: err})
+		}
 	}
 }

@@ -1,11 +1,28 @@
-// Package client is an MQTT client for protocol levels 3.1, 3.1.1 and 5.0:
-// one connection, opened by Connect over TCP or over a net.Conn that
-// Options.Dial supplies (TLS, WebSocket, net.Pipe in tests).
+// Package client is an MQTT client for protocol levels 3.1, 3.1.1 and 5.0,
+// in two layers:
 //
-// A Client is safe for concurrent use. Publish, Subscribe and Unsubscribe
+//   - Client is one connection, opened by Connect: over TCP to
+//     Options.Address, to a URL (Options.URL: tcp://, tls://, ws://,
+//     wss://; see DialURL), or over a net.Conn that Options.Dial supplies.
+//   - Session is built on Client: it connects in the background,
+//     reconnects with exponential backoff and jitter, resumes the session,
+//     queues publishes while offline (in memory, or on disk with a Store)
+//     and renews subscriptions when the server lost the session.
+//
+// Both are safe for concurrent use. Publish, Subscribe and Unsubscribe
 // block until their flow is complete (PUBACK, PUBCOMP, SUBACK, UNSUBACK) or
 // the context ends; flows left by a cancelled context still finish in the
 // background, and their packet identifier stays in use until they do.
+//
+// Received messages go to the Handler registered for a matching filter
+// with SubscribeFunc (a Router; "$share/group/f" matches what f matches),
+// else to Options.OnMessage; all from one delivery goroutine per
+// connection, in the order they arrived. For MQTT 5, user properties and
+// the other message properties are in packet.Publish.Properties both
+// ways; Request and NewResponse implement request/response (Response
+// Topic, Correlation Data); and topics published repeatedly get Topic
+// Aliases within the server's Topic Alias Maximum (Options.NoTopicAliases
+// turns that off), set up again on each new connection.
 //
 // Inside a Client:
 //
@@ -13,8 +30,10 @@
 //     flow packets (PUBREL to PUBREC, PUBCOMP to PUBREL) itself, so that a
 //     caller who stopped waiting never stalls a flow.
 //   - Writes from every goroutine are coalesced: packets sent while a write
-//     is in progress go out together in the next one.
-//   - Received messages are handed to Options.OnMessage in order, from one
+//     is in progress go out together in the next one. Topic aliases are
+//     assigned under the writer's lock, so that a packet setting up an
+//     alias always precedes the packets using it.
+//   - Received messages are handed to the handlers in order, from one
 //     delivery goroutine fed by an unbounded queue, so a handler may itself
 //     publish or subscribe without deadlocking the reader. QoS 1 and 2
 //     messages are acknowledged when the handler returns.
@@ -22,7 +41,13 @@
 //     keep-alive interval and closes the connection when the PINGRESP does
 //     not come within another interval.
 //
-// Connection-level session state (in-flight messages, received QoS 2
-// identifiers) lives in memory and ends with the connection; a
-// reconnecting client with an offline queue is meant to be built on top.
+// A Client's session state (in-flight messages, received QoS 2
+// identifiers) ends with its connection. A Session carries it from one
+// connection to the next: its queue holds every unfinished publish in
+// order, each with its packet identifier and QoS 2 progress; a new
+// connection reserves those identifiers, sends the queue again from the
+// start (DUP and the same identifier for what was sent, PUBREL for what
+// had reached it) and then what is new; and it inherits the received QoS
+// 2 identifiers, so that a message the server sends again is acknowledged
+// but not delivered twice.
 package client

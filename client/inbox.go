@@ -84,7 +84,7 @@ func (b *inbox) done() (disconnect bool) {
 	return disconnect
 }
 
-// deliverLoop hands messages to OnMessage and acknowledges each when the
+// deliverLoop hands messages to the handlers or OnMessage and acknowledges each when the
 // handler returns.
 func (c *Client) deliverLoop() {
 	defer c.wg.Done()
@@ -93,7 +93,9 @@ func (c *Client) deliverLoop() {
 		if !ok {
 			return
 		}
-		c.opts.OnMessage(p)
+		if !c.router.Route(p) && c.opts.OnMessage != nil {
+			c.opts.OnMessage(p)
+		}
 		c.ack(p)
 		if c.inbox.done() {
 			// The error is Err's to report; Disconnect already returned.

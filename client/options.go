@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math"
@@ -20,10 +21,18 @@ const (
 
 // Options configure Connect.
 type Options struct {
-	// Address is the server's host:port, dialled over TCP when Dial is nil.
+	// Address is the server's host:port, dialled over TCP when Dial and
+	// URL are not set.
 	Address string
-	// Dial, when set, opens the connection instead (TLS, WebSocket, a
-	// net.Pipe in tests). It is called once, with Connect's context.
+	// URL, when set, names the server and the transport instead of
+	// Address: tcp://, tls://, ws://, wss:// (see DialURL).
+	URL string
+	// TLSConfig is used for tls:// and wss:// URLs; nil means the system
+	// roots and the URL's host name.
+	TLSConfig *tls.Config
+	// Dial, when set, opens the connection instead of Address or URL (a
+	// custom transport, a net.Pipe in tests). It is called once per
+	// connection, with Connect's context.
 	Dial func(ctx context.Context) (net.Conn, error)
 
 	// Version is the protocol level: packet.V31, packet.V311 (when 0) or
@@ -55,12 +64,19 @@ type Options struct {
 	// client accepts from the server.
 	Properties packet.Properties
 
-	// OnMessage is called for every PUBLISH received, in order, from one
-	// goroutine; for a resumed session possibly before Connect returns. It
-	// may call the Client's methods. The packet is the handler's to keep.
-	// A QoS 1 or 2 message is acknowledged when OnMessage returns. When
-	// nil, messages are acknowledged and dropped.
+	// OnMessage is called for every PUBLISH received that no handler
+	// given to SubscribeFunc takes, in order, from one goroutine; for a
+	// resumed session possibly before Connect returns. It may call the
+	// Client's methods. The packet is the handler's to keep. A QoS 1 or 2
+	// message is acknowledged when OnMessage returns. When nil, such
+	// messages are acknowledged and dropped.
 	OnMessage func(*packet.Publish)
+
+	// NoTopicAliases stops the client from assigning v5 Topic Aliases to
+	// the topics it publishes to. By default, when the server's CONNACK
+	// allows aliases, a topic gets one the second time it is published,
+	// while aliases are left.
+	NoTopicAliases bool
 
 	// ConnectTimeout bounds dialling and the CONNECT/CONNACK exchange, in
 	// addition to Connect's context. 0 means DefaultConnectTimeout.
@@ -70,6 +86,11 @@ type Options struct {
 	// from the goroutine sending or receiving it, before it is written or
 	// handled. It is for debugging output and must not block or modify p.
 	Trace func(out bool, p packet.Packet)
+
+	// Set by a Session to carry state from one connection to the next.
+	router   *Router         // handlers; nil: the Client's own
+	received map[uint16]bool // inbound QoS 2 ids, as Client.received
+	reserved []uint16        // packet ids of the session's unfinished publishes
 }
 
 // normalize fills in defaults and checks what the server would only refuse
@@ -82,8 +103,8 @@ func (o *Options) normalize() error {
 	default:
 		return fmt.Errorf("client: unsupported protocol version %d", o.Version)
 	}
-	if o.Dial == nil && o.Address == "" {
-		return errors.New("client: no Address and no Dial")
+	if o.Dial == nil && o.Address == "" && o.URL == "" {
+		return errors.New("client: no Address, URL or Dial")
 	}
 	if o.KeepAlive == 0 {
 		o.KeepAlive = DefaultKeepAlive

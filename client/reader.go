@@ -127,7 +127,7 @@ func (c *Client) complete(id uint16, kind packet.Type, pk packet.Packet, check f
 	if f == nil {
 		return
 	}
-	f.done <- result{pk: pk, err: check(f)}
+	f.finish(result{pk: pk, err: check(f)})
 }
 
 // finishPublish ends an outbound QoS 1/2 flow and frees its quota slot.
@@ -137,7 +137,7 @@ func (c *Client) finishPublish(f *flow, pk packet.Packet, code packet.ReasonCode
 	if code.IsFailure() {
 		err = &ReasonError{Type: pk.Type(), Code: code, Reason: reason}
 	}
-	f.done <- result{pk: pk, err: err}
+	f.finish(result{pk: pk, err: err})
 }
 
 func (c *Client) handlePuback(p *packet.Puback) {
@@ -165,6 +165,9 @@ func (c *Client) handlePubrec(p *packet.Pubrec) {
 	}
 	f.pubrel = true
 	c.mu.Unlock()
+	if f.onPubrec != nil {
+		f.onPubrec()
+	}
 	// [MQTT-4.3.3-1] answer PUBREC with PUBREL; [MQTT-4.6.0-4] in PUBREC order,
 	// which holds as this goroutine sends them all.
 	c.reply(&packet.Pubrel{PacketID: p.PacketID})
@@ -229,10 +232,6 @@ func (c *Client) handlePublish(p *packet.Publish) error {
 			}
 			return nil
 		}
-	}
-	if c.opts.OnMessage == nil {
-		c.ack(p)
-		return nil
 	}
 	c.inbox.push(p)
 	return nil

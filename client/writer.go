@@ -22,6 +22,7 @@ type connWriter struct {
 	version byte
 	trace   func(bool, packet.Packet)
 	start   time.Time // the base of lastWrite
+	aliases *aliasOut // v5 outgoing topic aliases; nil: none. mu guards.
 
 	mu       sync.Mutex
 	cond     sync.Cond // broadcast after each write; L is &mu
@@ -60,6 +61,10 @@ func (w *connWriter) write(p packet.Packet, last bool) error {
 	if w.err != nil {
 		return w.err
 	}
+	var commit func()
+	if pub, ok := p.(*packet.Publish); ok && w.aliases != nil {
+		p, commit = w.aliases.apply(pub)
+	}
 	if w.trace != nil {
 		w.trace(true, p)
 	}
@@ -68,6 +73,9 @@ func (w *connWriter) write(p packet.Packet, last bool) error {
 	if err != nil {
 		w.buf = b[:n]
 		return &encodeError{err}
+	}
+	if commit != nil {
+		commit()
 	}
 	w.buf = b
 	w.queued += uint64(len(b) - n)
@@ -120,6 +128,13 @@ func (w *connWriter) close(err error) {
 	if w.shut == nil {
 		w.shut = err
 	}
+	w.mu.Unlock()
+}
+
+// setAliases turns on outgoing topic aliases, up to max.
+func (w *connWriter) setAliases(max uint16) {
+	w.mu.Lock()
+	w.aliases = newAliasOut(max)
 	w.mu.Unlock()
 }
 

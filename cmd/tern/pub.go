@@ -39,7 +39,7 @@ func parsePub(args []string, stderr io.Writer) (*pubConfig, client.Options, erro
 	f.stringVar(&cfg.message, "m", "message", "", "send `message`")
 	f.stringVar(&cfg.file, "f", "file", "", "send the contents of `file` as the message")
 	f.boolVar(&cfg.stdinFile, "s", "stdin-file", "send all of stdin as one message")
-	f.boolVar(&cfg.stdinLine, "l", "stdin-line", "send each line of stdin as a message, until EOF")
+	f.boolVar(&cfg.stdinLine, "l", "stdin-line", "send each line of stdin as a message, until EOF (blank lines are skipped)")
 	f.boolVar(&cfg.null, "n", "null-message", "send an empty message")
 	f.boolVar(&cfg.retain, "r", "retain", "retain the message")
 	f.intVar(&cfg.repeat, "", "repeat", 1, "publish the message `N` times")
@@ -145,7 +145,8 @@ func runPub(ctx context.Context, args []string, stdin io.Reader, _, stderr io.Wr
 }
 
 // pubLines publishes each line of r, without its newline, until EOF or
-// until ctx ends. A last line without a newline is published too.
+// until ctx ends. A last line without a newline is published too; blank
+// lines are skipped, as mosquitto_pub -l does.
 func pubLines(ctx context.Context, c *client.Client, msg *packet.Publish, r io.Reader) error {
 	type line struct {
 		b   []byte
@@ -167,8 +168,10 @@ func pubLines(ctx context.Context, c *client.Client, msg *packet.Publish, r io.R
 		br := bufio.NewReader(r)
 		for {
 			b, err := br.ReadBytes('\n')
-			// A last line without a newline is a message too.
-			if len(b) > 0 && !send(line{b: bytes.TrimSuffix(b, []byte("\n"))}) {
+			// A last line without a newline is a message too; as with
+			// mosquitto_pub, a blank line is not.
+			b = bytes.TrimSuffix(b, []byte("\n"))
+			if len(b) > 0 && !send(line{b: b}) {
 				return
 			}
 			if err != nil {

@@ -5,10 +5,17 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/ternmq/tern/broker"
+	"github.com/ternmq/tern/client"
+	"github.com/ternmq/tern/internal/mqtttest"
+	"github.com/ternmq/tern/packet"
 )
 
 func TestPubFlags(t *testing.T) {
@@ -110,5 +117,42 @@ func TestPubConnectionRefused(t *testing.T) {
 	code := runPub(context.Background(), []string{"-h", "127.0.0.1", "-p", ln, "-t", "a", "-f", f}, nil, io.Discard, &stderr)
 	if code != exitFail || !strings.HasPrefix(stderr.String(), "tern pub: dial tcp 127.0.0.1:"+ln) {
 		t.Errorf("exit %d, stderr %q", code, stderr.String())
+	}
+}
+
+// tern pub -l publishes each stdin line as a message, in order, for every
+// protocol version (in 5.0 the later ones under a topic alias).
+func TestPubLines(t *testing.T) {
+	b := mqtttest.StartBroker(t, broker.Options{})
+	host, port, _ := net.SplitHostPort(b.Addr)
+	for _, v := range []string{"31", "311", "5"} {
+		t.Run(v, func(t *testing.T) {
+			got := make(chan string, 10)
+			sub, err := client.Connect(context.Background(), client.Options{Address: b.Addr, ClientID: "lines-" + v, CleanStart: true,
+				OnMessage: func(p *packet.Publish) { got <- string(p.Payload) }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sub.Close()
+			if _, err := sub.Subscribe(context.Background(), packet.Subscription{Filter: "lines/" + v, QoS: 1}); err != nil {
+				t.Fatal(err)
+			}
+			var stderr bytes.Buffer
+			code := runPub(context.Background(), []string{"-h", host, "-p", port, "-V", v, "-q", "1", "-t", "lines/" + v, "-l"},
+				strings.NewReader("one\ntwo\n\nthree\nlast without newline"), io.Discard, &stderr)
+			if code != exitOK {
+				t.Fatalf("exit %d: %s", code, stderr.String())
+			}
+			for _, want := range []string{"one", "two", "three", "last without newline"} {
+				select {
+				case g := <-got:
+					if g != want {
+						t.Fatalf("got %q, want %q", g, want)
+					}
+				case <-time.After(20 * time.Second):
+					t.Fatalf("no %q", want)
+				}
+			}
+		})
 	}
 }

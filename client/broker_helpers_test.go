@@ -1,0 +1,192 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ternmq/tern/broker"
+	"github.com/ternmq/tern/packet"
+	"github.com/ternmq/tern/store/memory"
+)
+
+// restartBroker is a Tern broker that can be stopped and started again on
+// the same address with the same store, as a restart of the process would
+// find it on disk.
+type restartBroker struct {
+	t     *testing.T
+	store *memory.Store
+	addr  string
+	b     *broker.Broker
+	done  chan error
+}
+
+func startRestartBroker(t *testing.T) *restartBroker {
+	r := &restartBroker{t: t, store: memory.New(), addr: "127.0.0.1:0"}
+	r.start()
+	t.Cleanup(r.stop)
+	return r
+}
+
+func (r *restartBroker) start() {
+	r.t.Helper()
+	b, err := broker.New(broker.Options{Store: r.store, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", r.addr)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.addr = ln.Addr().String()
+	r.b, r.done = b, make(chan error, 1)
+	go func() { r.done <- b.Serve(ln) }()
+}
+
+func (r *restartBroker) stop() {
+	if r.b == nil {
+		return
+	}
+	r.b.Close()
+	if err := <-r.done; err != nil && !errors.Is(err, broker.ErrServerClosed) {
+		r.t.Errorf("Serve: %v", err)
+	}
+	r.b = nil
+}
+
+func (r *restartBroker) restart() {
+	r.stop()
+	r.start()
+}
+
+// mosquittoProc is a mosquitto broker with persistence that can be
+// restarted on the same port: SIGTERM makes it save its state.
+type mosquittoProc struct {
+	t    *testing.T
+	bin  string
+	conf string
+	addr string
+	cmd  *exec.Cmd
+}
+
+func startMosquittoPersistent(t *testing.T) *mosquittoProc {
+	t.Helper()
+	bin, err := exec.LookPath("mosquitto")
+	if err != nil {
+		if bin, err = exec.LookPath("/usr/sbin/mosquitto"); err != nil {
+			t.Fatal("mosquitto not found: install the mosquitto package (make test does)")
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	_, port, _ := net.SplitHostPort(addr)
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "mosquitto.conf")
+	// Run as ourselves: mosquitto started as root would switch to the
+	// mosquitto user, who cannot write to our temporary directory.
+	me, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location %s/\nuser %s\n",
+		port, dir, me.Username)
+	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m := &mosquittoProc{t: t, bin: bin, conf: conf, addr: addr}
+	m.start()
+	t.Cleanup(func() {
+		if m.cmd != nil {
+			m.cmd.Process.Kill()
+			m.cmd.Wait()
+		}
+	})
+	return m
+}
+
+func (m *mosquittoProc) start() {
+	m.t.Helper()
+	m.cmd = exec.Command(m.bin, "-c", m.conf)
+	if err := m.cmd.Start(); err != nil {
+		m.t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		c, err := net.Dial("tcp", m.addr)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			m.t.Fatalf("mosquitto did not listen on %s: %v", m.addr, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (m *mosquittoProc) restart() {
+	m.cmd.Process.Signal(syscall.SIGTERM)
+	m.cmd.Wait()
+	m.start()
+}
+
+// newTestSession starts a Session and closes it when the test ends.
+func newTestSession(t *testing.T, o SessionOptions) *Session {
+	t.Helper()
+	if o.Backoff == (Backoff{}) {
+		o.Backoff = fastBackoff()
+	}
+	if o.Version == packet.V5 && o.Properties.SessionExpiry == nil {
+		o.Properties.SessionExpiry = ptr[uint32](600)
+	}
+	s, err := NewSession(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.AwaitConnection(ctx); err != nil {
+		t.Fatalf("AwaitConnection: %v", err)
+	}
+	return s
+}
+
+// connectTest connects a Client and closes it when the test ends.
+func connectTest(t *testing.T, o Options) *Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := Connect(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// wait fails the test if ch does not close within a generous bound; it
+// is a hang guard, not a timing assertion.
+func wait(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("timed out waiting for %s", what)
+	}
+}
+
+func wait20() <-chan time.Time { return time.After(20 * time.Second) }

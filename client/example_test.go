@@ -1,0 +1,156 @@
+package client_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+
+	"github.com/ternmq/tern/broker"
+	"github.com/ternmq/tern/client"
+	"github.com/ternmq/tern/packet"
+)
+
+// startBroker runs an in-process Tern broker on a free loopback port, so
+// that the examples run on their own. Real programs connect to a broker
+// that runs elsewhere.
+func startBroker() (addr string, stop func()) {
+	b, err := broker.New(broker.Options{
+		Logger:              slog.New(slog.NewTextHandler(io.Discard, nil)),
+		ResponseInformation: "replies/%c",
+	})
+	if err != nil {
+		panic(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	go b.Serve(ln)
+	return ln.Addr().String(), func() { b.Close() }
+}
+
+// A Client is one connection: messages for a filter go to its handler.
+func ExampleClient_SubscribeFunc() {
+	addr, stop := startBroker()
+	defer stop()
+	ctx := context.Background()
+
+	c, err := client.Connect(ctx, client.Options{URL: "tcp://" + addr, Version: packet.V5, CleanStart: true})
+	if err != nil {
+		panic(err)
+	}
+	got := make(chan string)
+	_, err = c.SubscribeFunc(ctx, func(p *packet.Publish) {
+		got <- p.Topic + ": " + string(p.Payload)
+	}, packet.Subscription{Filter: "sensors/+/temp", QoS: 1})
+	if err != nil {
+		panic(err)
+	}
+	err = c.Publish(ctx, &packet.Publish{Topic: "sensors/kitchen/temp", QoS: 1, Payload: []byte("21.5")})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(<-got)
+	c.Disconnect()
+	// Output: sensors/kitchen/temp: 21.5
+}
+
+// A Session reconnects by itself and keeps publishes made while offline
+// in a queue; Publish returns once the server has acknowledged.
+func ExampleSession() {
+	addr, stop := startBroker()
+	defer stop()
+	ctx := context.Background()
+
+	got := make(chan string, 3)
+	s, err := client.NewSession(client.SessionOptions{
+		Options: client.Options{
+			Address:  addr,
+			Version:  packet.V5,
+			ClientID: "example-device",
+			// Keep the session for an hour across reconnects.
+			Properties: packet.Properties{SessionExpiry: new(uint32(3600))},
+			OnMessage:  func(p *packet.Publish) { got <- string(p.Payload) },
+		},
+		Backoff:   client.Backoff{Min: 100e6, Max: 10e9}, // 100 ms to 10 s
+		MaxQueued: 10000,
+		OnConnect: func(ca *packet.Connack) { fmt.Println("connected, session present:", ca.SessionPresent) },
+	})
+	if err != nil {
+		panic(err)
+	}
+	if _, err := s.Subscribe(ctx, packet.Subscription{Filter: "commands/#", QoS: 1}); err != nil {
+		panic(err)
+	}
+	for _, cmd := range []string{"open", "close"} {
+		if err := s.Publish(ctx, &packet.Publish{Topic: "commands/door", QoS: 1, Payload: []byte(cmd)}); err != nil {
+			panic(err)
+		}
+		fmt.Println("received", <-got)
+	}
+	// Disconnect sends what is queued first.
+	if err := s.Disconnect(ctx); err != nil {
+		panic(err)
+	}
+	// Output:
+	// connected, session present: false
+	// received open
+	// received close
+}
+
+// Request sends an MQTT 5 request and waits for the response that
+// carries its correlation data; NewResponse makes that response.
+func ExampleSession_Request() {
+	addr, stop := startBroker()
+	defer stop()
+	ctx := context.Background()
+
+	service, err := client.Connect(ctx, client.Options{Address: addr, Version: packet.V5, CleanStart: true})
+	if err != nil {
+		panic(err)
+	}
+	defer service.Disconnect()
+	_, err = service.SubscribeFunc(ctx, func(req *packet.Publish) {
+		resp, err := client.NewResponse(req, bytes.ToUpper(req.Payload))
+		if err == nil {
+			service.Publish(ctx, resp)
+		}
+	}, packet.Subscription{Filter: "svc/upper", QoS: 1})
+	if err != nil {
+		panic(err)
+	}
+
+	s, err := client.NewSession(client.SessionOptions{Options: client.Options{Address: addr, Version: packet.V5}})
+	if err != nil {
+		panic(err)
+	}
+	defer s.Disconnect(ctx)
+	resp, err := s.Request(ctx, "svc/upper", []byte("hello"))
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(string(resp.Payload))
+	// Output: HELLO
+}
+
+// A Router can also be used alone, from OnMessage.
+func ExampleRouter() {
+	var r client.Router
+	r.Handle("alerts/#", func(p *packet.Publish) { fmt.Println("alert:", string(p.Payload)) })
+	r.Handle("$share/workers/jobs/+", func(p *packet.Publish) { fmt.Println("job:", string(p.Payload)) })
+	onMessage := func(p *packet.Publish) {
+		if !r.Route(p) {
+			fmt.Println("unrouted:", p.Topic)
+		}
+	}
+	onMessage(&packet.Publish{Topic: "alerts/fire", Payload: []byte("kitchen")})
+	onMessage(&packet.Publish{Topic: "jobs/42", Payload: []byte("resize")})
+	onMessage(&packet.Publish{Topic: "other"})
+	// Output:
+	// alert: kitchen
+	// job: resize
+	// unrouted: other
+}

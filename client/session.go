@@ -1,0 +1,414 @@
+package client
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/ternmq/tern/packet"
+	"github.com/ternmq/tern/topic"
+)
+
+// Defaults for the zero values of SessionOptions.
+const DefaultMaxQueued = 1000
+
+// SessionOptions configure NewSession.
+type SessionOptions struct {
+	// Options are the connection's. CleanStart applies to the first
+	// connection only; later ones resume the session (CleanStart false,
+	// the same client id). An empty ClientID is generated before 5.0 and
+	// assigned by the server in 5.0, then kept. For 5.0, set
+	// Properties.SessionExpiry for the server to keep the session across
+	// a reconnect; without it the server starts a new one each time and
+	// the Session subscribes again. OnMessage and the handlers given to
+	// SubscribeFunc keep working across connections.
+	Options
+
+	// Backoff spaces connection attempts.
+	Backoff Backoff
+	// MaxQueued bounds the publishes waiting to be sent or acknowledged;
+	// beyond it Publish fails with ErrQueueFull. 0 means DefaultMaxQueued.
+	MaxQueued int
+	// Store, when set, keeps unfinished QoS 1 and 2 publishes on disk (see
+	// Store, DirStore); NewSession sends what it holds. Nil: in memory.
+	Store Store
+
+	// OnConnect is called after each successful connection, once the
+	// subscriptions are renewed if the server had lost the session, before
+	// the queued publishes go out.
+	OnConnect func(*packet.Connack)
+	// OnConnectionLost is called when an established connection ends other
+	// than by Disconnect or Close, with the reason (Client.Err).
+	OnConnectionLost func(error)
+	// OnConnectError is called when a connection attempt fails; another
+	// follows after the backoff unless the server refused the client
+	// itself (see NewSession).
+	OnConnectError func(error)
+}
+
+// Session is an MQTT session that outlives connections: it connects in the
+// background, reconnects with backoff when the connection is lost and
+// resumes the session. Its methods are safe for concurrent use.
+//
+// Publish queues the message and returns when its flow is complete, across
+// reconnects if need be. Queued messages are sent in order; after a
+// reconnect, those the server had not acknowledged are sent again first,
+// with the same packet identifier and DUP set [MQTT-4.4.0-1], and QoS 2
+// flows that had reached PUBREL continue with PUBREL. If the server lost
+// the session (Session Present 0), the subscriptions are made again and
+// unfinished messages are sent as new ones (a QoS 2 message whose PUBREC
+// had come counts as delivered). Received QoS 2 packet identifiers are
+// kept across connections, so a message the server sends again is not
+// handed to the application twice.
+//
+// A connection attempt refused for a reason that retrying cannot fix
+// (bad user name or password, not authorized, banned, client identifier
+// not valid, unsupported protocol version) ends the Session: Done closes
+// and Err returns the *ConnectError.
+type Session struct {
+	opts   SessionOptions
+	router Router
+	ctx    context.Context // ends with Disconnect or Close
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the connection loop has returned
+
+	mu        sync.Mutex
+	queue     []*outMsg     // unfinished publishes, in seq order
+	nextSeq   uint64        // the next message's seq
+	emptied   chan struct{} // closed while queue is empty
+	wake      chan struct{} // capacity 1: the sender has something to do
+	client    *Client       // the connection, nil while there is none
+	up        chan struct{} // closed while client is set
+	subs      []*subRecord  // subscriptions to make again for a new session
+	closing   bool          // Disconnect or Close: Publish is refused
+	stopping  bool          // the connection loop ends at the next loss
+	endConn   func(*Client) // how stop ends the connection: Disconnect or Close
+	err       error         // why the Session ended
+	clientID  string
+	cleanLast bool            // the last connection started clean: the server dropped that session when it ended
+	received  map[uint16]bool // inbound QoS 2 ids; the connection's while one runs
+	req       requester
+}
+
+// outMsg is a publish in the Session's queue.
+type outMsg struct {
+	seq    uint64
+	p      *packet.Publish // the Session's copy
+	id     uint16          // packet id it was sent under; 0: not sent in this session
+	pubrel bool            // QoS 2 reached PUBREL
+	done   chan error      // capacity 1; nil for messages loaded from the Store
+}
+
+// subRecord is one SubscribeFunc call's subscriptions. Only active ones
+// (SUBACK received) are made again by a new connection: the call itself
+// makes the others.
+type subRecord struct {
+	subs   []packet.Subscription
+	active bool
+}
+
+// NewSession checks o, loads o.Store and starts connecting in the
+// background. AwaitConnection waits for the connection; Publish,
+// SubscribeFunc and the others may be called at once.
+func NewSession(o SessionOptions) (*Session, error) {
+	if err := o.Options.normalize(); err != nil {
+		return nil, err
+	}
+	if o.MaxQueued <= 0 {
+		o.MaxQueued = DefaultMaxQueued
+	}
+	s := &Session{
+		opts:     o,
+		done:     make(chan struct{}),
+		emptied:  make(chan struct{}),
+		wake:     make(chan struct{}, 1),
+		up:       make(chan struct{}),
+		clientID: o.ClientID,
+		received: make(map[uint16]bool),
+	}
+	close(s.emptied)
+	if s.clientID == "" && o.Version != packet.V5 {
+		// The session is found again by its client id, so it needs one
+		// from the start.
+		s.clientID = "tern-" + rand.Text()[:16]
+	}
+	if o.Store != nil {
+		ms, err := o.Store.Load()
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range ms {
+			s.queue = append(s.queue, &outMsg{seq: m.Seq, p: m.Publish, id: m.PacketID, pubrel: m.Pubrel})
+			s.nextSeq = m.Seq + 1
+		}
+		if len(s.queue) > 0 {
+			s.emptied = make(chan struct{})
+		}
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	go s.run()
+	return s, nil
+}
+
+// AwaitConnection waits until the Session is connected, ctx ends or the
+// Session ends.
+func (s *Session) AwaitConnection(ctx context.Context) error {
+	_, err := s.awaitClient(ctx)
+	return err
+}
+
+// awaitClient returns the current connection, waiting for one.
+func (s *Session) awaitClient(ctx context.Context) (*Client, error) {
+	for {
+		s.mu.Lock()
+		c, up := s.client, s.up
+		s.mu.Unlock()
+		if c != nil {
+			return c, nil
+		}
+		select {
+		case <-up:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-s.done:
+			return nil, s.Err()
+		}
+	}
+}
+
+// Client returns the current connection, or nil while there is none. It
+// is for inspection (Connack); publishing or subscribing through it
+// bypasses the Session's queue and subscription record.
+func (s *Session) Client() *Client {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.client
+}
+
+// Done is closed when the Session has ended: after Disconnect or Close,
+// or a refusal that retrying cannot fix.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Err returns why the Session ended: nil while it runs and after
+// Disconnect, ErrClosed after Close, or the *ConnectError that ended it.
+func (s *Session) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// Publish queues p and returns when its flow is complete (QoS 0: when it
+// was written), possibly over several connections, or when ctx ends. p is
+// copied; it may be reused once Publish returns. With a Store, a QoS 1 or
+// 2 message is in it before Publish can return. When ctx ends first the
+// message stays queued and is still sent. A v5 failure reason code from
+// the server is returned as a *ReasonError; ErrQueueFull when the queue is
+// full; ErrClosed after Disconnect or Close (the message stays in the
+// Store, if any, for the next Session on it).
+func (s *Session) Publish(ctx context.Context, p *packet.Publish) error {
+	if p.QoS > 2 {
+		return fmt.Errorf("client: publish: QoS %d: %w", p.QoS, packet.MalformedPacket)
+	}
+	if p.Properties.TopicAlias != nil {
+		return errors.New("client: publish: a Session assigns topic aliases itself")
+	}
+	if err := validTopic(p.Topic); err != nil {
+		return err
+	}
+	pp := *p
+	pp.Payload = append([]byte(nil), p.Payload...)
+	pp.Dup, pp.PacketID = false, 0
+	m := &outMsg{p: &pp, done: make(chan error, 1)}
+
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	if len(s.queue) >= s.opts.MaxQueued {
+		s.mu.Unlock()
+		return fmt.Errorf("%w: %d messages waiting", ErrQueueFull, len(s.queue))
+	}
+	m.seq = s.nextSeq
+	if p.QoS > 0 && s.opts.Store != nil {
+		// Under mu, so that the Store's order is the queue's.
+		if err := s.opts.Store.Put(StoredMessage{Seq: m.seq, Publish: m.p}); err != nil {
+			s.mu.Unlock()
+			return err
+		}
+	}
+	s.nextSeq++
+	if len(s.queue) == 0 {
+		s.emptied = make(chan struct{})
+	}
+	s.queue = append(s.queue, m)
+	s.mu.Unlock()
+	s.poke()
+
+	select {
+	case err := <-m.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func validTopic(name string) error {
+	if err := topic.ValidateName(name); err != nil {
+		return fmt.Errorf("client: publish: %w", err)
+	}
+	return nil
+}
+
+// poke wakes the sender.
+func (s *Session) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// SubscribeFunc subscribes like Client.SubscribeFunc (h nil: messages go
+// to OnMessage) and records subs, to be made again whenever the server
+// has lost the session. It waits for a connection, and tries again on the
+// next one if the connection is lost before the SUBACK. Filters the server
+// refuses are not recorded.
+func (s *Session) SubscribeFunc(ctx context.Context, h Handler, subs ...packet.Subscription) (*packet.Suback, error) {
+	if len(subs) == 0 {
+		return nil, errors.New("client: subscribe: no topic filters")
+	}
+	if h != nil {
+		for i := range subs {
+			s.router.Handle(subs[i].Filter, h)
+		}
+	}
+	rec := &subRecord{subs: slices.Clone(subs)}
+	s.mu.Lock()
+	s.subs = append(s.subs, rec)
+	s.mu.Unlock()
+	for {
+		c, err := s.awaitClient(ctx)
+		var sa *packet.Suback
+		if err == nil {
+			sa, err = c.Subscribe(ctx, subs...)
+			if err != nil && c.ended() && ctx.Err() == nil {
+				continue // lost before the SUBACK: the next connection
+			}
+			if err == nil {
+				s.mu.Lock()
+				rec.active = true
+				s.mu.Unlock()
+				if c.ended() {
+					// Lost meanwhile: a new session may have been set up
+					// without this record.
+					continue
+				}
+			}
+		}
+		for i := range subs {
+			if err != nil || i >= len(sa.ReasonCodes) || sa.ReasonCodes[i].IsFailure() {
+				s.forget(subs[i].Filter, h != nil)
+			}
+		}
+		return sa, err
+	}
+}
+
+// Subscribe is SubscribeFunc without a handler: messages go to OnMessage
+// (or to handlers registered for overlapping filters).
+func (s *Session) Subscribe(ctx context.Context, subs ...packet.Subscription) (*packet.Suback, error) {
+	return s.SubscribeFunc(ctx, nil, subs...)
+}
+
+// forget removes filter from the subscription record, and its handler.
+func (s *Session) forget(filter string, handler bool) {
+	if handler {
+		s.router.Remove(filter)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := s.subs[:0]
+	for _, r := range s.subs {
+		r.subs = slices.DeleteFunc(r.subs, func(sub packet.Subscription) bool { return sub.Filter == filter })
+		if len(r.subs) > 0 {
+			out = append(out, r)
+		}
+	}
+	clear(s.subs[len(out):])
+	s.subs = out
+}
+
+// Unsubscribe forgets filters and their handlers and sends UNSUBSCRIBE,
+// waiting for a connection if need be.
+func (s *Session) Unsubscribe(ctx context.Context, filters ...string) (*packet.Unsuback, error) {
+	if len(filters) == 0 {
+		return nil, errors.New("client: unsubscribe: no topic filters")
+	}
+	for _, f := range filters {
+		s.forget(f, true)
+	}
+	for {
+		c, err := s.awaitClient(ctx)
+		if err != nil {
+			return nil, err
+		}
+		ua, err := c.Unsubscribe(ctx, filters...)
+		if err != nil && c.ended() && ctx.Err() == nil {
+			continue
+		}
+		return ua, err
+	}
+}
+
+// Disconnect waits until the queue is sent and acknowledged (or ctx ends),
+// then sends DISCONNECT and ends the Session. Publishes still waiting fail
+// with ErrClosed; with a Store their messages stay in it. The error is
+// ctx's when the queue was not empty in time.
+func (s *Session) Disconnect(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	s.mu.Unlock()
+	s.mu.Lock()
+	emptied := s.emptied
+	s.mu.Unlock()
+	var err error
+	select {
+	case <-emptied:
+	case <-ctx.Done():
+		err = fmt.Errorf("client: disconnect with messages unsent: %w", ctx.Err())
+	case <-s.done:
+	}
+	s.stop(nil, func(c *Client) { c.Disconnect() })
+	return err
+}
+
+// Close ends the Session at once: the connection closes without
+// DISCONNECT (the server publishes the will) and waiting publishes fail
+// with ErrClosed; with a Store their messages stay in it.
+func (s *Session) Close() error {
+	s.stop(ErrClosed, func(c *Client) { c.Close() })
+	return nil
+}
+
+// stop ends the connection loop, with end for the connection, and waits
+// for it.
+func (s *Session) stop(err error, end func(*Client)) {
+	s.mu.Lock()
+	s.closing = true
+	first := !s.stopping
+	s.stopping = true
+	if first {
+		s.err = err
+		s.endConn = end
+	}
+	c := s.client
+	s.mu.Unlock()
+	s.cancel()
+	if c != nil && first {
+		end(c)
+	}
+	<-s.done
+}

@@ -1,0 +1,387 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/ternmq/tern/packet"
+)
+
+// run is the connection loop: connect, serve the connection until it is
+// lost, wait, and again, until Disconnect, Close or a permanent refusal.
+func (s *Session) run() {
+	defer func() {
+		s.failWaiting()
+		if s.opts.Store != nil {
+			s.opts.Store.Close()
+		}
+		close(s.done)
+	}()
+	first := true
+	attempt := 0
+	for {
+		cleanBefore := s.cleanLast
+		c, err := s.connect(first)
+		if err != nil {
+			if s.ctx.Err() != nil {
+				return
+			}
+			if permanent(err) {
+				s.mu.Lock()
+				s.err = err
+				s.closing, s.stopping = true, true
+				s.mu.Unlock()
+				return
+			}
+			if f := s.opts.OnConnectError; f != nil {
+				f(err)
+			}
+			if !sleepCtx(s.ctx, s.opts.Backoff.Delay(attempt)) {
+				return
+			}
+			attempt++
+			continue
+		}
+		first, attempt = false, 0
+		lost := s.serve(c, cleanBefore)
+		if lost == nil {
+			return
+		}
+		if f := s.opts.OnConnectionLost; f != nil {
+			f(lost)
+		}
+		if !sleepCtx(s.ctx, s.opts.Backoff.Delay(0)) {
+			return
+		}
+	}
+}
+
+// connect makes one connection attempt.
+func (s *Session) connect(first bool) (*Client, error) {
+	o := s.opts.Options
+	s.mu.Lock()
+	o.ClientID = s.clientID
+	o.CleanStart = first && o.CleanStart
+	o.router = &s.router
+	if o.Version == packet.V31 && s.cleanLast {
+		// 3.1 has no Session Present; a clean session ended with its
+		// connection, so nothing received then can come again.
+		clear(s.received)
+	}
+	o.received = s.received
+	for _, m := range s.queue {
+		if m.id != 0 {
+			o.reserved = append(o.reserved, m.id)
+		}
+	}
+	s.mu.Unlock()
+	c, err := Connect(s.ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.cleanLast = o.CleanStart
+	s.mu.Unlock()
+	if s.clientID == "" {
+		// [MQTT-3.2.2-16] the server assigned one; resume under it.
+		s.clientID = c.Connack().Properties.AssignedClientID
+	}
+	return c, nil
+}
+
+// permanent reports whether a refusal will not change by retrying.
+func permanent(err error) bool {
+	var ce *ConnectError
+	if !errors.As(err, &ce) {
+		return false
+	}
+	for _, code := range []packet.ReasonCode{packet.UnsupportedProtocolVersion, packet.ClientIDNotValid,
+		packet.BadUsernameOrPassword, packet.NotAuthorized, packet.Banned, packet.BadAuthenticationMethod} {
+		if errors.Is(err, code) {
+			return true
+		}
+	}
+	return false
+}
+
+// serve runs the Session over c until c ends; it returns why, or nil when
+// the Session is stopping.
+func (s *Session) serve(c *Client, cleanBefore bool) error {
+	resumed := c.resumed()
+	if c.version == packet.V31 && cleanBefore {
+		resumed = false // see connect
+	}
+	if !resumed {
+		s.restart()
+		if err := s.resubscribe(c); err != nil {
+			c.Close()
+		}
+	}
+	if !c.ended() {
+		s.mu.Lock()
+		stopping := s.stopping
+		if !stopping {
+			s.client = c
+			close(s.up)
+		}
+		s.mu.Unlock()
+		if stopping {
+			// Disconnect or Close came while connecting, and found no
+			// connection to end.
+			s.endConn(c)
+		} else if f := s.opts.OnConnect; f != nil {
+			f(c.Connack())
+		}
+	}
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		s.sendLoop(c)
+	}()
+	<-c.Done()
+	<-sent
+	s.mu.Lock()
+	if s.client == c {
+		s.client = nil
+		s.up = make(chan struct{})
+	}
+	stopping := s.stopping
+	// c and its goroutines are done: its received ids are ours again.
+	// Those not yet acknowledged were never handed to the application
+	// (delivery stopped), so a resend must be delivered.
+	s.received = c.received
+	for id, acked := range s.received {
+		if !acked {
+			delete(s.received, id)
+		}
+	}
+	s.mu.Unlock()
+	if stopping {
+		return nil
+	}
+	err := c.Err()
+	if err == nil {
+		err = ErrClosed
+	}
+	return err
+}
+
+// restart adapts the queue to a session the server does not have: QoS 2
+// messages whose PUBREC came were received, and the others are sent as new
+// messages.
+func (s *Session) restart() {
+	s.mu.Lock()
+	var done []*outMsg
+	kept := s.queue[:0]
+	for _, m := range s.queue {
+		switch {
+		case m.pubrel:
+			done = append(done, m)
+		case m.id != 0:
+			m.id = 0
+			s.store(m)
+			kept = append(kept, m)
+		default:
+			kept = append(kept, m)
+		}
+	}
+	clear(s.queue[len(kept):])
+	s.queue = kept
+	s.checkEmpty()
+	s.mu.Unlock()
+	for _, m := range done {
+		s.drop(m)
+		if m.done != nil {
+			m.done <- nil
+		}
+	}
+}
+
+// resubscribe makes the recorded subscriptions again.
+func (s *Session) resubscribe(c *Client) error {
+	s.mu.Lock()
+	var subs [][]packet.Subscription
+	for _, r := range s.subs {
+		if r.active {
+			subs = append(subs, slices.Clone(r.subs))
+		}
+	}
+	s.mu.Unlock()
+	for _, r := range subs {
+		if _, err := c.Subscribe(s.ctx, r...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sendLoop sends the queue over c, in order, until c ends.
+func (s *Session) sendLoop(c *Client) {
+	var cursor uint64 // messages with seq < cursor were sent on c
+	for {
+		m := s.next(c, cursor)
+		if m == nil {
+			return
+		}
+		cursor = m.seq + 1
+		if m.p.QoS == 0 {
+			err := c.Publish(s.ctx, m.p)
+			if err != nil && c.ended() {
+				continue // sent again on the next connection
+			}
+			s.finish(m, err)
+			continue
+		}
+		s.mu.Lock()
+		sf := &sessionFlow{p: m.p, id: m.id, pubrel: m.pubrel}
+		s.mu.Unlock()
+		sf.onID = func(id uint16) {
+			s.mu.Lock()
+			m.id = id
+			s.store(m)
+			s.mu.Unlock()
+		}
+		sf.onPubrec = func() {
+			s.mu.Lock()
+			m.pubrel = true
+			s.store(m)
+			s.mu.Unlock()
+		}
+		sf.done = func(r result) {
+			if r.pk == nil {
+				return // the connection ended: sent again on the next
+			}
+			err := r.err
+			var re *ReasonError
+			if errors.As(err, &re) && re.Type == packet.PUBCOMP && re.Code == packet.PacketIDNotFound {
+				// Our PUBREL was resent after the server had completed
+				// the flow and its PUBCOMP was lost with the
+				// connection. The message was accepted at PUBREC.
+				err = nil
+			}
+			s.finish(m, err)
+		}
+		if err := c.startFlow(s.ctx, sf); err != nil {
+			var ee *encodeError
+			if errors.As(err, &ee) {
+				s.finish(m, err)
+			}
+		}
+	}
+}
+
+// next waits for the first message with seq >= cursor, or returns nil
+// when c ends.
+func (s *Session) next(c *Client, cursor uint64) *outMsg {
+	for {
+		if c.ended() {
+			return nil
+		}
+		s.mu.Lock()
+		i, _ := slices.BinarySearchFunc(s.queue, cursor, func(m *outMsg, seq uint64) int {
+			return cmpSeq(m.seq, seq)
+		})
+		var m *outMsg
+		if i < len(s.queue) {
+			m = s.queue[i]
+		}
+		s.mu.Unlock()
+		if m != nil {
+			return m
+		}
+		select {
+		case <-s.wake:
+		case <-c.closed:
+			return nil
+		}
+	}
+}
+
+func cmpSeq(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// finish ends m's flow with err.
+func (s *Session) finish(m *outMsg, err error) {
+	s.mu.Lock()
+	i, found := slices.BinarySearchFunc(s.queue, m.seq, func(m *outMsg, seq uint64) int {
+		return cmpSeq(m.seq, seq)
+	})
+	if found {
+		s.queue = slices.Delete(s.queue, i, i+1)
+		s.checkEmpty()
+	}
+	s.mu.Unlock()
+	if !found {
+		return
+	}
+	s.drop(m)
+	if m.done != nil {
+		m.done <- err
+	}
+}
+
+// checkEmpty signals Disconnect when the queue is empty. mu must be held.
+func (s *Session) checkEmpty() {
+	if len(s.queue) == 0 {
+		select {
+		case <-s.emptied:
+		default:
+			close(s.emptied)
+		}
+	}
+}
+
+// store writes m's state to the Store. mu must be held. A failure here
+// leaves the stored copy one step behind, which costs at most a duplicate
+// after a restart of the process; the connection goes on.
+func (s *Session) store(m *outMsg) {
+	if s.opts.Store != nil && m.p.QoS > 0 {
+		_ = s.opts.Store.Put(StoredMessage{Seq: m.seq, PacketID: m.id, Pubrel: m.pubrel, Publish: m.p})
+	}
+}
+
+// drop removes m from the Store.
+func (s *Session) drop(m *outMsg) {
+	if s.opts.Store != nil && m.p.QoS > 0 {
+		_ = s.opts.Store.Delete(m.seq)
+	}
+}
+
+// failWaiting fails the publishes still waiting, when the Session ends;
+// their messages stay in the Store.
+func (s *Session) failWaiting() {
+	s.mu.Lock()
+	q := s.queue
+	s.queue = nil
+	err := s.err
+	s.mu.Unlock()
+	if err == nil {
+		err = ErrClosed
+	}
+	for _, m := range q {
+		if m.done != nil {
+			m.done <- err
+		}
+	}
+}
+
+// sleepCtx waits d; false if ctx ended first.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
