@@ -20,6 +20,7 @@ Usage:
   tern serve [flags]   run the broker (127.0.0.1:1883, anonymous, by default)
   tern pub [flags]     publish a message
   tern sub [flags]     subscribe and print messages
+  tern bench <scenario> [flags]  load test a broker: conn, pub, sub, fanin, fanout, p2p
   tern passwd [-c] [-b] [-D] <file> <user> [password]  add, change (-c: new file) or delete (-D) a user in a password file
   tern version         print the version
 
@@ -48,6 +49,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runPub(ctx, args[1:], stdin, stdout, stderr)
 	case "sub":
 		return runSub(ctx, args[1:], stdout, stderr)
+	case "bench":
+		return runBench(ctx, args[1:], stdout, stderr)
 	case "passwd":
 		return runPasswd(args[1:], stdin, stdout, stderr)
 	case "version", "-version", "--version":

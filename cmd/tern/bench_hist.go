@@ -1,0 +1,105 @@
+package main
+
+import (
+	"math/bits"
+	"time"
+)
+
+// latencyHist is a log-linear (HDR-style) histogram of durations in
+// nanoseconds: exact below 256 ns, then 128 buckets per power of two, so a
+// bucket is at most 1/128 of its value wide and the midpoint we report is
+// within 0.4% of any value in it. It covers 0 to 2^36 ns (about 68 s);
+// larger values land in the last bucket and still set max exactly.
+//
+// One histogram belongs to one goroutine (a subscriber's reader) and is
+// merged at the end, so recording takes no lock and no atomic.
+type latencyHist struct {
+	counts [histBuckets]uint32 // uint32: 4e9 samples in one bucket of one subscriber is beyond any run
+	n      uint64
+	max    int64
+	sum    float64
+}
+
+const (
+	histSubBits = 7                // 128 sub-buckets per power of two
+	histExact   = 2 << histSubBits // values below 256 have their own bucket
+	histTopBits = 36               // 2^36 ns ≈ 68.7 s
+	histBuckets = histExact + (histTopBits-histSubBits-1)*(1<<histSubBits)
+	histMaxIdx  = histBuckets - 1
+)
+
+// histIndex maps a value to its bucket.
+func histIndex(v int64) int {
+	if v < histExact {
+		if v < 0 {
+			return 0
+		}
+		return int(v)
+	}
+	e := bits.Len64(uint64(v)) - histSubBits - 1 // v>>e is in [128, 256)
+	i := histExact + (e-1)<<histSubBits + int(v>>e) - 1<<histSubBits
+	if i > histMaxIdx {
+		return histMaxIdx
+	}
+	return i
+}
+
+// histBounds returns the smallest and largest value of bucket i.
+func histBounds(i int) (lo, hi int64) {
+	if i < histExact {
+		return int64(i), int64(i)
+	}
+	e := (i-histExact)>>histSubBits + 1
+	m := int64((i-histExact)&(1<<histSubBits-1) + 1<<histSubBits)
+	return m << e, (m+1)<<e - 1
+}
+
+func (h *latencyHist) record(v int64) {
+	if v < 0 {
+		v = 0 // clocks of two hosts can disagree; a negative latency is 0, not garbage
+	}
+	h.counts[histIndex(v)]++
+	h.n++
+	h.sum += float64(v)
+	if v > h.max {
+		h.max = v
+	}
+}
+
+func (h *latencyHist) merge(o *latencyHist) {
+	if o == nil {
+		return
+	}
+	for i, c := range o.counts {
+		h.counts[i] += c
+	}
+	h.n += o.n
+	h.sum += o.sum
+	h.max = max(h.max, o.max)
+}
+
+// quantile returns the value at quantile q (0..1): the midpoint of the
+// bucket holding the q·n-th sample, never more than the true maximum.
+func (h *latencyHist) quantile(q float64) time.Duration {
+	if h.n == 0 {
+		return 0
+	}
+	rank := uint64(q*float64(h.n) + 0.5)
+	rank = min(max(rank, 1), h.n)
+	var seen uint64
+	for i, c := range h.counts {
+		seen += uint64(c)
+		if seen >= rank {
+			lo, hi := histBounds(i)
+			return time.Duration(min((lo+hi)/2, h.max))
+		}
+	}
+	return time.Duration(h.max)
+}
+
+func (h *latencyHist) mean() time.Duration {
+	if h.n == 0 {
+		return 0
+	}
+	return time.Duration(h.sum / float64(h.n))
+}

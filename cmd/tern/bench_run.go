@@ -1,0 +1,383 @@
+package main
+
+import (
+	"context"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// benchConnectConcurrency bounds handshakes in progress: unbounded, a few
+// thousand SYNs at once overflow the broker's accept backlog and the
+// retransmissions (1 s, 3 s) would be measured as connect latency.
+const benchConnectConcurrency = 100
+
+// benchRunner runs one scenario: connect, publish, drain, count.
+type benchRunner struct {
+	cfg    *benchConfig
+	plan   benchPlan
+	stderr io.Writer
+
+	mu       sync.Mutex // guards what follows
+	conns    []*benchConn
+	pubs     []*benchPub // by plan index; nil where connecting failed
+	subs     []*benchSub // likewise
+	connHist latencyHist
+	errs     map[string]int
+	failed   int
+
+	recvs []*benchRecv
+
+	connected atomic.Int64
+	phase     atomic.Value // string, for the progress line
+
+	// Timeline, for rates.
+	connStart, connEnd time.Time
+	pubStart, pubEnd   time.Time
+	drainEnd           time.Time
+}
+
+// benchRun runs cfg's scenario and returns its summary. It fails only for
+// what makes the run meaningless; failed connections are counted instead.
+func benchRun(ctx context.Context, cfg *benchConfig, stderr io.Writer) (*benchResult, error) {
+	plan := planBench(cfg)
+	r := &benchRunner{cfg: cfg, plan: plan, stderr: stderr, errs: map[string]int{},
+		pubs: make([]*benchPub, len(plan.pubs)), subs: make([]*benchSub, len(plan.subs))}
+	for _, rp := range plan.recvs {
+		r.recvs = append(r.recvs, newBenchRecv(rp))
+	}
+	// WebSocket connections live as long as this context.
+	connCtx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stop := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-connCtx.Done():
+			return
+		}
+		close(stop)
+	}()
+	stopProgress := r.progress()
+	defer stopProgress()
+	stopPinger := r.pinger()
+	defer stopPinger()
+
+	r.connStart = time.Now()
+	r.phase.Store("connecting")
+	// Subscribers first, so that they miss nothing from the first message.
+	r.connectAll(ctx, len(plan.subs), func(ctx context.Context, i int) error { return r.openSub(ctx, connCtx, i) })
+	r.connectAll(ctx, len(plan.idle), func(ctx context.Context, i int) error {
+		c, err := r.open(ctx, connCtx, plan.idle[i], benchBufIdle, benchBufIdle)
+		if err == nil {
+			c.start()
+		}
+		return err
+	})
+	r.connectAll(ctx, len(plan.pubs), func(ctx context.Context, i int) error { return r.openPub(ctx, connCtx, i) })
+	r.connEnd = time.Now()
+
+	r.phase.Store("running")
+	r.pubStart = time.Now()
+	switch {
+	case len(plan.pubs) > 0:
+		r.publish(stop)
+		r.phase.Store("draining")
+		r.drain(stop)
+	default: // conn and sub: hold (and receive) for -d, or until -n each (sub)
+		r.hold(stop)
+		r.pubEnd = time.Now()
+	}
+	r.drainEnd = time.Now()
+	r.phase.Store("closing")
+	stopProgress()
+	res := r.result() // before closing: lost connections are counted as lost
+	r.closeAll()
+	res.finish(r)
+	return res, nil
+}
+
+// connectAll opens n connections, at --connect-rate, at most
+// benchConnectConcurrency at a time, and waits for every attempt.
+func (r *benchRunner) connectAll(ctx context.Context, n int, open func(context.Context, int) error) {
+	var tick <-chan time.Time
+	if r.cfg.connectRate > 0 {
+		t := time.NewTicker(max(time.Duration(float64(time.Second)/r.cfg.connectRate), time.Millisecond))
+		defer t.Stop()
+		tick = t.C
+	}
+	sem := make(chan struct{}, benchConnectConcurrency)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range n {
+		for r.cfg.connectRate > 0 && int(r.cfg.connectRate*time.Since(start).Seconds())+1 <= i {
+			select {
+			case <-tick:
+			case <-ctx.Done():
+			}
+			if ctx.Err() != nil {
+				break
+			}
+		}
+		if ctx.Err() != nil {
+			r.fail(n-i, ctx.Err())
+			break
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := open(ctx, i); err != nil {
+				r.fail(1, err)
+			}
+			<-sem
+		}()
+	}
+	wg.Wait()
+}
+
+func (r *benchRunner) fail(n int, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.failed += n
+	r.errs[err.Error()] += n
+}
+
+// open dials, completes the handshake and records the connect latency.
+func (r *benchRunner) open(ctx, connCtx context.Context, id string, rbuf, wbuf int) (*benchConn, error) {
+	t0 := time.Now()
+	c, err := dialBench(ctx, connCtx, r.cfg, id, rbuf, wbuf)
+	if err != nil {
+		return nil, err
+	}
+	d := time.Since(t0)
+	r.mu.Lock()
+	r.connHist.record(int64(d))
+	r.conns = append(r.conns, c)
+	r.mu.Unlock()
+	r.connected.Add(1)
+	return c, nil
+}
+
+// openSub connects subscriber i and subscribes; the reader starts only
+// after the SUBACK, so that the handshake may use the codec.
+func (r *benchRunner) openSub(ctx, connCtx context.Context, i int) error {
+	p := r.plan.subs[i]
+	c, err := r.open(ctx, connCtx, p.id, benchBufBig, benchBufSmall)
+	if err != nil {
+		return err
+	}
+	s := &benchSub{runID: r.cfg.runID}
+	if p.recv >= 0 {
+		s.recv = r.recvs[p.recv]
+	}
+	c.sub = s
+	sctx, cancel := context.WithTimeout(ctx, benchDialTimeout)
+	defer cancel()
+	if err := c.subscribe(sctx, p.filter, byte(r.cfg.qos)); err != nil {
+		c.start() // so that close finds a reader to wait for
+		r.connected.Add(-1)
+		return err
+	}
+	c.start()
+	r.mu.Lock()
+	r.subs[i] = s
+	r.mu.Unlock()
+	return nil
+}
+
+func (r *benchRunner) openPub(ctx, connCtx context.Context, i int) error {
+	p := r.plan.pubs[i]
+	c, err := r.open(ctx, connCtx, p.id, benchBufSmall, benchBufBig)
+	if err != nil {
+		return err
+	}
+	pub, err := newBenchPub(c, r.cfg, i, p.topic)
+	c.start()
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.pubs[i] = pub
+	r.mu.Unlock()
+	return nil
+}
+
+// publish runs every connected publisher from one start time and waits
+// for them to finish (and to drain their windows).
+func (r *benchRunner) publish(stop <-chan struct{}) {
+	pace := benchPace{count: r.cfg.count, rate: r.cfg.rate, start: time.Now()}
+	if r.cfg.duration > 0 {
+		pace.deadline = pace.start.Add(r.cfg.duration)
+	}
+	r.pubStart = pace.start
+	var wg sync.WaitGroup
+	for _, p := range r.pubs {
+		if p == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = p.run(pace, stop, r.cfg.drain) // a lost connection is counted by result
+		}()
+	}
+	wg.Wait()
+	r.pubEnd = pace.start
+	for _, p := range r.pubs {
+		if p != nil && p.endSend.After(r.pubEnd) {
+			r.pubEnd = p.endSend
+		}
+	}
+}
+
+// drain waits until every receiver has what its publishers sent, or no
+// message arrived for --drain. It polls: the receivers' counts are
+// sharded over the readers and a poll every few milliseconds costs
+// nothing next to the traffic.
+func (r *benchRunner) drain(stop <-chan struct{}) {
+	if len(r.recvs) == 0 {
+		return
+	}
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	last, lastChange := r.receivedTotal(), time.Now()
+	for !r.complete() {
+		select {
+		case <-stop:
+			return
+		case now := <-t.C:
+			if n := r.receivedTotal(); n != last {
+				last, lastChange = n, now
+			} else if now.Sub(lastChange) >= r.cfg.drain {
+				return
+			}
+		}
+	}
+}
+
+// complete reports whether every receiver has every message sent to it.
+func (r *benchRunner) complete() bool {
+	for i, rc := range r.recvs {
+		if r.uniqueOf(rc) < r.expectedOf(i) {
+			return false
+		}
+	}
+	return true
+}
+
+func (r *benchRunner) uniqueOf(rc *benchRecv) uint64 {
+	var n uint64
+	for i := range rc.trackers {
+		n += rc.trackers[i].count()
+	}
+	return n
+}
+
+// expectedOf is what receiver i should have: everything its publishers sent.
+func (r *benchRunner) expectedOf(i int) uint64 {
+	p := r.plan.recvs[i]
+	var n uint64
+	for _, pub := range r.pubs[p.pubFirst : p.pubFirst+p.pubN] {
+		if pub != nil {
+			n += pub.sent.Load()
+		}
+	}
+	return n
+}
+
+func (r *benchRunner) receivedTotal() uint64 {
+	var n uint64
+	for _, s := range r.subs {
+		if s != nil {
+			n += s.received.Load()
+		}
+	}
+	return n
+}
+
+// hold keeps the connections (receiving, for sub) for -d, until every
+// subscriber has -n messages (sub), or until stop.
+func (r *benchRunner) hold(stop <-chan struct{}) {
+	var deadline <-chan time.Time
+	if r.cfg.duration > 0 {
+		t := time.NewTimer(r.cfg.duration)
+		defer t.Stop()
+		deadline = t.C
+	}
+	var poll <-chan time.Time
+	if r.cfg.count > 0 && len(r.subs) > 0 {
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		poll = t.C
+	} else if deadline == nil {
+		return
+	}
+	for {
+		select {
+		case <-deadline:
+			return
+		case <-stop:
+			return
+		case <-poll:
+			done := true
+			for _, s := range r.subs {
+				if s != nil && s.received.Load() < uint64(r.cfg.count) {
+					done = false
+				}
+			}
+			if done {
+				return
+			}
+		}
+	}
+}
+
+// pinger sends PINGREQ on every connection each half keep-alive: idle
+// connections (conn scenario, quiet subscribers) must not time out.
+func (r *benchRunner) pinger() (stop func()) {
+	if r.cfg.keepAlive == 0 {
+		return func() {}
+	}
+	quit := make(chan struct{})
+	t := time.NewTicker(time.Duration(r.cfg.keepAlive) * time.Second / 2)
+	go func() {
+		defer t.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-t.C:
+				r.mu.Lock()
+				conns := append([]*benchConn(nil), r.conns...)
+				r.mu.Unlock()
+				for _, c := range conns {
+					c.ping()
+				}
+			}
+		}
+	}()
+	var once sync.Once
+	return func() { once.Do(func() { close(quit) }) }
+}
+
+// closeAll disconnects every connection and waits for its reader.
+func (r *benchRunner) closeAll() {
+	r.mu.Lock()
+	conns := r.conns
+	r.conns = nil
+	r.mu.Unlock()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, benchConnectConcurrency)
+	for _, c := range conns {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.close()
+			<-sem
+		}()
+	}
+	wg.Wait()
+}
