@@ -81,19 +81,7 @@ type mosquittoProc struct {
 
 func startMosquittoPersistent(t *testing.T) *mosquittoProc {
 	t.Helper()
-	bin, err := exec.LookPath("mosquitto")
-	if err != nil {
-		if bin, err = exec.LookPath("/usr/sbin/mosquitto"); err != nil {
-			t.Fatal("mosquitto not found: install the mosquitto package (make test does)")
-		}
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	_, port, _ := net.SplitHostPort(addr)
+	bin, addr, port := mosquittoBinAndPort(t)
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "mosquitto.conf")
 	// Run as ourselves: mosquitto started as root would switch to the

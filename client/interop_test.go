@@ -20,19 +20,7 @@ import (
 // address.
 func startMosquitto(t *testing.T) string {
 	t.Helper()
-	bin, err := exec.LookPath("mosquitto")
-	if err != nil {
-		if bin, err = exec.LookPath("/usr/sbin/mosquitto"); err != nil {
-			t.Fatal("mosquitto not found: install the mosquitto package (make test does)")
-		}
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	_, port, _ := net.SplitHostPort(addr)
+	bin, addr, port := mosquittoBinAndPort(t)
 	conf := filepath.Join(t.TempDir(), "mosquitto.conf")
 	if err := os.WriteFile(conf, []byte(fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\n", port)), 0o600); err != nil {
 		t.Fatal(err)
@@ -116,4 +104,23 @@ func TestInteropMosquitto(t *testing.T) {
 			}
 		})
 	}
+}
+
+// mosquittoBinAndPort finds the mosquitto binary and a free loopback port.
+func mosquittoBinAndPort(t *testing.T) (bin, addr, port string) {
+	t.Helper()
+	bin, err := exec.LookPath("mosquitto")
+	if err != nil {
+		if bin, err = exec.LookPath("/usr/sbin/mosquitto"); err != nil {
+			t.Fatal("mosquitto not found: install the mosquitto package (make test does)")
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr = ln.Addr().String()
+	ln.Close()
+	_, port, _ = net.SplitHostPort(addr)
+	return bin, addr, port
 }

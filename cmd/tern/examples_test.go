@@ -4,15 +4,12 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/coder/websocket"
 
@@ -80,33 +77,6 @@ func (e *examplesEnv) load(t *testing.T, name string) Config {
 	return cfg
 }
 
-// serveExample runs cfg and returns the addresses of its listeners.
-func serveExample(t *testing.T, cfg Config) []net.Addr {
-	opts, err := brokerOptions(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	addrc := make(chan []net.Addr, 1)
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, opts, func(a []net.Addr) { addrc <- a }, nil) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	select {
-	case a := <-addrc:
-		return a
-	case err := <-done:
-		t.Fatalf("serve: %v", err)
-	case <-time.After(mt.Timeout):
-		t.Fatal("serve did not start")
-	}
-	return nil
-}
-
 // TestExamples: every listener of every example configuration takes a
 // client of its kind.
 func TestExamples(t *testing.T) {
@@ -150,7 +120,7 @@ func TestExamples(t *testing.T) {
 		{"unix.yaml", []func(net.Addr) (net.Conn, error){dialTCP}},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
-			addrs := serveExample(t, e.load(t, tc.file))
+			addrs := serveAll(t, e.load(t, tc.file), nil)
 			if len(addrs) != len(tc.dials) {
 				t.Fatalf("%d listeners, want %d", len(addrs), len(tc.dials))
 			}
@@ -174,7 +144,7 @@ func TestExamples(t *testing.T) {
 // from the password file, topics from the ACL.
 func TestSecureExample(t *testing.T) {
 	e := newExamplesEnv(t)
-	addr := serveExample(t, e.load(t, "secure.yaml"))[0].String()
+	addr := serveAll(t, e.load(t, "secure.yaml"), nil)[0].String()
 	dial := func(t *testing.T) *mt.Raw {
 		nc, err := tls.Dial("tcp", addr, e.pki.ClientConfig())
 		if err != nil {

@@ -93,6 +93,13 @@ func startServe(t *testing.T, cfg Config) string {
 // startServeWith is startServe with a reloader.
 func startServeWith(t *testing.T, cfg Config, rl *reloader) string {
 	t.Helper()
+	return serveAll(t, cfg, rl)[0].String()
+}
+
+// serveAll runs serve with cfg until the test ends and returns every
+// listener's address.
+func serveAll(t *testing.T, cfg Config, rl *reloader) []net.Addr {
+	t.Helper()
 	if cfg.Storage.DataDir == defaultConfig().Storage.DataDir {
 		cfg.Storage.DataDir = t.TempDir()
 	}
@@ -101,9 +108,9 @@ func startServeWith(t *testing.T, cfg Config, rl *reloader) string {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	addrc := make(chan string, 1)
+	addrc := make(chan []net.Addr, 1)
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, opts, func(a []net.Addr) { addrc <- a[0].String() }, rl) }()
+	go func() { done <- serve(ctx, cfg, opts, func(a []net.Addr) { addrc <- a }, rl) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -118,7 +125,7 @@ func startServeWith(t *testing.T, cfg Config, rl *reloader) string {
 	case <-time.After(mt.Timeout):
 		t.Fatal("serve did not start")
 	}
-	return ""
+	return nil
 }
 
 func TestServeUsersFromConfig(t *testing.T) {
