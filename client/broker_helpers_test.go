@@ -3,15 +3,9 @@ package client
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"os"
-	"os/exec"
-	"os/user"
-	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
@@ -67,68 +61,6 @@ func (r *restartBroker) stop() {
 func (r *restartBroker) restart() {
 	r.stop()
 	r.start()
-}
-
-// mosquittoProc is a mosquitto broker with persistence that can be
-// restarted on the same port: SIGTERM makes it save its state.
-type mosquittoProc struct {
-	t    *testing.T
-	bin  string
-	conf string
-	addr string
-	cmd  *exec.Cmd
-}
-
-func startMosquittoPersistent(t *testing.T) *mosquittoProc {
-	t.Helper()
-	bin, addr, port := mosquittoBinAndPort(t)
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "mosquitto.conf")
-	// Run as ourselves: mosquitto started as root would switch to the
-	// mosquitto user, who cannot write to our temporary directory.
-	me, err := user.Current()
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location %s/\nuser %s\n",
-		port, dir, me.Username)
-	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	m := &mosquittoProc{t: t, bin: bin, conf: conf, addr: addr}
-	m.start()
-	t.Cleanup(func() {
-		if m.cmd != nil {
-			m.cmd.Process.Kill()
-			m.cmd.Wait()
-		}
-	})
-	return m
-}
-
-func (m *mosquittoProc) start() {
-	m.t.Helper()
-	m.cmd = exec.Command(m.bin, "-c", m.conf)
-	if err := m.cmd.Start(); err != nil {
-		m.t.Fatal(err)
-	}
-	for deadline := time.Now().Add(5 * time.Second); ; {
-		c, err := net.Dial("tcp", m.addr)
-		if err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			m.t.Fatalf("mosquitto did not listen on %s: %v", m.addr, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func (m *mosquittoProc) restart() {
-	m.cmd.Process.Signal(syscall.SIGTERM)
-	m.cmd.Wait()
-	m.start()
 }
 
 // newTestSession starts a Session and closes it when the test ends.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"time"
 
 	"github.com/ternmq/tern/broker"
 	"github.com/ternmq/tern/client"
@@ -75,7 +76,7 @@ func ExampleSession() {
 			Properties: packet.Properties{SessionExpiry: new(uint32(3600))},
 			OnMessage:  func(p *packet.Publish) { got <- string(p.Payload) },
 		},
-		Backoff:   client.Backoff{Min: 100e6, Max: 10e9}, // 100 ms to 10 s
+		Backoff:   client.Backoff{Min: 100 * time.Millisecond, Max: 10 * time.Second},
 		MaxQueued: 10000,
 		OnConnect: func(ca *packet.Connack) { fmt.Println("connected, session present:", ca.SessionPresent) },
 	})

@@ -1,53 +1,20 @@
 package client
 
 // Interoperability with the Eclipse Mosquitto broker (Debian package
-// mosquitto), a server we did not write. It fails when mosquitto is missing.
+// mosquitto), a server we did not write.
 
 import (
 	"context"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
+	mt "github.com/ternmq/tern/internal/mqtttest"
 	"github.com/ternmq/tern/packet"
 )
 
-// startMosquitto runs mosquitto on a free loopback port and returns its
-// address.
-func startMosquitto(t *testing.T) string {
-	t.Helper()
-	bin, addr, port := mosquittoBinAndPort(t)
-	conf := filepath.Join(t.TempDir(), "mosquitto.conf")
-	if err := os.WriteFile(conf, []byte(fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\n", port)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-c", conf)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	for deadline := time.Now().Add(5 * time.Second); ; {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-			return addr
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("mosquitto did not listen on %s: %v", addr, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func TestInteropMosquitto(t *testing.T) {
-	addr := startMosquitto(t)
+	addr := mt.StartMosquitto(t, false).Addr
 	for _, tv := range versions {
 		t.Run(tv.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -104,23 +71,4 @@ func TestInteropMosquitto(t *testing.T) {
 			}
 		})
 	}
-}
-
-// mosquittoBinAndPort finds the mosquitto binary and a free loopback port.
-func mosquittoBinAndPort(t *testing.T) (bin, addr, port string) {
-	t.Helper()
-	bin, err := exec.LookPath("mosquitto")
-	if err != nil {
-		if bin, err = exec.LookPath("/usr/sbin/mosquitto"); err != nil {
-			t.Fatal("mosquitto not found: install the mosquitto package (make test does)")
-		}
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr = ln.Addr().String()
-	ln.Close()
-	_, port, _ = net.SplitHostPort(addr)
-	return bin, addr, port
 }

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	mt "github.com/ternmq/tern/internal/mqtttest"
 	"github.com/ternmq/tern/packet"
 )
 
@@ -125,8 +126,8 @@ func TestSessionNoLossTernRestart(t *testing.T) {
 func TestSessionNoLossMosquittoRestart(t *testing.T) {
 	for _, tv := range versions[1:] {
 		t.Run(tv.name, func(t *testing.T) {
-			m := startMosquittoPersistent(t)
-			testNoLoss(t, m.addr, tv.v, m.restart)
+			m := mt.StartMosquitto(t, true)
+			testNoLoss(t, m.Addr, tv.v, m.Restart)
 		})
 	}
 }
@@ -178,7 +179,7 @@ func TestSessionOfflineQueue(t *testing.T) {
 			if name == "tern" {
 				addr = startRestartBroker(t).addr
 			} else {
-				addr = startMosquitto(t)
+				addr = mt.StartMosquitto(t, false).Addr
 			}
 			got := collect(t, addr, packet.V5, "offline/#")
 			online := make(chan struct{})

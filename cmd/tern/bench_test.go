@@ -393,3 +393,27 @@ func TestBenchDurationDeliversAll(t *testing.T) {
 		})
 	}
 }
+
+// The counts hold against a broker we did not write: Debian's mosquitto.
+func TestBenchAgainstMosquitto(t *testing.T) {
+	addr := mt.StartMosquitto(t, false).Addr
+	cases := []struct {
+		name string
+		args []string
+		want benchWant
+	}{
+		{"fanout QoS 1", []string{"fanout", "-c", "4", "-n", "200", "-q", "1"},
+			benchWant{conns: 5, sent: 200, acked: 200, received: 800, expected: 800}},
+		{"fanin QoS 2 v5", []string{"fanin", "-c", "3", "-n", "100", "-q", "2", "-V", "5"},
+			benchWant{conns: 4, sent: 300, acked: 300, received: 300, expected: 300}},
+		{"p2p QoS 0", []string{"p2p", "-c", "2", "-n", "100", "-r", "1000"},
+			benchWant{conns: 4, sent: 200, received: 200, expected: 200}},
+		{"conn", []string{"conn", "-c", "20", "-d", "1ms"},
+			benchWant{conns: 20, noExpectation: true}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			checkBench(t, runBenchJSON(t, addr, tc.args...), tc.want)
+		})
+	}
+}
