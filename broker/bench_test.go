@@ -157,3 +157,34 @@ func BenchmarkEndToEnd(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 }
+
+// BenchmarkConnect measures one connection's life over loopback TCP:
+// dial, CONNECT, CONNACK, DISCONNECT, close, one after another.
+func BenchmarkConnect(b *testing.B) {
+	br, err := New(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go br.Serve(ln)
+	defer br.Close()
+	connect, _ := (&packet.Connect{ProtocolLevel: 4, ClientID: "c", CleanStart: true}).Append(nil, 4)
+	disconnect, _ := (&packet.Disconnect{}).Append(nil, 4)
+	msg := append(connect, disconnect...)
+	ack := make([]byte, 4)
+	b.ReportAllocs()
+	for b.Loop() {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			b.Fatal(err)
+		}
+		c.Write(msg)
+		if _, err := io.ReadFull(c, ack); err != nil || ack[0] != 0x20 || ack[3] != 0 {
+			b.Fatalf("CONNACK %x: %v", ack, err)
+		}
+		c.Close()
+	}
+}

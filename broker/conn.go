@@ -180,6 +180,10 @@ func (c *conn) run() error {
 			return err
 		}
 		if c.disconnected {
+			// What is queued goes out before the close: a client may send
+			// DISCONNECT right behind CONNECT or PUBLISH without waiting
+			// for their answers (MQTT 3.1.4).
+			c.finish(nil)
 			return nil
 		}
 		if o := c.b.opts(); o.MessageRate > 0 || o.ByteRate > 0 {

@@ -341,3 +341,29 @@ func TestV5DisconnectReason(t *testing.T) {
 		})
 	}
 }
+
+// TestPipelinedDisconnect: a client that sends CONNECT, a QoS 1 PUBLISH
+// and DISCONNECT in one write, without waiting, still gets the CONNACK and
+// the PUBACK before the server closes the connection.
+func TestPipelinedDisconnect(t *testing.T) {
+	mt.Versions(t, func(t *testing.T, v byte) {
+		b := mt.StartBroker(t, broker.Options{})
+		c := mt.Dial(t, b.Addr, v)
+		var out []byte
+		for _, p := range []packet.Packet{
+			&packet.Connect{ProtocolLevel: v, ClientID: "pipelined", CleanStart: true},
+			&packet.Publish{Topic: "p", QoS: 1, PacketID: 7, Payload: []byte("x")},
+			&packet.Disconnect{},
+		} {
+			var err error
+			if out, err = p.Append(out, v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c.SendBytes(out)
+		got := c.ExpectClosed(mt.Timeout)
+		if len(got) != 2 || got[0].Type() != packet.CONNACK || got[1].Type() != packet.PUBACK {
+			t.Fatalf("got %v before the close, want CONNACK and PUBACK", got)
+		}
+	})
+}
