@@ -15,12 +15,13 @@ const minAliasTopic = 4
 // up an alias is written before the packets that use it.
 type aliasOut struct {
 	max     uint16            // the server's Topic Alias Maximum
+	maxSize uint32            // the server's Maximum Packet Size; 0: none
 	byTopic map[string]uint16 // aliases set up on this connection
 	seen    map[string]bool   // topics published once, candidates
 }
 
-func newAliasOut(max uint16) *aliasOut {
-	return &aliasOut{max: max, byTopic: make(map[string]uint16), seen: make(map[string]bool)}
+func newAliasOut(max uint16, maxSize uint32) *aliasOut {
+	return &aliasOut{max: max, maxSize: maxSize, byTopic: make(map[string]uint16), seen: make(map[string]bool)}
 }
 
 // apply returns the packet to send for p: p itself, or a copy using an
@@ -48,6 +49,11 @@ func (a *aliasOut) apply(p *packet.Publish) (out *packet.Publish, commit func())
 			}
 			a.seen[p.Topic] = true
 		}
+	}
+	if a.maxSize != 0 && uint64(p.Size(packet.V5))+3 > uint64(a.maxSize) {
+		// [MQTT-3.2.2-15] the Topic Alias property (3 bytes) would take
+		// the packet that sets it up past the server's maximum.
+		return p, nil
 	}
 	// [MQTT-3.3.2-8] aliases from 1 to the server's maximum.
 	n := uint16(len(a.byTopic) + 1)

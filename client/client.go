@@ -36,6 +36,7 @@ type Client struct {
 	quota           chan struct{} // a slot per outbound QoS 1/2 PUBLISH in flight
 	inMaxSize       uint32        // ours, passed to ReadPacket; 0: no limit
 	aliasMax        uint16        // our Topic Alias Maximum
+	serverAliasMax  uint16        // the server's Topic Alias Maximum
 
 	mu            sync.Mutex
 	nextID        uint16
@@ -190,6 +191,10 @@ func (c *Client) handshake(ctx context.Context) error {
 	if ca.ReasonCode != packet.Success {
 		return &ConnectError{Version: c.version, Connack: ca}
 	}
+	if c.version == packet.V5 && c.opts.CleanStart && ca.SessionPresent {
+		// [MQTT-3.2.2-4] we have no session state: close.
+		return fmt.Errorf("client: connect: Session Present after Clean Start: %w", packet.ProtocolError)
+	}
 	c.connack = ca
 	return nil
 }
@@ -219,8 +224,11 @@ func (c *Client) start() {
 		if p.RetainAvailable != nil {
 			c.retainAvailable = *p.RetainAvailable != 0
 		}
-		if p.TopicAliasMaximum != nil && *p.TopicAliasMaximum > 0 && !c.opts.NoTopicAliases {
-			c.w.setAliases(*p.TopicAliasMaximum)
+		if p.TopicAliasMaximum != nil {
+			c.serverAliasMax = *p.TopicAliasMaximum
+		}
+		if c.serverAliasMax > 0 && !c.opts.NoTopicAliases {
+			c.w.setAliases(c.serverAliasMax, c.maxPacketSize)
 		}
 	}
 	if !c.resumed() {
@@ -343,6 +351,17 @@ func (c *Client) checkPublish(p *packet.Publish) error {
 	if !(p.Topic == "" && c.version == packet.V5 && p.Properties.TopicAlias != nil) {
 		if err := topic.ValidateName(p.Topic); err != nil {
 			return fmt.Errorf("client: publish: %w", err)
+		}
+	}
+	if a := p.Properties.TopicAlias; a != nil && c.version == packet.V5 {
+		// [MQTT-3.3.2-9] at most the server's Topic Alias Maximum; and
+		// not mixed with the aliases the writer assigns, which would
+		// reuse the caller's numbers for other topics.
+		if c.w.aliases != nil {
+			return errors.New("client: publish: set Options.NoTopicAliases to manage topic aliases yourself")
+		}
+		if *a == 0 || *a > c.serverAliasMax {
+			return fmt.Errorf("client: publish: topic alias %d, server maximum %d: %w", *a, c.serverAliasMax, packet.TopicAliasInvalid)
 		}
 	}
 	if p.QoS > c.maxQoS {
@@ -497,10 +516,17 @@ func (c *Client) send(p packet.Packet) error {
 // and the DISCONNECT follows that message's acknowledgement when the call
 // returns; wait on Done to know the connection has ended.
 func (c *Client) Disconnect() error {
+	_, err := c.disconnectOrDefer()
+	return err
+}
+
+// disconnectOrDefer is Disconnect; deferred reports that an OnMessage call
+// is in progress and the DISCONNECT follows it.
+func (c *Client) disconnectOrDefer() (deferred bool, err error) {
 	if c.inbox.stop(true) {
-		return nil
+		return true, nil
 	}
-	return c.disconnect()
+	return false, c.disconnect()
 }
 
 // disconnect sends DISCONNECT and closes.

@@ -16,7 +16,9 @@ import (
 func TestConnectSendsOptions(t *testing.T) {
 	for _, tv := range versions {
 		t.Run(tv.name, func(t *testing.T) {
-			s := newFakeServer(t, tv.v, &packet.Connack{SessionPresent: tv.v != packet.V31})
+			// Session Present is passed through (3.1.1); a v5 client that
+			// started clean refuses it [MQTT-3.2.2-4].
+			s := newFakeServer(t, tv.v, &packet.Connack{SessionPresent: tv.v == packet.V311})
 			c := s.connect(Options{
 				ClientID:    "id-1",
 				KeepAlive:   90 * time.Second,
@@ -39,7 +41,7 @@ func TestConnectSendsOptions(t *testing.T) {
 			if w := cp.Will; w == nil || w.Topic != "will/t" || string(w.Payload) != "gone" || w.QoS != 1 || !w.Retain {
 				t.Errorf("CONNECT will = %+v", cp.Will)
 			}
-			if got := c.Connack().SessionPresent; got != (tv.v != packet.V31) {
+			if got := c.Connack().SessionPresent; got != (tv.v == packet.V311) {
 				t.Errorf("SessionPresent = %v", got)
 			}
 			if c.Err() != nil {

@@ -67,7 +67,23 @@ func (d *DirStore) Put(m StoredMessage) error {
 	if err := os.Rename(tmp, final); err != nil {
 		return fmt.Errorf("client: store: %w", err)
 	}
+	// The rename is durable only once the directory is.
+	if err := syncDir(d.dir); err != nil {
+		return fmt.Errorf("client: store: %w", err)
+	}
 	return nil
+}
+
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 func writeSync(name string, b []byte) error {

@@ -13,11 +13,12 @@ type inbox struct {
 	mu         sync.Mutex
 	cond       sync.Cond // signalled on push, end and stop; L is &mu
 	q          []*packet.Publish
-	head       int  // q[head:] is waiting
-	stopped    bool // Close or Disconnect: no further OnMessage calls
-	ended      bool // the reader has returned: nothing more will come
-	busy       bool // an OnMessage call is in progress
-	disconnect bool // Disconnect came during that call: send DISCONNECT after it
+	head       int             // q[head:] is waiting
+	stopped    bool            // Close or Disconnect: no further OnMessage calls
+	ended      bool            // the reader has returned: nothing more will come
+	busy       bool            // an OnMessage call is in progress
+	disconnect bool            // Disconnect came during that call: send DISCONNECT after it
+	cur        *packet.Publish // the message of the call in progress
 }
 
 func (b *inbox) init() { b.cond.L = &b.mu }
@@ -70,7 +71,7 @@ func (b *inbox) next() (p *packet.Publish, ok bool) {
 	if b.head == len(b.q) {
 		b.q, b.head = b.q[:0], 0
 	}
-	b.busy = true
+	b.busy, b.cur = true, p
 	return p, true
 }
 
@@ -79,7 +80,7 @@ func (b *inbox) next() (p *packet.Publish, ok bool) {
 func (b *inbox) done() (disconnect bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.busy = false
+	b.busy, b.cur = false, nil
 	disconnect, b.disconnect = b.disconnect, false
 	return disconnect
 }
@@ -88,6 +89,11 @@ func (b *inbox) done() (disconnect bool) {
 // handler returns.
 func (c *Client) deliverLoop() {
 	defer c.wg.Done()
+	if c.opts.after != nil {
+		// A Session's previous connection may still be delivering: one
+		// goroutine at a time, in order.
+		<-c.opts.after
+	}
 	for {
 		p, ok := c.inbox.next()
 		if !ok {
@@ -102,4 +108,27 @@ func (c *Client) deliverLoop() {
 			_ = c.disconnect()
 		}
 	}
+}
+
+// receivedAfter is the inbound QoS 2 state for a Session's next connection,
+// once the reader has returned: the ids of the messages handed to the
+// application or still to be (delivery goes on after a loss unless Close or
+// Disconnect stopped it), so that a resend is acknowledged, not delivered.
+func (c *Client) receivedAfter() map[uint16]bool {
+	c.inbox.mu.Lock()
+	defer c.inbox.mu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	next := make(map[uint16]bool, len(c.received))
+	for id, acked := range c.received {
+		if acked || !c.inbox.stopped {
+			next[id] = true
+		}
+	}
+	if p := c.inbox.cur; p != nil && p.QoS == 2 {
+		if _, ok := c.received[p.PacketID]; ok {
+			next[p.PacketID] = true
+		}
+	}
+	return next
 }

@@ -91,6 +91,7 @@ type Options struct {
 	router   *Router         // handlers; nil: the Client's own
 	received map[uint16]bool // inbound QoS 2 ids, as Client.received
 	reserved []uint16        // packet ids of the session's unfinished publishes
+	after    <-chan struct{} // delivery starts once it is closed: the previous connection's Done
 }
 
 // normalize fills in defaults and checks what the server would only refuse

@@ -34,7 +34,7 @@ type requester struct {
 // returns the first message on the response topic carrying that
 // Correlation Data. base is the Response Information from the CONNACK,
 // if any.
-func (r *requester) request(ctx context.Context, conn requestConn, version byte, base string, p *packet.Publish) (*packet.Publish, error) {
+func (r *requester) request(ctx context.Context, conn requestConn, closed <-chan struct{}, version byte, base string, p *packet.Publish) (*packet.Publish, error) {
 	if version != packet.V5 {
 		return nil, errors.New("client: request/response needs MQTT 5")
 	}
@@ -63,6 +63,8 @@ func (r *requester) request(ctx context.Context, conn requestConn, version byte,
 		return resp, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	case <-closed:
+		return nil, ErrClosed
 	}
 }
 
@@ -120,7 +122,7 @@ func (c *Client) Request(ctx context.Context, topic string, payload []byte) (*pa
 // RequestPublish is Request for a message of the caller's making (QoS,
 // user properties, content type).
 func (c *Client) RequestPublish(ctx context.Context, p *packet.Publish) (*packet.Publish, error) {
-	return c.req.request(ctx, c, c.version, c.connack.Properties.ResponseInfo, p)
+	return c.req.request(ctx, c, c.closed, c.version, c.connack.Properties.ResponseInfo, p)
 }
 
 // Request is Client.Request over the Session: the response subscription is
@@ -135,7 +137,7 @@ func (s *Session) RequestPublish(ctx context.Context, p *packet.Publish) (*packe
 	if err != nil {
 		return nil, err
 	}
-	return s.req.request(ctx, s, s.opts.Version, c.connack.Properties.ResponseInfo, p)
+	return s.req.request(ctx, s, s.done, s.opts.Version, c.connack.Properties.ResponseInfo, p)
 }
 
 // NewResponse returns the response to a v5 request: a QoS 1 message to

@@ -75,22 +75,24 @@ type Session struct {
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the connection loop has returned
 
-	mu        sync.Mutex
-	queue     []*outMsg     // unfinished publishes, in seq order
-	nextSeq   uint64        // the next message's seq
-	emptied   chan struct{} // closed while queue is empty
-	wake      chan struct{} // capacity 1: the sender has something to do
-	client    *Client       // the connection, nil while there is none
-	up        chan struct{} // closed while client is set
-	subs      []*subRecord  // subscriptions to make again for a new session
-	closing   bool          // Disconnect or Close: Publish is refused
-	stopping  bool          // the connection loop ends at the next loss
-	endConn   func(*Client) // how stop ends the connection: Disconnect or Close
-	err       error         // why the Session ended
-	clientID  string
-	cleanLast bool            // the last connection started clean: the server dropped that session when it ended
-	received  map[uint16]bool // inbound QoS 2 ids; the connection's while one runs
-	req       requester
+	mu         sync.Mutex
+	queue      []*outMsg          // unfinished publishes, in seq order
+	nextSeq    uint64             // the next message's seq
+	emptied    chan struct{}      // closed while queue is empty
+	wake       chan struct{}      // capacity 1: the sender has something to do
+	client     *Client            // the connection, nil while there is none
+	up         chan struct{}      // closed while client is set
+	subs       []*subRecord       // subscriptions to make again for a new session
+	closing    bool               // Disconnect or Close: Publish is refused
+	stopping   bool               // the connection loop ends at the next loss
+	endConn    func(*Client) bool // how stop ends the connection: Disconnect or Close
+	err        error              // why the Session ended
+	clientID   string
+	cleanLast  bool            // the last connection started clean: the server dropped that session when it ended
+	received   map[uint16]bool // inbound QoS 2 ids; the connection's while one runs
+	prevDone   <-chan struct{} // the last connection's Done: its handlers may still run
+	inCallback bool            // the connection loop is in OnConnect, OnConnectError or OnConnectionLost
+	req        requester
 }
 
 // outMsg is a publish in the Session's queue.
@@ -174,7 +176,10 @@ func (s *Session) awaitClient(ctx context.Context) (*Client, error) {
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-s.done:
-			return nil, s.Err()
+			if err := s.Err(); err != nil {
+				return nil, err
+			}
+			return nil, ErrClosed // after Disconnect: Err is nil
 		}
 	}
 }
@@ -220,6 +225,18 @@ func (s *Session) Publish(ctx context.Context, p *packet.Publish) error {
 	}
 	pp := *p
 	pp.Payload = append([]byte(nil), p.Payload...)
+	// The message outlives Publish (ctx, reconnects): own what the caller
+	// may reuse.
+	pr := &pp.Properties
+	pr.CorrelationData = slices.Clone(pr.CorrelationData)
+	pr.User = slices.Clone(pr.User)
+	pr.SubscriptionIDs = slices.Clone(pr.SubscriptionIDs)
+	if pr.PayloadFormat != nil {
+		pr.PayloadFormat = ptrTo(*pr.PayloadFormat)
+	}
+	if pr.MessageExpiry != nil {
+		pr.MessageExpiry = ptrTo(*pr.MessageExpiry)
+	}
 	pp.Dup, pp.PacketID = false, 0
 	m := &outMsg{p: &pp, done: make(chan error, 1)}
 
@@ -255,6 +272,8 @@ func (s *Session) Publish(ctx context.Context, p *packet.Publish) error {
 		return ctx.Err()
 	}
 }
+
+func ptrTo[T any](v T) *T { return &v }
 
 func validTopic(name string) error {
 	if err := topic.ValidateName(name); err != nil {
@@ -370,8 +389,6 @@ func (s *Session) Unsubscribe(ctx context.Context, filters ...string) (*packet.U
 func (s *Session) Disconnect(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing = true
-	s.mu.Unlock()
-	s.mu.Lock()
 	emptied := s.emptied
 	s.mu.Unlock()
 	var err error
@@ -381,21 +398,29 @@ func (s *Session) Disconnect(ctx context.Context) error {
 		err = fmt.Errorf("client: disconnect with messages unsent: %w", ctx.Err())
 	case <-s.done:
 	}
-	s.stop(nil, func(c *Client) { c.Disconnect() })
+	s.stop(nil, func(c *Client) bool {
+		deferred, _ := c.disconnectOrDefer()
+		return !deferred
+	})
 	return err
 }
 
 // Close ends the Session at once: the connection closes without
 // DISCONNECT (the server publishes the will) and waiting publishes fail
 // with ErrClosed; with a Store their messages stay in it.
+//
+// Close and Disconnect return once the Session has ended, except while a
+// handler or one of the On* callbacks runs (they may be the caller): then
+// they return at once, and Done tells when it has ended.
 func (s *Session) Close() error {
-	s.stop(ErrClosed, func(c *Client) { c.Close() })
+	s.stop(ErrClosed, func(c *Client) bool { c.Close(); return true })
 	return nil
 }
 
 // stop ends the connection loop, with end for the connection, and waits
-// for it.
-func (s *Session) stop(err error, end func(*Client)) {
+// for it unless called from the loop's own callbacks or end reports that a
+// handler in progress delays it (it may be the caller).
+func (s *Session) stop(err error, end func(*Client) bool) {
 	s.mu.Lock()
 	s.closing = true
 	first := !s.stopping
@@ -405,10 +430,26 @@ func (s *Session) stop(err error, end func(*Client)) {
 		s.endConn = end
 	}
 	c := s.client
+	wait := !s.inCallback
 	s.mu.Unlock()
 	s.cancel()
-	if c != nil && first {
-		end(c)
+	if c != nil && first && !end(c) {
+		wait = false
 	}
-	<-s.done
+	if wait {
+		<-s.done
+	}
+}
+
+// callback runs f, one of the callbacks, on the connection loop.
+func (s *Session) callback(f func()) {
+	s.mu.Lock()
+	s.inCallback = true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.inCallback = false
+		s.mu.Unlock()
+	}()
+	f()
 }

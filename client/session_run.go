@@ -36,7 +36,7 @@ func (s *Session) run() {
 				return
 			}
 			if f := s.opts.OnConnectError; f != nil {
-				f(err)
+				s.callback(func() { f(err) })
 			}
 			if !sleepCtx(s.ctx, s.opts.Backoff.Delay(attempt)) {
 				return
@@ -50,7 +50,7 @@ func (s *Session) run() {
 			return
 		}
 		if f := s.opts.OnConnectionLost; f != nil {
-			f(lost)
+			s.callback(func() { f(lost) })
 		}
 		if !sleepCtx(s.ctx, s.opts.Backoff.Delay(0)) {
 			return
@@ -71,6 +71,7 @@ func (s *Session) connect(first bool) (*Client, error) {
 		clear(s.received)
 	}
 	o.received = s.received
+	o.after = s.prevDone
 	for _, m := range s.queue {
 		if m.id != 0 {
 			o.reserved = append(o.reserved, m.id)
@@ -119,6 +120,13 @@ func (s *Session) serve(c *Client, cleanBefore bool) error {
 			c.Close()
 		}
 	}
+	// The queue goes out from here on, so that OnConnect may publish;
+	// what it publishes is queued after what was waiting.
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		s.sendLoop(c)
+	}()
 	if !c.ended() {
 		s.mu.Lock()
 		stopping := s.stopping
@@ -132,15 +140,13 @@ func (s *Session) serve(c *Client, cleanBefore bool) error {
 			// connection to end.
 			s.endConn(c)
 		} else if f := s.opts.OnConnect; f != nil {
-			f(c.Connack())
+			s.callback(func() { f(c.Connack()) })
 		}
 	}
-	sent := make(chan struct{})
-	go func() {
-		defer close(sent)
-		s.sendLoop(c)
-	}()
-	<-c.Done()
+	// Not c.Done: a handler still running may be waiting for the next
+	// connection (a Publish through the Session). The next connection
+	// delivers once c's handlers are done.
+	<-c.readerDone
 	<-sent
 	s.mu.Lock()
 	if s.client == c {
@@ -148,15 +154,8 @@ func (s *Session) serve(c *Client, cleanBefore bool) error {
 		s.up = make(chan struct{})
 	}
 	stopping := s.stopping
-	// c and its goroutines are done: its received ids are ours again.
-	// Those not yet acknowledged were never handed to the application
-	// (delivery stopped), so a resend must be delivered.
-	s.received = c.received
-	for id, acked := range s.received {
-		if !acked {
-			delete(s.received, id)
-		}
-	}
+	s.received = c.receivedAfter()
+	s.prevDone = c.Done()
 	s.mu.Unlock()
 	if stopping {
 		return nil

@@ -132,9 +132,9 @@ func (w *connWriter) close(err error) {
 }
 
 // setAliases turns on outgoing topic aliases, up to max.
-func (w *connWriter) setAliases(max uint16) {
+func (w *connWriter) setAliases(max uint16, maxPacket uint32) {
 	w.mu.Lock()
-	w.aliases = newAliasOut(max)
+	w.aliases = newAliasOut(max, maxPacket)
 	w.mu.Unlock()
 }
 
