@@ -68,21 +68,12 @@ type flow struct {
 	qos    byte        // PUBLISH: 1 or 2
 	n      int         // SUBSCRIBE, UNSUBSCRIBE: number of filters
 	pubrel bool        // QoS 2: PUBREC received, PUBREL sent (a resend is a PUBREL)
-	done   chan result // capacity 1: the answer never waits for the caller
-
-	// For a Session's publishes: cb replaces done, and onPubrec is told,
-	// before the PUBREL is sent, that the flow reached PUBREL.
-	cb       func(result)
+	// done is handed the answer, or the connection's end (pk nil); it
+	// must not block: the reader calls it.
+	done func(result)
+	// onPubrec, if set, is told before the PUBREL is sent that the flow
+	// reached PUBREL.
 	onPubrec func()
-}
-
-// finish hands f its answer.
-func (f *flow) finish(r result) {
-	if f.cb != nil {
-		f.cb(r)
-		return
-	}
-	f.done <- r
 }
 
 type result struct {
@@ -301,88 +292,6 @@ func (c *Client) closedErr() error {
 	return ErrClosed
 }
 
-// Publish sends p and returns when its QoS flow is complete: at once for
-// QoS 0 (once written), on PUBACK for QoS 1, on PUBCOMP for QoS 2. It
-// assigns the packet identifier to a copy; p is not modified and may be
-// reused once Publish returns. A v5 failure reason code in the PUBACK or
-// PUBREC (or PUBCOMP) is returned as a *ReasonError.
-//
-// If ctx ends first, Publish returns ctx's error, and the flow still
-// completes in the background: the message may have been delivered.
-func (c *Client) Publish(ctx context.Context, p *packet.Publish) error {
-	if err := c.checkPublish(p); err != nil {
-		return err
-	}
-	if p.QoS == 0 {
-		return c.send(p)
-	}
-	select {
-	case c.quota <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-c.closed:
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		return c.closedErr()
-	}
-	f := &flow{kind: packet.PUBLISH, qos: p.QoS, done: make(chan result, 1)}
-	id, err := c.register(f)
-	if err != nil {
-		<-c.quota
-		return err
-	}
-	pp := *p
-	pp.PacketID = id
-	// [MQTT-3.3.1-1] DUP is set only on a re-delivery; this is the first.
-	pp.Dup = false
-	if err := c.sendFlow(id, &pp); err != nil {
-		return err
-	}
-	_, err = c.wait(ctx, f)
-	return err
-}
-
-// checkPublish refuses, before anything is sent, what the protocol or the
-// server's CONNACK forbids.
-func (c *Client) checkPublish(p *packet.Publish) error {
-	if p.QoS > 2 {
-		return fmt.Errorf("client: publish: QoS %d: %w", p.QoS, packet.MalformedPacket)
-	}
-	if !(p.Topic == "" && c.version == packet.V5 && p.Properties.TopicAlias != nil) {
-		if err := topic.ValidateName(p.Topic); err != nil {
-			return fmt.Errorf("client: publish: %w", err)
-		}
-	}
-	if a := p.Properties.TopicAlias; a != nil && c.version == packet.V5 {
-		// [MQTT-3.3.2-9] at most the server's Topic Alias Maximum; and
-		// not mixed with the aliases the writer assigns, which would
-		// reuse the caller's numbers for other topics.
-		if c.w.aliases != nil {
-			return errors.New("client: publish: set Options.NoTopicAliases to manage topic aliases yourself")
-		}
-		if *a == 0 || *a > c.serverAliasMax {
-			return fmt.Errorf("client: publish: topic alias %d, server maximum %d: %w", *a, c.serverAliasMax, packet.TopicAliasInvalid)
-		}
-	}
-	if p.QoS > c.maxQoS {
-		// [MQTT-3.2.2-11]
-		return fmt.Errorf("client: publish: QoS %d exceeds the server's maximum QoS %d: %w",
-			p.QoS, c.maxQoS, packet.QoSNotSupported)
-	}
-	if p.Retain && !c.retainAvailable {
-		// [MQTT-3.2.2-14]
-		return fmt.Errorf("client: publish: %w", packet.RetainNotSupported)
-	}
-	if c.maxPacketSize != 0 {
-		// [MQTT-3.2.2-15] never send more than the server's Maximum Packet Size.
-		if n := p.Size(c.version); n > 0 && uint64(n) > uint64(c.maxPacketSize) {
-			return fmt.Errorf("client: publish: packet of %d bytes exceeds the server's maximum packet size %d: %w",
-				n, c.maxPacketSize, packet.PacketTooLarge)
-		}
-	}
-	return nil
-}
-
 // Subscribe sends one SUBSCRIBE for subs and returns the SUBACK. The error
 // is nil when the server refused some filters: the SUBACK holds a code per
 // filter, the granted QoS or a failure (IsFailure).
@@ -398,15 +307,9 @@ func (c *Client) Subscribe(ctx context.Context, subs ...packet.Subscription) (*p
 			return nil, fmt.Errorf("client: subscribe %q: QoS %d: %w", subs[i].Filter, subs[i].QoS, packet.MalformedPacket)
 		}
 	}
-	f := &flow{kind: packet.SUBSCRIBE, n: len(subs), done: make(chan result, 1)}
-	id, err := c.register(f)
-	if err != nil {
-		return nil, err
-	}
-	if err := c.sendFlow(id, &packet.Subscribe{PacketID: id, Subscriptions: subs}); err != nil {
-		return nil, err
-	}
-	pk, err := c.wait(ctx, f)
+	pk, err := c.roundTrip(ctx, packet.SUBSCRIBE, len(subs), func(id uint16) packet.Packet {
+		return &packet.Subscribe{PacketID: id, Subscriptions: subs}
+	})
 	sa, _ := pk.(*packet.Suback)
 	return sa, err
 }
@@ -422,15 +325,9 @@ func (c *Client) Unsubscribe(ctx context.Context, filters ...string) (*packet.Un
 			return nil, fmt.Errorf("client: unsubscribe: %w", err)
 		}
 	}
-	f := &flow{kind: packet.UNSUBSCRIBE, n: len(filters), done: make(chan result, 1)}
-	id, err := c.register(f)
-	if err != nil {
-		return nil, err
-	}
-	if err := c.sendFlow(id, &packet.Unsubscribe{PacketID: id, Filters: filters}); err != nil {
-		return nil, err
-	}
-	pk, err := c.wait(ctx, f)
+	pk, err := c.roundTrip(ctx, packet.UNSUBSCRIBE, len(filters), func(id uint16) packet.Packet {
+		return &packet.Unsubscribe{PacketID: id, Filters: filters}
+	})
 	ua, _ := pk.(*packet.Unsuback)
 	if err == nil {
 		for _, s := range filters {
@@ -440,12 +337,20 @@ func (c *Client) Unsubscribe(ctx context.Context, filters ...string) (*packet.Un
 	return ua, err
 }
 
-// register assigns f a packet identifier.
-func (c *Client) register(f *flow) (uint16, error) {
+// register puts f under id, which must be free or reserved, or, with id
+// 0, under a new identifier, and returns it.
+func (c *Client) register(f *flow, id uint16) (uint16, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.ending || c.disconnecting {
 		return 0, c.closedErr()
+	}
+	if id != 0 {
+		if old := c.pending[id]; old != nil && old.kind != 0 {
+			return 0, fmt.Errorf("client: packet identifier %d in use", id)
+		}
+		c.pending[id] = f
+		return id, nil
 	}
 	// [MQTT-2.3.1-2] a new packet gets a currently unused identifier;
 	// [MQTT-2.3.1-1] never 0.
@@ -479,10 +384,19 @@ func (c *Client) sendFlow(id uint16, p packet.Packet) error {
 	return err
 }
 
-// wait waits for f's answer or for ctx to end.
-func (c *Client) wait(ctx context.Context, f *flow) (packet.Packet, error) {
+// roundTrip sends the SUBSCRIBE or UNSUBSCRIBE that pk makes for a new
+// packet identifier and waits for the answer or for ctx to end.
+func (c *Client) roundTrip(ctx context.Context, kind packet.Type, n int, pk func(id uint16) packet.Packet) (packet.Packet, error) {
+	answer := make(chan result, 1)
+	id, err := c.register(&flow{kind: kind, n: n, done: func(r result) { answer <- r }}, 0)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.sendFlow(id, pk(id)); err != nil {
+		return nil, err
+	}
 	select {
-	case r := <-f.done:
+	case r := <-answer:
 		return r.pk, r.err
 	case <-ctx.Done():
 		return nil, ctx.Err()
@@ -610,7 +524,7 @@ func (c *Client) takePending() map[uint16]*flow {
 func failFlows(pend map[uint16]*flow, err error) {
 	for _, f := range pend {
 		if f.kind != 0 {
-			f.finish(result{err: err})
+			f.done(result{err: err})
 		}
 	}
 }

@@ -407,7 +407,7 @@ func TestPacketIDsSkipInUse(t *testing.T) {
 	}
 	var got []uint16
 	for range 4 {
-		id, err := c.register(&flow{})
+		id, err := c.register(&flow{}, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -422,7 +422,7 @@ func TestPacketIDsSkipInUse(t *testing.T) {
 	for id := 1; id <= 65535; id++ {
 		c.pending[uint16(id)] = &flow{}
 	}
-	if _, err := c.register(&flow{}); !errors.Is(err, ErrNoPacketID) {
+	if _, err := c.register(&flow{}, 0); !errors.Is(err, ErrNoPacketID) {
 		t.Errorf("all in use: err = %v", err)
 	}
 }

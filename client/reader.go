@@ -127,7 +127,7 @@ func (c *Client) complete(id uint16, kind packet.Type, pk packet.Packet, check f
 	if f == nil {
 		return
 	}
-	f.finish(result{pk: pk, err: check(f)})
+	f.done(result{pk: pk, err: check(f)})
 }
 
 // finishPublish ends an outbound QoS 1/2 flow and frees its quota slot.
@@ -137,7 +137,7 @@ func (c *Client) finishPublish(f *flow, pk packet.Packet, code packet.ReasonCode
 	if code.IsFailure() {
 		err = &ReasonError{Type: pk.Type(), Code: code, Reason: reason}
 	}
-	f.finish(result{pk: pk, err: err})
+	f.done(result{pk: pk, err: err})
 }
 
 func (c *Client) handlePuback(p *packet.Puback) {

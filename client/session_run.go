@@ -234,7 +234,7 @@ func (s *Session) sendLoop(c *Client) {
 			continue
 		}
 		s.mu.Lock()
-		sf := &sessionFlow{p: m.p, id: m.id, pubrel: m.pubrel}
+		sf := &pubFlow{p: m.p, id: m.id, pubrel: m.pubrel}
 		s.mu.Unlock()
 		sf.onID = func(id uint16) {
 			s.mu.Lock()
