@@ -8,6 +8,7 @@ import (
 	"math"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ternmq/tern/packet"
@@ -52,6 +53,8 @@ type Client struct {
 
 	pingOut bool      // a PINGREQ awaits its PINGRESP; guarded by mu
 	pingAt  time.Time // when it was sent; guarded by mu
+
+	lastRead atomic.Int64 // time.Since(w.start) when the last packet arrived
 
 	inbox inbox
 
@@ -229,6 +232,7 @@ func (c *Client) start() {
 	// [MQTT-3.3.4-7] at most Receive Maximum QoS 1 and 2 PUBLISH in flight.
 	c.quota = make(chan struct{}, receiveMax)
 	c.w.lastWrite.Store(int64(time.Since(c.w.start)))
+	c.lastRead.Store(c.w.lastWrite.Load())
 
 	c.wg.Add(1)
 	go c.readLoop()

@@ -720,14 +720,38 @@ func TestKeepAliveIdleOnly(t *testing.T) {
 	t.Parallel()
 	s := newFakeServer(t, packet.V311, nil)
 	c := s.connect(Options{KeepAlive: time.Second})
-	// Traffic every 300ms: no PINGREQ needed.
+	// Traffic both ways every 300ms: no PINGREQ needed.
 	for range 6 {
+		time.Sleep(300 * time.Millisecond)
+		errc := async(func() error { return c.Publish(context.Background(), &packet.Publish{Topic: "t", QoS: 1}) })
+		p := expectType[*packet.Publish](t, s.expect())
+		s.send(&packet.Puback{PacketID: p.PacketID})
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A client that publishes QoS 0 and hears nothing back pings anyway, so
+// that a dead server is noticed.
+func TestKeepAlivePingsWhenNothingArrives(t *testing.T) {
+	t.Parallel()
+	s := newFakeServer(t, packet.V311, nil)
+	c := s.connect(Options{KeepAlive: time.Second})
+	for range 10 {
 		time.Sleep(300 * time.Millisecond)
 		if err := c.Publish(context.Background(), &packet.Publish{Topic: "t"}); err != nil {
 			t.Fatal(err)
 		}
-		expectType[*packet.Publish](t, s.expect())
+		switch p := s.expect().(type) {
+		case *packet.Pingreq:
+			return
+		case *packet.Publish:
+		default:
+			t.Fatalf("unexpected %v", p)
+		}
 	}
+	t.Fatal("no PINGREQ in 3 s of publishing with nothing received")
 }
 
 func TestServerKeepAliveV5(t *testing.T) {

@@ -7,8 +7,9 @@ import (
 )
 
 // keepAliveLoop sends PINGREQ when nothing was sent for the keep-alive
-// interval [MQTT-3.1.2-23], and ends the connection when a PINGRESP is
-// a whole interval late.
+// interval [MQTT-3.1.2-23], or nothing received (a client that only
+// publishes QoS 0 would otherwise never notice a dead server), and ends
+// the connection when a PINGRESP is a whole interval late.
 func (c *Client) keepAliveLoop() {
 	defer c.wg.Done()
 	ka := c.keepAlive
@@ -31,7 +32,8 @@ func (c *Client) keepAliveLoop() {
 			t.Reset(ka - late)
 			continue
 		}
-		if idle := c.w.sinceWrite(); idle < ka {
+		sinceRead := time.Since(c.w.start) - time.Duration(c.lastRead.Load())
+		if idle := max(c.w.sinceWrite(), sinceRead); idle < ka {
 			c.mu.Unlock()
 			t.Reset(ka - idle)
 			continue
@@ -42,7 +44,11 @@ func (c *Client) keepAliveLoop() {
 		// A write blocked behind a full socket must not stop this loop
 		// from noticing the missing PINGRESP, so the ping goes out from
 		// its own goroutine. Write failures end the connection.
-		go c.reply(&packet.Pingreq{})
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			c.reply(&packet.Pingreq{})
+		}()
 		t.Reset(ka)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/ternmq/tern/packet"
 )
@@ -30,6 +31,7 @@ func (c *Client) readLoop() {
 			c.fail(err)
 			return
 		}
+		c.lastRead.Store(int64(time.Since(c.w.start)))
 		if c.opts.Trace != nil {
 			c.opts.Trace(false, pk)
 		}
