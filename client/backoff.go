@@ -22,7 +22,8 @@ type Backoff struct {
 // Delay returns the wait before connection attempt number attempt
 // (0 for the first after a loss): a random duration between half and all
 // of Min*2^attempt, at most Max ("equal jitter": never zero, never in
-// lockstep).
+// lockstep). A connection lost within stableConnection (10 s) of being
+// made counts as a failed attempt: the waits keep growing.
 func (b Backoff) Delay(attempt int) time.Duration {
 	lo, hi := b.Min, b.Max
 	if lo <= 0 {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -280,5 +281,40 @@ func TestBackoffDelay(t *testing.T) {
 				t.Fatalf("Delay(%d) = %v, want %v..%v", tc.attempt, d, tc.lo, tc.high)
 			}
 		}
+	}
+}
+
+// A server that accepts the client and drops it at once gets growing
+// waits, as for failed attempts, not a reconnection every Backoff.Min.
+func TestSessionBackoffGrowsWhenDroppedAtOnce(t *testing.T) {
+	ln := listen(t)
+	var conns atomic.Int32
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			go func() {
+				defer c.Close()
+				if _, err := packet.ReadPacket(bufio.NewReader(c), 0, 0); err == nil {
+					b, _ := (&packet.Connack{}).Append(nil, packet.V311)
+					c.Write(b)
+				}
+			}()
+		}
+	}()
+	s, err := NewSession(SessionOptions{Options: Options{Address: ln.Addr().String(), ClientID: "flap"},
+		Backoff: Backoff{Min: 10 * time.Millisecond, Max: time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	s.Close()
+	// Waits of 5-10, 10-20, 20-40, ... ms: at most 8 connections in a
+	// second; a constant 10 ms would allow about a hundred.
+	if n := conns.Load(); n > 12 {
+		t.Fatalf("%d connections in 1 s", n)
 	}
 }

@@ -9,6 +9,12 @@ import (
 	"github.com/ternmq/tern/packet"
 )
 
+// stableConnection is how long a connection must last for the backoff to
+// start again from Backoff.Min: a server that accepts and at once drops
+// the client (or two Sessions with one client id taking the session from
+// each other) sees the waits grow as for failed attempts.
+const stableConnection = 10 * time.Second
+
 // run is the connection loop: connect, serve the connection until it is
 // lost, wait, and again, until Disconnect, Close or a permanent refusal.
 func (s *Session) run() {
@@ -44,7 +50,8 @@ func (s *Session) run() {
 			attempt++
 			continue
 		}
-		first, attempt = false, 0
+		first = false
+		since := time.Now()
 		lost := s.serve(c, cleanBefore)
 		if lost == nil {
 			return
@@ -52,9 +59,13 @@ func (s *Session) run() {
 		if f := s.opts.OnConnectionLost; f != nil {
 			s.callback(func() { f(lost) })
 		}
-		if !sleepCtx(s.ctx, s.opts.Backoff.Delay(0)) {
+		if time.Since(since) >= stableConnection {
+			attempt = 0
+		}
+		if !sleepCtx(s.ctx, s.opts.Backoff.Delay(attempt)) {
 			return
 		}
+		attempt++
 	}
 }
 
