@@ -29,7 +29,6 @@ type Broker struct {
 	retained retained
 	stats    counters
 	shared   sharedPicker
-	enhanced map[string]auth.EnhancedAuthenticator // by method
 
 	mu        sync.Mutex
 	sessions  map[string]*session
@@ -59,10 +58,6 @@ func New(opts Options) (*Broker, error) {
 	}
 	b.options.Store(&opts)
 	b.shared.strategy = opts.SharedStrategy
-	b.enhanced = make(map[string]auth.EnhancedAuthenticator)
-	for _, a := range opts.EnhancedAuth {
-		b.enhanced[a.Method()] = a
-	}
 	if b.store == nil {
 		b.store = memory.New()
 	}

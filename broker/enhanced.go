@@ -18,7 +18,7 @@ import (
 // a refusal code and why.
 func (c *conn) enhancedConnect(p *packet.Connect) ([]byte, packet.ReasonCode, error) {
 	method := p.Properties.AuthMethod
-	a := c.b.enhanced[method]
+	a := c.b.enhancedAuth(method)
 	if a == nil {
 		// [MQTT-4.12.0-1] an unsupported method is refused.
 		return nil, packet.BadAuthenticationMethod, fmt.Errorf("authentication method %q not supported", method)
@@ -56,6 +56,16 @@ func (c *conn) enhancedConnect(p *packet.Connect) ([]byte, packet.ReasonCode, er
 	}
 }
 
+// enhancedAuth returns the authenticator offered for method, or nil.
+func (b *Broker) enhancedAuth(method string) auth.EnhancedAuthenticator {
+	for _, a := range b.opts().EnhancedAuth {
+		if a.Method() == method {
+			return a
+		}
+	}
+	return nil
+}
+
 // onAuth handles AUTH on a live connection: re-authentication with the
 // method the connection was authenticated with [MQTT-4.12.1-1]. A failure
 // ends the connection [MQTT-4.12.1-2].
@@ -68,7 +78,12 @@ func (c *conn) onAuth(p *packet.Auth) error {
 	defer cancel()
 	switch {
 	case p.ReasonCode == packet.ReAuthenticate && c.reauth == nil:
-		ex, err := c.b.enhanced[method].Start(ctx, &c.client)
+		a := c.b.enhancedAuth(method)
+		if a == nil {
+			// Withdrawn by a reload since this connection authenticated.
+			return fmt.Errorf("re-authentication: method %q no longer offered: %w", method, packet.BadAuthenticationMethod)
+		}
+		ex, err := a.Start(ctx, &c.client)
 		if err != nil {
 			return fmt.Errorf("re-authentication: %v: %w", err, packet.UnspecifiedError)
 		}

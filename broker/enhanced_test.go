@@ -109,3 +109,21 @@ func TestAuthWithoutEnhancedAuthIsProtocolError(t *testing.T) {
 		t.Fatalf("got %+v, want DISCONNECT 0x82", got)
 	}
 }
+
+// Reload replaces the enhanced authenticators: SCRAM users added or
+// removed by a reload are in force at the next CONNECT.
+func TestEnhancedAuthReload(t *testing.T) {
+	b := scramBroker(t)
+	creds, err := scram.NewCredentials("eraser", 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := scram.NewServer(func(user string) (scram.Credentials, bool) { return creds, user == "other" })
+	b.Reload(broker.Options{Authenticator: auth.NewStatic(false, nil), EnhancedAuth: []auth.EnhancedAuthenticator{srv}})
+	if ack, _ := scramConnect(t, mt.Dial(t, b.Addr, packet.V5), "other", "eraser"); ack.ReasonCode != packet.Success {
+		t.Fatalf("user added by the reload: CONNACK %#x", ack.ReasonCode)
+	}
+	if ack, _ := scramConnect(t, mt.Dial(t, b.Addr, packet.V5), "user", "pencil"); ack.ReasonCode != packet.BadUsernameOrPassword {
+		t.Fatalf("user removed by the reload: CONNACK %#x, want 0x86", ack.ReasonCode)
+	}
+}

@@ -127,14 +127,15 @@ func (o *Options) setDefaults() {
 func (b *Broker) opts() *Options { return b.options.Load() }
 
 // Reload puts new options in force without dropping anyone: limits, the
-// Authenticator and Authorizer, feature switches. Each connection sees
-// them at its next check; what a CONNACK already told a client (Receive
+// Authenticator, Authorizer and EnhancedAuth, feature switches. Each
+// connection sees them at its next check (a re-authentication uses the
+// new EnhancedAuth); what a CONNACK already told a client (Receive
 // Maximum, Topic Alias Maximum, Server Keep Alive) holds for that
-// connection. Logger, Store, Hooks, EnhancedAuth and SharedStrategy are
-// fixed by New and keep their values.
+// connection. Logger, Store, Hooks and SharedStrategy are fixed by New
+// and keep their values.
 func (b *Broker) Reload(o Options) {
 	old := b.opts()
-	o.Logger, o.Store, o.Hooks, o.EnhancedAuth, o.SharedStrategy = old.Logger, old.Store, old.Hooks, old.EnhancedAuth, old.SharedStrategy
+	o.Logger, o.Store, o.Hooks, o.SharedStrategy = old.Logger, old.Store, old.Hooks, old.SharedStrategy
 	o.setDefaults()
 	b.options.Store(&o)
 }
