@@ -32,8 +32,15 @@ MOSQUITTO=${MOSQUITTO:-/usr/sbin/mosquitto}
 TERN_ARGS=${TERN_ARGS:-}
 
 cd "$(dirname "$0")/.."
-command -v jq >/dev/null || { echo "compare.sh needs jq" >&2; exit 1; }
+for c in jq column; do command -v "$c" >/dev/null || { echo "compare.sh needs $c" >&2; exit 1; }; done
 [ -x "$MOSQUITTO" ] || { echo "no $MOSQUITTO: apt-get install mosquitto" >&2; exit 1; }
+
+for port in "$TERN_PORT" "$MOSQ_PORT"; do
+	if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+		echo "port $port is in use: set TERN_PORT and MOSQ_PORT to free ports" >&2
+		exit 1
+	fi
+done
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/tern-compare.XXXXXX")
 pids=()
@@ -80,6 +87,9 @@ wait_port() {
 }
 wait_port "$TERN_PORT"
 wait_port "$MOSQ_PORT"
+for p in "${pids[@]}"; do
+	kill -0 "$p" 2>/dev/null || { echo "a broker exited at startup; logs:" >&2; cat "$work"/*.log >&2; exit 1; }
+done
 
 # scenario_args NAME: the tern bench arguments of a table row.
 scenario_args() {
@@ -130,7 +140,7 @@ measure() {
 # field ROW BROKER: "rate p50 p99 loss cpu rss" for the table.
 fields() {
 	local f="$work/$1.$2"
-	[ -s "$f.json" ] || { echo "- - - - - -"; return; }
+	[ -s "$f.json" ] || { echo "0 - - - - 0"; return; }
 	local q
 	if [ "$1" = conn ]; then
 		q='[.connect_rate, .connect_latency.p50_us, .connect_latency.p99_us, "\(.connections.ok)/\(.connections.attempted)"]'

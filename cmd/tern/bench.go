@@ -159,6 +159,8 @@ func (cfg *benchConfig) check() error {
 		return fmt.Errorf("-n %d: want 0 or more", cfg.count)
 	case cfg.count > 0 && cfg.duration > 0:
 		return errors.New("give -d or -n, not both")
+	case cfg.count > 0 && cfg.scenario == "conn":
+		return errors.New("conn holds its connections for -d; -n does not apply")
 	case cfg.duration < 0:
 		return fmt.Errorf("-d %s: want a positive duration", cfg.duration)
 	case cfg.window < 1 || cfg.window > 65535:

@@ -41,6 +41,8 @@ type benchConn struct {
 
 	serverRecvMax int // v5 CONNACK Receive Maximum: caps the publisher's window
 
+	acksPending bool // the reader wrote acks not yet flushed; the reader's alone
+
 	closing atomic.Bool   // we are ending it: a read error is expected
 	done    chan struct{} // closed when the reader returns
 	err     error         // why the reader returned; read after done
@@ -170,6 +172,17 @@ func (c *benchConn) start() {
 // a packet is larger than any seen before and than the read buffer.
 func (c *benchConn) readLoop() error {
 	for {
+		if c.acksPending && c.r.Buffered() == 0 {
+			// About to wait for the socket: whatever the last packet was
+			// (a PINGRESP, a QoS 0 PUBLISH), the acks must leave now.
+			c.acksPending = false
+			c.wmu.Lock()
+			err := c.w.Flush()
+			c.wmu.Unlock()
+			if err != nil {
+				return err
+			}
+		}
 		h, err := c.r.ReadByte()
 		if err != nil {
 			return err
@@ -316,13 +329,8 @@ func (c *benchConn) writeAck(h byte, id uint16) error {
 	_ = c.w.WriteByte(h)
 	_ = c.w.WriteByte(2)
 	_ = c.w.WriteByte(byte(id >> 8))
-	if err := c.w.WriteByte(byte(id)); err != nil {
-		return err
-	}
-	if c.r.Buffered() == 0 {
-		return c.w.Flush()
-	}
-	return nil
+	c.acksPending = true
+	return c.w.WriteByte(byte(id))
 }
 
 // ping sends PINGREQ unless someone is writing (which keeps the connection

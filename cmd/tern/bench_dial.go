@@ -62,7 +62,7 @@ func parseTarget(cfg *benchConfig) (benchTarget, error) {
 		}
 	}
 	secure := t.scheme == "tls" || t.scheme == "wss"
-	if !secure && (cfg.caFile != "" || cfg.insecure || cfg.certFile != "") {
+	if !secure && (cfg.caFile != "" || cfg.insecure || cfg.certFile != "" || cfg.keyFile != "") {
 		return t, errors.New("--cafile, --cert and --insecure need a tls:// or wss:// --url")
 	}
 	if secure {

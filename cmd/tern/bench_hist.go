@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"math/bits"
 	"time"
 )
@@ -84,12 +85,17 @@ func (h *latencyHist) quantile(q float64) time.Duration {
 	if h.n == 0 {
 		return 0
 	}
-	rank := uint64(q*float64(h.n) + 0.5)
+	// Nearest rank: the smallest sample with at least q·n samples at or
+	// below it (the epsilon keeps 0.07·100 from becoming 8).
+	rank := uint64(math.Ceil(q*float64(h.n) - 1e-9))
 	rank = min(max(rank, 1), h.n)
 	var seen uint64
 	for i, c := range h.counts {
 		seen += uint64(c)
 		if seen >= rank {
+			if i == histMaxIdx {
+				return time.Duration(h.max) // values beyond the range land here
+			}
 			lo, hi := histBounds(i)
 			return time.Duration(min((lo+hi)/2, h.max))
 		}

@@ -126,3 +126,37 @@ func TestSeqTracker(t *testing.T) {
 		})
 	}
 }
+
+// Values beyond the histogram's range: every sample is 100 s, so every
+// percentile must be 100 s (max is exact, and the docs say it covers them).
+func TestHistBeyondRange(t *testing.T) {
+	var h latencyHist
+	for range 10 {
+		h.record(int64(100 * time.Second))
+	}
+	if got := h.quantile(0.5); got != 100*time.Second {
+		t.Errorf("p50 of ten 100 s samples = %v, max = %v", got, time.Duration(h.max))
+	}
+}
+
+// Nearest-rank: p99 of 60 samples is the 60th (ceil(0.99*60) = 60), so
+// one outlier among 60 is the p99. Rounding picks the 59th.
+func TestHistRank(t *testing.T) {
+	var h latencyHist
+	for range 59 {
+		h.record(int64(time.Millisecond))
+	}
+	h.record(int64(time.Second))
+	if got := h.quantile(0.99); got < 900*time.Millisecond {
+		t.Errorf("p99 of 59x1ms + 1x1s = %v: only 59/60 = 98.3%% of samples are <= it", got)
+	}
+	var g latencyHist
+	for range 1598 {
+		g.record(int64(time.Millisecond))
+	}
+	g.record(int64(time.Second))
+	g.record(int64(time.Second))
+	if got := g.quantile(0.999); got < 900*time.Millisecond {
+		t.Errorf("p99.9 of 1598x1ms + 2x1s = %v: 1598/1600 = 99.875%% <= it", got)
+	}
+}

@@ -106,6 +106,8 @@ func (p *benchPub) run(pace benchPace, stop <-chan struct{}, drain time.Duration
 		t := time.NewTimer(time.Until(pace.deadline))
 		defer t.Stop()
 		deadline = t.C
+		// A broker that stops reading must not hold a timed run forever.
+		_ = p.c.nc.SetWriteDeadline(pace.deadline.Add(drain))
 	}
 	err := p.publish(pace, tick, deadline, stop)
 	if err == nil {
@@ -117,7 +119,7 @@ func (p *benchPub) run(pace benchPace, stop <-chan struct{}, drain time.Duration
 	if err != nil || p.qos == 0 {
 		return err
 	}
-	return p.drain(drain, stop)
+	return p.drain(drain) // after Ctrl-C too: what is in flight is not lost
 }
 
 func (p *benchPub) publish(pace benchPace, tick, deadline <-chan time.Time, stop <-chan struct{}) error {
@@ -281,10 +283,11 @@ func (p *benchPub) writeRels() error {
 
 // drain waits for the acks of what is in flight, giving up after drain
 // without any arriving.
-func (p *benchPub) drain(drain time.Duration, stop <-chan struct{}) error {
+func (p *benchPub) drain(drain time.Duration) error {
 	t := time.NewTimer(drain)
 	defer t.Stop()
 	for p.inflight.Load() > 0 {
+		_ = p.c.nc.SetWriteDeadline(time.Now().Add(drain))
 		if err := p.flush(); err != nil {
 			return err
 		}
@@ -292,8 +295,6 @@ func (p *benchPub) drain(drain time.Duration, stop <-chan struct{}) error {
 		case <-p.ackc:
 			t.Reset(drain)
 		case <-t.C:
-			return nil
-		case <-stop:
 			return nil
 		case <-p.c.done:
 			return p.c.lost()

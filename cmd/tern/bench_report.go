@@ -94,9 +94,24 @@ func protocolName(level byte) string {
 	return "3.1.1"
 }
 
-// result counts what the run did, before the connections are closed (so
-// that a connection the broker dropped is told from one we closed).
-func (r *benchRunner) result() *benchResult {
+// lostConns counts the connections that ended before we closed them, by
+// reason. It must run before closeAll, which ends them all.
+func (r *benchRunner) lostConns() map[string]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	lost := map[string]int{}
+	for _, c := range r.conns {
+		if err := c.lost(); err != nil {
+			lost["connection lost: "+err.Error()]++
+		}
+	}
+	return lost
+}
+
+// result counts what the run did, after the readers have stopped, so that
+// every count (and the latency histogram, in finish) covers the same
+// arrivals; lost is from lostConns.
+func (r *benchRunner) result(lost map[string]int) *benchResult {
 	cfg := r.cfg
 	res := &benchResult{Scenario: cfg.scenario, URL: cfg.target.String(), Protocol: protocolName(cfg.level),
 		QoS: cfg.qos, PayloadSize: cfg.size, Publishers: len(r.plan.pubs), Subscribers: len(r.plan.subs),
@@ -106,11 +121,9 @@ func (r *benchRunner) result() *benchResult {
 	res.Connections.Attempted = len(r.plan.idle) + len(r.plan.pubs) + len(r.plan.subs)
 	res.Connections.Failed = r.failed
 	res.Connections.OK = int(r.connected.Load())
-	for _, c := range r.conns {
-		if err := c.lost(); err != nil {
-			res.Connections.Lost++
-			r.errs["connection lost: "+err.Error()]++
-		}
+	for e, n := range lost {
+		res.Connections.Lost += n
+		r.errs[e] += n
 	}
 	if d := r.connEnd.Sub(r.connStart).Seconds(); d > 0 {
 		res.ConnectRate = float64(res.Connections.OK) / d
@@ -138,6 +151,10 @@ func (r *benchRunner) result() *benchResult {
 	if len(r.recvs) > 0 {
 		var exp, uniq, loss uint64
 		for i, rc := range r.recvs {
+			if !rc.subscribed.Load() {
+				continue
+			}
+			res.Receivers++
 			e, u := r.expectedOf(i), r.uniqueOf(rc)
 			exp, uniq = exp+e, uniq+u
 			if u < e {
@@ -149,7 +166,6 @@ func (r *benchRunner) result() *benchResult {
 		if exp > 0 {
 			res.LossPct = 100 * float64(loss) / float64(exp)
 		}
-		res.Receivers = len(r.recvs)
 	}
 	for _, s := range r.subs {
 		if s == nil {

@@ -84,7 +84,7 @@ func benchRun(ctx context.Context, cfg *benchConfig, stderr io.Writer) (*benchRe
 	case len(plan.pubs) > 0:
 		r.publish(stop)
 		r.phase.Store("draining")
-		r.drain(stop)
+		r.drain() // after Ctrl-C too: it ends after --drain without progress
 	default: // conn and sub: hold (and receive) for -d, or until -n each (sub)
 		r.hold(stop)
 		r.pubEnd = time.Now()
@@ -92,8 +92,9 @@ func benchRun(ctx context.Context, cfg *benchConfig, stderr io.Writer) (*benchRe
 	r.drainEnd = time.Now()
 	r.phase.Store("closing")
 	stopProgress()
-	res := r.result() // before closing: lost connections are counted as lost
-	r.closeAll()
+	lost := r.lostConns() // before closing: a connection we end is not lost
+	r.closeAll()          // the readers stop: what they counted is final
+	res := r.result(lost)
 	res.finish(r)
 	return res, nil
 }
@@ -181,6 +182,9 @@ func (r *benchRunner) openSub(ctx, connCtx context.Context, i int) error {
 		return err
 	}
 	c.start()
+	if s.recv != nil {
+		s.recv.subscribed.Store(true)
+	}
 	r.mu.Lock()
 	r.subs[i] = s
 	r.mu.Unlock()
@@ -196,6 +200,7 @@ func (r *benchRunner) openPub(ctx, connCtx context.Context, i int) error {
 	pub, err := newBenchPub(c, r.cfg, i, p.topic)
 	c.start()
 	if err != nil {
+		r.connected.Add(-1)
 		return err
 	}
 	r.mu.Lock()
@@ -220,7 +225,13 @@ func (r *benchRunner) publish(stop <-chan struct{}) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_ = p.run(pace, stop, r.cfg.drain) // a lost connection is counted by result
+			// A lost connection is counted by result; anything else (a write
+			// that timed out) is said here.
+			if err := p.run(pace, stop, r.cfg.drain); err != nil && p.c.lost() == nil {
+				r.mu.Lock()
+				r.errs["publishing: "+err.Error()]++
+				r.mu.Unlock()
+			}
 		}()
 	}
 	wg.Wait()
@@ -236,7 +247,7 @@ func (r *benchRunner) publish(stop <-chan struct{}) {
 // message arrived for --drain. It polls: the receivers' counts are
 // sharded over the readers and a poll every few milliseconds costs
 // nothing next to the traffic.
-func (r *benchRunner) drain(stop <-chan struct{}) {
+func (r *benchRunner) drain() {
 	if len(r.recvs) == 0 {
 		return
 	}
@@ -245,8 +256,6 @@ func (r *benchRunner) drain(stop <-chan struct{}) {
 	last, lastChange := r.receivedTotal(), time.Now()
 	for !r.complete() {
 		select {
-		case <-stop:
-			return
 		case now := <-t.C:
 			if n := r.receivedTotal(); n != last {
 				last, lastChange = n, now
@@ -277,6 +286,9 @@ func (r *benchRunner) uniqueOf(rc *benchRecv) uint64 {
 
 // expectedOf is what receiver i should have: everything its publishers sent.
 func (r *benchRunner) expectedOf(i int) uint64 {
+	if !r.recvs[i].subscribed.Load() {
+		return 0 // it never subscribed: a failed connection, not loss
+	}
 	p := r.plan.recvs[i]
 	var n uint64
 	for _, pub := range r.pubs[p.pubFirst : p.pubFirst+p.pubN] {

@@ -72,8 +72,9 @@ func (s *benchSub) mark(now int64) {
 // benchRecv is one logical receiver (a subscriber, or a shared group):
 // one tracker per publisher it expects every message of.
 type benchRecv struct {
-	pubFirst int
-	trackers []seqTracker
+	pubFirst   int
+	trackers   []seqTracker
+	subscribed atomic.Bool // a member's SUBACK arrived: it expects messages
 }
 
 func newBenchRecv(p benchRecvPlan) *benchRecv {
