@@ -110,9 +110,15 @@ func (c *Client) SubscribeFunc(ctx context.Context, h Handler, subs ...packet.Su
 	}
 	sa, err := c.Subscribe(ctx, subs...)
 	for i := range subs {
-		if err != nil || i >= len(sa.ReasonCodes) || sa.ReasonCodes[i].IsFailure() {
+		if !granted(sa, err, i) {
 			c.router.Remove(subs[i].Filter)
 		}
 	}
 	return sa, err
+}
+
+// granted reports whether the SUBSCRIBE that got sa and err was granted
+// its i-th filter.
+func granted(sa *packet.Suback, err error, i int) bool {
+	return err == nil && i < len(sa.ReasonCodes) && !sa.ReasonCodes[i].IsFailure()
 }

@@ -328,7 +328,7 @@ func (s *Session) SubscribeFunc(ctx context.Context, h Handler, subs ...packet.S
 			}
 		}
 		for i := range subs {
-			if err != nil || i >= len(sa.ReasonCodes) || sa.ReasonCodes[i].IsFailure() {
+			if !granted(sa, err, i) {
 				s.forget(subs[i].Filter, h != nil)
 			}
 		}

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"slices"
@@ -202,10 +203,7 @@ func (s *Session) restart() {
 	s.checkEmpty()
 	s.mu.Unlock()
 	for _, m := range done {
-		s.drop(m)
-		if m.done != nil {
-			m.done <- nil
-		}
+		s.complete(m, nil)
 	}
 }
 
@@ -290,9 +288,7 @@ func (s *Session) next(c *Client, cursor uint64) *outMsg {
 			return nil
 		}
 		s.mu.Lock()
-		i, _ := slices.BinarySearchFunc(s.queue, cursor, func(m *outMsg, seq uint64) int {
-			return cmpSeq(m.seq, seq)
-		})
+		i, _ := s.find(cursor)
 		var m *outMsg
 		if i < len(s.queue) {
 			m = s.queue[i]
@@ -309,30 +305,28 @@ func (s *Session) next(c *Client, cursor uint64) *outMsg {
 	}
 }
 
-func cmpSeq(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
+// find returns where seq is, or would be, in the queue. mu must be held.
+func (s *Session) find(seq uint64) (int, bool) {
+	return slices.BinarySearchFunc(s.queue, seq, func(m *outMsg, seq uint64) int { return cmp.Compare(m.seq, seq) })
 }
 
 // finish ends m's flow with err.
 func (s *Session) finish(m *outMsg, err error) {
 	s.mu.Lock()
-	i, found := slices.BinarySearchFunc(s.queue, m.seq, func(m *outMsg, seq uint64) int {
-		return cmpSeq(m.seq, seq)
-	})
+	i, found := s.find(m.seq)
 	if found {
 		s.queue = slices.Delete(s.queue, i, i+1)
 		s.checkEmpty()
 	}
 	s.mu.Unlock()
-	if !found {
-		return
+	if found {
+		s.complete(m, err)
 	}
+}
+
+// complete tells m's publisher the outcome of a message no longer queued
+// and removes it from the Store.
+func (s *Session) complete(m *outMsg, err error) {
 	s.drop(m)
 	if m.done != nil {
 		m.done <- err
