@@ -109,8 +109,8 @@ func (r *benchRunner) lostConns() map[string]int {
 }
 
 // result counts what the run did, after the readers have stopped, so that
-// every count (and the latency histogram, in finish) covers the same
-// arrivals; lost is from lostConns.
+// every count and the latency histogram cover the same arrivals; lost is
+// from lostConns.
 func (r *benchRunner) result(lost map[string]int) *benchResult {
 	cfg := r.cfg
 	res := &benchResult{Scenario: cfg.scenario, URL: cfg.target.String(), Protocol: protocolName(cfg.level),
@@ -187,12 +187,8 @@ func (r *benchRunner) result(lost map[string]int) *benchResult {
 	if len(res.Errors) > 10 {
 		res.Errors = res.Errors[:10]
 	}
-	return res
-}
 
-// finish adds what the readers kept to themselves: latencies and arrival
-// times. The readers have stopped (closeAll), so no lock is needed.
-func (res *benchResult) finish(r *benchRunner) {
+	// What the readers kept to themselves: latencies and arrival times.
 	var h latencyHist
 	var first, last int64
 	for _, s := range r.subs {
@@ -215,6 +211,7 @@ func (res *benchResult) finish(r *benchRunner) {
 	if d := float64(last-from) / 1e9; last > 0 && d > 0 {
 		res.RecvRate = float64(res.Received) / d
 	}
+	return res
 }
 
 func (res *benchResult) writeJSON(w io.Writer) error {

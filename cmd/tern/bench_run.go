@@ -94,9 +94,7 @@ func benchRun(ctx context.Context, cfg *benchConfig, stderr io.Writer) (*benchRe
 	stopProgress()
 	lost := r.lostConns() // before closing: a connection we end is not lost
 	r.closeAll()          // the readers stop: what they counted is final
-	res := r.result(lost)
-	res.finish(r)
-	return res, nil
+	return r.result(lost), nil
 }
 
 // connectAll opens n connections, at --connect-rate, at most
@@ -253,15 +251,14 @@ func (r *benchRunner) drain() {
 	}
 	t := time.NewTicker(5 * time.Millisecond)
 	defer t.Stop()
-	last, lastChange := r.receivedTotal(), time.Now()
+	_, _, last := r.totals()
+	lastChange := time.Now()
 	for !r.complete() {
-		select {
-		case now := <-t.C:
-			if n := r.receivedTotal(); n != last {
-				last, lastChange = n, now
-			} else if now.Sub(lastChange) >= r.cfg.drain {
-				return
-			}
+		now := <-t.C
+		if _, _, n := r.totals(); n != last {
+			last, lastChange = n, now
+		} else if now.Sub(lastChange) >= r.cfg.drain {
+			return
 		}
 	}
 }
@@ -294,16 +291,6 @@ func (r *benchRunner) expectedOf(i int) uint64 {
 	for _, pub := range r.pubs[p.pubFirst : p.pubFirst+p.pubN] {
 		if pub != nil {
 			n += pub.sent.Load()
-		}
-	}
-	return n
-}
-
-func (r *benchRunner) receivedTotal() uint64 {
-	var n uint64
-	for _, s := range r.subs {
-		if s != nil {
-			n += s.received.Load()
 		}
 	}
 	return n
