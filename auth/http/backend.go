@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"sync/atomic"
 	"time"
 
 	"github.com/ternmq/tern/auth"
@@ -20,9 +21,10 @@ import (
 
 // Defaults for the zero values of Config.
 const (
-	DefaultTimeout   = 2 * time.Second
-	DefaultCacheTTL  = 30 * time.Second
-	DefaultCacheSize = 10000
+	DefaultTimeout    = 2 * time.Second
+	DefaultCacheTTL   = 30 * time.Second
+	DefaultCacheSize  = 10000
+	DefaultRetryAfter = time.Second
 )
 
 // Config says where to ask and how long to remember.
@@ -31,6 +33,12 @@ type Config struct {
 	ACLURL  string // authorization endpoint; "": everything allowed
 	// Timeout bounds each request; default DefaultTimeout.
 	Timeout time.Duration
+	// RetryAfter is how long, after a request got no answer (timeout,
+	// refused), further requests fail at once instead of each waiting
+	// for Timeout: a service that is down costs the broker one timeout
+	// per RetryAfter, not one per check. Default DefaultRetryAfter,
+	// negative: never.
+	RetryAfter time.Duration
 	// CacheTTL is how long decisions are remembered; default
 	// DefaultCacheTTL, negative: not at all.
 	CacheTTL time.Duration
@@ -49,6 +57,9 @@ type Backend struct {
 	aclc    *cache[aclKey, bool]
 	client  *http.Client
 	headers http.Header
+	// downUntil is when requests may try the service again (Unix ns from
+	// cfg.Now); 0: it answered last time.
+	downUntil atomic.Int64
 }
 
 var (
@@ -78,6 +89,9 @@ func New(cfg Config) (*Backend, error) {
 	}
 	if cfg.CacheSize <= 0 {
 		cfg.CacheSize = DefaultCacheSize
+	}
+	if cfg.RetryAfter == 0 {
+		cfg.RetryAfter = DefaultRetryAfter
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -216,13 +230,19 @@ func (b *Backend) Authorize(c *auth.Client, action auth.Action, topic string) bo
 	}
 }
 
+var errUnavailable = errors.New("the service did not answer lately; not asked again yet")
+
 // post sends body as JSON to u within the configured timeout and returns
 // the status code.
 func (b *Backend) post(ctx context.Context, u string, body any) (int, error) {
+	if until := b.downUntil.Load(); until != 0 && b.cfg.Now().UnixNano() < until {
+		return 0, errUnavailable
+	}
 	data, err := json.Marshal(body)
 	if err != nil {
 		return 0, err
 	}
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(data))
@@ -234,7 +254,14 @@ func (b *Backend) post(ctx context.Context, u string, body any) (int, error) {
 	}
 	resp, err := b.client.Do(req)
 	if err != nil {
+		if parent.Err() == nil && b.cfg.RetryAfter > 0 {
+			// The service, not our caller, gave up.
+			b.downUntil.Store(b.cfg.Now().Add(b.cfg.RetryAfter).UnixNano())
+		}
 		return 0, err
+	}
+	if b.downUntil.Load() != 0 {
+		b.downUntil.Store(0)
 	}
 	// Read a little of the body so the connection can be reused; the
 	// status is the answer.

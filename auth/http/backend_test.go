@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -365,5 +366,48 @@ func TestAuthKeyHoldsNoPassword(t *testing.T) {
 	y := &auth.Client{ClientID: "a", Username: "bc", UsernameFlag: true}
 	if authKey(x) == authKey(y) {
 		t.Fatal("fields run together in the cache key")
+	}
+}
+
+// A service that does not answer is asked again only after RetryAfter:
+// meanwhile every check fails at once (closed) instead of each waiting for
+// the timeout; once it answers again, it is asked as usual.
+func TestDownServiceAskedAfterRetryAfter(t *testing.T) {
+	var hits atomic.Int32
+	var up atomic.Bool
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		if up.Load() {
+			return // 200: allowed
+		}
+		select { // down: never answers in time
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	t.Cleanup(func() { close(release); srv.Close() })
+	clk := &clock{t: time.Unix(1e9, 0)}
+	b, err := New(Config{ACLURL: srv.URL, Timeout: 20 * time.Millisecond, RetryAfter: time.Second, CacheTTL: -1, Now: clk.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if b.Authorize(client("alice", ""), auth.Publish, fmt.Sprint("t", i)) {
+			t.Fatal("allowed while the service is down")
+		}
+	}
+	if n := hits.Load(); n != 1 {
+		t.Fatalf("the service was asked %d times within RetryAfter, want 1", n)
+	}
+	up.Store(true)
+	clk.add(time.Second)
+	for i := range 3 {
+		if !b.Authorize(client("alice", ""), auth.Publish, fmt.Sprint("t", i)) {
+			t.Fatal("denied after the service came back")
+		}
+	}
+	if n := hits.Load(); n != 4 {
+		t.Fatalf("the service was asked %d times in all, want 4", n)
 	}
 }

@@ -16,11 +16,12 @@ import (
 // HTTPAuth is the http_auth configuration section: an HTTP service that
 // authenticates (url) and authorizes (acl_url).
 type HTTPAuth struct {
-	URL      string            `yaml:"url"`       // authentication endpoint; "": not used for authentication
-	ACLURL   string            `yaml:"acl_url"`   // authorization endpoint; "": not used for authorization
-	Timeout  time.Duration     `yaml:"timeout"`   // per request; default 2s
-	CacheTTL time.Duration     `yaml:"cache_ttl"` // how long decisions are remembered; default 30s, negative: not at all
-	Headers  map[string]string `yaml:"headers"`   // sent with every request
+	URL        string            `yaml:"url"`         // authentication endpoint; "": not used for authentication
+	ACLURL     string            `yaml:"acl_url"`     // authorization endpoint; "": not used for authorization
+	Timeout    time.Duration     `yaml:"timeout"`     // per request; default 2s
+	CacheTTL   time.Duration     `yaml:"cache_ttl"`   // how long decisions are remembered; default 30s, negative: not at all
+	RetryAfter time.Duration     `yaml:"retry_after"` // after a request got no answer, fail at once for this long; default 1s, negative: never
+	Headers    map[string]string `yaml:"headers"`     // sent with every request
 }
 
 // buildAuth builds who may connect and what they may do from cfg:
@@ -67,7 +68,7 @@ func buildAuth(cfg Config, log *slog.Logger) (authn auth.Authenticator, authz au
 			return nil, nil, nil, errors.New("http_auth: want url, acl_url or both")
 		}
 		web, err = httpauth.New(httpauth.Config{AuthURL: h.URL, ACLURL: h.ACLURL, Timeout: h.Timeout,
-			CacheTTL: h.CacheTTL, Headers: h.Headers, Logger: log})
+			CacheTTL: h.CacheTTL, RetryAfter: h.RetryAfter, Headers: h.Headers, Logger: log})
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("http_auth: %w", err)
 		}

@@ -191,3 +191,31 @@ func TestRunUsage(t *testing.T) {
 		t.Fatalf("missing config: code %d", code)
 	}
 }
+
+// The configuration file shown in the README loads, strictly, and makes a
+// broker: its keys and values are real.
+func TestReadmeConfigLoads(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(readme), "### Configuration file")
+	_, rest, ok2 := strings.Cut(rest, "```yaml\n")
+	block, _, ok3 := strings.Cut(rest, "```")
+	if !ok || !ok2 || !ok3 {
+		t.Fatal("no yaml block under \"### Configuration file\" in README.md")
+	}
+	// The sample's files and certificates do not exist here.
+	block = strings.NewReplacer("password_file: \"\"", "", "acl_file: \"\"", "").Replace(block)
+	path := filepath.Join(t.TempDir(), "tern.yaml")
+	if err := os.WriteFile(path, []byte(block), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := defaultConfig()
+	if err := loadConfig(path, &cfg); err != nil {
+		t.Fatalf("README config: %v", err)
+	}
+	if _, _, _, err := buildAuth(cfg, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+		t.Fatalf("README config auth: %v", err)
+	}
+}
