@@ -85,20 +85,8 @@ func BenchmarkRouteQoS1(b *testing.B) {
 // side-by-side ratio on the same machine.
 func BenchmarkEndToEnd(b *testing.B) {
 	addr := os.Getenv("TERN_BENCH_ADDR")
-	var br *Broker
 	if addr == "" {
-		var err error
-		br, err = New(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-		if err != nil {
-			b.Fatal(err)
-		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			b.Fatal(err)
-		}
-		go br.Serve(ln)
-		defer br.Close()
-		addr = ln.Addr().String()
+		addr = serveBench(b)
 	}
 	dial := func(id string) (net.Conn, *bufio.Reader) {
 		c, err := net.Dial("tcp", addr)
@@ -161,23 +149,14 @@ func BenchmarkEndToEnd(b *testing.B) {
 // BenchmarkConnect measures one connection's life over loopback TCP:
 // dial, CONNECT, CONNACK, DISCONNECT, close, one after another.
 func BenchmarkConnect(b *testing.B) {
-	br, err := New(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	go br.Serve(ln)
-	defer br.Close()
+	addr := serveBench(b)
 	connect, _ := (&packet.Connect{ProtocolLevel: 4, ClientID: "c", CleanStart: true}).Append(nil, 4)
 	disconnect, _ := (&packet.Disconnect{}).Append(nil, 4)
 	msg := append(connect, disconnect...)
 	ack := make([]byte, 4)
 	b.ReportAllocs()
 	for b.Loop() {
-		c, err := net.Dial("tcp", ln.Addr().String())
+		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -187,4 +166,20 @@ func BenchmarkConnect(b *testing.B) {
 		}
 		c.Close()
 	}
+}
+
+// serveBench runs a broker with default options on a loopback port until
+// the benchmark ends.
+func serveBench(b *testing.B) (addr string) {
+	br, err := New(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go br.Serve(ln)
+	b.Cleanup(func() { br.Close() })
+	return ln.Addr().String()
 }

@@ -103,8 +103,13 @@ func ptrText(p *uint64) any {
 	return *p
 }
 
+// The counts are exact against Tern and against a broker we did not
+// write, Debian's mosquitto.
 func TestBenchScenarios(t *testing.T) {
-	b := mt.StartBroker(t, broker.Options{})
+	brokers := []struct{ name, addr string }{
+		{"tern", mt.StartBroker(t, broker.Options{}).Addr},
+		{"mosquitto", mt.StartMosquitto(t, false).Addr},
+	}
 	cases := []struct {
 		name string
 		args []string
@@ -129,14 +134,16 @@ func TestBenchScenarios(t *testing.T) {
 		{"conn", []string{"conn", "-c", "50", "-d", "1ms", "--connect-rate", "5000"},
 			benchWant{conns: 50, noExpectation: true}},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			res := runBenchJSON(t, b.Addr, tc.args...)
-			checkBench(t, res, tc.want)
-			if tc.want.received > 0 && (res.Receivers == 0 || res.ReceiversWithLoss != 0) {
-				t.Errorf("receivers %d, with loss %d", res.Receivers, res.ReceiversWithLoss)
-			}
-		})
+	for _, b := range brokers {
+		for _, tc := range cases {
+			t.Run(b.name+"/"+tc.name, func(t *testing.T) {
+				res := runBenchJSON(t, b.addr, tc.args...)
+				checkBench(t, res, tc.want)
+				if tc.want.received > 0 && (res.Receivers == 0 || res.ReceiversWithLoss != 0) {
+					t.Errorf("receivers %d, with loss %d", res.Receivers, res.ReceiversWithLoss)
+				}
+			})
+		}
 	}
 }
 
@@ -394,26 +401,3 @@ func TestBenchDurationDeliversAll(t *testing.T) {
 	}
 }
 
-// The counts hold against a broker we did not write: Debian's mosquitto.
-func TestBenchAgainstMosquitto(t *testing.T) {
-	addr := mt.StartMosquitto(t, false).Addr
-	cases := []struct {
-		name string
-		args []string
-		want benchWant
-	}{
-		{"fanout QoS 1", []string{"fanout", "-c", "4", "-n", "200", "-q", "1"},
-			benchWant{conns: 5, sent: 200, acked: 200, received: 800, expected: 800}},
-		{"fanin QoS 2 v5", []string{"fanin", "-c", "3", "-n", "100", "-q", "2", "-V", "5"},
-			benchWant{conns: 4, sent: 300, acked: 300, received: 300, expected: 300}},
-		{"p2p QoS 0", []string{"p2p", "-c", "2", "-n", "100", "-r", "1000"},
-			benchWant{conns: 4, sent: 200, received: 200, expected: 200}},
-		{"conn", []string{"conn", "-c", "20", "-d", "1ms"},
-			benchWant{conns: 20, noExpectation: true}},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			checkBench(t, runBenchJSON(t, addr, tc.args...), tc.want)
-		})
-	}
-}
