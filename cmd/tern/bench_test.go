@@ -123,7 +123,11 @@ func TestBenchScenarios(t *testing.T) {
 			benchWant{conns: 5, sent: 400, acked: 400, received: 400, expected: 400}},
 		{"p2p QoS 2 v5: 3 pairs x 100", []string{"p2p", "-c", "3", "-n", "100", "-q", "2", "-V", "5", "-w", "10"},
 			benchWant{conns: 6, sent: 300, acked: 300, received: 300, expected: 300}},
-		{"p2p QoS 2 3.1.1", []string{"p2p", "-c", "2", "-n", "100", "-q", "2", "-t", "p2p/%i/x"},
+		// -w 20: mosquitto's default max_inflight_messages. A 3.1.1
+		// publisher beyond it has its QoS 2 messages dropped, yet
+		// acknowledged (3.1.1 cannot say "quota exceeded"), and tern bench
+		// reports them as loss.
+		{"p2p QoS 2 3.1.1", []string{"p2p", "-c", "2", "-n", "100", "-q", "2", "-t", "p2p/%i/x", "-w", "20"},
 			benchWant{conns: 4, sent: 200, acked: 200, received: 200, expected: 200}},
 		{"pub QoS 1: 3 x 100", []string{"pub", "-c", "3", "-n", "100", "-q", "1", "-w", "1"},
 			benchWant{conns: 3, sent: 300, acked: 300, noExpectation: true}},
