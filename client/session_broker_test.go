@@ -18,19 +18,69 @@ import (
 // subscribing Session, both with persistent sessions, while restart
 // brings the broker down and up twice, and checks that every message
 // arrives and no QoS 2 message arrives twice.
-func testNoLoss(t *testing.T, addr string, version byte, restart func()) {
+//
+// A broker can break exactly-once itself by sending a QoS 2 PUBLISH again
+// after its PUBREL, whose flow the client has completed (PUBCOMP) and
+// forgotten; MQTT 3.1.1 4.3.3 forbids that. Such a delivery is not the
+// client's to catch, so with brokerResendsCompleted (mosquitto 2.0.11
+// does it, now and then, after a restart) it is logged, not failed.
+func testNoLoss(t *testing.T, addr string, version byte, restart func(), brokerResendsCompleted bool) {
 	const publishers, each = 4, 60
 	const total = publishers * each
 	var mu sync.Mutex
 	count := make(map[string]int)
 	all := make(chan struct{})
 	var lost atomic.Int32
+	// The subscriber's QoS 2 wire events, in order: PUBLISH in, PUBCOMP out.
+	type event struct {
+		pubcomp bool
+		id      uint16
+		payload string
+	}
+	var evMu sync.Mutex
+	var events []event
+	trace := func(out bool, p packet.Packet) {
+		switch p := p.(type) {
+		case *packet.Publish:
+			if !out && p.QoS == 2 {
+				evMu.Lock()
+				events = append(events, event{id: p.PacketID, payload: string(p.Payload)})
+				evMu.Unlock()
+			}
+		case *packet.Pubcomp:
+			if out {
+				evMu.Lock()
+				events = append(events, event{pubcomp: true, id: p.PacketID})
+				evMu.Unlock()
+			}
+		}
+	}
+	// completedBefore reports whether the flow of m's first PUBLISH was
+	// complete (PUBCOMP sent) when m arrived again under the same id.
+	completedBefore := func(m string) bool {
+		evMu.Lock()
+		defer evMu.Unlock()
+		first := -1
+		for i, e := range events {
+			switch {
+			case !e.pubcomp && e.payload == m && first < 0:
+				first = i
+			case !e.pubcomp && e.payload == m:
+				for _, c := range events[first:i] {
+					if c.pubcomp && c.id == events[first].id {
+						return true
+					}
+				}
+			}
+		}
+		return false
+	}
 	sub := newTestSession(t, SessionOptions{
 		Options: Options{Address: addr, Version: version, ClientID: fmt.Sprintf("noloss-sub-%d", version),
 			// Persistent from the first connection: a clean 3.1.x session
 			// ends with its connection, and mosquitto 2.0.11 does not
 			// persist a v5 session begun with clean start either.
-			CleanStart: false},
+			CleanStart: false, Trace: trace},
 		OnConnectionLost: func(error) { lost.Add(1) },
 	})
 	if _, err := sub.SubscribeFunc(context.Background(), func(p *packet.Publish) {
@@ -102,7 +152,11 @@ func testNoLoss(t *testing.T, addr string, version byte, restart func()) {
 	mu.Lock()
 	defer mu.Unlock()
 	for m, n := range count {
-		if m[len(m)-1] == '2' && n != 1 {
+		switch {
+		case m[len(m)-1] != '2' || n == 1:
+		case brokerResendsCompleted && completedBefore(m):
+			t.Logf("QoS 2 message %s delivered %d times: the broker sent it again after completing its flow", m, n)
+		default:
 			t.Errorf("QoS 2 message %s delivered %d times", m, n)
 		}
 	}
@@ -118,7 +172,7 @@ func TestSessionNoLossTernRestart(t *testing.T) {
 	for _, tv := range versions {
 		t.Run(tv.name, func(t *testing.T) {
 			b := startRestartBroker(t)
-			testNoLoss(t, b.addr, tv.v, b.restart)
+			testNoLoss(t, b.addr, tv.v, b.restart, false)
 		})
 	}
 }
@@ -127,7 +181,7 @@ func TestSessionNoLossMosquittoRestart(t *testing.T) {
 	for _, tv := range versions[1:] {
 		t.Run(tv.name, func(t *testing.T) {
 			m := mt.StartMosquitto(t, true)
-			testNoLoss(t, m.Addr, tv.v, m.Restart)
+			testNoLoss(t, m.Addr, tv.v, m.Restart, true)
 		})
 	}
 }
