@@ -61,8 +61,9 @@ cat >"$work/mosquitto.conf" <<EOF
 listener $MOSQ_PORT 127.0.0.1
 allow_anonymous true
 persistence false
-# As Tern's defaults: 100 QoS 1/2 messages in flight per client, and room
-# to queue, so that neither broker drops what the other would keep.
+# Both brokers get the same limits (tern.yaml below): 100 QoS 1/2
+# messages in flight per client, and room to queue 100000 per client, so
+# that neither drops what the other would keep.
 max_inflight_messages 100
 max_queued_messages 100000
 log_dest stderr
@@ -71,7 +72,12 @@ log_type warning
 EOF
 
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-"$tern" serve --listen "127.0.0.1:$TERN_PORT" --no-persist --log-level warn $TERN_ARGS >"$work/tern.log" 2>&1 &
+cat >"$work/tern.yaml" <<EOF
+limits:
+  max_inflight: 100
+  max_queued_messages: 100000
+EOF
+"$tern" serve --config "$work/tern.yaml" --listen "127.0.0.1:$TERN_PORT" --no-persist --log-level warn $TERN_ARGS >"$work/tern.log" 2>&1 &
 pids+=($!); tern_pid=$!
 "$MOSQUITTO" -c "$work/mosquitto.conf" >"$work/mosquitto.log" 2>&1 &
 pids+=($!); mosq_pid=$!
