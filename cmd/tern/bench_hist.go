@@ -72,7 +72,14 @@ func (h *latencyHist) merge(o *latencyHist) {
 		return
 	}
 	for i, c := range o.counts {
-		h.counts[i] += c
+		// Saturate: the merged histogram of many subscribers can pass
+		// 2^32 in one bucket, and a wrapped count would skew every
+		// percentile; a saturated one skews only that bucket's weight.
+		if sum := uint64(h.counts[i]) + uint64(c); sum > math.MaxUint32 {
+			h.counts[i] = math.MaxUint32
+		} else {
+			h.counts[i] = uint32(sum)
+		}
 	}
 	h.n += o.n
 	h.sum += o.sum

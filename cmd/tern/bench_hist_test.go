@@ -160,3 +160,14 @@ func TestHistRank(t *testing.T) {
 		t.Errorf("p99.9 of 1598x1ms + 2x1s = %v: 1598/1600 = 99.875%% <= it", got)
 	}
 }
+
+// Merging many subscribers' histograms saturates a bucket rather than
+// wrapping it to a small count.
+func TestHistMergeSaturates(t *testing.T) {
+	var a, b latencyHist
+	a.counts[5], b.counts[5] = math.MaxUint32-1, 10
+	a.merge(&b)
+	if a.counts[5] != math.MaxUint32 {
+		t.Fatalf("merged count %d, want %d", a.counts[5], uint32(math.MaxUint32))
+	}
+}
