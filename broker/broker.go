@@ -184,31 +184,44 @@ func (b *Broker) Serve(l net.Listener) error {
 
 // ServeConn serves one client connection until it ends.
 func (b *Broker) ServeConn(nc net.Conn) {
+	c := b.open(nc)
+	if c == nil {
+		return
+	}
+	c.serve()
+	b.forget(c)
+}
+
+// open admits nc and registers its connection; nil: refused.
+func (b *Broker) open(nc net.Conn) *conn {
 	ip := hostOf(nc.RemoteAddr())
 	if err := b.admit(ip); err != nil {
 		b.stats.refusedConns.Add(1)
 		b.log.Debug("connection refused", "remote", nc.RemoteAddr(), "err", err)
 		nc.Close()
-		return
+		return nil
 	}
-	defer b.release(ip)
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
+		b.release(ip)
 		nc.Close()
-		return
+		return nil
 	}
 	c := newConn(b, nc)
 	b.conns[c] = struct{}{}
 	b.wg.Add(1)
 	b.mu.Unlock()
-	defer func() {
-		b.mu.Lock()
-		delete(b.conns, c)
-		b.mu.Unlock()
-		b.wg.Done()
-	}()
-	c.serve()
+	return c
+}
+
+// forget undoes open once c has ended.
+func (b *Broker) forget(c *conn) {
+	b.mu.Lock()
+	delete(b.conns, c)
+	b.mu.Unlock()
+	b.release(hostOf(c.nc.RemoteAddr()))
+	b.wg.Done()
 }
 
 // Close stops the listeners, disconnects every client after flushing what
