@@ -2,6 +2,7 @@ package broker
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -133,6 +134,15 @@ func (c *conn) serve() {
 	// [MQTT-3.1.0-1] CONNECT first, within ConnectTimeout.
 	c.nc.SetReadDeadline(time.Now().Add(c.b.opts().ConnectTimeout))
 	res := make(chan burstResult, 1)
+	if tc, ok := c.nc.(interface{ HandshakeContext(context.Context) error }); ok {
+		// A TLS handshake runs deep too. Its error, if any, comes back
+		// from the first read; the read deadline bounds it.
+		go func() {
+			tc.HandshakeContext(context.Background())
+			res <- burstResult{}
+		}()
+		<-res
+	}
 	var err error
 	for {
 		if _, perr := c.br.Peek(1); perr != nil {

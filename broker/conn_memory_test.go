@@ -1,13 +1,18 @@
 package broker_test
 
 import (
+	"crypto/tls"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"runtime"
 	"testing"
 
 	"github.com/ternmq/tern/broker"
 	mt "github.com/ternmq/tern/internal/mqtttest"
+	"github.com/ternmq/tern/internal/testpki"
+	"github.com/ternmq/tern/listener"
 	"github.com/ternmq/tern/packet"
 )
 
@@ -15,8 +20,33 @@ import (
 // goroutine stacks, client side excluded as far as possible) of idle
 // connections with one subscription each.
 func BenchmarkIdleConnectionMemory(b *testing.B) {
-	const n = 2000
 	br := mt.StartBroker(b, broker.Options{})
+	measureIdle(b, func() (net.Conn, error) { return net.Dial("tcp", br.Addr) })
+}
+
+// BenchmarkIdleConnectionMemoryTLS is the same over TLS (ECDSA P-256,
+// TLS 1.3); the client side's TLS state is counted too.
+func BenchmarkIdleConnectionMemoryTLS(b *testing.B) {
+	pki := testpki.New(b, "idle")
+	srv := pki.Server("server", "localhost")
+	ln, err := listener.Listen(listener.Config{Type: "tls", Address: "127.0.0.1:0",
+		TLS: listener.TLSConfig{CertFile: srv.CertFile, KeyFile: srv.KeyFile}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	br, err := broker.New(broker.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	go br.Serve(ln)
+	b.Cleanup(func() { br.Close() })
+	cfg := pki.ClientConfig()
+	cfg.ServerName = "localhost"
+	measureIdle(b, func() (net.Conn, error) { return tls.Dial("tcp", ln.Addr().String(), cfg) })
+}
+
+func measureIdle(b *testing.B, dial func() (net.Conn, error)) {
+	const n = 2000
 	conns := make([]net.Conn, 0, n)
 	defer func() {
 		for _, c := range conns {
@@ -24,7 +54,7 @@ func BenchmarkIdleConnectionMemory(b *testing.B) {
 		}
 	}()
 	connect := func(i int) net.Conn {
-		c, err := net.Dial("tcp", br.Addr)
+		c, err := dial()
 		if err != nil {
 			b.Fatal(err)
 		}
