@@ -185,8 +185,9 @@ func (c *Client) handshake(ctx context.Context) error {
 	if ca.ReasonCode != packet.Success {
 		return &ConnectError{Version: c.version, Connack: ca}
 	}
-	if c.version == packet.V5 && c.opts.CleanStart && ca.SessionPresent {
-		// [MQTT-3.2.2-4] we have no session state: close.
+	if c.opts.CleanStart && ca.SessionPresent {
+		// [MQTT-3.2.2-4] (MQTT 3.1.1 3.2.2.2 says the same) we have no
+		// session state: close.
 		return fmt.Errorf("client: connect: Session Present after Clean Start: %w", packet.ProtocolError)
 	}
 	c.connack = ca

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -224,18 +225,18 @@ func (s *Session) Publish(ctx context.Context, p *packet.Publish) error {
 		return err
 	}
 	pp := *p
-	pp.Payload = append([]byte(nil), p.Payload...)
 	// The message outlives Publish (ctx, reconnects): own what the caller
 	// may reuse.
+	pp.Payload = bytes.Clone(p.Payload)
 	pr := &pp.Properties
-	pr.CorrelationData = slices.Clone(pr.CorrelationData)
+	pr.CorrelationData = bytes.Clone(pr.CorrelationData)
 	pr.User = slices.Clone(pr.User)
 	pr.SubscriptionIDs = slices.Clone(pr.SubscriptionIDs)
 	if pr.PayloadFormat != nil {
-		pr.PayloadFormat = ptrTo(*pr.PayloadFormat)
+		pr.PayloadFormat = new(*pr.PayloadFormat)
 	}
 	if pr.MessageExpiry != nil {
-		pr.MessageExpiry = ptrTo(*pr.MessageExpiry)
+		pr.MessageExpiry = new(*pr.MessageExpiry)
 	}
 	pp.Dup, pp.PacketID = false, 0
 	m := &outMsg{p: &pp, done: make(chan error, 1)}
@@ -272,8 +273,6 @@ func (s *Session) Publish(ctx context.Context, p *packet.Publish) error {
 		return ctx.Err()
 	}
 }
-
-func ptrTo[T any](v T) *T { return &v }
 
 func validTopic(name string) error {
 	if err := topic.ValidateName(name); err != nil {

@@ -404,4 +404,3 @@ func TestBenchDurationDeliversAll(t *testing.T) {
 		})
 	}
 }
-
