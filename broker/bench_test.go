@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ternmq/tern/auth"
 	"github.com/ternmq/tern/packet"
 	"github.com/ternmq/tern/store"
 )
@@ -31,7 +32,8 @@ func benchBroker(b *testing.B, subscribers int, qos byte, version byte) *Broker 
 	for i := range subscribers {
 		c := newConn(br, discardConn{})
 		c.version = version
-		if err := br.attach(c, fmt.Sprint("sub", i), true, 0, br.opts().MaxInflight, &packet.Connack{}); err != nil {
+		c.client = &auth.Client{ClientID: fmt.Sprint("sub", i)}
+		if err := br.attach(c, c.client.ClientID, true, 0, br.opts().MaxInflight, &packet.Connack{}, false); err != nil {
 			b.Fatal(err)
 		}
 		sub := store.Subscription{Subscription: packet.Subscription{Filter: "bench/+/data", QoS: qos}}

@@ -29,6 +29,9 @@ type Broker struct {
 	retained retained
 	stats    counters
 	shared   sharedPicker
+	// retainedFull: a retained message was refused for want of room, and
+	// that was logged.
+	retainedFull atomic.Bool
 
 	mu        sync.Mutex
 	sessions  map[string]*session
@@ -76,14 +79,16 @@ func (b *Broker) restore() error {
 		return err
 	}
 	for _, m := range retained {
-		b.retained.set(m, nil)
+		b.retained.set(m, nil, retainLimits{}) // what was kept stays kept
 	}
 	now := time.Now()
 	var wills []store.Session
 	for _, st := range states {
 		s := newSession(b, st.Session.ClientID, true)
+		// The same identity as before the restart, so that the same ACL
+		// rules apply and the same owner may resume it.
 		s.client.Store(&auth.Client{ClientID: s.id, Username: st.Session.Username,
-			UsernameFlag: st.Session.Username != "", Version: st.Session.Version})
+			UsernameFlag: st.Session.UsernameFlag, CertUsername: st.Session.CertUsername, Version: st.Session.Version})
 		s.version = st.Session.Version
 		s.expiry = st.Session.ExpiryInterval
 		at := st.Session.Expiry

@@ -31,9 +31,11 @@ type conn struct {
 
 	// Set during CONNECT, read-only afterwards; version is also read by
 	// Close from another goroutine, so it is written under ob.mu.
-	version   byte
-	clientID  string
-	client    auth.Client
+	version  byte
+	clientID string
+	// client is who the client is. It is shared with the session and read
+	// by other connections' routing, so it is never changed in place.
+	client    *auth.Client
 	keepAlive time.Duration
 	sess      *session
 	maxOut    int               // v5 client's Maximum Packet Size; 0: no limit
@@ -288,7 +290,7 @@ func (c *conn) cleanup(err error) {
 		will, delay := c.willMessage()
 		c.b.detach(c, will, delay)
 		for _, h := range c.b.hooks.disconnect {
-			h.OnDisconnect(&c.client, err)
+			h.OnDisconnect(c.client, err)
 		}
 		c.b.stats.connections.Add(-1)
 	}
@@ -300,15 +302,25 @@ func (c *conn) cleanup(err error) {
 	close(c.done)
 }
 
-// willMessage returns the will to publish [MQTT-3.1.2-8], if any and if
-// the client may publish to its topic, with its v5 Will Delay Interval.
+// willMessage returns the will to publish [MQTT-3.1.2-8], if any, with
+// its v5 Will Delay Interval. It passes what any PUBLISH passes, now:
+// topic limits, the ACL (which may have changed since CONNECT) and the
+// publish hooks.
 func (c *conn) willMessage() (*Message, time.Duration) {
 	w := c.will
-	if w == nil || !c.b.opts().Authorizer.Authorize(&c.client, auth.Publish, w.Topic) {
+	if w == nil {
+		return nil, 0
+	}
+	if err := c.b.topicLimits().Check(w.Topic); err != nil || !c.b.opts().Authorizer.Authorize(c.client, auth.Publish, w.Topic) {
+		c.b.log.Debug("will not published: not authorized or beyond the topic limits", "client", c.clientID, "topic", w.Topic)
 		return nil, 0
 	}
 	m := &Message{Topic: w.Topic, Payload: w.Payload, QoS: w.QoS, Retain: w.Retain}
 	setMessageProperties(m, &w.Properties, time.Now())
+	if err := c.runPublishHooks(m); err != nil {
+		c.b.log.Debug("will rejected by hook", "client", c.clientID, "topic", w.Topic, "err", err)
+		return nil, 0
+	}
 	var delay time.Duration
 	if d := w.Properties.WillDelay; d != nil {
 		delay = time.Duration(*d) * time.Second

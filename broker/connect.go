@@ -59,17 +59,20 @@ func (c *conn) connect(p *packet.Connect) error {
 		}
 	}
 	c.clientID = id
-	c.client = auth.Client{
+	// Filled in until the client is accepted, then never changed: routing
+	// on other goroutines reads it through the session.
+	cl := &auth.Client{
 		ClientID: id, Username: p.Username, UsernameFlag: p.UsernameFlag,
 		Password: p.Password, RemoteAddr: c.nc.RemoteAddr(), Version: c.version,
 	}
+	c.client = cl
 	var authData []byte
 	if name, ok := certUsername(c.nc); ok {
 		// A listener that maps verified client certificates to users: the
 		// certificate is the credential and its name the username, for
 		// ACLs and logs; a username or password in CONNECT is ignored.
-		c.client.Username, c.client.UsernameFlag, c.client.Password = name, true, nil
-		c.client.CertUsername = true
+		cl.Username, cl.UsernameFlag, cl.Password = name, true, nil
+		cl.CertUsername = true
 	} else if c.version == packet.V5 && p.Properties.AuthMethod != "" {
 		out, code, err := c.enhancedConnect(p)
 		if err != nil {
@@ -79,7 +82,25 @@ func (c *conn) connect(p *packet.Connect) error {
 	} else if err := c.authenticate(); err != nil {
 		return err
 	}
-	c.client.Password = nil // not needed any more; do not keep secrets around
+	cl.Password = nil // not needed any more; do not keep secrets around
+	idGrant, err := c.authorizeClientID()
+	if err != nil {
+		return err
+	}
+	if w := p.Will; w != nil {
+		// A will is a PUBLISH made in advance: the same bounds and ACL.
+		if err := c.b.topicLimits().Check(w.Topic); err != nil {
+			code := packet.RefusedNotAuthorized
+			if c.version == packet.V5 {
+				code = packet.TopicNameInvalid
+			}
+			return c.refuse(code, "will topic: "+err.Error())
+		}
+		if !c.b.opts().Authorizer.Authorize(cl, auth.Publish, w.Topic) {
+			c.b.log.Info("connect refused: will topic not authorized", "client", id, "identity", cl.Identity(), "topic", w.Topic)
+			return c.refuse(packet.RefusedNotAuthorized, "not authorized to publish the will")
+		}
+	}
 	c.keepAlive = time.Duration(p.KeepAlive) * time.Second
 	serverKeepAlive := false
 	if m := c.b.opts().MaxKeepAlive.Truncate(time.Second); m > 0 && (c.keepAlive == 0 || c.keepAlive > m) {
@@ -87,22 +108,24 @@ func (c *conn) connect(p *packet.Connect) error {
 	}
 	c.will = p.Will
 
-	// A session outlives its connection with clean session 0 before v5;
-	// in v5 for its Session Expiry Interval, none by default [MQTT-3.1.2-23].
+	// A session outlives its connection with clean session 0 before v5
+	// (for PersistentSessionExpiry); in v5 for its Session Expiry
+	// Interval, none by default [MQTT-3.1.2-23], at most MaxSessionExpiry.
 	var expiry uint32
 	if !p.CleanStart {
-		expiry = neverExpires
-	}
-	if c.version == packet.V5 {
-		expiry = 0
-		if se := p.Properties.SessionExpiry; se != nil {
-			expiry = *se
-		}
+		expiry = capSeconds(neverExpires, c.b.opts().PersistentSessionExpiry)
 	}
 	ack := &packet.Connack{}
 	window := c.b.opts().MaxInflight
 	if c.version == packet.V5 {
+		expiry = 0
+		if se := p.Properties.SessionExpiry; se != nil {
+			expiry = c.b.capSessionExpiry(*se)
+		}
 		ack.Properties = c.b.capabilities()
+		if se := p.Properties.SessionExpiry; se != nil && expiry != *se {
+			ack.Properties.SessionExpiry = &expiry // the client is told the value in force
+		}
 		ack.Properties.AssignedClientID = assigned
 		if c.authMethod != "" {
 			ack.Properties.AuthMethod, ack.Properties.AuthData = c.authMethod, authData
@@ -126,17 +149,32 @@ func (c *conn) connect(p *packet.Connect) error {
 		}
 		c.sessionExpiry = p.Properties.SessionExpiry
 	}
-	if c.b.attach(c, id, p.CleanStart, expiry, window, ack) != nil {
-		return errShutdown
+	if err := c.b.attach(c, id, p.CleanStart, expiry, window, ack, idGrant == auth.ClientIDAllowed); err != nil {
+		if errors.Is(err, errNotOwner) {
+			c.b.log.Info("connect refused", "client", id, "remote", c.nc.RemoteAddr(), "identity", cl.Identity(), "err", err)
+			return c.refuse(packet.RefusedIdentifierRejected, err.Error())
+		}
+		return err
 	}
 	c.b.stats.connections.Add(1)
 	c.b.stats.connectionsTotal.Add(1)
 	c.b.log.Debug("client connected", "client", id, "remote", c.nc.RemoteAddr(), "version", c.version,
 		"clean", p.CleanStart, "keepalive", p.KeepAlive, "session_present", ack.SessionPresent)
 	for _, h := range c.b.hooks.connect {
-		h.OnConnect(&c.client)
+		h.OnConnect(c.client)
 	}
 	return nil
+}
+
+// capSessionExpiry bounds a v5 Session Expiry Interval by MaxSessionExpiry.
+func (b *Broker) capSessionExpiry(v uint32) uint32 { return capSeconds(v, b.opts().MaxSessionExpiry) }
+
+// capSeconds bounds an interval in seconds by d; negative d: no bound.
+func capSeconds(v uint32, d time.Duration) uint32 {
+	if d < 0 {
+		return v
+	}
+	return uint32(min(int64(v), int64(d/time.Second)))
 }
 
 // capabilities are the CONNACK properties that tell a v5 client what this
@@ -172,7 +210,7 @@ func (b *Broker) capabilities() packet.Properties {
 // authenticate checks the client's username and password.
 func (c *conn) authenticate() error {
 	ctx, cancel := context.WithTimeout(context.Background(), authTimeout)
-	err := c.b.opts().Authenticator.Authenticate(ctx, &c.client)
+	err := c.b.opts().Authenticator.Authenticate(ctx, c.client)
 	cancel()
 	switch {
 	case errors.Is(err, auth.ErrBadCredentials):
@@ -184,6 +222,30 @@ func (c *conn) authenticate() error {
 		return c.refuse(packet.RefusedServerUnavailable, "authenticator failed")
 	}
 	return nil
+}
+
+// authorizeClientID asks the Authorizer, when it decides about client ids
+// (auth.ConnectAuthorizer), whether the client may use its id. A refusal
+// is answered here; the decision is for attach, which knows whether a
+// session of another identity holds the id.
+func (c *conn) authorizeClientID() (auth.ClientIDDecision, error) {
+	ca, ok := c.b.opts().Authorizer.(auth.ConnectAuthorizer)
+	if !ok {
+		return auth.ClientIDDefault, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), authTimeout)
+	d, err := ca.AuthorizeClientID(ctx, c.client)
+	cancel()
+	switch {
+	case err != nil:
+		c.b.log.Error("client id authorization failed", "client", c.clientID, "err", err)
+		return d, c.refuse(packet.RefusedServerUnavailable, "authorizer failed")
+	case d == auth.ClientIDDenied:
+		c.b.log.Info("connect refused: client id not allowed", "client", c.clientID,
+			"remote", c.nc.RemoteAddr(), "identity", c.client.Identity())
+		return d, c.refuse(packet.RefusedIdentifierRejected, "client id not allowed for this user")
+	}
+	return d, nil
 }
 
 // certUsername returns the user named by the client certificate of a
@@ -225,8 +287,14 @@ var v5ConnackCodes = map[packet.ReasonCode]packet.ReasonCode{
 // same client id is closed first [MQTT-3.1.4-2]; clean session discards
 // stored state [MQTT-3.1.2-6], otherwise it is resumed [MQTT-3.1.2-4].
 // CONNACK is queued before the session can receive anything, then what the
-// session is owed is resent. It fails only when the broker is closing.
-func (b *Broker) attach(c *conn, id string, clean bool, expiry uint32, window int, ack *packet.Connack) error {
+// session is owed is resent.
+//
+// A session belongs to the identity that made it: a client of another
+// identity may neither resume, discard nor take it over (errNotOwner)
+// unless granted the id explicitly, and then what the session holds is
+// authorized for it anew. attach fails otherwise only when the broker is
+// closing.
+func (b *Broker) attach(c *conn, id string, clean bool, expiry uint32, window int, ack *packet.Connack, granted bool) error {
 	for {
 		b.mu.Lock()
 		if b.closed {
@@ -234,7 +302,13 @@ func (b *Broker) attach(c *conn, id string, clean bool, expiry uint32, window in
 			return errShutdown
 		}
 		s := b.sessions[id]
+		var prev *auth.Client // the identity s belonged to
 		if s != nil {
+			prev = s.client.Load()
+			if owner := prev.Identity(); owner != c.client.Identity() && !granted {
+				b.mu.Unlock()
+				return fmt.Errorf("%w (%s)", errNotOwner, owner)
+			}
 			s.mu.Lock()
 			old := s.conn
 			s.mu.Unlock()
@@ -249,7 +323,7 @@ func (b *Broker) attach(c *conn, id string, clean bool, expiry uint32, window in
 		var old *session
 		if s != nil && clean {
 			ended, old = b.discard(s), s
-			s = nil
+			s, prev = nil, nil
 		}
 		// [MQTT-3.2.2-2] session present only when a session was resumed;
 		// [MQTT-3.2.2-1] always 0 with clean session.
@@ -258,17 +332,21 @@ func (b *Broker) attach(c *conn, id string, clean bool, expiry uint32, window in
 			s = newSession(b, id, false) // setPersistent stores it
 			b.sessions[id] = s
 		}
+		s.client.Store(c.client)
 		s.mu.Lock()
 		b.mu.Unlock()
 		c.sess = s
-		s.client.Store(&c.client)
+		var moved []*store.Outbound
+		if prev != nil && prev.Identity() != c.client.Identity() {
+			moved = s.takeOutbound()
+		}
 		s.version = c.version
 		s.stopExpiry()
 		s.expiry = expiry
 		var t store.Ticket
 		if s.persistent && expiry > 0 {
 			// Resumed: no deadline while connected, and the interval may
-			// have changed.
+			// have changed (and the owner too).
 			t = s.persist(func(st store.Store) store.Ticket { return st.PutSession(s.record()) })
 		}
 		t = max(t, s.setPersistent(expiry > 0))
@@ -288,6 +366,7 @@ func (b *Broker) attach(c *conn, id string, clean bool, expiry uint32, window in
 			b.redistribute(old, true)
 		}
 		b.publishWill(ended)
+		s.redeliver(moved)
 		return nil
 	}
 }

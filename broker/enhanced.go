@@ -25,7 +25,7 @@ func (c *conn) enhancedConnect(p *packet.Connect) ([]byte, packet.ReasonCode, er
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), authTimeout)
 	defer cancel()
-	ex, err := a.Start(ctx, &c.client)
+	ex, err := a.Start(ctx, c.client)
 	if err != nil {
 		return nil, packet.UnspecifiedError, err
 	}
@@ -37,7 +37,7 @@ func (c *conn) enhancedConnect(p *packet.Connect) ([]byte, packet.ReasonCode, er
 		}
 		if done {
 			c.authMethod = method
-			c.client.Username, c.client.UsernameFlag = ex.Username(), true
+			c.client.Username, c.client.UsernameFlag = ex.Username(), true // not shared yet
 			return out, packet.Success, nil
 		}
 		// [MQTT-4.12.0-2] continue with AUTH 0x18; the client answers
@@ -83,7 +83,7 @@ func (c *conn) onAuth(p *packet.Auth) error {
 			// Withdrawn by a reload since this connection authenticated.
 			return fmt.Errorf("re-authentication: method %q no longer offered: %w", method, packet.BadAuthenticationMethod)
 		}
-		ex, err := a.Start(ctx, &c.client)
+		ex, err := a.Start(ctx, c.client)
 		if err != nil {
 			return fmt.Errorf("re-authentication: %v: %w", err, packet.UnspecifiedError)
 		}
@@ -100,8 +100,14 @@ func (c *conn) onAuth(p *packet.Auth) error {
 	code := packet.ContinueAuthentication
 	if done {
 		code = packet.Success
-		c.client.Username = c.reauth.Username()
+		name := c.reauth.Username()
 		c.reauth = nil
+		if name != c.client.Username {
+			// The session belongs to the identity that made it, and the
+			// connection's identity is fixed (routing reads it
+			// concurrently): becoming someone else takes a new CONNECT.
+			return fmt.Errorf("re-authentication as %q on a connection of %s: %w", name, c.client.Identity(), packet.NotAuthorized)
+		}
 	}
 	c.sendPacket(&packet.Auth{ReasonCode: code, Properties: packet.Properties{AuthMethod: method, AuthData: out}})
 	return nil

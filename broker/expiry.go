@@ -52,7 +52,7 @@ func (s *session) armWill(will *Message, at time.Time) {
 func (s *session) record() store.Session {
 	r := store.Session{ClientID: s.id, Version: s.version, ExpiryInterval: s.expiry, Expiry: s.expiresAt}
 	if c := s.client.Load(); c != nil {
-		r.Username = c.Username
+		r.Username, r.UsernameFlag, r.CertUsername = c.Username, c.UsernameFlag, c.CertUsername
 	}
 	if s.will != nil {
 		r.Will, r.WillAt = s.will.msg, s.will.at

@@ -72,7 +72,7 @@ func (c *conn) onDisconnect(p *packet.Disconnect) error {
 	if se != nil && c.version == packet.V5 {
 		s := c.sess
 		s.mu.Lock()
-		s.expiry = *se
+		s.expiry = c.b.capSessionExpiry(*se)
 		s.setPersistent(*se > 0)
 		s.mu.Unlock()
 	}
@@ -156,7 +156,7 @@ func (c *conn) onPublish(p *packet.Publish) error {
 		// like an unauthorized publish, not a reason to disconnect.
 		code = packet.TopicNameInvalid
 		c.b.log.Debug("publish refused", "client", c.clientID, "topic", p.Topic, "err", err)
-	} else if c.b.opts().Authorizer.Authorize(&c.client, auth.Publish, p.Topic) {
+	} else if c.b.opts().Authorizer.Authorize(c.client, auth.Publish, p.Topic) {
 		m = &Message{Topic: p.Topic, Payload: p.Payload, QoS: p.QoS, Retain: p.Retain}
 		if c.version == packet.V5 {
 			setMessageProperties(m, &p.Properties, time.Now())
@@ -170,6 +170,11 @@ func (c *conn) onPublish(p *packet.Publish) error {
 		// dropped [MQTT-3.3.5-2]; v5 says why in the acknowledgement.
 		code = packet.NotAuthorized
 		c.b.log.Debug("publish not authorized", "client", c.clientID, "topic", p.Topic)
+	}
+	if m != nil {
+		// Authorization may wait on the network: never inside Atomic,
+		// which holds up every other commit.
+		c.router.match(c.b, m, c.clientID)
 	}
 	var ticket store.Ticket
 	if p.QoS == 2 && m != nil {
@@ -193,14 +198,14 @@ func (c *conn) onPublish(p *packet.Publish) error {
 	return nil
 }
 
-// publish routes m (nil for none) and, for QoS 2, records the packet id
-// as received. It returns the ticket of the store writes and the reason
-// code for the acknowledgement.
+// publish delivers m (nil for none) to the sessions c.router matched and,
+// for QoS 2, records the packet id as received. It returns the ticket of
+// the store writes and the reason code for the acknowledgement.
 func (c *conn) publish(m *Message, qos byte, id uint16, code packet.ReasonCode) (store.Ticket, packet.ReasonCode) {
 	var t store.Ticket
 	if m != nil {
 		var refused bool
-		if t, refused = c.router.route(c.b, m, c.clientID); refused && c.version == packet.V5 {
+		if t, refused = c.router.deliver(m); refused && c.version == packet.V5 {
 			code = packet.QuotaExceeded
 		}
 	}
@@ -235,7 +240,7 @@ func (c *conn) checkV5Publish(p *packet.Publish) error {
 
 func (c *conn) runPublishHooks(m *Message) error {
 	for _, h := range c.b.hooks.publish {
-		if err := h.OnPublish(&c.client, m); err != nil {
+		if err := h.OnPublish(c.client, m); err != nil {
 			return err
 		}
 	}
@@ -293,7 +298,12 @@ func (c *conn) onSubscribe(p *packet.Subscribe) error {
 		subIDs []uint32
 	}
 	var wantRetained []retainReq
+	maxFilters := limit(c.b.opts().MaxFiltersPerSubscribe)
 	for i, sub := range p.Subscriptions {
+		if maxFilters > 0 && i >= maxFilters {
+			codes[i] = c.failure(packet.QuotaExceeded)
+			continue
+		}
 		err := topic.ValidateFilter(sub.Filter)
 		if err == nil {
 			err = c.b.topicLimits().Check(sub.Filter)
@@ -307,7 +317,7 @@ func (c *conn) onSubscribe(p *packet.Subscribe) error {
 			codes[i] = c.failure(code)
 			continue
 		}
-		if !c.b.opts().Authorizer.Authorize(&c.client, auth.Subscribe, sub.Filter) {
+		if !c.b.opts().Authorizer.Authorize(c.client, auth.Subscribe, sub.Filter) {
 			codes[i] = c.failure(packet.NotAuthorized)
 			continue
 		}
@@ -350,7 +360,7 @@ func (c *conn) onSubscribe(p *packet.Subscribe) error {
 		msgs = msgs[:0]
 		c.b.retained.match(r.filter, now, func(m *Message) { msgs = append(msgs, m) })
 		for _, m := range msgs {
-			if c.b.opts().Authorizer.Authorize(&c.client, auth.Read, m.Topic) {
+			if c.b.opts().Authorizer.Authorize(c.client, auth.Read, m.Topic) {
 				// [MQTT-3.3.1-8] retained messages keep RETAIN set.
 				s.deliver(m, delivery{qos: min(m.QoS, r.qos), retain: true, subIDs: r.subIDs}, &c.router.enc)
 			}

@@ -134,7 +134,7 @@ func (b *Broker) forgetIdleAddresses(now time.Time) {
 // topicLimits are the configured bounds on topic names and filters.
 func (b *Broker) topicLimits() topic.Limits {
 	o := b.opts()
-	return topic.Limits{MaxLevels: o.MaxTopicLevels, MaxLength: o.MaxTopicLength}
+	return topic.Limits{MaxLevels: limit(o.MaxTopicLevels), MaxLength: limit(o.MaxTopicLength)}
 }
 
 // throttle holds the reader back while the connection is over its message

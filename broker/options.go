@@ -53,12 +53,23 @@ type Options struct {
 	MaxConnections      int // in total
 	MaxConnectionsPerIP int
 	ConnectRatePerIP    int // new connections per second from one address
-	// Per-client limits; 0: none (beyond the protocol's).
-	MaxSubscriptions int // filters one session may hold (SUBACK 0x97 / 0x80 beyond)
-	MaxTopicLevels   int // levels in a topic name or filter
-	MaxTopicLength   int // bytes in a topic name or filter
-	MessageRate      int // PUBLISH packets per second a client may send; faster ones are read more slowly
-	ByteRate         int // bytes per second a client may send; likewise
+	// Bounds on what any client, authenticated or not, can make the
+	// broker hold. 0: the default; negative: none (beyond the protocol's).
+	MaxSubscriptions       int   // filters one session may hold (SUBACK 0x97 / 0x80 beyond); default 1000
+	MaxFiltersPerSubscribe int   // filters in one SUBSCRIBE; those beyond get SUBACK 0x97 / 0x80; default 100
+	MaxTopicLevels         int   // levels in a topic name or filter; default 128
+	MaxTopicLength         int   // bytes in a topic name or filter; default 4096
+	MaxRetained            int   // retained messages in all; default 1,000,000
+	MaxRetainedBytes       int64 // retained topics, payloads and index together; default 256 MiB
+	// MaxSessionExpiry caps the v5 Session Expiry Interval (the client is
+	// told in CONNACK); default 7 days.
+	MaxSessionExpiry time.Duration
+	// PersistentSessionExpiry is how long a 3.1.1 session with clean
+	// session 0 outlives its connection; default 7 days.
+	PersistentSessionExpiry time.Duration
+	// 0: none.
+	MessageRate int // PUBLISH packets per second a client may send; faster ones are read more slowly
+	ByteRate    int // bytes per second a client may send; likewise
 	// ReceiveMaximum is how many QoS 2 messages a v5 client may have
 	// unreleased (PUBREC sent, PUBREL pending) at once; default 1024.
 	ReceiveMaximum int
@@ -121,7 +132,26 @@ func (o *Options) setDefaults() {
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = 30 * time.Second
 	}
+	defaultTo(&o.MaxSubscriptions, 1000)
+	defaultTo(&o.MaxFiltersPerSubscribe, 100)
+	defaultTo(&o.MaxTopicLevels, 128)
+	defaultTo(&o.MaxTopicLength, 4096)
+	defaultTo(&o.MaxRetained, 1_000_000)
+	defaultTo(&o.MaxRetainedBytes, 256<<20)
+	defaultTo(&o.MaxSessionExpiry, 7*24*time.Hour)
+	defaultTo(&o.PersistentSessionExpiry, 7*24*time.Hour)
 }
+
+// defaultTo sets a limit left at 0 to def; a negative one stays, meaning
+// none.
+func defaultTo[T int | int64 | time.Duration](v *T, def T) {
+	if *v == 0 {
+		*v = def
+	}
+}
+
+// limit returns a limit for checks that treat 0 as none.
+func limit[T int | int64](v T) T { return max(v, 0) }
 
 // opts returns the options in force.
 func (b *Broker) opts() *Options { return b.options.Load() }

@@ -11,9 +11,10 @@ import (
 // retained holds the last retained message of each topic in a tree of
 // topic levels, so a wildcard subscription visits only matching branches.
 type retained struct {
-	mu   sync.RWMutex
-	root rnode
-	n    int
+	mu    sync.RWMutex
+	root  rnode
+	n     int
+	bytes int64 // retainedCost of every message held
 }
 
 type rnode struct {
@@ -21,19 +22,46 @@ type rnode struct {
 	msg      *Message
 }
 
+// rnodeCost is about what one level of the tree costs in memory (node,
+// map and entry): a topic of many short levels costs far more than its
+// bytes.
+const rnodeCost = 256
+
+// retainedCost is what a retained message counts against
+// MaxRetainedBytes: its bytes, and its levels as if none were shared.
+func retainedCost(m *Message) int64 {
+	return int64(len(m.Topic)+len(m.Payload)) + int64(strings.Count(m.Topic, "/")+1)*rnodeCost
+}
+
+// retainLimits bound the retained set; 0: none.
+type retainLimits struct {
+	n     int
+	bytes int64
+}
+
 // set stores m as the retained message of its topic, or clears the topic
 // when the payload is empty [MQTT-3.3.1-10] [MQTT-3.3.1-11], and writes
 // the change to st (if not nil) under the same lock, so that memory and
 // store see updates of one topic in the same order. It returns the
-// ticket of the store write.
-func (r *retained) set(m *Message, st store.Store) store.Ticket {
+// ticket of the store write, and false when m was not kept because the
+// set would exceed lim.
+func (r *retained) set(m *Message, st store.Store, lim retainLimits) (store.Ticket, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(m.Payload) == 0 {
 		if r.remove(m.Topic) && st != nil {
-			return st.DeleteRetained(m.Topic)
+			return st.DeleteRetained(m.Topic), true
 		}
-		return 0
+		return 0, true
+	}
+	cost := retainedCost(m)
+	old := r.find(m.Topic)
+	grow := cost
+	if old != nil {
+		grow -= retainedCost(old)
+	}
+	if (lim.n > 0 && old == nil && r.n >= lim.n) || (lim.bytes > 0 && grow > 0 && r.bytes+grow > lim.bytes) {
+		return 0, false
 	}
 	n := &r.root
 	for level := range strings.SplitSeq(m.Topic, "/") {
@@ -51,10 +79,22 @@ func (r *retained) set(m *Message, st store.Store) store.Ticket {
 		r.n++
 	}
 	n.msg = m
+	r.bytes += grow
 	if st != nil {
-		return st.PutRetained(m)
+		return st.PutRetained(m), true
 	}
-	return 0
+	return 0, true
+}
+
+// find returns the message retained for topic, or nil. mu must be held.
+func (r *retained) find(topic string) *Message {
+	n := &r.root
+	for level := range strings.SplitSeq(topic, "/") {
+		if n = n.children[level]; n == nil {
+			return nil
+		}
+	}
+	return n.msg
 }
 
 // remove clears topic and prunes empty branches. mu must be held.
@@ -73,6 +113,7 @@ func (r *retained) remove(topic string) bool {
 				delete(n.children, level)
 			}
 		} else if child.msg != nil {
+			r.bytes -= retainedCost(child.msg)
 			child.msg, found = nil, true
 			if len(child.children) == 0 {
 				delete(n.children, level)
@@ -176,4 +217,22 @@ func (r *retained) Len() int {
 
 func expired(m *Message, now time.Time) bool {
 	return !m.Expiry.IsZero() && !now.Before(m.Expiry)
+}
+
+// retain keeps m as its topic's retained message, within the configured
+// limits. Beyond them it is still delivered but not kept: counted, and
+// logged once until the set has room again.
+func (b *Broker) retain(m *Message) store.Ticket {
+	o := b.opts()
+	t, ok := b.retained.set(m, b.store, retainLimits{limit(o.MaxRetained), limit(o.MaxRetainedBytes)})
+	if ok {
+		b.retainedFull.Store(false)
+		return t
+	}
+	b.stats.retainedRefused.Add(1)
+	if !b.retainedFull.Swap(true) {
+		b.log.Warn("retained message not kept: the retained set is full (limits.max_retained_messages, limits.max_retained_bytes)",
+			"topic", m.Topic, "retained", b.retained.Len())
+	}
+	return 0
 }

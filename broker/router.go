@@ -9,11 +9,18 @@ import (
 // router routes messages to matching sessions. Each connection owns one
 // and reuses it, so that matching and encoding allocate nothing in steady
 // state.
+//
+// Routing has two steps: match finds the sessions a message goes to and
+// asks the Authorizer, which may wait on the network, so it runs outside
+// every lock and outside the store's atomic section; deliver hands the
+// message over and submits the store writes.
 type router struct {
 	b       *Broker
 	from    string // publishing client, for No Local
 	idx     map[*session]int
 	targets []target
+	groups  []sharedHit
+	members []member // the members of every group in groups
 	enc     encoder
 
 	// Method values built once: passing them to Match does not allocate.
@@ -26,36 +33,78 @@ type target struct {
 	delivery
 }
 
+// sharedHit is a shared subscription group matched by a message, with its
+// members at r.members[from:to].
+type sharedHit struct {
+	group, filter string
+	from, to      int
+}
+
+// Scratch above this many entries is not kept between messages: one
+// large fan-out must not pin its memory to the publishing connection.
+const maxKeptTargets = 1024
+
 // route delivers m to every matching session. It returns the ticket of
 // the store writes that keep it, and whether a full queue refused it.
-func (r *router) route(b *Broker, m *Message, from string) (ticket store.Ticket, refused bool) {
+func (r *router) route(b *Broker, m *Message, from string) (store.Ticket, bool) {
+	r.match(b, m, from)
+	return r.deliver(m)
+}
+
+// match collects the sessions m goes to, each authorized to read it.
+func (r *router) match(b *Broker, m *Message, from string) {
 	if r.eachFn == nil {
 		r.b = b
 		r.idx = make(map[*session]int)
 		r.eachFn = r.each
-		r.sharedFn = r.pickShared
-	}
-	if m.Retain && !b.opts().DisableRetain {
-		ticket = b.retained.set(m, b.store)
+		r.sharedFn = r.sharedGroup
 	}
 	r.from = from
 	b.subs.Match(m.Topic, r.eachFn, r.sharedFn)
+	clear(r.idx)
 	authz := b.opts().Authorizer
 	_, readAll := authz.(auth.AllowAll)
+	n := 0
+	for _, t := range r.targets {
+		if readAll || authz.Authorize(t.s.client.Load(), auth.Read, m.Topic) {
+			r.targets[n] = t
+			n++
+		} else {
+			b.stats.notAuthorized.Add(1) // the subscriber may not read this topic
+		}
+	}
+	clear(r.targets[n:])
+	r.targets = r.targets[:n]
+	for _, g := range r.groups {
+		r.pickShared(g, m, authz, readAll)
+	}
+	clear(r.members)
+	r.groups, r.members = r.groups[:0], r.members[:0]
+	if cap(r.members) > maxKeptTargets {
+		r.groups, r.members = nil, nil
+	}
+}
+
+// deliver hands m to the sessions match found, stores it as retained if
+// it is, and returns the ticket of the store writes and whether a full
+// queue refused it.
+func (r *router) deliver(m *Message) (ticket store.Ticket, refused bool) {
+	b := r.b
+	if m.Retain && !b.opts().DisableRetain {
+		ticket = b.retain(m)
+	}
 	for i := range r.targets {
 		t := &r.targets[i]
-		if !readAll && !authz.Authorize(t.s.client.Load(), auth.Read, m.Topic) {
-			*t = target{}
-			continue // the subscriber may not read this topic (any more)
-		}
 		t.qos = min(m.QoS, t.qos)
 		t.retain = t.retain && m.Retain
 		tk, no := t.s.deliver(m, t.delivery, &r.enc)
 		ticket, refused = max(ticket, tk), refused || no
-		*t = target{}
 	}
+	clear(r.targets)
 	r.targets = r.targets[:0]
-	clear(r.idx)
+	if cap(r.targets) > maxKeptTargets {
+		r.targets, r.idx = nil, make(map[*session]int)
+	}
 	r.enc.reset()
 	return ticket, refused
 }
@@ -81,13 +130,27 @@ func (r *router) each(s *session, o subOpts) {
 	}
 }
 
-// pickShared delivers to one member of a shared subscription group.
-func (r *router) pickShared(group, filter string, members []topic.Member[*session, subOpts]) {
-	pick, ok := r.b.shared.pick(group, filter, members, r.from, nil)
+// sharedGroup notes a matching shared subscription group; its member is
+// picked once the trie's lock is released.
+func (r *router) sharedGroup(group, filter string, members []member) {
+	from := len(r.members)
+	r.members = append(r.members, members...)
+	r.groups = append(r.groups, sharedHit{group, filter, from, len(r.members)})
+}
+
+// pickShared chooses the member of a group that receives m: one that may
+// read it, so that a member denied the topic never makes the message
+// vanish for the whole group.
+func (r *router) pickShared(g sharedHit, m *Message, authz auth.Authorizer, readAll bool) {
+	mayRead := func(s *session) bool {
+		return readAll || authz.Authorize(s.client.Load(), auth.Read, m.Topic)
+	}
+	pick, ok := r.b.shared.pick(g.group, g.filter, r.members[g.from:g.to], r.from, nil, mayRead)
 	if !ok {
+		r.b.stats.droppedNoMember.Add(1)
 		return
 	}
-	t := target{s: pick.Key, delivery: delivery{qos: pick.Val.qos, retain: pick.Val.retainAsPublished, group: group, filter: filter}}
+	t := target{s: pick.Key, delivery: delivery{qos: pick.Val.qos, retain: pick.Val.retainAsPublished, group: g.group, filter: g.filter}}
 	if pick.Val.subID != 0 {
 		t.subIDs = []uint32{pick.Val.subID}
 	}

@@ -229,7 +229,7 @@ func (s *session) resume(c *conn) {
 	for _, o := range s.inflight {
 		pending = append(pending, o)
 	}
-	slices.SortFunc(pending, func(a, b *store.Outbound) int { return cmp.Compare(a.Seq, b.Seq) })
+	slices.SortFunc(pending, bySeq)
 	enc := &encoder{}
 	for _, o := range pending {
 		if o.State == store.Released {
@@ -273,6 +273,9 @@ func (s *session) received(id uint16) bool {
 	}
 	return true
 }
+
+// bySeq orders outbound messages as they were routed to the session.
+func bySeq(a, b *store.Outbound) int { return cmp.Compare(a.Seq, b.Seq) }
 
 // filters returns the session's subscription filters. s.mu must not be held.
 func (s *session) filters() []string {

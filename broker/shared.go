@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/ternmq/tern/auth"
 	"github.com/ternmq/tern/store"
 	"github.com/ternmq/tern/topic"
 )
@@ -40,11 +41,58 @@ type sharedPicker struct {
 	groups   map[groupKey]*groupState
 }
 
-// pick chooses a member other than exclude, connected if any is.
-func (p *sharedPicker) pick(group, filter string, members []member, from string, exclude *session) (member, bool) {
+// pick chooses a member other than exclude that may receive the message
+// (mayRead), connected if any is. It asks mayRead outside the picker's
+// lock: an Authorizer may wait on the network.
+func (p *sharedPicker) pick(group, filter string, members []member, from string, exclude *session, mayRead func(*session) bool) (member, bool) {
 	n := len(members)
 	if n == 0 || (n == 1 && members[0].Key == exclude) {
 		return member{}, false
+	}
+	start, sticky := p.start(groupKey{group, filter}, n, from)
+	if sticky != nil && sticky != exclude && sticky.online.Load() {
+		if i := slices.IndexFunc(members, func(m member) bool { return m.Key == sticky }); i >= 0 && mayRead(sticky) {
+			return members[i], true
+		}
+	}
+	pick, found := -1, false
+	for i := range n {
+		k := (start + i) % n
+		s := members[k].Key
+		if s == exclude || (pick >= 0 && !s.online.Load()) || !mayRead(s) {
+			continue
+		}
+		if pick < 0 {
+			pick = k
+		}
+		if s.online.Load() {
+			pick, found = k, true
+			break
+		}
+	}
+	if pick < 0 {
+		return member{}, false
+	}
+	if found && p.strategy == Sticky {
+		p.mu.Lock()
+		if g := p.groups[groupKey{group, filter}]; g != nil {
+			g.sticky = members[pick].Key
+		}
+		p.mu.Unlock()
+	}
+	return members[pick], true
+}
+
+// start returns where the strategy begins looking among n members, and
+// the member a Sticky group sticks to.
+func (p *sharedPicker) start(k groupKey, n int, from string) (int, *session) {
+	switch p.strategy {
+	case Random:
+		return rand.IntN(n), nil
+	case HashClientID:
+		h := fnv.New32a()
+		h.Write([]byte(from))
+		return int(h.Sum32() % uint32(n)), nil
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -53,50 +101,14 @@ func (p *sharedPicker) pick(group, filter string, members []member, from string,
 		// stickiness now and then bounds the map at no real cost.
 		p.groups = make(map[groupKey]*groupState)
 	}
-	g := p.groups[groupKey{group, filter}]
+	g := p.groups[k]
 	if g == nil {
 		g = &groupState{}
-		p.groups[groupKey{group, filter}] = g
+		p.groups[k] = g
 	}
-	var start int
-	switch p.strategy {
-	case Random:
-		start = rand.IntN(n)
-	case HashClientID:
-		h := fnv.New32a()
-		h.Write([]byte(from))
-		start = int(h.Sum32() % uint32(n))
-	case Sticky:
-		if i := slices.IndexFunc(members, func(m member) bool { return m.Key == g.sticky }); i >= 0 &&
-			g.sticky != exclude && g.sticky.online.Load() {
-			return members[i], true
-		}
-		fallthrough
-	default:
-		start = int(g.next % uint32(n))
-		g.next++
-	}
-	pick, found := -1, false
-	for i := range n {
-		k := (start + i) % n
-		if members[k].Key == exclude {
-			continue
-		}
-		if pick < 0 {
-			pick = k
-		}
-		if members[k].Key.online.Load() {
-			pick, found = k, true
-			break
-		}
-	}
-	if pick < 0 {
-		return member{}, false
-	}
-	if found {
-		g.sticky = members[pick].Key
-	}
-	return members[pick], true
+	start := int(g.next % uint32(n))
+	g.next++
+	return start, g.sticky
 }
 
 // redistribute hands messages that reached s through shared subscriptions
@@ -119,29 +131,36 @@ func (b *Broker) redistribute(s *session, ending bool) {
 		}
 	}
 	s.mu.Unlock()
-	slices.SortFunc(moving, func(a, b *store.Outbound) int { return int(a.Seq - b.Seq) })
+	slices.SortFunc(moving, bySeq)
 	var enc encoder
+	var members []member
+	authz := b.opts().Authorizer
 	for _, o := range moving {
-		var to member
-		var found bool
-		b.subs.Match(o.Message.Topic, nil, func(group, filter string, members []member) {
+		members = members[:0]
+		b.subs.Match(o.Message.Topic, nil, func(group, filter string, ms []member) {
 			if group == o.SharedGroup && filter == o.SharedFilter {
-				to, found = b.shared.pick(group, filter, members, "", s)
+				members = append(members, ms...)
 			}
 		})
+		mayRead := func(to *session) bool { return authz.Authorize(to.client.Load(), auth.Read, o.Message.Topic) }
+		to, found := b.shared.pick(o.SharedGroup, o.SharedFilter, members, "", s, mayRead)
 		if !found || (!to.Key.online.Load() && !ending) {
 			continue // nobody better placed: it stays where it is
-		}
-		if !s.release(o) {
-			continue // acknowledged meanwhile
 		}
 		d := delivery{qos: min(o.Message.QoS, to.Val.qos), group: o.SharedGroup, filter: o.SharedFilter}
 		if to.Val.subID != 0 {
 			d.subIDs = []uint32{to.Val.subID}
 		}
-		to.Key.deliver(o.Message, d, &enc)
+		// Taken from one session and given to the other in one commit: a
+		// crash in between neither loses nor doubles it.
+		b.store.Atomic(func() {
+			if s.release(o) { // still there: not acknowledged meanwhile
+				to.Key.deliver(o.Message, d, &enc)
+			}
+		})
 		enc.reset()
 	}
+	clear(members)
 	if ending {
 		s.mu.Lock()
 		s.dropQueue() // what stayed goes with the session

@@ -18,6 +18,15 @@ type Stats struct {
 	Throttled        int64 // times a client's reader paused for its message or byte rate
 	DroppedSlow      int64 // QoS 0 messages dropped because a client's write buffer was full
 	DroppedExpired   int64 // messages that expired before delivery
+	// NotAuthorized counts deliveries withheld because the receiving
+	// client may not read the topic.
+	NotAuthorized int64
+	// DroppedNoMember counts messages a shared subscription group could
+	// not take: no member may read the topic.
+	DroppedNoMember int64
+	// RetainedRefused counts retained messages delivered but not kept:
+	// the retained set was at its limit.
+	RetainedRefused int64
 }
 
 type counters struct {
@@ -27,6 +36,8 @@ type counters struct {
 	refused                                atomic.Int64
 	queuedBytes                            atomic.Int64 // queuedSize of every session queue together
 	refusedConns, throttled                atomic.Int64
+	notAuthorized, droppedNoMember         atomic.Int64
+	retainedRefused                        atomic.Int64
 }
 
 // Stats returns the current counters.
@@ -49,5 +60,8 @@ func (b *Broker) Stats() Stats {
 		Throttled:        b.stats.throttled.Load(),
 		DroppedSlow:      b.stats.droppedSlow.Load(),
 		DroppedExpired:   b.stats.expired.Load(),
+		NotAuthorized:    b.stats.notAuthorized.Load(),
+		DroppedNoMember:  b.stats.droppedNoMember.Load(),
+		RetainedRefused:  b.stats.retainedRefused.Load(),
 	}
 }

@@ -19,7 +19,11 @@ type Message struct {
 // Session is the durable part of a session's identity.
 type Session struct {
 	ClientID string
-	Username string // the identity its deliveries are authorized for
+	// The identity the session belongs to and its deliveries are
+	// authorized for (auth.Client's fields of the same names).
+	Username     string
+	UsernameFlag bool // false: anonymous
+	CertUsername bool // Username is a verified certificate's name
 	Version  byte
 	// ExpiryInterval is the v5 Session Expiry Interval in seconds;
 	// 0xFFFFFFFF (also for 3.1.1 persistent sessions) never expires.

@@ -210,8 +210,24 @@ func appendSession(dst []byte, s *store.Session) []byte {
 		dst = appendMessage(dst, s.Will)
 		dst = appendTime(dst, s.WillAt)
 	}
+	// Appended later; a record without it is from before, when a
+	// username was always given with the flag.
+	var id byte
+	if s.UsernameFlag {
+		id |= identityUsernameFlag
+	}
+	if s.CertUsername {
+		id |= identityCert
+	}
+	dst = append(dst, id)
 	return seal(dst, start)
 }
+
+// Identity bits of a session record.
+const (
+	identityUsernameFlag = 1 << iota
+	identityCert
+)
 
 func decodeSession(v []byte) (store.Session, error) {
 	d, err := unseal(v)
@@ -222,6 +238,11 @@ func decodeSession(v []byte) (store.Session, error) {
 	if d.bool() {
 		s.Will = d.message()
 		s.WillAt = d.time()
+	}
+	s.UsernameFlag = s.Username != ""
+	if len(d.b) > 0 {
+		id := d.byte()
+		s.UsernameFlag, s.CertUsername = id&identityUsernameFlag != 0, id&identityCert != 0
 	}
 	return s, d.done()
 }

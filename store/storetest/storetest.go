@@ -79,7 +79,7 @@ func mustWait(t *testing.T, st store.Store, tk store.Ticket) {
 func testRoundTrip(t *testing.T, open Opener) {
 	st := open(t)
 	will := fullMessage("will/topic")
-	sess := store.Session{ClientID: "c1", Username: "alice", Version: 5, ExpiryInterval: 3600,
+	sess := store.Session{ClientID: "c1", Username: "alice", UsernameFlag: true, CertUsername: true, Version: 5, ExpiryInterval: 3600,
 		Expiry: at("2031-05-06T07:08:09Z"), Will: will, WillAt: at("2031-05-06T07:08:10Z")}
 	sub := store.Subscription{Subscription: packet.Subscription{Filter: "a/+/#", QoS: 2, NoLocal: true,
 		RetainAsPublished: true, RetainHandling: 1}, SubscriptionID: 77}
