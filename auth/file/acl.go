@@ -23,6 +23,11 @@ type aclTable struct {
 	users     map[string][]rule // user name -> rules
 	clients   map[string][]rule // client id -> rules
 	patterns  []rule
+
+	// clientid lines: which client ids an identity may use.
+	anonymousIDs []idRule
+	userIDs      map[string][]idRule // user name -> rules
+	idPatterns   []idRule
 }
 
 // LoadACL reads the ACL file at path.

@@ -11,11 +11,12 @@ import (
 
 // parseACL parses an ACL file; path is for error messages.
 func parseACL(path string, data []byte) (*aclTable, error) {
-	t := &aclTable{users: make(map[string][]rule), clients: make(map[string][]rule)}
+	t := &aclTable{users: make(map[string][]rule), clients: make(map[string][]rule), userIDs: make(map[string][]idRule)}
 	// The section rules go to: anonymous while secMap is nil, else
 	// secMap[secName].
 	var secMap map[string][]rule
 	var secName string
+	inClient := false // the section is a client section
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(nil, 1<<20)
 	for n := 1; sc.Scan(); n++ {
@@ -32,11 +33,40 @@ func parseACL(path string, data []byte) (*aclTable, error) {
 			if rest == "" {
 				return nil, errorf("%s: missing name", keyword)
 			}
-			secMap, secName = t.users, rest
-			if keyword == "client" {
+			secMap, secName, inClient = t.users, rest, keyword == "client"
+			if inClient {
 				secMap = t.clients
 			}
+		case "clientid":
+			if inClient {
+				// The id is the client's own choice: granting an id to
+				// whoever uses it would grant nothing.
+				return nil, errorf("clientid in the section of client %q: client ids are granted to users (a user section) or to anonymous clients (before any section)", secName)
+			}
+			r, err := parseIDRule(rest, false)
+			if err != nil {
+				return nil, errorf("%s: %v", strings.TrimSpace(keyword+" "+rest), err)
+			}
+			r.line = n
+			switch {
+			case secMap == nil:
+				t.anonymousIDs = append(t.anonymousIDs, r)
+			default:
+				t.userIDs[secName] = append(t.userIDs[secName], r)
+			}
 		case "topic", "pattern":
+			if first, idGlob := cutSpace(rest); keyword == "pattern" && first == "clientid" {
+				if idGlob == "" {
+					return nil, errorf("pattern clientid: missing client id glob (a topic named \"clientid\" needs the access written: pattern readwrite clientid)")
+				}
+				r, err := parseIDRule(idGlob, true)
+				if err != nil {
+					return nil, errorf("pattern clientid %s: %v", idGlob, err)
+				}
+				r.line = n
+				t.idPatterns = append(t.idPatterns, r)
+				continue
+			}
 			r, err := parseRule(rest, keyword == "pattern")
 			if err != nil {
 				return nil, errorf("%s: %v", strings.TrimSpace(keyword+" "+rest), err)
@@ -51,7 +81,7 @@ func parseACL(path string, data []byte) (*aclTable, error) {
 				secMap[secName] = append(secMap[secName], r)
 			}
 		default:
-			return nil, errorf("unknown keyword %q: want topic, pattern, user or client", keyword)
+			return nil, errorf("unknown keyword %q: want topic, pattern, clientid, user or client", keyword)
 		}
 	}
 	if err := sc.Err(); err != nil {

@@ -45,7 +45,7 @@
 //	pattern readwrite users/%u/#
 //	pattern write devices/%c/status
 //
-// A rule is "topic [access] <filter>" or "pattern [access] <filter>";
+// A topic rule is "topic [access] <filter>" or "pattern [access] <filter>";
 // access is read, write, readwrite (the default) or deny. The filter is
 // the rest of the line, so it may contain spaces and '#' (there are no
 // comments at the end of a line); a filter of more than one word needs
@@ -80,6 +80,58 @@
 //     substituted value that is empty or contains '+', '#' or '/' is never
 //     read as wildcards or levels: such an allow pattern does not match, and
 //     such a deny pattern denies, so an odd name cannot step around a deny.
+//
+// # Client ids
+//
+// A persistent session belongs to the identity that made it: the user, or
+// the anonymous clients. By default a client may use any client id that
+// no session of another identity holds. clientid lines say instead which
+// ids an identity may use, and let it use them even where a session of
+// another identity holds one (the session then passes to it):
+//
+//	# Anonymous clients may use anon-... ids only.
+//	clientid anon-*
+//
+//	user alice
+//	clientid alice
+//	clientid kitchen-*
+//
+//	# Any id, and so any session: an operator's grant.
+//	user monitor
+//	clientid *
+//
+//	# Every user may use ids starting with their name and a dash.
+//	pattern clientid %u-*
+//	# Nobody may use these.
+//	pattern clientid deny admin-*
+//
+// A rule is "clientid [allow|deny] <glob>" in a user section or before any
+// section (anonymous clients), or "pattern clientid [allow|deny] <glob>"
+// anywhere, for every client; allow is the default and a glob with spaces
+// needs it written. In a glob '*' matches any run of characters, empty
+// included; everything else is literal. In pattern globs %u is the
+// username (any other '%' sequence is an error); in the others '%' is
+// literal. A client section takes no clientid line: it holds rules for an
+// id, it grants the id to nobody.
+//
+// Decision, for the rules of the client's own section and all patterns:
+//
+//   - A matching deny rule: the id is refused.
+//   - Otherwise, if any allow rule applies, the id must match one: it is
+//     granted if it does and refused if not.
+//   - No allow rule applies: the default above (deny rules alone only
+//     carve ids out).
+//   - A %u pattern never applies to a client without a username. A
+//     username that is empty or contains '*' is not substituted: such an
+//     allow pattern still applies but matches nothing, and such a deny
+//     pattern refuses every id.
+//
+// A grant covers whatever the glob matches: with "pattern clientid %u-*",
+// user "ann" may also use "ann-b-1", an id of user "ann-b"'s. Where
+// usernames can contain the separator, pick one they cannot or grant ids
+// in user sections. Anonymous clients are not covered by %u patterns: give
+// them ids of their own (as above), or they may claim a user's id first
+// (the user, granted it, then takes the session over).
 //
 // Errors in either file name the file and line: unknown keywords, bad
 // access types, invalid filters, malformed hashes, duplicate users.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -27,6 +28,12 @@ type service struct {
 }
 
 func newService(t *testing.T, decide func(body map[string]any) int) *service {
+	return newReplyService(t, func(body map[string]any) (int, string) { return decide(body), "" })
+}
+
+// newReplyService is newService for a service that answers with a body
+// too.
+func newReplyService(t *testing.T, decide func(body map[string]any) (int, string)) *service {
 	s := &service{}
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.calls.Add(1)
@@ -42,7 +49,9 @@ func newService(t *testing.T, decide func(body map[string]any) int) *service {
 		s.mu.Lock()
 		s.last, s.header = body, r.Header.Clone()
 		s.mu.Unlock()
-		w.WriteHeader(decide(body))
+		code, reply := decide(body)
+		w.WriteHeader(code)
+		io.WriteString(w, reply)
 	}))
 	t.Cleanup(s.Close)
 	return s

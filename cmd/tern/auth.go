@@ -14,14 +14,16 @@ import (
 )
 
 // HTTPAuth is the http_auth configuration section: an HTTP service that
-// authenticates (url) and authorizes (acl_url).
+// authenticates (url), authorizes topics (acl_url) and client ids
+// (clientid_url).
 type HTTPAuth struct {
-	URL        string            `yaml:"url"`         // authentication endpoint; "": not used for authentication
-	ACLURL     string            `yaml:"acl_url"`     // authorization endpoint; "": not used for authorization
-	Timeout    time.Duration     `yaml:"timeout"`     // per request; default 2s
-	CacheTTL   time.Duration     `yaml:"cache_ttl"`   // how long decisions are remembered; default 30s, negative: not at all
-	RetryAfter time.Duration     `yaml:"retry_after"` // after a request got no answer, fail at once for this long; default 1s, negative: never
-	Headers    map[string]string `yaml:"headers"`     // sent with every request
+	URL         string            `yaml:"url"`          // authentication endpoint; "": not used for authentication
+	ACLURL      string            `yaml:"acl_url"`      // authorization endpoint; "": not used for authorization
+	ClientIDURL string            `yaml:"clientid_url"` // which client ids a client may use; "": not asked
+	Timeout     time.Duration     `yaml:"timeout"`      // per request; default 2s
+	CacheTTL    time.Duration     `yaml:"cache_ttl"`    // how long decisions are remembered; default 30s, negative: not at all
+	RetryAfter  time.Duration     `yaml:"retry_after"`  // after a request got no answer, fail at once for this long; default 1s, negative: never
+	Headers     map[string]string `yaml:"headers"`      // sent with every request
 }
 
 // buildAuth builds who may connect and what they may do from cfg:
@@ -33,7 +35,8 @@ type HTTPAuth struct {
 //     configured, unless allow_anonymous says otherwise.
 //   - Authorization: the ACL file and the HTTP ACL service, each when
 //     configured; with both, both must allow; with neither, everything is
-//     allowed.
+//     allowed. The same two decide which client ids a client may use
+//     (clientid lines, clientid_url); see allOf.AuthorizeClientID.
 //
 // SIGHUP calls it again: the files are read anew and the result replaces
 // the running one only if everything loaded.
@@ -64,10 +67,10 @@ func buildAuth(cfg Config, log *slog.Logger) (authn auth.Authenticator, authz au
 	}
 	var web *httpauth.Backend
 	if h := cfg.HTTPAuth; h != nil {
-		if h.URL == "" && h.ACLURL == "" {
-			return nil, nil, nil, errors.New("http_auth: want url, acl_url or both")
+		if h.URL == "" && h.ACLURL == "" && h.ClientIDURL == "" {
+			return nil, nil, nil, errors.New("http_auth: want url, acl_url, clientid_url or several")
 		}
-		web, err = httpauth.New(httpauth.Config{AuthURL: h.URL, ACLURL: h.ACLURL, Timeout: h.Timeout,
+		web, err = httpauth.New(httpauth.Config{AuthURL: h.URL, ACLURL: h.ACLURL, ClientIDURL: h.ClientIDURL, Timeout: h.Timeout,
 			CacheTTL: h.CacheTTL, RetryAfter: h.RetryAfter, Headers: h.Headers, Logger: log})
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("http_auth: %w", err)
@@ -97,13 +100,15 @@ func buildAuth(cfg Config, log *slog.Logger) (authn auth.Authenticator, authz au
 		authzs = append(authzs, acl)
 		log.Info("ACL file loaded", "file", cfg.ACLFile)
 	}
-	if web != nil && cfg.HTTPAuth.ACLURL != "" {
+	if web != nil && (cfg.HTTPAuth.ACLURL != "" || cfg.HTTPAuth.ClientIDURL != "") {
+		// Without acl_url it allows every topic and decides client ids only.
 		authzs = append(authzs, web)
 	}
 	switch len(authzs) {
 	case 0:
 		authz = auth.AllowAll{}
 	case 1:
+		// As it is, so that the broker sees its auth.ConnectAuthorizer.
 		authz = authzs[0]
 	default:
 		authz = allOf(authzs)
@@ -157,7 +162,10 @@ func (a anyOf) Authenticate(ctx context.Context, c *auth.Client) error {
 // allOf allows what every one of its authorizers allows.
 type allOf []auth.Authorizer
 
-var _ auth.Authorizer = allOf{}
+var (
+	_ auth.Authorizer        = allOf{}
+	_ auth.ConnectAuthorizer = allOf{}
+)
 
 func (a allOf) Authorize(c *auth.Client, action auth.Action, topic string) bool {
 	for _, z := range a {
@@ -166,4 +174,36 @@ func (a allOf) Authorize(c *auth.Client, action auth.Action, topic string) bool 
 		}
 	}
 	return true
+}
+
+// AuthorizeClientID combines the client id decisions of those authorizers
+// that make them: a refusal outranks everything (the others are not
+// asked once one refuses, so the cheap ACL file spares the HTTP request),
+// then a failure to decide, then a grant; with none of these, the
+// default. An error comes with auth.ClientIDDenied.
+func (a allOf) AuthorizeClientID(ctx context.Context, c *auth.Client) (auth.ClientIDDecision, error) {
+	var failed error
+	allowed := false
+	for _, z := range a {
+		ca, ok := z.(auth.ConnectAuthorizer)
+		if !ok {
+			continue
+		}
+		d, err := ca.AuthorizeClientID(ctx, c)
+		switch {
+		case err != nil:
+			failed = errors.Join(failed, err)
+		case d == auth.ClientIDDenied:
+			return auth.ClientIDDenied, nil
+		case d == auth.ClientIDAllowed:
+			allowed = true
+		}
+	}
+	switch {
+	case failed != nil:
+		return auth.ClientIDDenied, failed
+	case allowed:
+		return auth.ClientIDAllowed, nil
+	}
+	return auth.ClientIDDefault, nil
 }

@@ -3,8 +3,11 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -396,3 +399,174 @@ func TestAnyOf(t *testing.T) {
 type fixed struct{ err error }
 
 func (f fixed) Authenticate(context.Context, *auth.Client) error { return f.err }
+
+// idAuthz is an authorizer with a fixed client id decision; it counts the
+// times it is asked.
+type idAuthz struct {
+	d     auth.ClientIDDecision
+	err   error
+	asked *int
+}
+
+func (idAuthz) Authorize(*auth.Client, auth.Action, string) bool { return true }
+
+func (z idAuthz) AuthorizeClientID(context.Context, *auth.Client) (auth.ClientIDDecision, error) {
+	*z.asked++
+	return z.d, z.err
+}
+
+// allOf: a refusal outranks a failure, a failure a grant, a grant the
+// default; authorizers without an opinion on client ids are left out.
+func TestAllOfClientID(t *testing.T) {
+	const def, allowed, denied = auth.ClientIDDefault, auth.ClientIDAllowed, auth.ClientIDDenied
+	fail := errors.New("service down")
+	type answer struct {
+		d   auth.ClientIDDecision
+		err error
+	}
+	cases := []struct {
+		name      string
+		answers   []answer
+		plain     bool // an authorizer that is no ConnectAuthorizer comes first
+		want      auth.ClientIDDecision
+		wantErr   bool
+		wantAsked int
+	}{
+		{"all default", []answer{{def, nil}, {def, nil}}, false, def, false, 2},
+		{"none decides", nil, true, def, false, 0},
+		{"one grants", []answer{{def, nil}, {allowed, nil}}, false, allowed, false, 2},
+		{"both grant", []answer{{allowed, nil}, {allowed, nil}}, true, allowed, false, 2},
+		{"deny beats grant", []answer{{allowed, nil}, {denied, nil}}, false, denied, false, 2},
+		{"deny first: the rest not asked", []answer{{denied, nil}, {allowed, nil}}, false, denied, false, 1},
+		{"deny beats failure", []answer{{def, fail}, {denied, nil}}, false, denied, false, 2},
+		{"failure beats grant", []answer{{allowed, nil}, {def, fail}}, false, denied, true, 2},
+		{"failure beats default", []answer{{def, fail}, {def, nil}}, true, denied, true, 2},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			asked := 0
+			var a allOf
+			if tc.plain {
+				a = append(a, auth.AllowAll{})
+			}
+			for _, r := range tc.answers {
+				a = append(a, idAuthz{r.d, r.err, &asked})
+			}
+			got, err := a.AuthorizeClientID(context.Background(), &auth.Client{ClientID: "c"})
+			if got != tc.want || (err != nil) != tc.wantErr {
+				t.Fatalf("AuthorizeClientID = %v, %v, want %v (error: %v)", got, err, tc.want, tc.wantErr)
+			}
+			if tc.wantErr && !errors.Is(err, fail) {
+				t.Fatalf("error %v, want the authorizer's", err)
+			}
+			if asked != tc.wantAsked {
+				t.Fatalf("%d authorizers asked, want %d", asked, tc.wantAsked)
+			}
+		})
+	}
+}
+
+// buildAuth hands the broker an authorizer whose client id decisions it
+// can find by a type assertion: a single one as it is, two through allOf.
+func TestBuildAuthClientID(t *testing.T) {
+	service := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{"result":"allow"}`) // every id granted
+	}))
+	t.Cleanup(service.Close)
+	_, aclPath := authFiles(t, t.TempDir(), nil, "user carol\nclientid carol-*\ntopic read c/#\n")
+	carol := func(id string) *auth.Client {
+		return &auth.Client{ClientID: id, Username: "carol", UsernameFlag: true}
+	}
+	cases := []struct {
+		name       string
+		cfg        Config
+		wantType   string
+		carol1     auth.ClientIDDecision // carol uses carol-1
+		other      auth.ClientIDDecision // carol uses x
+		carolReads bool                  // may carol read z?
+	}{
+		{"acl file alone", Config{ACLFile: aclPath}, "*file.ACL", auth.ClientIDAllowed, auth.ClientIDDenied, false},
+		{"clientid_url alone", Config{HTTPAuth: &HTTPAuth{ClientIDURL: service.URL}}, "*httpauth.Backend",
+			auth.ClientIDAllowed, auth.ClientIDAllowed, true},
+		{"both", Config{ACLFile: aclPath, HTTPAuth: &HTTPAuth{ClientIDURL: service.URL}}, "main.allOf",
+			auth.ClientIDAllowed, auth.ClientIDDenied, false},
+		{"url and acl_url only: ids not asked", Config{HTTPAuth: &HTTPAuth{URL: service.URL, ACLURL: service.URL}}, "*httpauth.Backend",
+			auth.ClientIDDefault, auth.ClientIDDefault, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, authz, _, err := buildAuth(tc.cfg, discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := fmt.Sprintf("%T", authz); got != tc.wantType {
+				t.Fatalf("authorizer %s, want %s", got, tc.wantType)
+			}
+			ca, ok := authz.(auth.ConnectAuthorizer)
+			if !ok {
+				t.Fatal("not an auth.ConnectAuthorizer")
+			}
+			for _, c := range []struct {
+				id   string
+				want auth.ClientIDDecision
+			}{{"carol-1", tc.carol1}, {"x", tc.other}} {
+				if got, err := ca.AuthorizeClientID(context.Background(), carol(c.id)); got != c.want || err != nil {
+					t.Errorf("carol uses %s: %v, %v, want %v", c.id, got, err, c.want)
+				}
+			}
+			if got := authz.Authorize(carol("x"), auth.Read, "z"); got != tc.carolReads {
+				t.Errorf("carol reads z: %v, want %v", got, tc.carolReads)
+			}
+		})
+	}
+	// Neither: everything allowed, and no opinion on ids.
+	_, authz, _, err := buildAuth(Config{}, discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := authz.(auth.ConnectAuthorizer); ok {
+		t.Fatalf("%T decides client ids with nothing configured", authz)
+	}
+}
+
+// clientid_url is read from the configuration file.
+func TestConfigClientIDURL(t *testing.T) {
+	cfg := defaultConfig()
+	text := "http_auth:\n  clientid_url: http://127.0.0.1:1/clientid\n"
+	if err := loadConfig(writeConfig(t, text), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.HTTPAuth == nil || cfg.HTTPAuth.ClientIDURL != "http://127.0.0.1:1/clientid" {
+		t.Fatalf("http_auth %+v", cfg.HTTPAuth)
+	}
+	if _, _, _, err := buildAuth(cfg, discard); err != nil {
+		t.Fatal(err)
+	}
+	cfg.HTTPAuth.ClientIDURL = "127.0.0.1/clientid"
+	if _, _, _, err := buildAuth(cfg, discard); err == nil || !strings.Contains(err.Error(), "client id URL") {
+		t.Fatalf("bad clientid_url: %v", err)
+	}
+}
+
+// examples/acl keeps each user to ids of their own.
+func TestExampleACLClientIDs(t *testing.T) {
+	acl, err := authfile.LoadACL(filepath.Join("..", "..", "examples", "acl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		user, id string
+		want     auth.ClientIDDecision
+	}{
+		{"alice", "alice-1", auth.ClientIDAllowed}, // as TestSecureExample connects
+		{"alice", "bob-1", auth.ClientIDDenied},
+		{"alice", "alice", auth.ClientIDDenied},
+		{"monitor", "monitor-1", auth.ClientIDAllowed},
+		{"", "anything", auth.ClientIDDenied}, // an empty username widens nothing
+	} {
+		c := &auth.Client{ClientID: tc.id, Username: tc.user, UsernameFlag: true}
+		if got, err := acl.AuthorizeClientID(context.Background(), c); got != tc.want || err != nil {
+			t.Errorf("%s uses %s: %v, %v, want %v", tc.user, tc.id, got, err, tc.want)
+		}
+	}
+}
