@@ -83,9 +83,12 @@ func (c *conn) connect(p *packet.Connect) error {
 		return err
 	}
 	cl.Password = nil // not needed any more; do not keep secrets around
-	idGrant, err := c.authorizeClientID()
-	if err != nil {
-		return err
+	idGrant := auth.ClientIDDefault
+	if p.ClientID != "" { // an id the server made up is this client's alone
+		var err error
+		if idGrant, err = c.authorizeClientID(); err != nil {
+			return err
+		}
 	}
 	if w := p.Will; w != nil {
 		// A will is a PUBLISH made in advance: the same bounds and ACL.

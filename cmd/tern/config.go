@@ -64,13 +64,19 @@ type Limits struct {
 	MaxConnections    int           `yaml:"max_connections"`        // in total; 0: none
 	MaxConnsPerIP     int           `yaml:"max_connections_per_ip"` // 0: none
 	ConnectRatePerIP  int           `yaml:"connect_rate_per_ip"`    // new connections per second; 0: none
-	MaxSubscriptions  int           `yaml:"max_subscriptions"`      // per client; 0: none
-	MaxTopicLevels    int           `yaml:"max_topic_levels"`       // 0: the protocol's
-	MaxTopicLength    int           `yaml:"max_topic_length"`       // bytes; 0: the protocol's
-	MessageRate       int           `yaml:"message_rate"`           // PUBLISH per second per client; 0: none
-	ByteRate          int           `yaml:"byte_rate"`              // bytes per second per client; 0: none
-	MaxWriteBuffer    int           `yaml:"max_write_buffer"`
-	WriteTimeout      time.Duration `yaml:"write_timeout"`
+	// What any client can make the broker hold: 0 is the default, -1 none.
+	MaxSubscriptions        int           `yaml:"max_subscriptions"`         // per client
+	MaxFiltersPerSubscribe  int           `yaml:"max_filters_per_subscribe"` // in one SUBSCRIBE
+	MaxTopicLevels          int           `yaml:"max_topic_levels"`
+	MaxTopicLength          int           `yaml:"max_topic_length"` // bytes
+	MaxRetained             int           `yaml:"max_retained_messages"`
+	MaxRetainedBytes        int64         `yaml:"max_retained_bytes"`
+	MaxSessionExpiry        time.Duration `yaml:"max_session_expiry"`        // v5 Session Expiry Interval cap
+	PersistentSessionExpiry time.Duration `yaml:"persistent_session_expiry"` // 3.1.1 clean session 0
+	MessageRate             int           `yaml:"message_rate"`              // PUBLISH per second per client; 0: none
+	ByteRate                int           `yaml:"byte_rate"`                 // bytes per second per client; 0: none
+	MaxWriteBuffer          int           `yaml:"max_write_buffer"`
+	WriteTimeout            time.Duration `yaml:"write_timeout"`
 }
 
 // defaultConfig is what `tern serve` runs with no flags and no file: a
