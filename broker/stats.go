@@ -18,6 +18,12 @@ type Stats struct {
 	Throttled        int64 // times a client's reader paused for its message or byte rate
 	DroppedSlow      int64 // QoS 0 messages dropped because a client's write buffer was full
 	DroppedExpired   int64 // messages that expired before delivery
+	// Before CONNACK: connections closed for a packet larger than
+	// MaxConnectSize, and for want of MaxPreAuthMemory; the bytes of
+	// packets being read before CONNACK now.
+	RefusedConnectSize   int64
+	RefusedPreAuthMemory int64
+	PreAuthMemory        int64
 }
 
 type counters struct {
@@ -27,6 +33,8 @@ type counters struct {
 	refused                                atomic.Int64
 	queuedBytes                            atomic.Int64 // queuedSize of every session queue together
 	refusedConns, throttled                atomic.Int64
+	// preAuth is the MaxPreAuthMemory budget in use (preauth.go).
+	preAuth, refusedConnectSize, refusedPreAuth atomic.Int64
 }
 
 // Stats returns the current counters.
@@ -49,5 +57,9 @@ func (b *Broker) Stats() Stats {
 		Throttled:        b.stats.throttled.Load(),
 		DroppedSlow:      b.stats.droppedSlow.Load(),
 		DroppedExpired:   b.stats.expired.Load(),
+
+		RefusedConnectSize:   b.stats.refusedConnectSize.Load(),
+		RefusedPreAuthMemory: b.stats.refusedPreAuth.Load(),
+		PreAuthMemory:        b.stats.preAuth.Load(),
 	}
 }
