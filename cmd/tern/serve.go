@@ -233,6 +233,8 @@ func brokerOptions(cfg Config, log *slog.Logger) (broker.Options, error) {
 		ConnectTimeout:      l.ConnectTimeout,
 		MaxKeepAlive:        l.MaxKeepAlive,
 		MaxPacketSize:       l.MaxPacketSize,
+		MaxConnectSize:      l.MaxConnectSize,
+		MaxPreAuthMemory:    l.MaxPreAuthMemory,
 		MaxClientIDLength:   l.MaxClientIDLength,
 		MaxQueued:           l.MaxQueuedMessages,
 		MaxQueuedBytes:      l.MaxQueuedBytes,
