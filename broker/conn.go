@@ -197,9 +197,11 @@ func (c *conn) burst(res chan<- burstResult) {
 	res <- burstResult{}
 }
 
-// readConnect reads and handles the CONNECT [MQTT-3.1.0-1].
+// readConnect reads and handles the CONNECT [MQTT-3.1.0-1]. Its body
+// counts against MaxPreAuthMemory until it is handled.
 func (c *conn) readConnect() error {
-	pk, err := packet.ReadPacket(c.br, 0, c.b.opts().MaxPacketSize)
+	pk, held, err := c.readPreAuth(0)
+	defer c.b.releasePreAuth(held)
 	if err != nil {
 		if cp, ok := pk.(*packet.Connect); ok && errors.Is(err, packet.UnsupportedProtocolVersion) {
 			// [MQTT-3.1.2-2] answer an unknown level with return code 1,

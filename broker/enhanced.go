@@ -30,8 +30,12 @@ func (c *conn) enhancedConnect(p *packet.Connect) ([]byte, packet.ReasonCode, er
 		return nil, packet.UnspecifiedError, err
 	}
 	data := p.Properties.AuthData
+	var held int64 // reserved for the AUTH packet data comes from
+	defer func() { c.b.releasePreAuth(held) }()
 	for {
 		out, done, err := ex.Step(ctx, data)
+		c.b.releasePreAuth(held)
+		held = 0
 		if err != nil {
 			return nil, authFailure(err, packet.BadUsernameOrPassword), err
 		}
@@ -44,9 +48,18 @@ func (c *conn) enhancedConnect(p *packet.Connect) ([]byte, packet.ReasonCode, er
 		// with AUTH 0x18 and the same method [MQTT-4.12.0-3].
 		c.sendPacket(&packet.Auth{ReasonCode: packet.ContinueAuthentication,
 			Properties: packet.Properties{AuthMethod: method, AuthData: out}})
-		pk, err := packet.ReadPacket(c.br, packet.V5, c.b.opts().MaxPacketSize)
+		// Still before CONNACK: the AUTH is bounded as the CONNECT was.
+		pk, n, err := c.readPreAuth(packet.V5)
+		held = n
 		if err != nil {
-			return nil, packet.UnspecifiedError, err
+			code := packet.UnspecifiedError
+			switch {
+			case errors.Is(err, packet.PacketTooLarge):
+				code = packet.PacketTooLarge
+			case errors.Is(err, errPreAuthMemory):
+				code = packet.ServerBusy
+			}
+			return nil, code, err
 		}
 		in, ok := pk.(*packet.Auth)
 		if !ok || in.ReasonCode != packet.ContinueAuthentication || in.Properties.AuthMethod != method {

@@ -53,6 +53,19 @@ type Options struct {
 	MaxConnections      int // in total
 	MaxConnectionsPerIP int
 	ConnectRatePerIP    int // new connections per second from one address
+	// MaxConnectSize is the largest packet accepted before CONNACK (the
+	// CONNECT, v5 AUTH during enhanced authentication), from a client not
+	// yet authenticated; default 64 KiB: room for credentials and a will
+	// of tens of KB, far below what a stranger should make the broker
+	// hold. MaxPacketSize applies too when smaller.
+	MaxConnectSize uint32
+	// MaxPreAuthMemory bounds the bytes of CONNECT and AUTH bodies being
+	// read before CONNACK by all connections together: a connection
+	// whose declared packet does not fit in what is left is closed.
+	// Default 64 MiB, a thousand half-sent CONNECTs of the default
+	// maximum size.
+	MaxPreAuthMemory int64
+
 	// Bounds on what any client, authenticated or not, can make the
 	// broker hold. 0: the default; negative: none (beyond the protocol's).
 	MaxSubscriptions       int   // filters one session may hold (SUBACK 0x97 / 0x80 beyond); default 1000
@@ -104,6 +117,12 @@ func (o *Options) setDefaults() {
 	}
 	if o.MaxPacketSize == 0 {
 		o.MaxPacketSize = 1 << 20
+	}
+	if o.MaxConnectSize == 0 {
+		o.MaxConnectSize = 64 << 10
+	}
+	if o.MaxPreAuthMemory <= 0 {
+		o.MaxPreAuthMemory = 64 << 20
 	}
 	if o.MaxQueued <= 0 {
 		o.MaxQueued = 1000

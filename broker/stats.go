@@ -27,6 +27,12 @@ type Stats struct {
 	// RetainedRefused counts retained messages delivered but not kept:
 	// the retained set was at its limit.
 	RetainedRefused int64
+	// Before CONNACK: connections closed for a packet larger than
+	// MaxConnectSize, and for want of MaxPreAuthMemory; the bytes of
+	// packets being read before CONNACK now.
+	RefusedConnectSize   int64
+	RefusedPreAuthMemory int64
+	PreAuthMemory        int64
 }
 
 type counters struct {
@@ -38,6 +44,8 @@ type counters struct {
 	refusedConns, throttled                atomic.Int64
 	notAuthorized, droppedNoMember         atomic.Int64
 	retainedRefused                        atomic.Int64
+	// preAuth is the MaxPreAuthMemory budget in use (preauth.go).
+	preAuth, refusedConnectSize, refusedPreAuth atomic.Int64
 }
 
 // Stats returns the current counters.
@@ -46,22 +54,25 @@ func (b *Broker) Stats() Stats {
 	sessions := int64(len(b.sessions))
 	b.mu.Unlock()
 	return Stats{
-		Connections:      b.stats.connections.Load(),
-		ConnectionsTotal: b.stats.connectionsTotal.Load(),
-		Sessions:         sessions,
-		Subscriptions:    int64(b.subs.Len()),
-		Retained:         int64(b.retained.Len()),
-		MessagesIn:       b.stats.messagesIn.Load(),
-		MessagesOut:      b.stats.messagesOut.Load(),
-		QueuedBytes:      b.stats.queuedBytes.Load(),
-		DroppedQueueFull: b.stats.droppedQueueFull.Load(),
-		RefusedQueueFull: b.stats.refused.Load(),
-		RefusedConns:     b.stats.refusedConns.Load(),
-		Throttled:        b.stats.throttled.Load(),
-		DroppedSlow:      b.stats.droppedSlow.Load(),
-		DroppedExpired:   b.stats.expired.Load(),
-		NotAuthorized:    b.stats.notAuthorized.Load(),
-		DroppedNoMember:  b.stats.droppedNoMember.Load(),
-		RetainedRefused:  b.stats.retainedRefused.Load(),
+		Connections:          b.stats.connections.Load(),
+		ConnectionsTotal:     b.stats.connectionsTotal.Load(),
+		Sessions:             sessions,
+		Subscriptions:        int64(b.subs.Len()),
+		Retained:             int64(b.retained.Len()),
+		MessagesIn:           b.stats.messagesIn.Load(),
+		MessagesOut:          b.stats.messagesOut.Load(),
+		QueuedBytes:          b.stats.queuedBytes.Load(),
+		DroppedQueueFull:     b.stats.droppedQueueFull.Load(),
+		RefusedQueueFull:     b.stats.refused.Load(),
+		RefusedConns:         b.stats.refusedConns.Load(),
+		Throttled:            b.stats.throttled.Load(),
+		DroppedSlow:          b.stats.droppedSlow.Load(),
+		DroppedExpired:       b.stats.expired.Load(),
+		NotAuthorized:        b.stats.notAuthorized.Load(),
+		DroppedNoMember:      b.stats.droppedNoMember.Load(),
+		RetainedRefused:      b.stats.retainedRefused.Load(),
+		RefusedConnectSize:   b.stats.refusedConnectSize.Load(),
+		RefusedPreAuthMemory: b.stats.refusedPreAuth.Load(),
+		PreAuthMemory:        b.stats.preAuth.Load(),
 	}
 }

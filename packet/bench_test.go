@@ -2,6 +2,7 @@ package packet
 
 import (
 	"bufio"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -122,4 +123,14 @@ func BenchmarkAck(b *testing.B) {
 		}
 	})
 	b.Run("ReadPacket/v5", func(b *testing.B) { benchRead(b, p, V5) })
+}
+
+// BenchmarkLargePublishRead measures ReadPacket on bodies larger than the
+// reader's buffer, which grow as their bytes arrive.
+func BenchmarkLargePublishRead(b *testing.B) {
+	for _, n := range []int{16 << 10, 256 << 10, 1 << 20} {
+		b.Run(fmt.Sprint(n>>10, "KiB"), func(b *testing.B) {
+			benchRead(b, &Publish{QoS: 1, PacketID: 1, Topic: "big", Payload: make([]byte, n)}, V311)
+		})
+	}
 }

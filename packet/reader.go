@@ -2,6 +2,7 @@ package packet
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 )
 
@@ -34,10 +35,24 @@ func checkSize(h byte, total int, maxSize uint32) error {
 // errors wrap MalformedPacket, ProtocolError or UnsupportedProtocolVersion
 // (which comes with the partly decoded *Connect).
 //
-// The body is one allocation that PUBLISH payloads and other binary fields
+// The body is one buffer that PUBLISH payloads and other binary fields
 // alias; packets with no binary fields are decoded straight from r's buffer
-// when they fit in it, and allocate no body at all.
+// when they fit in it, and allocate no body at all. The body's buffer is
+// never sized from the declared length alone: it is allocated once r's
+// buffer is full (or holds the whole body) and grows as the bytes arrive,
+// so a peer that declares a large packet and sends little of it costs
+// about what it sent.
 func ReadPacket(r *bufio.Reader, version byte, maxSize uint32) (Packet, error) {
+	return ReadPacketReserve(r, version, maxSize, nil)
+}
+
+// ReadPacketReserve is ReadPacket that first asks reserve (if not nil) for
+// the memory of a body that must be read into a buffer of its own: it is
+// called at most once per packet, with the body bytes not yet buffered in
+// r, before any of them is read. An error from reserve ends the read and
+// is returned wrapped. Whatever reserve accounted for is the caller's to
+// release once ReadPacketReserve has returned, with or without an error.
+func ReadPacketReserve(r *bufio.Reader, version byte, maxSize uint32, reserve func(n int) error) (Packet, error) {
 	h, err := r.ReadByte()
 	if err != nil {
 		return nil, err
@@ -66,11 +81,50 @@ func ReadPacket(r *bufio.Reader, version byte, maxSize uint32) (Packet, error) {
 		_, _ = r.Discard(int(rl)) // cannot fail: Peek returned rl bytes
 		return p, err
 	}
-	body := make([]byte, rl)
-	if _, err := io.ReadFull(r, body); err != nil {
-		return nil, unexpectedEOF(err)
+	if need := int(rl) - r.Buffered(); reserve != nil && need > 0 {
+		if err := reserve(need); err != nil {
+			return nil, fmt.Errorf("packet: %s of %d bytes: %w", t, 1+n+int(rl), err)
+		}
+	}
+	body, err := readBody(r, int(rl))
+	if err != nil {
+		return nil, err
 	}
 	return decodeBody(h, body, version)
+}
+
+// growStart is the smallest buffer a body that does not fit in the
+// reader's buffer starts from; it doubles from there as bytes arrive.
+const growStart = 4 << 10
+
+// readBody reads a body of n bytes into a buffer of its own, of capacity
+// n. The buffer is allocated once r's buffer is full or holds the whole
+// body (those bytes are paid for already) and grows by doubling as more
+// arrive: reading a large body costs about twice its size in allocations,
+// and a body that stops arriving holds at most three times what was sent
+// (or growStart).
+func readBody(r *bufio.Reader, n int) ([]byte, error) {
+	if _, err := r.Peek(min(n, r.Size())); err != nil {
+		return nil, unexpectedEOF(err)
+	}
+	body := make([]byte, 0, min(n, max(r.Buffered(), growStart)))
+	for len(body) < n {
+		if len(body) == cap(body) {
+			next := 2 * cap(body)
+			if next >= n/3*2 {
+				next = n // one step rather than a last small one
+			}
+			grown := make([]byte, len(body), next)
+			copy(grown, body)
+			body = grown
+		}
+		k, err := r.Read(body[len(body):cap(body)])
+		body = body[:len(body)+k]
+		if err != nil && len(body) < n {
+			return nil, unexpectedEOF(err)
+		}
+	}
+	return body, nil
 }
 
 func unexpectedEOF(err error) error {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"os"
 	"reflect"
 	"runtime"
 	"testing"
@@ -209,5 +210,134 @@ func TestDecodeAllocs(t *testing.T) {
 		if n > c.max {
 			t.Errorf("ReadPacket %T v%d: %v allocs, want <= %v (%s)", c.p, c.v, n, c.max, c.what)
 		}
+	}
+}
+
+// chunkReader serves b at most n bytes per Read, as a network does.
+type chunkReader struct {
+	b []byte
+	n int
+}
+
+func (r *chunkReader) Read(p []byte) (int, error) {
+	if len(r.b) == 0 {
+		return 0, io.EOF
+	}
+	k := copy(p[:min(len(p), r.n)], r.b)
+	r.b = r.b[k:]
+	return k, nil
+}
+
+// TestReadPacketLargeBodies: bodies that outgrow the reader's buffer and
+// the first growth step decode whole, whatever the sizes the bytes arrive
+// in, and their buffer is exactly the body (nothing appended to a field can
+// reach the next).
+func TestReadPacketLargeBodies(t *testing.T) {
+	payload := func(n int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(i * 7)
+		}
+		return b
+	}
+	var ps []Packet
+	for _, n := range []int{500, 4090, growStart, growStart + 1, 3*growStart + 5, 100 << 10, 1 << 20} {
+		ps = append(ps, &Publish{QoS: 1, PacketID: 1, Topic: "big", Payload: payload(n)})
+	}
+	ps = append(ps,
+		&Connect{ProtocolName: "MQTT", ProtocolLevel: 5, ClientID: "c", Will: &Will{Topic: "w", Payload: payload(10 << 10)},
+			PasswordFlag: true, Password: payload(60 << 10)},
+		&Subscribe{PacketID: 1, Subscriptions: []Subscription{{Filter: string(bytes.Repeat([]byte("a/"), 5000)) + "b"}}})
+	for _, p := range ps {
+		wire := enc(t, p, V5)
+		for _, chunk := range []int{1 << 30, 1000, 4096, 65536} {
+			for _, size := range []int{16, 512, 4096} {
+				r := bufio.NewReaderSize(&chunkReader{b: wire, n: chunk}, size)
+				got, err := ReadPacket(r, V5, 0)
+				if err != nil {
+					t.Fatalf("%s of %d bytes, chunks %d, buffer %d: %v", p.Type(), len(wire), chunk, size, err)
+				}
+				if !reflect.DeepEqual(got, p) {
+					t.Fatalf("%s of %d bytes, chunks %d, buffer %d: did not round-trip", p.Type(), len(wire), chunk, size)
+				}
+				if pub, ok := got.(*Publish); ok && cap(pub.Payload) != len(pub.Payload) {
+					t.Fatalf("payload of %d bytes has capacity %d", len(pub.Payload), cap(pub.Payload))
+				}
+				if _, err := ReadPacket(r, V5, 0); err != io.EOF {
+					t.Fatalf("after the packet: %v, want io.EOF", err)
+				}
+			}
+		}
+	}
+}
+
+// stalled serves b, then fails every read as a connection whose peer went
+// quiet until the read deadline.
+type stalled struct{ b []byte }
+
+func (r *stalled) Read(p []byte) (int, error) {
+	if len(r.b) == 0 {
+		return 0, os.ErrDeadlineExceeded
+	}
+	k := copy(p, r.b)
+	r.b = r.b[k:]
+	return k, nil
+}
+
+// TestReadPacketStalledBodyAllocatesLittle: a packet declared at the
+// protocol's maximum (256 MB) whose sender stops after a few bytes costs
+// about what was sent, not what was declared.
+func TestReadPacketStalledBodyAllocatesLittle(t *testing.T) {
+	const declared = 268435455
+	for _, h := range []byte{0x10, 0x30, 0x82} { // CONNECT, PUBLISH, SUBSCRIBE
+		for _, sent := range []int{0, 1, 511, 5000, 100 << 10} {
+			in := append(AppendVarint([]byte{h}, declared), make([]byte, sent)...)
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			_, err := ReadPacket(bufio.NewReaderSize(&stalled{in}, 512), V311, 0)
+			runtime.ReadMemStats(&after)
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("%#x after %d bytes: err = %v, want the reader's", h, sent, err)
+			}
+			grew := after.TotalAlloc - before.TotalAlloc
+			t.Logf("%s stalled after %d body bytes: %d bytes allocated", Type(h>>4), sent, grew)
+			if limit := uint64(4*sent + 16<<10); grew > limit {
+				t.Errorf("%s stalled after %d body bytes: allocated %d bytes, want <= %d", Type(h>>4), sent, grew, limit)
+			}
+		}
+	}
+}
+
+// TestReadPacketReserve: reserve is asked once, before the body is read,
+// for the bytes not yet buffered, and only for bodies read into a buffer
+// of their own; its refusal ends the read there.
+func TestReadPacketReserve(t *testing.T) {
+	no := errors.New("no")
+	big := enc(t, &Publish{Topic: "t", Payload: make([]byte, 3000)}, V311) // 3-byte fixed header
+	for _, c := range []struct {
+		name string
+		in   []byte
+		want []int // what reserve is asked, in order
+	}{
+		{"small in place", enc(t, &Subscribe{PacketID: 1, Subscriptions: []Subscription{{Filter: "a"}}}, V311), nil},
+		{"small aliasing, all buffered", enc(t, &Publish{Topic: "t", Payload: []byte("x")}, V311), nil},
+		{"large, 512 of it buffered", big, []int{len(big) - 512}},
+	} {
+		var asked []int
+		p, err := ReadPacketReserve(bufio.NewReaderSize(bytes.NewReader(c.in), 512), V311, 0, func(n int) error {
+			asked = append(asked, n)
+			return nil
+		})
+		if err != nil || p == nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if !reflect.DeepEqual(asked, c.want) {
+			t.Errorf("%s: reserve asked %v, want %v", c.name, asked, c.want)
+		}
+	}
+	hdr := AppendVarint([]byte{0x10}, 200<<20)
+	_, err := ReadPacketReserve(bufio.NewReader(&headerOnly{t: t, b: hdr}), 0, 0, func(int) error { return no })
+	if !errors.Is(err, no) {
+		t.Errorf("refused: err = %v, want reserve's error", err)
 	}
 }

@@ -55,6 +55,8 @@ type Limits struct {
 	ConnectTimeout    time.Duration `yaml:"connect_timeout"`
 	MaxKeepAlive      time.Duration `yaml:"max_keep_alive"`
 	MaxPacketSize     uint32        `yaml:"max_packet_size"`
+	MaxConnectSize    uint32        `yaml:"max_connect_size"`   // before CONNACK; 0: 64 KiB
+	MaxPreAuthMemory  int64         `yaml:"max_preauth_memory"` // all connections before CONNACK; 0: 64 MiB
 	MaxClientIDLength int           `yaml:"max_client_id_length"`
 	MaxQueuedMessages int           `yaml:"max_queued_messages"`
 	MaxQueuedBytes    int64         `yaml:"max_queued_bytes"`       // per session

@@ -234,6 +234,8 @@ func brokerOptions(cfg Config, log *slog.Logger) (broker.Options, error) {
 		MaxKeepAlive:            l.MaxKeepAlive,
 		MaxPacketSize:           l.MaxPacketSize,
 		MaxClientIDLength:       l.MaxClientIDLength,
+		MaxConnectSize:          l.MaxConnectSize,
+		MaxPreAuthMemory:        l.MaxPreAuthMemory,
 		MaxQueued:               l.MaxQueuedMessages,
 		MaxQueuedBytes:          l.MaxQueuedBytes,
 		MaxQueuedBytesTotal:     l.MaxQueuedTotal,

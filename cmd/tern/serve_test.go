@@ -76,6 +76,31 @@ func TestBrokerOptions(t *testing.T) {
 	}
 }
 
+// TestConfigPreAuthLimits: limits.max_connect_size and
+// limits.max_preauth_memory reach the broker, which holds a CONNECT to
+// the configured size.
+func TestConfigPreAuthLimits(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.Listeners[0].Address = "127.0.0.1:0"
+	if err := loadConfig(writeConfig(t, "limits:\n  max_connect_size: 4096\n  max_preauth_memory: 1048576\n"), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	opts, err := brokerOptions(cfg, slog.Default())
+	if err != nil || opts.MaxConnectSize != 4096 || opts.MaxPreAuthMemory != 1<<20 {
+		t.Fatalf("options %+v, %v", opts, err)
+	}
+	addr := startServe(t, cfg)
+	big := mt.Dial(t, addr, packet.V311)
+	big.Send(&packet.Connect{ClientID: "big", CleanStart: true, Will: &packet.Will{Topic: "w", Payload: make([]byte, 5000)}})
+	if got := big.ExpectClosed(mt.Timeout); len(got) != 0 {
+		t.Fatalf("CONNECT over max_connect_size answered with %v", got)
+	}
+	small := mt.Dial(t, addr, packet.V311)
+	if ack := small.Connect("small", true); ack.ReasonCode != packet.Success {
+		t.Fatalf("CONNACK %#x", ack.ReasonCode)
+	}
+}
+
 func TestDefaultListensOnLoopback(t *testing.T) {
 	cfg := defaultConfig()
 	if len(cfg.Listeners) != 1 || cfg.Listeners[0].Address != "127.0.0.1:1883" {
