@@ -212,6 +212,9 @@ func TestHijackMosquitto(t *testing.T) {
 				t.Fatalf("alice's live subscriber did not receive a/x:\n%s", out)
 			}
 			// One CONNACK: she was never disconnected and reconnected.
+			// Both checks are needed: kicked by a takeover, mosquitto_sub
+			// at 3.1.1 reconnects and takes the session back (so it may
+			// still print a/x), while at 5.0 it exits on DISCONNECT 0x8E.
 			if n := strings.Count(out, "received CONNACK"); n != 1 {
 				t.Fatalf("alice's live subscriber connected %d times, want 1:\n%s", n, out)
 			}
