@@ -1,15 +1,21 @@
 package broker_test
 
 import (
+	"crypto/tls"
 	"errors"
 	"io"
+	"log/slog"
+	"net"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/ternmq/tern/auth"
 	"github.com/ternmq/tern/broker"
 	mt "github.com/ternmq/tern/internal/mqtttest"
+	"github.com/ternmq/tern/internal/testpki"
+	"github.com/ternmq/tern/listener"
 	"github.com/ternmq/tern/packet"
 )
 
@@ -188,4 +194,69 @@ func TestLingeringCloseBounds(t *testing.T) {
 			t.Fatalf("Close took %s; want it to cut the lingering close short", d)
 		}
 	})
+}
+
+// Every listener kind that can half-close lingers: the refused client of
+// TestLingeringCloseRefusedConnect reads its CONNACK over TLS, the PROXY
+// protocol and unix sockets too.
+func TestLingeringCloseListeners(t *testing.T) {
+	pki := testpki.New(t, "linger")
+	srv := pki.Server("server", "localhost")
+	tlsCfg := pki.ClientConfig()
+	tlsCfg.ServerName = "localhost"
+	for _, tc := range []struct {
+		name string
+		cfg  listener.Config
+		dial func(addr string) (net.Conn, error)
+	}{
+		{"tls", listener.Config{Type: "tls", TLS: listener.TLSConfig{CertFile: srv.CertFile, KeyFile: srv.KeyFile}},
+			func(addr string) (net.Conn, error) { return tls.Dial("tcp", addr, tlsCfg) }},
+		{"proxy", listener.Config{Type: "tcp", ProxyProtocol: true},
+			func(addr string) (net.Conn, error) {
+				c, err := net.Dial("tcp", addr)
+				if err == nil {
+					_, err = c.Write([]byte("PROXY TCP4 192.0.2.7 192.0.2.1 41234 1883\r\n"))
+				}
+				return c, err
+			}},
+		{"unix", listener.Config{Type: "unix", Address: filepath.Join(t.TempDir(), "s")},
+			func(addr string) (net.Conn, error) { return net.Dial("unix", addr) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.cfg.Address == "" {
+				tc.cfg.Address = "127.0.0.1:0"
+			}
+			ln, err := listener.Listen(tc.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := broker.New(broker.Options{
+				Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
+				Authenticator: auth.NewStatic(false, map[string]string{"alice": "secret"}),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			go b.Serve(ln)
+			t.Cleanup(func() { b.Close() })
+			nc, err := tc.dial(ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := mt.Wrap(t, nc, packet.V5)
+			send(t, c, &packet.Connect{ProtocolLevel: packet.V5, ClientID: "c", CleanStart: true,
+				UsernameFlag: true, Username: "alice", PasswordFlag: true, Password: []byte("wrong")}, trailer())
+			for range 10 {
+				time.Sleep(2 * time.Millisecond)
+				send(t, c, trailer())
+			}
+			got := readToEnd(t, c, nil)
+			if len(got) != 1 {
+				t.Fatalf("got %v; want only the CONNACK", got)
+			}
+			if ack, ok := got[0].(*packet.Connack); !ok || ack.ReasonCode != packet.BadUsernameOrPassword {
+				t.Fatalf("got %+v; want CONNACK 0x86", got[0])
+			}
+		})
+	}
 }
