@@ -104,18 +104,21 @@ func (c *conn) setErr(err error) {
 
 // takeOver ends the connection because another one claimed its session.
 func (c *conn) takeOver() {
-	c.finishWith(errTakenOver, packet.SessionTakenOver)
+	c.finishWith(errTakenOver, packet.SessionTakenOver, false)
 }
 
-// shutdown ends the connection because the broker stops.
+// shutdown ends the connection because the broker stops, and cuts short
+// a lingering close.
 func (c *conn) shutdown() {
-	c.finishWith(errShutdown, packet.ServerShuttingDown)
+	c.finishWith(errShutdown, packet.ServerShuttingDown, false)
+	c.stopLingering(errShutdown)
 }
 
-// finishWith flushes, tells a v5 client why with DISCONNECT, and closes.
-func (c *conn) finishWith(err error, code packet.ReasonCode) {
+// finishWith flushes, tells a v5 client why with DISCONNECT, and closes,
+// lingering if asked (linger.go).
+func (c *conn) finishWith(err error, code packet.ReasonCode, linger bool) {
 	c.setErr(err)
-	c.finish(&packet.Disconnect{ReasonCode: code, Properties: packet.Properties{ReasonString: err.Error()}})
+	c.finishLast(&packet.Disconnect{ReasonCode: code, Properties: packet.Properties{ReasonString: err.Error()}}, linger)
 }
 
 func (c *conn) setVersion(v byte) {
@@ -172,7 +175,7 @@ func (c *conn) end(err error) {
 	// [MQTT-4.13.2-1]: malformed packet, protocol error, too large, ...
 	var code packet.ReasonCode
 	if c.sess != nil && c.version == packet.V5 && !c.disconnected && errors.As(err, &code) && code.IsFailure() {
-		c.finishWith(err, code)
+		c.finishWith(err, code, true)
 	}
 	c.cleanup(err)
 }
@@ -274,7 +277,9 @@ func (c *conn) step() (done bool, err error) {
 	return false, nil
 }
 
-// cleanup runs once the connection has ended.
+// cleanup runs once the connection has ended. A connection the writer
+// half-closed lingers last, once its session is detached, so that nothing
+// waits on it.
 func (c *conn) cleanup(err error) {
 	c.ob.mu.Lock()
 	closing := c.ob.closing
@@ -285,7 +290,13 @@ func (c *conn) cleanup(err error) {
 		case <-time.After(flushTimeout):
 		}
 	}
-	c.closeWith(err)
+	c.setErr(err)
+	c.ob.mu.Lock()
+	linger := c.ob.halfClosed && !c.ob.closed
+	c.ob.mu.Unlock()
+	if !linger {
+		c.closeWith(err)
+	}
 	err = c.closeErr
 	if c.sess != nil {
 		// DISCONNECT cleared the will unless v5 reason 0x04.
@@ -302,6 +313,10 @@ func (c *conn) cleanup(err error) {
 		c.b.log.Debug("connection closed", "client", c.clientID, "remote", c.nc.RemoteAddr())
 	}
 	close(c.done)
+	if linger {
+		c.linger()
+		c.closeWith(err)
+	}
 }
 
 // willMessage returns the will to publish [MQTT-3.1.2-8], if any, with

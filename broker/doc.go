@@ -8,4 +8,9 @@
 // something to write: outgoing packets are appended to the connection's
 // buffer and written in bursts, one syscall for many packets. A PUBLISH is
 // encoded once per protocol variant and the bytes copied to each subscriber.
+//
+// A connection the broker ends after a last packet (a refusing CONNACK, a
+// DISCONNECT with a reason code) closes lingering: half-closed once that
+// packet is written, its input drained for at most 2 s and 256 KiB, so
+// that a client still sending reads why instead of a reset (linger.go).
 package broker

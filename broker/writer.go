@@ -39,6 +39,10 @@ type outbox struct {
 	// durable is the store ticket everything in out waits for: an
 	// acknowledgement leaves only once what it acknowledges is stored.
 	durable store.Ticket
+	// Lingering close (linger.go): linger asks the writer to half-close
+	// once flushed rather than close, halfClosed says it did, lingering
+	// that the reading side now drains input.
+	linger, halfClosed, lingering bool
 }
 
 // after holds back everything queued from now on until the store writes
@@ -159,10 +163,20 @@ func (c *conn) afterAppend() {
 	c.kick()
 }
 
-// finish queues a last packet (nil for none) and closes the connection once everything queued has been
-// written, or after flushTimeout: a client that reads nothing must not hold
-// up a take-over or a shutdown.
+// finish queues a last packet (nil for none) and closes the connection
+// once everything queued has been written, lingering (linger.go). Only the
+// reading side calls it, as its last act: the lingering close needs it to
+// stop reading packets.
 func (c *conn) finish(last packet.Packet) {
+	c.finishLast(last, true)
+}
+
+// finishLast queues a last packet (nil for none) and closes the connection
+// once everything queued has been written, or after flushTimeout: a client
+// that reads nothing must not hold up a take-over or a shutdown. With
+// linger, the writer half-closes instead and leaves the close to the
+// reading side's cleanup.
+func (c *conn) finishLast(last packet.Packet, linger bool) {
 	c.ob.mu.Lock()
 	defer c.ob.mu.Unlock()
 	if c.ob.closed || c.ob.closing {
@@ -190,6 +204,7 @@ func (c *conn) finish(last packet.Packet) {
 		}
 	}
 	c.ob.closing = true
+	c.ob.linger = linger
 	c.kick()
 	time.AfterFunc(flushTimeout, func() { c.closeWith(errFlushTimeout) })
 }
@@ -211,10 +226,16 @@ func (c *conn) writeLoop() {
 			putBuf(c.ob.out)
 			putBuf(c.ob.spare)
 			c.ob.out, c.ob.spare = nil, nil
-			closing := c.ob.closing
+			closing, closed, linger := c.ob.closing, c.ob.closed, c.ob.linger
 			c.ob.mu.Unlock()
 			if closing {
-				c.nc.Close()
+				if !closed && linger && halfClose(c.nc) {
+					c.ob.mu.Lock()
+					c.ob.halfClosed = true
+					c.ob.mu.Unlock()
+				} else {
+					c.nc.Close()
+				}
 				close(c.flushed)
 			}
 			return

@@ -30,7 +30,11 @@ type Config struct {
 	ProxyProtocol bool `yaml:"proxy_protocol"`
 	// ProxyTrusted lists the upstreams (CIDRs or single addresses) allowed
 	// to send a PROXY header; a connection from anywhere else that sends
-	// one is closed. Empty: any upstream may.
+	// one is closed, one that sends none is served with its own address.
+	// Empty: loopback only (127.0.0.0/8 and ::1), so that no remote client
+	// can forge its address; a load balancer elsewhere must be listed.
+	// Unix listeners trust every peer (the socket file's permissions decide
+	// who connects).
 	ProxyTrusted []string `yaml:"proxy_trusted"`
 }
 

@@ -33,9 +33,13 @@
 // a load balancer, read on the connection's first Read or RemoteAddr (never
 // in Accept, and within a bounded time), makes the client's address the
 // connection's RemoteAddr; on tls and wss it precedes the TLS handshake.
-// The header is optional. With proxy_trusted, only those upstreams may
-// send one; a header from elsewhere, or a malformed one, fails that
-// connection's first Read, and the broker closes it.
+// The header is optional. Only trusted upstreams may send one:
+// proxy_trusted, or loopback (127.0.0.0/8, ::1) when it is empty, so that
+// a remote client cannot forge its address; on unix sockets, every peer.
+// A header from elsewhere, or a malformed one, fails that connection's
+// first Read, and the broker closes it; the listener warns about refused
+// headers at most once a minute. An untrusted upstream that sends no
+// header is served with its own address.
 //
 // Config.Validate reports every mistake at once, each naming the listener;
 // Listen validates first and reads certificate files before it opens the

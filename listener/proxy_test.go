@@ -1,14 +1,18 @@
 package listener_test
 
 import (
+	"bytes"
 	"crypto/tls"
 	"errors"
-	"github.com/ternmq/tern/internal/testpki"
+	"log/slog"
 	"net"
+	"strings"
+	"sync"
 	"testing"
 
 	proxyproto "github.com/pires/go-proxyproto"
 
+	"github.com/ternmq/tern/internal/testpki"
 	"github.com/ternmq/tern/listener"
 )
 
@@ -155,6 +159,93 @@ func TestProxyProtocolUntrustedUpstream(t *testing.T) {
 	ps := next(t, ch)
 	roundTrip(t, plain, ps)
 	if got := host(t, ps.RemoteAddr()); got != "127.0.0.1" {
+		t.Fatalf("RemoteAddr %s; want the socket's", ps.RemoteAddr())
+	}
+}
+
+// dialFrom connects from the local address ip (any of 127.0.0.0/8 is
+// loopback) and writes header, if any.
+func dialFrom(t testing.TB, ip, addr string, header []byte) net.Conn {
+	t.Helper()
+	d := net.Dialer{Timeout: timeout, LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatalf("dial from %s: %v", ip, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if header != nil {
+		if _, err := c.Write(header); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return c
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// Without proxy_trusted, only the default upstreams (loopback in
+// production) may send a header. All of 127.0.0.0/8 is loopback, so the
+// test trusts 127.0.0.1 alone and plays a remote upstream from 127.0.0.2:
+// its header is refused, and a flood of them warns once; without a header
+// it is served with its own address.
+func TestProxyProtocolDefaultTrust(t *testing.T) {
+	listener.SetDefaultProxyTrusted(t, []string{"127.0.0.1/32"})
+	var logged syncBuffer
+	old := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&logged, nil)))
+	t.Cleanup(func() { slog.SetDefault(old) })
+
+	l := open(t, listener.Config{Type: "tcp", ProxyProtocol: true})
+	ch := acceptLoop(t, l)
+	addr := l.Addr().String()
+
+	trusted := dialFrom(t, "127.0.0.1", addr, proxyHeader(t, 2))
+	ts := next(t, ch)
+	roundTrip(t, trusted, ts)
+	if got := ts.RemoteAddr().String(); got != proxiedAddr {
+		t.Fatalf("RemoteAddr %s; want %s from the trusted header", got, proxiedAddr)
+	}
+
+	for range 3 {
+		c := dialFrom(t, "127.0.0.2", addr, proxyHeader(t, 1))
+		s := next(t, ch)
+		go c.Write([]byte("hello\n"))
+		if err := readFails(t, s); !errors.Is(err, proxyproto.ErrSuperfluousProxyHeader) {
+			t.Fatalf("refused with %v; want %v", err, proxyproto.ErrSuperfluousProxyHeader)
+		}
+		if got := host(t, s.RemoteAddr()); got != "127.0.0.2" {
+			t.Fatalf("refused connection's RemoteAddr %s; want the socket's", s.RemoteAddr())
+		}
+		s.Close()
+		readFails(t, c)
+	}
+	if n := strings.Count(logged.String(), "untrusted peer"); n != 1 {
+		t.Fatalf("%d warnings for 3 refused headers; want 1:\n%s", n, logged.String())
+	}
+	if !strings.Contains(logged.String(), "peer=127.0.0.2:") {
+		t.Fatalf("warning does not name the peer:\n%s", logged.String())
+	}
+
+	plain := dialFrom(t, "127.0.0.2", addr, nil)
+	ps := next(t, ch)
+	roundTrip(t, plain, ps)
+	if got := host(t, ps.RemoteAddr()); got != "127.0.0.2" {
 		t.Fatalf("RemoteAddr %s; want the socket's", ps.RemoteAddr())
 	}
 }
