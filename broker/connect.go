@@ -155,7 +155,9 @@ func (c *conn) connect(p *packet.Connect) error {
 	if err := c.b.attach(c, id, p.CleanStart, expiry, window, ack, idGrant == auth.ClientIDAllowed); err != nil {
 		if errors.Is(err, errNotOwner) {
 			c.b.log.Info("connect refused", "client", id, "remote", c.nc.RemoteAddr(), "identity", cl.Identity(), "err", err)
-			return c.refuse(packet.RefusedIdentifierRejected, err.Error())
+			// The same words as a refusal by rule: the client learns
+			// neither who holds the id nor that a session exists.
+			return c.refuse(packet.RefusedIdentifierRejected, errIDNotAllowed)
 		}
 		return err
 	}
@@ -227,6 +229,8 @@ func (c *conn) authenticate() error {
 	return nil
 }
 
+const errIDNotAllowed = "client id not allowed for this user"
+
 // authorizeClientID asks the Authorizer, when it decides about client ids
 // (auth.ConnectAuthorizer), whether the client may use its id. A refusal
 // is answered here; the decision is for attach, which knows whether a
@@ -246,7 +250,7 @@ func (c *conn) authorizeClientID() (auth.ClientIDDecision, error) {
 	case d == auth.ClientIDDenied:
 		c.b.log.Info("connect refused: client id not allowed", "client", c.clientID,
 			"remote", c.nc.RemoteAddr(), "identity", c.client.Identity())
-		return d, c.refuse(packet.RefusedIdentifierRejected, "client id not allowed for this user")
+		return d, c.refuse(packet.RefusedIdentifierRejected, errIDNotAllowed)
 	}
 	return d, nil
 }
