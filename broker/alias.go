@@ -68,7 +68,7 @@ func (c *conn) resolveAlias(p *packet.Publish) error {
 	if a == nil {
 		return nil
 	}
-	if *a == 0 || int(*a) > c.b.opts().TopicAliasMaximum {
+	if *a == 0 || int(*a) > c.announced.TopicAliasMaximum {
 		// [MQTT-3.3.2-8] [MQTT-3.3.2-9] 0, or above what we allowed.
 		return packet.TopicAliasInvalid
 	}

@@ -45,6 +45,12 @@ type conn struct {
 	// authenticated with, and a re-authentication in progress.
 	authMethod string
 	reauth     auth.Exchange
+	// announced are the options in force at CONNECT: what the CONNACK
+	// announced from them (Maximum Packet Size, Receive Maximum, Topic
+	// Alias Maximum, the availability flags) holds for the connection
+	// whatever a reload changes; limits that are not
+	// negotiated, authorization and users come from b.opts(), live.
+	announced *Options
 	// v5 Session Expiry Interval from CONNECT (nil: absent), which
 	// DISCONNECT may change but not from 0 [MQTT-3.14.2-2].
 	sessionExpiry *uint32
@@ -71,8 +77,9 @@ type conn struct {
 func newConn(b *Broker, nc net.Conn) *conn {
 	c := &conn{
 		b: b, nc: nc,
-		flushed: make(chan struct{}),
-		done:    make(chan struct{}),
+		announced: b.opts(), // until CONNECT
+		flushed:   make(chan struct{}),
+		done:      make(chan struct{}),
 	}
 	c.br = bufio.NewReaderSize(countingReader{c}, readBufferSize)
 	return c
@@ -252,7 +259,7 @@ func (c *conn) readFailed(err error) error {
 // ends, for err.
 func (c *conn) step() (done bool, err error) {
 	c.moveDeadline()
-	pk, err := packet.ReadPacket(c.br, c.version, c.b.opts().MaxPacketSize)
+	pk, err := packet.ReadPacket(c.br, c.version, c.announced.MaxPacketSize)
 	if err != nil {
 		return true, c.readFailed(err)
 	}

@@ -23,6 +23,8 @@ const authTimeout = 10 * time.Second
 // session take-over, CONNACK. A non-nil error ends the connection.
 func (c *conn) connect(p *packet.Connect) error {
 	c.setVersion(p.ProtocolLevel)
+	o := c.b.opts()
+	c.announced = o
 	if mps := p.Properties.MaximumPacketSize; mps != nil && c.version == packet.V5 {
 		// [MQTT-3.1.2-24] nothing larger than the client's Maximum Packet
 		// Size, refusals included.
@@ -50,7 +52,7 @@ func (c *conn) connect(p *packet.Connect) error {
 		if err := topic.ValidateName(p.Will.Topic); err != nil {
 			return fmt.Errorf("will topic: %v: %w", err, packet.ProtocolError)
 		}
-		if p.Will.Retain && c.b.opts().DisableRetain {
+		if p.Will.Retain && o.DisableRetain {
 			if c.version == packet.V5 {
 				// [MQTT-3.2.2-13] a retained will needs retain support.
 				return c.refuse(packet.RetainNotSupported, "retained messages are not supported")
@@ -106,7 +108,15 @@ func (c *conn) connect(p *packet.Connect) error {
 	}
 	c.keepAlive = time.Duration(p.KeepAlive) * time.Second
 	serverKeepAlive := false
-	if m := c.b.opts().MaxKeepAlive.Truncate(time.Second); m > 0 && (c.keepAlive == 0 || c.keepAlive > m) {
+	if m := o.MaxKeepAlive.Truncate(time.Second); m > 0 && (c.keepAlive == 0 || c.keepAlive > m) {
+		if c.version != packet.V5 {
+			// Before v5 the server cannot tell the client another keep
+			// alive, and changing it silently would drop a client that
+			// keeps to what it asked for. Refused as Mosquitto does.
+			c.b.log.Info("connect refused: keep alive outside limits.max_keep_alive (MQTT 3.1.1 cannot be told another)",
+				"client", id, "remote", c.nc.RemoteAddr(), "keepalive", p.KeepAlive, "max_keep_alive", m)
+			return c.refuse(packet.RefusedIdentifierRejected, "keep alive outside the server's maximum")
+		}
 		c.keepAlive, serverKeepAlive = m, true
 	}
 	c.will = p.Will
@@ -125,7 +135,7 @@ func (c *conn) connect(p *packet.Connect) error {
 		if se := p.Properties.SessionExpiry; se != nil {
 			expiry = c.b.capSessionExpiry(*se)
 		}
-		ack.Properties = c.b.capabilities()
+		ack.Properties = capabilities(o)
 		if se := p.Properties.SessionExpiry; se != nil && expiry != *se {
 			ack.Properties.SessionExpiry = &expiry // the client is told the value in force
 		}
@@ -148,7 +158,7 @@ func (c *conn) connect(p *packet.Connect) error {
 		if tam := p.Properties.TopicAliasMaximum; tam != nil {
 			// [MQTT-3.3.2-11] never above the client's maximum; and no more
 			// topics remembered per connection than the server allows.
-			c.aliases.max = min(int(*tam), max(c.b.opts().TopicAliasMaximum, 0))
+			c.aliases.max = min(int(*tam), max(o.TopicAliasMaximum, 0))
 		}
 		c.sessionExpiry = p.Properties.SessionExpiry
 	}
@@ -182,31 +192,32 @@ func capSeconds(v uint32, d time.Duration) uint32 {
 	return uint32(min(int64(v), int64(d/time.Second)))
 }
 
-// capabilities are the CONNACK properties that tell a v5 client what this
-// server supports; defaults the spec already implies are left out.
-func (b *Broker) capabilities() packet.Properties {
+// capabilities are the CONNACK properties that tell a v5 client what a
+// server with options o supports; defaults the spec already implies are
+// left out.
+func capabilities(o *Options) packet.Properties {
 	var p packet.Properties
-	if rm := uint16(b.opts().ReceiveMaximum); rm != 65535 {
+	if rm := uint16(o.ReceiveMaximum); rm != 65535 {
 		p.ReceiveMaximum = &rm
 	}
-	mps := b.opts().MaxPacketSize
+	mps := o.MaxPacketSize
 	p.MaximumPacketSize = &mps
-	if b.opts().TopicAliasMaximum > 0 {
-		tam := uint16(b.opts().TopicAliasMaximum)
+	if o.TopicAliasMaximum > 0 {
+		tam := uint16(o.TopicAliasMaximum)
 		p.TopicAliasMaximum = &tam
 	}
 	// The availability flags default to 1; say only what is switched off.
 	no := byte(0)
-	if b.opts().DisableRetain {
+	if o.DisableRetain {
 		p.RetainAvailable = &no
 	}
-	if b.opts().DisableWildcards {
+	if o.DisableWildcards {
 		p.WildcardSubAvailable = &no
 	}
-	if b.opts().DisableSubIDs {
+	if o.DisableSubIDs {
 		p.SubIDAvailable = &no
 	}
-	if b.opts().DisableShared {
+	if o.DisableShared {
 		p.SharedSubAvailable = &no
 	}
 	return p
@@ -328,9 +339,12 @@ func (b *Broker) attach(c *conn, id string, clean bool, expiry uint32, window in
 		}
 		var ended *pendingWill
 		var old *session
+		var t store.Ticket
 		if s != nil && clean {
-			ended, old = b.discard(s), s
-			s, prev = nil, nil
+			// Its deletion is durable before CONNACK, like the new
+			// session's writes: a crash must not bring it back.
+			ended, t = b.discard(s)
+			old, s, prev = s, nil, nil
 		}
 		// [MQTT-3.2.2-2] session present only when a session was resumed;
 		// [MQTT-3.2.2-1] always 0 with clean session.
@@ -350,11 +364,10 @@ func (b *Broker) attach(c *conn, id string, clean bool, expiry uint32, window in
 		s.version = c.version
 		s.stopExpiry()
 		s.expiry = expiry
-		var t store.Ticket
 		if s.persistent && expiry > 0 {
 			// Resumed: no deadline while connected, and the interval may
 			// have changed (and the owner too).
-			t = s.persist(func(st store.Store) store.Ticket { return st.PutSession(s.record()) })
+			t = max(t, s.persist(func(st store.Store) store.Ticket { return st.PutSession(s.record()) }))
 		}
 		t = max(t, s.setPersistent(expiry > 0))
 		s.window = window
@@ -418,8 +431,8 @@ func (b *Broker) detach(c *conn, will *Message, delay time.Duration) {
 
 // discard ends an offline session and deletes its stored state; it
 // returns the session's delayed will, for the caller to publish once b.mu
-// is released. b.mu must be held.
-func (b *Broker) discard(s *session) *pendingWill {
+// is released, and the ticket of the deletion. b.mu must be held.
+func (b *Broker) discard(s *session) (*pendingWill, store.Ticket) {
 	delete(b.sessions, s.id)
 	s.mu.Lock()
 	s.gone = true
@@ -429,8 +442,7 @@ func (b *Broker) discard(s *session) *pendingWill {
 	for _, f := range s.filters() {
 		b.subs.Remove(f, s)
 	}
-	b.store.DeleteSession(s.id)
-	return w
+	return w, b.store.DeleteSession(s.id)
 }
 
 // newClientID returns a unique id for a client that sent none: 21

@@ -127,7 +127,7 @@ func (b *Broker) expire(s *session) {
 		b.mu.Unlock()
 		return
 	}
-	w := b.discard(s)
+	w, _ := b.discard(s)
 	b.mu.Unlock()
 	b.log.Debug("session expired", "client", s.id)
 	b.redistribute(s, true)

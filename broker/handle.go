@@ -26,9 +26,11 @@ func (c *conn) handle(pk packet.Packet) error {
 			return nil
 		}
 		code := packet.Success
-		if !c.sess.received(p.PacketID) {
+		t, known := c.sess.received(p.PacketID)
+		if !known {
 			code = packet.PacketIDNotFound
 		}
+		c.after(t)
 		// [MQTT-4.3.3-3] PUBREC is answered with PUBREL, also for an id
 		// we no longer know, so that the client can finish its flow.
 		c.sendAck(packet.PUBREL, p.PacketID, code)
@@ -121,7 +123,7 @@ func (c *conn) onPublish(p *packet.Publish) error {
 	if err := topic.ValidateName(p.Topic); err != nil {
 		return fmt.Errorf("publish topic %q: %v: %w", p.Topic, err, packet.TopicNameInvalid)
 	}
-	if p.Retain && c.b.opts().DisableRetain {
+	if p.Retain && c.announced.DisableRetain {
 		if c.version == packet.V5 {
 			// [MQTT-3.3.1-16] RETAIN after CONNACK said Retain Available 0.
 			return fmt.Errorf("retained publish: %w", packet.RetainNotSupported)
@@ -129,24 +131,21 @@ func (c *conn) onPublish(p *packet.Publish) error {
 		p.Retain = false // 3.1.1 has no way to say no
 	}
 	s := c.sess
-	if p.QoS == 2 && c.version == packet.V5 {
-		s.mu.Lock()
-		n := len(s.inQoS2)
-		s.mu.Unlock()
-		if n >= c.b.opts().ReceiveMaximum {
-			// [MQTT-3.3.4-8] more unacknowledged QoS 2 than we allowed.
-			return fmt.Errorf("%d QoS 2 messages unreleased: %w", n, packet.ReceiveMaximumExceeded)
-		}
-	}
 	if p.QoS == 2 {
 		s.mu.Lock()
 		_, seen := s.inQoS2[p.PacketID]
+		n := len(s.inQoS2)
 		s.mu.Unlock()
 		if seen {
 			// [MQTT-4.3.3-2] exactly once: a retransmission is acknowledged
-			// again but not delivered again.
+			// again but not delivered again. It holds a slot already, so
+			// it is never counted against Receive Maximum [MQTT-4.4.0-1].
 			c.sendAck(packet.PUBREC, p.PacketID, packet.Success)
 			return nil
+		}
+		if c.version == packet.V5 && n >= c.announced.ReceiveMaximum {
+			// [MQTT-3.3.4-8] more unacknowledged QoS 2 than we allowed.
+			return fmt.Errorf("%d QoS 2 messages unreleased: %w", n, packet.ReceiveMaximumExceeded)
 		}
 	}
 	code := packet.Success
@@ -268,11 +267,15 @@ func (c *conn) onPubrel(id uint16) {
 	s := c.sess
 	s.mu.Lock()
 	_, known := s.inQoS2[id]
+	var t store.Ticket
 	if known {
 		delete(s.inQoS2, id)
-		s.persist(func(st store.Store) store.Ticket { return st.DeleteInboundQoS2(s.id, id) })
+		t = s.persist(func(st store.Store) store.Ticket { return st.DeleteInboundQoS2(s.id, id) })
 	}
 	s.mu.Unlock()
+	// Once PUBCOMP is out the client may reuse id for a new message,
+	// which a restart must not take for a retransmission of this one.
+	c.after(t)
 	code := packet.Success
 	if !known {
 		code = packet.PacketIDNotFound
@@ -298,6 +301,7 @@ func (c *conn) onSubscribe(p *packet.Subscribe) error {
 		subIDs []uint32
 	}
 	var wantRetained []retainReq
+	var durable store.Ticket
 	maxFilters := limit(c.b.opts().MaxFiltersPerSubscribe)
 	for i, sub := range p.Subscriptions {
 		if maxFilters > 0 && i >= maxFilters {
@@ -313,7 +317,7 @@ func (c *conn) onSubscribe(p *packet.Subscribe) error {
 			c.b.log.Debug("subscribe refused", "client", c.clientID, "filter", sub.Filter, "err", err)
 			continue
 		}
-		if code := c.b.unsupported(sub.Filter, p.Properties.SubscriptionIDs); code != 0 {
+		if code := unsupported(c.announced, sub.Filter, p.Properties.SubscriptionIDs); code != 0 {
 			codes[i] = c.failure(code)
 			continue
 		}
@@ -334,7 +338,7 @@ func (c *conn) onSubscribe(p *packet.Subscribe) error {
 			continue
 		}
 		s.subs[sub.Filter] = rec
-		s.persist(func(st store.Store) store.Ticket { return st.PutSubscription(s.id, rec) })
+		durable = max(durable, s.persist(func(st store.Store) store.Ticket { return st.PutSubscription(s.id, rec) }))
 		s.mu.Unlock()
 		// [MQTT-3.8.4-3] a repeated filter replaces the subscription.
 		c.b.subs.Add(sub.Filter, s, optsOf(rec))
@@ -350,8 +354,9 @@ func (c *conn) onSubscribe(p *packet.Subscribe) error {
 			wantRetained = append(wantRetained, retainReq{sub.Filter, sub.QoS, ids})
 		}
 	}
+	c.after(durable) // what SUBACK grants survives a restart
 	c.sendPacket(&packet.Suback{PacketID: p.PacketID, ReasonCodes: codes})
-	if c.b.opts().DisableRetain {
+	if c.announced.DisableRetain {
 		return nil
 	}
 	now := time.Now()
@@ -371,18 +376,18 @@ func (c *conn) onSubscribe(p *packet.Subscribe) error {
 }
 
 // unsupported returns the SUBACK code for a subscription using a feature
-// switched off in this broker, or 0.
-func (b *Broker) unsupported(filter string, subIDs []uint32) packet.ReasonCode {
+// switched off in o, or 0.
+func unsupported(o *Options, filter string, subIDs []uint32) packet.ReasonCode {
 	_, inner, shared := topic.ParseShared(filter)
 	if !shared {
 		inner = filter
 	}
 	switch {
-	case shared && b.opts().DisableShared:
+	case shared && o.DisableShared:
 		return packet.SharedSubNotSupported
-	case b.opts().DisableWildcards && topic.HasWildcard(inner):
+	case o.DisableWildcards && topic.HasWildcard(inner):
 		return packet.WildcardSubsNotSupported
-	case b.opts().DisableSubIDs && len(subIDs) > 0:
+	case o.DisableSubIDs && len(subIDs) > 0:
 		return packet.SubIDsNotSupported
 	}
 	return 0
@@ -401,12 +406,13 @@ func (c *conn) failure(code packet.ReasonCode) packet.ReasonCode {
 func (c *conn) onUnsubscribe(p *packet.Unsubscribe) {
 	s := c.sess
 	codes := make([]packet.ReasonCode, len(p.Filters))
+	var durable store.Ticket
 	for i, f := range p.Filters {
 		s.mu.Lock()
 		_, ok := s.subs[f]
 		if ok {
 			delete(s.subs, f)
-			s.persist(func(st store.Store) store.Ticket { return st.DeleteSubscription(s.id, f) })
+			durable = max(durable, s.persist(func(st store.Store) store.Ticket { return st.DeleteSubscription(s.id, f) }))
 		}
 		s.mu.Unlock()
 		if ok {
@@ -415,5 +421,6 @@ func (c *conn) onUnsubscribe(p *packet.Unsubscribe) {
 			codes[i] = packet.NoSubscriptionExisted
 		}
 	}
+	c.after(durable)
 	c.sendPacket(&packet.Unsuback{PacketID: p.PacketID, ReasonCodes: codes})
 }

@@ -176,12 +176,12 @@ func limit[T int | int64](v T) T { return max(v, 0) }
 func (b *Broker) opts() *Options { return b.options.Load() }
 
 // Reload puts new options in force without dropping anyone: limits, the
-// Authenticator, Authorizer and EnhancedAuth, feature switches. Each
-// connection sees them at its next check (a re-authentication uses the
-// new EnhancedAuth); what a CONNACK already told a client (Receive
-// Maximum, Topic Alias Maximum, Server Keep Alive) holds for that
-// connection. Logger, Store, Hooks and SharedStrategy are fixed by New
-// and keep their values.
+// Authenticator, Authorizer and EnhancedAuth. Each connection sees them
+// at its next check (a re-authentication uses the new EnhancedAuth);
+// what its CONNACK announced (Maximum Packet Size, Receive Maximum, Topic
+// Alias Maximum, keep alive and the feature switches) holds for that
+// connection and changes for new ones. Logger, Store, Hooks and
+// SharedStrategy are fixed by New and keep their values.
 func (b *Broker) Reload(o Options) {
 	old := b.opts()
 	o.Logger, o.Store, o.Hooks, o.SharedStrategy = old.Logger, old.Store, old.Hooks, old.SharedStrategy

@@ -62,19 +62,16 @@ func newSession(b *Broker, id string, persistent bool) *session {
 	}
 }
 
-// persist submits a store write for a persistent session. Whatever the
-// session's connection sends from here on waits until the write is
-// durable, so no acknowledgement runs ahead of the store. s.mu must be
-// held.
+// persist submits a store write for a persistent session and returns its
+// ticket (0 for a session that persists nothing). A caller about to
+// acknowledge what the write records passes the ticket to conn.after
+// first: no acknowledgement runs ahead of the store, and nothing else
+// waits for it. s.mu must be held.
 func (s *session) persist(write func(store.Store) store.Ticket) store.Ticket {
 	if !s.persistent {
 		return 0
 	}
-	t := write(s.b.store)
-	if s.conn != nil {
-		s.conn.after(t)
-	}
-	return t
+	return write(s.b.store)
 }
 
 // setPersistent changes whether the session outlives its connection (a
@@ -258,20 +255,23 @@ func (s *session) ack(id uint16, qos byte) bool {
 }
 
 // received handles PUBREC: the client has the QoS 2 message; the next step
-// is PUBREL [MQTT-4.3.3-3]. It reports whether id was known.
-func (s *session) received(id uint16) bool {
+// is PUBREL [MQTT-4.3.3-3]. It reports whether id was known, and returns
+// the ticket the PUBREL must wait for: were the PUBREL to run ahead of
+// the store, a restart would send the message again to a client that
+// has completed its flow and would take it for a new one.
+func (s *session) received(id uint16) (store.Ticket, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	o := s.inflight[id]
 	if o == nil || o.QoS != 2 {
-		return false
+		return 0, false
 	}
-	if o.State != store.Released {
-		o.State = store.Released
-		o.Message = nil // from here on only the id matters
-		s.persist(func(st store.Store) store.Ticket { return st.PutOutbound(s.id, *o) })
+	if o.State == store.Released {
+		return 0, true
 	}
-	return true
+	o.State = store.Released
+	o.Message = nil // from here on only the id matters
+	return s.persist(func(st store.Store) store.Ticket { return st.PutOutbound(s.id, *o) }), true
 }
 
 // bySeq orders outbound messages as they were routed to the session.
