@@ -14,9 +14,14 @@ const (
 	DefaultInboxBytes = 64 << 20
 )
 
-// msgOverhead is what a queued message costs beyond its encoded size: the
-// decoded struct, its topic string and the queue slot.
-const msgOverhead = int(unsafe.Sizeof(packet.Publish{})) + int(unsafe.Sizeof(queued{})) + 16
+// msgOverhead is what a queued message costs beyond its encoded size and
+// its topic string: the decoded struct and the queue slot.
+const msgOverhead = int(unsafe.Sizeof(packet.Publish{})) + int(unsafe.Sizeof(queued{}))
+
+// msgSize is what p counts for in the inbox.
+func msgSize(p *packet.Publish, version byte) int {
+	return max(p.Size(version), 0) + len(p.Topic) + msgOverhead
+}
 
 // inbox queues received messages for the delivery goroutine, so that the
 // reader never waits for a handler to return. It is bounded; when it is
@@ -39,10 +44,9 @@ const msgOverhead = int(unsafe.Sizeof(packet.Publish{})) + int(unsafe.Sizeof(que
 // connection does), and delivery goes on after that.
 //
 // Memory: at most maxMsgs messages while no answer is awaited, and never
-// more than maxBytes (each message counted as its encoded size plus
-// msgOverhead) or one message, if that one is larger. Besides the queue:
-// the message a handler is running with, the one the reader holds while
-// it waits, and the reader's buffer.
+// more than maxBytes (each message counted by msgSize) or one message, if
+// that one is larger. Besides the queue: the message a handler is running
+// with, the one the reader holds while it waits, and the reader's buffer.
 type inbox struct {
 	mu   sync.Mutex
 	cond sync.Cond // the delivery goroutine's: signalled on push, end and stop; L is &mu

@@ -82,12 +82,12 @@ type Options struct {
 	// handler may publish and wait. 0 means DefaultInboxSize; negative
 	// means no bound on the number (InboxBytes still applies).
 	InboxSize int
-	// InboxBytes bounds the same queue in bytes (each message counted as
-	// its encoded size plus about 250 bytes), whether or not an answer is
-	// awaited; a message larger than it is queued alone. A handler that
-	// waits for an answer the server sent after more than InboxBytes of
-	// messages waits until its context ends. 0 means DefaultInboxBytes;
-	// negative means no bound.
+	// InboxBytes bounds the same queue in bytes (each message counted
+	// as its encoded size, its topic again and about 410 bytes),
+	// whether or not an answer is awaited; a message larger than it is
+	// queued alone. A handler that waits for an answer the server sent
+	// after more than InboxBytes of messages waits until its context
+	// ends. 0 means DefaultInboxBytes; negative means no bound.
 	InboxBytes int
 
 	// ManualAck leaves the acknowledgement of QoS 1 and 2 messages to the

@@ -239,7 +239,7 @@ func (c *Client) handlePublish(p *packet.Publish) error {
 			return nil
 		}
 	}
-	if !c.inbox.push(p, max(p.Size(c.version), 0)+msgOverhead) {
+	if !c.inbox.push(p, msgSize(p, c.version)) {
 		return errEnded
 	}
 	return nil
