@@ -56,7 +56,9 @@ type Client struct {
 
 	lastRead atomic.Int64 // time.Since(w.start) when the last packet arrived
 
-	inbox inbox
+	inbox    inbox
+	acks     ackQueue // Options.ManualAck: delivered messages awaiting Ack
+	reserved int      // entries in pending reserved for a Session's resend (kind 0); guarded by mu
 
 	closed     chan struct{} // closed when the connection starts to end
 	readerDone chan struct{} // closed when the reader goroutine returns
@@ -129,7 +131,7 @@ func newClient(conn net.Conn, o Options) *Client {
 		done:       make(chan struct{}),
 	}
 	c.w.init(conn, o.Version, o.Trace)
-	c.inbox.init()
+	c.inbox.init(o.InboxSize, o.InboxBytes, c.awaiting)
 	c.router = o.router
 	if c.router == nil {
 		c.router = new(Router)
@@ -140,6 +142,7 @@ func newClient(conn net.Conn, o Options) *Client {
 	for _, id := range o.reserved {
 		c.pending[id] = &flow{}
 	}
+	c.reserved = len(c.pending)
 	if o.Version == packet.V5 {
 		if p := o.Properties.MaximumPacketSize; p != nil {
 			c.inMaxSize = *p
@@ -345,14 +348,21 @@ func (c *Client) Unsubscribe(ctx context.Context, filters ...string) (*packet.Un
 // register puts f under id, which must be free or reserved, or, with id
 // 0, under a new identifier, and returns it.
 func (c *Client) register(f *flow, id uint16) (uint16, error) {
+	// After mu is released: a reader waiting for room in the inbox reads
+	// on while an answer is awaited.
+	defer c.inbox.wake()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.ending || c.disconnecting {
 		return 0, c.closedErr()
 	}
 	if id != 0 {
-		if old := c.pending[id]; old != nil && old.kind != 0 {
+		old := c.pending[id]
+		if old != nil && old.kind != 0 {
 			return 0, fmt.Errorf("client: packet identifier %d in use", id)
+		}
+		if old != nil {
+			c.reserved--
 		}
 		c.pending[id] = f
 		return id, nil
@@ -511,6 +521,7 @@ func (c *Client) shutdown(err error) {
 	c.mu.Unlock()
 
 	close(c.closed)
+	c.inbox.hangUp()
 	c.w.close(ErrClosed)
 	c.conn.Close()
 	if err == nil {
@@ -523,7 +534,16 @@ func (c *Client) shutdown(err error) {
 func (c *Client) takePending() map[uint16]*flow {
 	p := c.pending
 	c.pending = make(map[uint16]*flow)
+	c.reserved = 0
 	return p
+}
+
+// awaiting reports whether a flow awaits the server's answer. mu must not
+// be held.
+func (c *Client) awaiting() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.pending) > c.reserved
 }
 
 func failFlows(pend map[uint16]*flow, err error) {

@@ -34,9 +34,16 @@
 //     assigned under the writer's lock, so that a packet setting up an
 //     alias always precedes the packets using it.
 //   - Received messages are handed to the handlers in order, from one
-//     delivery goroutine fed by an unbounded queue, so a handler may itself
-//     publish or subscribe without deadlocking the reader. QoS 1 and 2
-//     messages are acknowledged when the handler returns.
+//     delivery goroutine fed by a bounded queue, the inbox
+//     (Options.InboxSize messages, Options.InboxBytes bytes). When it is
+//     full the reader stops reading the connection, so that TCP slows the
+//     server down; nothing is dropped. While a publish, subscribe or
+//     unsubscribe awaits the server's answer the reader reads on, up to
+//     InboxBytes, so a handler may itself publish or subscribe and wait
+//     without deadlocking the reader. A v5 CONNECT announces InboxSize as
+//     Receive Maximum. QoS 1 and 2 messages are acknowledged when the
+//     handler returns, or with Options.ManualAck when the application
+//     calls Ack; acknowledgements leave in the order the messages came.
 //   - A keep-alive goroutine sends PINGREQ when nothing was sent for the
 //     keep-alive interval and closes the connection when the PINGRESP does
 //     not come within another interval.

@@ -22,7 +22,18 @@ func (c *Client) keepAliveLoop() {
 		case <-t.C:
 		}
 		c.mu.Lock()
-		if c.pingOut {
+		if c.pingOut && c.inbox.heldBack.Load() {
+			// The reader has stopped reading for a full inbox since it
+			// was last empty: the PINGRESP may wait behind messages. The server is not
+			// late; we are. Count from now, and ping again when nothing
+			// was sent for an interval, so that the server hears from us.
+			c.pingAt = time.Now()
+			if idle := c.w.sinceWrite(); idle < ka {
+				c.mu.Unlock()
+				t.Reset(ka - idle)
+				continue
+			}
+		} else if c.pingOut {
 			late := time.Since(c.pingAt)
 			c.mu.Unlock()
 			if late >= ka {

@@ -61,16 +61,42 @@ type Options struct {
 	Will *packet.Will
 	// Properties are the v5 CONNECT properties. Receive Maximum, Topic
 	// Alias Maximum and Maximum Packet Size here also bound what this
-	// client accepts from the server.
+	// client accepts from the server. Receive Maximum defaults to
+	// InboxSize (at most 65535) when the inbox is bounded.
 	Properties packet.Properties
 
 	// OnMessage is called for every PUBLISH received that no handler
 	// given to SubscribeFunc takes, in order, from one goroutine; for a
 	// resumed session possibly before Connect returns. It may call the
 	// Client's methods. The packet is the handler's to keep. A QoS 1 or 2
-	// message is acknowledged when OnMessage returns. When nil, such
-	// messages are acknowledged and dropped.
+	// message is acknowledged when OnMessage returns (see ManualAck).
+	// When nil, such messages are acknowledged and dropped.
 	OnMessage func(*packet.Publish)
+
+	// InboxSize bounds the received messages waiting for OnMessage or a
+	// handler, in messages. When it is full the client stops reading the
+	// connection until a handler returns, so that TCP slows the server
+	// down; nothing is dropped. While a Publish (QoS 1 or 2), Subscribe
+	// or Unsubscribe awaits the server's answer, which may sit behind
+	// more messages, the client reads on up to InboxBytes, so that a
+	// handler may publish and wait. 0 means DefaultInboxSize; negative
+	// means no bound on the number (InboxBytes still applies).
+	InboxSize int
+	// InboxBytes bounds the same queue in bytes (each message counted
+	// as its encoded size, its topic again and about 410 bytes),
+	// whether or not an answer is awaited; a message larger than it is
+	// queued alone. A handler that waits for an answer the server sent
+	// after more than InboxBytes of messages waits until its context
+	// ends. 0 means DefaultInboxBytes; negative means no bound.
+	InboxBytes int
+
+	// ManualAck leaves the acknowledgement of QoS 1 and 2 messages to the
+	// application: it calls Ack (Client.Ack, Session.Ack) when it is done
+	// with a message, possibly after the handler returned. Messages no
+	// handler or OnMessage takes are acknowledged at once. The server
+	// sends a message not acknowledged when its connection ended again
+	// (persistent sessions), and it is delivered again.
+	ManualAck bool
 
 	// NoTopicAliases stops the client from assigning v5 Topic Aliases to
 	// the topics it publishes to. By default, when the server's CONNACK
@@ -116,6 +142,12 @@ func (o *Options) normalize() error {
 	if o.ConnectTimeout <= 0 {
 		o.ConnectTimeout = DefaultConnectTimeout
 	}
+	if o.InboxSize == 0 {
+		o.InboxSize = DefaultInboxSize
+	}
+	if o.InboxBytes == 0 {
+		o.InboxBytes = DefaultInboxBytes
+	}
 	if o.Will != nil {
 		if err := topic.ValidateName(o.Will.Topic); err != nil {
 			return fmt.Errorf("client: will topic: %w", err)
@@ -140,11 +172,18 @@ func (o *Options) keepAliveSeconds() uint16 {
 }
 
 func (o *Options) connectPacket() *packet.Connect {
+	props := o.Properties
+	if o.Version == packet.V5 && props.ReceiveMaximum == nil && o.InboxSize > 0 {
+		// So that the server sends no more unacknowledged QoS 1 and 2
+		// messages than the inbox holds [MQTT-3.3.4-9]: beyond, it
+		// would wait for acknowledgements behind a full inbox anyway.
+		props.ReceiveMaximum = new(uint16(min(o.InboxSize, math.MaxUint16)))
+	}
 	return &packet.Connect{
 		ProtocolLevel: o.Version,
 		CleanStart:    o.CleanStart,
 		KeepAlive:     o.keepAliveSeconds(),
-		Properties:    o.Properties,
+		Properties:    props,
 		ClientID:      o.ClientID,
 		Will:          o.Will,
 		UsernameFlag:  o.UsernameSet,

@@ -13,6 +13,10 @@ import (
 // shutdown has already run.
 var errServerDisconnect = errors.New("client: server sent DISCONNECT")
 
+// errEnded stops the reader when the connection ended while it waited for
+// room in the inbox; shutdown has already run.
+var errEnded = errors.New("client: connection ended")
+
 // readLoop reads and handles packets until the connection ends.
 func (c *Client) readLoop() {
 	defer c.wg.Done()
@@ -36,7 +40,7 @@ func (c *Client) readLoop() {
 			c.opts.Trace(false, pk)
 		}
 		if err := c.handle(pk); err != nil {
-			if err != errServerDisconnect {
+			if err != errServerDisconnect && err != errEnded {
 				c.fail(err)
 			}
 			return
@@ -235,7 +239,9 @@ func (c *Client) handlePublish(p *packet.Publish) error {
 			return nil
 		}
 	}
-	c.inbox.push(p)
+	if !c.inbox.push(p, msgSize(p, c.version)) {
+		return errEnded
+	}
 	return nil
 }
 

@@ -10,7 +10,8 @@ import (
 )
 
 // Handler handles a received message. It runs on the delivery goroutine,
-// like Options.OnMessage, and the message is acknowledged when it returns.
+// like Options.OnMessage, and the message is acknowledged when it returns
+// (with Options.ManualAck, when Ack is called).
 type Handler func(*packet.Publish)
 
 // Router hands each received message to the handlers whose topic filter
