@@ -32,6 +32,7 @@ type Broker struct {
 	// retainedFull: a retained message was refused for want of room, and
 	// that was logged.
 	retainedFull atomic.Bool
+	storeErr     atomic.Pointer[error] // the first failed store write (health.go)
 
 	mu        sync.Mutex
 	sessions  map[string]*session
@@ -83,6 +84,7 @@ func (b *Broker) restore() error {
 	}
 	now := time.Now()
 	var wills []store.Session
+	var due []*pendingWill // of sessions that ended while the broker was down
 	for _, st := range states {
 		s := newSession(b, st.Session.ClientID, true)
 		// The same identity as before the restart, so that the same ACL
@@ -100,6 +102,9 @@ func (b *Broker) restore() error {
 			// Time spent down counts towards expiry.
 			if !at.After(now) {
 				b.store.DeleteSession(s.id)
+				if w := st.Session.Will; w != nil {
+					due = append(due, &pendingWill{msg: w, from: s.id})
+				}
 				continue
 			}
 			s.expiresAt = at
@@ -137,6 +142,11 @@ func (b *Broker) restore() error {
 			s.armWill(r.Will, r.WillAt)
 			s.mu.Unlock()
 		}
+	}
+	// A session that ended while the broker was down had its will due by
+	// then at the latest [MQTT-3.1.3-9].
+	for _, w := range due {
+		b.publishWill(w)
 	}
 	if len(states) > 0 || len(retained) > 0 {
 		b.log.Info("restored state", "sessions", len(states), "retained", len(retained))
@@ -272,5 +282,9 @@ func (b *Broker) Close() error {
 func (b *Broker) Publish(m *Message) error {
 	var r router
 	t, _ := r.route(b, m, "")
-	return b.store.Wait(t)
+	if err := b.store.Wait(t); err != nil {
+		b.storeFailed(err)
+		return err
+	}
+	return nil
 }

@@ -402,6 +402,7 @@ func (b *Broker) detach(c *conn, will *Message, delay time.Duration) {
 	end := false
 	if s.conn == c {
 		s.conn = nil
+		s.resend = nil
 		s.online.Store(false)
 		if !s.persistent && b.sessions[s.id] == s {
 			delete(b.sessions, s.id)

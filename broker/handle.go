@@ -150,7 +150,14 @@ func (c *conn) onPublish(p *packet.Publish) error {
 	}
 	code := packet.Success
 	var m *Message
-	if err := c.b.topicLimits().Check(p.Topic); err != nil {
+	if p.QoS > 0 && c.b.Health() != nil {
+		// Nothing is acknowledged that might not be stored: a v5 client
+		// is told, a 3.1.1 client (which cannot be) is disconnected.
+		if c.version != packet.V5 {
+			return c.b.Health()
+		}
+		code = packet.UnspecifiedError
+	} else if err := c.b.topicLimits().Check(p.Topic); err != nil {
 		// Within the protocol but beyond the configured bounds: refused
 		// like an unauthorized publish, not a reason to disconnect.
 		code = packet.TopicNameInvalid

@@ -13,9 +13,12 @@ import (
 type QueuePolicy uint8
 
 const (
-	DropNewest      QueuePolicy = iota // the arriving message is dropped
-	DropOldest                         // the oldest queued messages make room
-	RefusePublisher                    // dropped, and a v5 publisher is told: Quota exceeded (0x97)
+	DropNewest QueuePolicy = iota // the arriving message is dropped
+	DropOldest                    // the oldest queued messages make room
+	// RefusePublisher drops it too; when no session took the message, a
+	// v5 publisher is told: Quota exceeded (0x97). When some took it, the
+	// publisher is told success, so that a retry makes no duplicates.
+	RefusePublisher
 )
 
 // Options configure a Broker. The zero value of each field means its

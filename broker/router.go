@@ -86,9 +86,12 @@ func (r *router) match(b *Broker, m *Message, from string) {
 }
 
 // deliver hands m to the sessions match found, stores it as retained if
-// it is, and returns the ticket of the store writes and whether a full
-// queue refused it.
+// it is, and returns the ticket of the store writes and whether full
+// queues refused it: every session it went to refused it (RefusePublisher).
+// A message some session took is not refused, so that a publisher told
+// to retry never makes duplicates.
 func (r *router) deliver(m *Message) (ticket store.Ticket, refused bool) {
+	var taken bool
 	b := r.b
 	if m.Retain && !b.opts().DisableRetain {
 		ticket = b.retain(m)
@@ -98,8 +101,9 @@ func (r *router) deliver(m *Message) (ticket store.Ticket, refused bool) {
 		t.qos = min(m.QoS, t.qos)
 		t.retain = t.retain && m.Retain
 		tk, no := t.s.deliver(m, t.delivery, &r.enc)
-		ticket, refused = max(ticket, tk), refused || no
+		ticket, refused, taken = max(ticket, tk), refused || no, taken || !no
 	}
+	refused = refused && !taken
 	clear(r.targets)
 	r.targets = r.targets[:0]
 	if cap(r.targets) > maxKeptTargets {

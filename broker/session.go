@@ -44,6 +44,10 @@ type session struct {
 	version     byte
 	subs        map[string]store.Subscription
 	inflight    map[uint16]*store.Outbound // sent, not yet acknowledged
+	// resend holds what is in flight from an earlier connection and not
+	// yet sent again on this one, in order: it goes out as the window of
+	// the current connection allows.
+	resend []*store.Outbound
 	queue       []*store.Outbound          // waiting for a free in-flight slot or a connection
 	queuedBytes int64                      // queuedSize of everything in queue
 	window      int                        // in-flight limit for the current connection
@@ -135,7 +139,7 @@ func (s *session) deliver(m *Message, d delivery, enc *encoder) (t store.Ticket,
 	if c == nil && (d.qos == 0 || !s.persistent) {
 		return 0, false
 	}
-	if len(s.queue) == 0 {
+	if len(s.queue) == 0 && len(s.resend) == 0 {
 		if d.qos == 0 {
 			c.sendPublish(enc.bytes(c.version, m, false, d.subIDs), 0, d.retain, false, 0)
 			return 0, false
@@ -198,6 +202,9 @@ func (s *session) fill() {
 	if c == nil {
 		return
 	}
+	if !s.sendAgain(c) {
+		return // new messages wait behind the old ones
+	}
 	now := time.Now()
 	n := 0
 	for n < len(s.queue) && (len(s.inflight) < s.window || s.queue[n].QoS == 0) && c.pending() < s.b.opts().MaxWriteBuffer {
@@ -220,23 +227,45 @@ func (s *session) fill() {
 
 // resume sends what a returning client is owed: unacknowledged PUBLISH
 // again with DUP set, PUBREL for released QoS 2 messages, in their
-// original order [MQTT-4.4.0-1], then the queue. s.mu must be held.
+// original order [MQTT-4.4.0-1], then the queue, all within the new
+// connection's window [MQTT-3.3.4-9]. s.mu must be held.
 func (s *session) resume(c *conn) {
-	pending := make([]*store.Outbound, 0, len(s.inflight))
+	s.resend = s.resend[:0]
 	for _, o := range s.inflight {
-		pending = append(pending, o)
+		s.resend = append(s.resend, o)
 	}
-	slices.SortFunc(pending, bySeq)
-	enc := &encoder{}
-	for _, o := range pending {
+	slices.SortFunc(s.resend, bySeq)
+	s.fill()
+}
+
+// sendAgain sends what resend holds while the window and the write buffer
+// allow, and reports whether it is done. A message now larger than the
+// client's Maximum Packet Size is discarded as if sent, and its slot freed
+// [MQTT-3.1.2-25]. s.mu must be held.
+func (s *session) sendAgain(c *conn) bool {
+	var enc encoder
+	for len(s.resend) > 0 && len(s.inflight)-len(s.resend) < s.window && c.pending() < s.b.opts().MaxWriteBuffer {
+		o := s.resend[0]
+		s.resend[0] = nil
+		s.resend = s.resend[1:]
 		if o.State == store.Released {
 			c.sendPacket(&packet.Pubrel{PacketID: o.PacketID})
 			continue
 		}
 		enc.reset()
-		c.sendPublish(enc.bytes(c.version, o.Message, true, o.SubIDs), o.QoS, o.Retain, true, o.PacketID)
+		b := enc.bytes(c.version, o.Message, true, o.SubIDs)
+		if !c.fits(len(b)) {
+			delete(s.inflight, o.PacketID)
+			s.persist(func(st store.Store) store.Ticket { return st.DeleteOutbound(s.id, o.Seq) })
+			continue
+		}
+		c.sendPublish(b, o.QoS, o.Retain, true, o.PacketID)
 	}
-	s.fill()
+	if len(s.resend) == 0 {
+		s.resend = nil
+		return true
+	}
+	return false
 }
 
 // ack handles PUBACK (QoS 1), PUBCOMP (QoS 2) and a v5 PUBREC failure:
@@ -249,6 +278,9 @@ func (s *session) ack(id uint16, qos byte) bool {
 		return false
 	}
 	delete(s.inflight, id)
+	if i := slices.Index(s.resend, o); i >= 0 {
+		s.resend = slices.Delete(s.resend, i, i+1) // it had reached the client before
+	}
 	s.persist(func(st store.Store) store.Ticket { return st.DeleteOutbound(s.id, o.Seq) })
 	s.fill()
 	return true

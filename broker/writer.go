@@ -246,7 +246,9 @@ func (c *conn) writeLoop() {
 		c.ob.mu.Unlock()
 
 		err := c.b.store.Wait(durable)
-		if err == nil {
+		if err != nil {
+			c.b.storeFailed(err) // what waited for it is never sent
+		} else {
 			c.nc.SetWriteDeadline(time.Now().Add(c.b.opts().WriteTimeout))
 			_, err = c.nc.Write(*buf)
 		}
@@ -267,7 +269,7 @@ func (c *conn) writeLoop() {
 		// Messages held back by a full buffer can go now.
 		if s != nil {
 			s.mu.Lock()
-			if s.conn == c && len(s.queue) > 0 {
+			if s.conn == c && (len(s.queue) > 0 || len(s.resend) > 0) {
 				s.fill()
 			}
 			s.mu.Unlock()
