@@ -3,14 +3,43 @@
 // retained messages, wills, keep-alive and the routing of every PUBLISH to
 // the sessions whose subscriptions match it.
 //
-// Each connection has one reader goroutine, which also routes what its
-// client publishes, and a writer goroutine that exists only while there is
-// something to write: outgoing packets are appended to the connection's
-// buffer and written in bursts, one syscall for many packets. A PUBLISH is
-// encoded once per protocol variant and the bytes copied to each subscriber.
+// # Goroutines
 //
-// A connection the broker ends after a last packet (a refusing CONNACK, a
-// DISCONNECT with a reason code) closes lingering: half-closed once that
-// packet is written, its input drained for at most 2 s and 256 KiB, so
-// that a client still sending reads why instead of a reset (linger.go).
+// A connection's own goroutine (conn.serve) only waits for input, so that
+// an idle connection keeps the smallest stack. Each burst of input is
+// handled on a goroutine of its own (conn.burst), one at a time: it reads
+// the packets buffered, handles them (routing what the client publishes)
+// and exits. A writer goroutine (conn.writeLoop) exists only while there
+// is something to write: outgoing packets are appended to the
+// connection's buffer and written in bursts, one syscall for many
+// packets. A PUBLISH is encoded once per protocol variant and the bytes
+// copied to each subscriber.
+//
+// # Identity and authorization
+//
+// A connection's identity (auth.Client) is fixed at CONNECT and shared
+// with its session, which belongs to that identity: another identity may
+// not resume or take it over unless an auth.ConnectAuthorizer grants it
+// the client id. Every message that leaves the broker is authorized
+// (auth.Read) for the receiving session's identity, outside every lock
+// and outside the store's atomic section, since an Authorizer may wait on
+// the network.
+//
+// # Durability
+//
+// Session writes return their store ticket. An acknowledgement that
+// promises something is stored (PUBACK, PUBREC, PUBREL, PUBCOMP, SUBACK,
+// UNSUBACK, CONNACK) waits for the tickets of those writes (conn.after),
+// visibly where it is sent; deliveries do not wait for the store.
+//
+// # Ending a connection
+//
+// closeWith closes at once; finish queues a last packet and closes once
+// it is written (finishWith: a v5 DISCONNECT with a reason). A connection
+// the broker ends after a last packet (a refusing CONNACK, a DISCONNECT
+// with a reason code) closes lingering: half-closed once that packet is
+// written, its input drained for at most 2 s and 256 KiB, so that a client
+// still sending reads why instead of a reset (linger.go). cleanup runs
+// once, on the connection's goroutine, whatever ended it: it detaches the
+// session, publishes the will and runs the hooks.
 package broker
