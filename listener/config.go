@@ -3,6 +3,7 @@ package listener
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 
 	proxyproto "github.com/pires/go-proxyproto"
@@ -12,6 +13,10 @@ import (
 type Config struct {
 	// Type is tcp (default), tls, ws, wss or unix.
 	Type string `yaml:"type"`
+	// Logger receives what the listener itself has to say (refused PROXY
+	// headers, failed WebSocket handshakes at debug); default
+	// slog.Default().
+	Logger *slog.Logger `yaml:"-"`
 	// Address is host:port, or a socket path for unix.
 	Address string `yaml:"address"`
 	// Path is the HTTP path WebSocket clients connect to (ws, wss);
@@ -76,6 +81,9 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.TLS.ClientAuth == "" {
 		cfg.TLS.ClientAuth = "none"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
 	}
 	return cfg
 }

@@ -51,6 +51,7 @@ func withProxy(l net.Listener, cfg Config) (net.Listener, error) {
 			ReadHeaderTimeout: proxyHeaderTimeout,
 		},
 		name: cfg.Type + " " + l.Addr().String(),
+		log:  cfg.Logger,
 	}, nil
 }
 
@@ -78,6 +79,7 @@ func proxyPolicy(cfg Config) (proxyproto.ConnPolicyFunc, error) {
 type proxyListener struct {
 	proxyproto.Listener
 	name string // in the warnings: type and bound address
+	log  *slog.Logger
 
 	mu         sync.Mutex
 	lastWarn   time.Time
@@ -107,7 +109,7 @@ func (l *proxyListener) refused(peer net.Addr) {
 	n := l.suppressed
 	l.lastWarn, l.suppressed = now, 0
 	l.mu.Unlock()
-	slog.Warn("PROXY header from an untrusted peer refused, connection closed; is the load balancer missing from proxy_trusted?",
+	l.log.Warn("PROXY header from an untrusted peer refused, connection closed; is the load balancer missing from proxy_trusted?",
 		"listener", l.name, "peer", peer, "unlogged_since_last_warning", n)
 }
 

@@ -207,11 +207,7 @@ func (s *syncBuffer) String() string {
 func TestProxyProtocolDefaultTrust(t *testing.T) {
 	listener.SetDefaultProxyTrusted(t, []string{"127.0.0.1/32"})
 	var logged syncBuffer
-	old := slog.Default()
-	slog.SetDefault(slog.New(slog.NewTextHandler(&logged, nil)))
-	t.Cleanup(func() { slog.SetDefault(old) })
-
-	l := open(t, listener.Config{Type: "tcp", ProxyProtocol: true})
+	l := open(t, listener.Config{Type: "tcp", ProxyProtocol: true, Logger: slog.New(slog.NewTextHandler(&logged, nil))})
 	ch := acceptLoop(t, l)
 	addr := l.Addr().String()
 

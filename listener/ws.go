@@ -79,7 +79,7 @@ func newWSListener(l net.Listener, cfg Config, files *tlsFiles) *wsListener {
 		MaxHeaderBytes:    wsMaxHeaderBytes,
 		// Failed handshakes and bad requests are the clients' business:
 		// log them at debug level rather than on stderr.
-		ErrorLog: slog.NewLogLogger(slog.Default().Handler(), slog.LevelDebug),
+		ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
 	}
 	go w.serve()
 	return w

@@ -175,6 +175,7 @@ func serve(ctx context.Context, cfg Config, opts broker.Options, ready func([]ne
 		}
 	}
 	for _, lc := range cfg.Listeners {
+		lc.Logger = log
 		l, err := listener.Listen(lc)
 		if err != nil {
 			closeAll()
