@@ -56,3 +56,15 @@ const (
 type ConnectAuthorizer interface {
 	AuthorizeClientID(ctx context.Context, c *Client) (ClientIDDecision, error)
 }
+
+func (d ClientIDDecision) String() string {
+	switch d {
+	case ClientIDDefault:
+		return "default"
+	case ClientIDAllowed:
+		return "allowed"
+	case ClientIDDenied:
+		return "denied"
+	}
+	return "ClientIDDecision(" + strconv.Itoa(int(d)) + ")"
+}
