@@ -92,18 +92,9 @@ func (c *conn) connect(p *packet.Connect) error {
 			return err
 		}
 	}
-	if w := p.Will; w != nil {
-		// A will is a PUBLISH made in advance: the same bounds and ACL.
-		if err := c.b.topicLimits().Check(w.Topic); err != nil {
-			code := packet.RefusedNotAuthorized
-			if c.version == packet.V5 {
-				code = packet.TopicNameInvalid
-			}
-			return c.refuse(code, "will topic: "+err.Error())
-		}
-		if !c.b.opts().Authorizer.Authorize(cl, auth.Publish, w.Topic) {
-			c.b.log.Info("connect refused: will topic not authorized", "client", id, "identity", cl.Identity(), "topic", w.Topic)
-			return c.refuse(packet.RefusedNotAuthorized, "not authorized to publish the will")
+	if p.Will != nil {
+		if err := c.authorizeWill(p.Will); err != nil {
+			return err
 		}
 	}
 	c.keepAlive = time.Duration(p.KeepAlive) * time.Second
@@ -126,10 +117,10 @@ func (c *conn) connect(p *packet.Connect) error {
 	// Interval, none by default [MQTT-3.1.2-23], at most MaxSessionExpiry.
 	var expiry uint32
 	if !p.CleanStart {
-		expiry = capSeconds(neverExpires, c.b.opts().PersistentSessionExpiry)
+		expiry = capSeconds(neverExpires, o.PersistentSessionExpiry)
 	}
 	ack := &packet.Connack{}
-	window := c.b.opts().MaxInflight
+	window := o.MaxInflight
 	if c.version == packet.V5 {
 		expiry = 0
 		if se := p.Properties.SessionExpiry; se != nil {
@@ -236,6 +227,24 @@ func (c *conn) authenticate() error {
 	case err != nil:
 		c.b.log.Error("authenticator failed", "client", c.clientID, "err", err)
 		return c.refuse(packet.RefusedServerUnavailable, "authenticator failed")
+	}
+	return nil
+}
+
+// authorizeWill refuses the CONNECT of a will that could not be
+// published: a will is a PUBLISH made in advance, with the same bounds and
+// ACL (checked again when it goes out).
+func (c *conn) authorizeWill(w *packet.Will) error {
+	if err := c.b.topicLimits().Check(w.Topic); err != nil {
+		code := packet.RefusedNotAuthorized
+		if c.version == packet.V5 {
+			code = packet.TopicNameInvalid
+		}
+		return c.refuse(code, "will topic: "+err.Error())
+	}
+	if !c.b.opts().Authorizer.Authorize(c.client, auth.Publish, w.Topic) {
+		c.b.log.Info("connect refused: will topic not authorized", "client", c.clientID, "identity", c.client.Identity(), "topic", w.Topic)
+		return c.refuse(packet.RefusedNotAuthorized, "not authorized to publish the will")
 	}
 	return nil
 }

@@ -176,6 +176,12 @@ func (s *session) sendNew(c *conn, o *store.Outbound, enc *encoder) store.Ticket
 	o.State = store.Sent
 	s.inflight[o.PacketID] = o
 	t := s.persist(func(st store.Store) store.Ticket { return st.PutOutbound(s.id, *o) })
+	if o.QoS == 2 {
+		// Sent with its id only once that is stored: a restart must send
+		// it again with the same id and DUP, which the client recognises,
+		// not as a new message it would deliver a second time.
+		c.after(t)
+	}
 	c.sendPublish(b, o.QoS, o.Retain, false, o.PacketID)
 	return t
 }
