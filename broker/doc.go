@@ -30,7 +30,9 @@
 // Session writes return their store ticket. An acknowledgement that
 // promises something is stored (PUBACK, PUBREC, PUBREL, PUBCOMP, SUBACK,
 // UNSUBACK, CONNACK) waits for the tickets of those writes (conn.after),
-// visibly where it is sent; deliveries do not wait for the store.
+// visibly where it is sent. Deliveries do not wait for the store, but for
+// a QoS 2 PUBLISH to a persistent session, whose packet id must survive a
+// restart.
 //
 // # Ending a connection
 //
