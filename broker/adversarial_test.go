@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"net"
 	"runtime"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,107 +25,14 @@ import (
 	"github.com/ternmq/tern/packet"
 )
 
-// bystanderDeadline bounds one bystander round trip: generous, since the
-// attack shares the machine's two cores (and the race detector) with it.
-const bystanderDeadline = 4 * mt.Timeout
-
-// bystander is a well-behaved client beside an attack: it publishes QoS 1
-// on a topic of its own, receives the message back through its
-// subscription, and records how long each round trip took.
-type bystander struct {
-	t     *testing.T
-	c     *mt.Raw
-	topic string
-	id    uint16
-	rtts  []time.Duration
-}
-
-// newBystander connects a v5 bystander with client id name, subscribed
-// at QoS 1 to a topic of its own.
-func newBystander(t *testing.T, b *mt.Broker, name string) *bystander {
+// newBystander connects a bystander to b with client id name.
+func newBystander(t *testing.T, b *mt.Broker, name string) *mt.Bystander {
 	t.Helper()
-	c := mt.Dial(t, b.Addr, packet.V5)
-	if ack := c.Connect(name, true); ack.ReasonCode != packet.Success {
-		t.Fatalf("bystander CONNACK %#x", byte(ack.ReasonCode))
-	}
-	s := &bystander{t: t, c: c, topic: "bystander/" + name}
-	if ack := c.Subscribe(1, 1, s.topic); ack.ReasonCodes[0] != 1 {
-		t.Fatalf("bystander SUBACK %#x", byte(ack.ReasonCodes[0]))
-	}
-	return s
-}
-
-// read returns the next packet within bystanderDeadline.
-func (s *bystander) read() packet.Packet {
-	s.t.Helper()
-	p, err := s.c.ReadWithin(bystanderDeadline)
+	c, err := net.DialTimeout("tcp", b.Addr, mt.Timeout)
 	if err != nil {
-		s.t.Fatalf("bystander: no answer within %s: %v", bystanderDeadline, err)
+		t.Fatal(err)
 	}
-	return p
-}
-
-// roundTrips makes n round trips: PUBLISH QoS 1, then both its PUBACK
-// and the message itself (which it acknowledges) must come back.
-func (s *bystander) roundTrips(n int) {
-	s.t.Helper()
-	for range n {
-		if s.id++; s.id == 0 {
-			s.id = 1
-		}
-		payload := fmt.Sprint("ping ", s.id)
-		start := time.Now()
-		s.c.Send(&packet.Publish{Topic: s.topic, QoS: 1, PacketID: s.id, Payload: []byte(payload)})
-		for acked, got := false, false; !acked || !got; {
-			switch p := s.read().(type) {
-			case *packet.Puback:
-				if p.PacketID != s.id || p.ReasonCode != packet.Success {
-					s.t.Fatalf("bystander PUBACK id %d code %#x, want id %d success", p.PacketID, byte(p.ReasonCode), s.id)
-				}
-				acked = true
-			case *packet.Publish:
-				if p.Topic != s.topic || string(p.Payload) != payload {
-					s.t.Fatalf("bystander got %q %q, want %q %q", p.Topic, p.Payload, s.topic, payload)
-				}
-				s.c.Send(&packet.Puback{PacketID: p.PacketID})
-				got = true
-			default:
-				s.t.Fatalf("bystander got %s", p.Type())
-			}
-		}
-		s.rtts = append(s.rtts, time.Since(start))
-	}
-}
-
-// report logs the median and the worst round trip.
-func (s *bystander) report() {
-	s.t.Helper()
-	if len(s.rtts) == 0 {
-		s.t.Fatal("bystander made no round trip")
-	}
-	r := slices.Clone(s.rtts)
-	slices.Sort(r)
-	s.t.Logf("bystander: %d round trips, p50 %s, max %s", len(r), r[len(r)/2], r[len(r)-1])
-}
-
-// heapAlloc is the live heap after a full collection.
-func heapAlloc() int64 {
-	runtime.GC()
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return int64(ms.HeapAlloc)
-}
-
-// heapBound fails the test if the heap grew from before by more than
-// bound, and logs the growth.
-func heapBound(t *testing.T, what string, before, bound int64) {
-	t.Helper()
-	grown := heapAlloc() - before
-	t.Logf("%s: heap grew by %d bytes (%.2f MiB), bound %d", what, grown, float64(grown)/(1<<20), bound)
-	if grown > bound {
-		t.Errorf("%s: heap grew by %d bytes, want at most %d", what, grown, bound)
-	}
+	return mt.NewBystander(t, c, name)
 }
 
 // dialN opens n TCP connections to addr; they are closed when the test
@@ -185,11 +91,11 @@ func TestAdversarialHugeDeclaredLength(t *testing.T) {
 	const n, sent = 200, 4 << 10
 	b := mt.StartBroker(t, broker.Options{})
 	by := newBystander(t, b, "huge-length")
-	by.roundTrips(10)
+	by.RoundTrips(10)
 
 	t.Run("beyond MaxConnectSize", func(t *testing.T) {
 		head := connectHead(packet.MaxVarint, sent)
-		before := heapAlloc()
+		before := mt.HeapAlloc()
 		conns := dialN(t, b.Addr, n)
 		for _, c := range conns {
 			c.Write(head) // the broker may close before it is all read
@@ -198,10 +104,10 @@ func TestAdversarialHugeDeclaredLength(t *testing.T) {
 		if s := b.Stats(); s.PreAuthMemory != 0 {
 			t.Errorf("PreAuthMemory %d after refusing every huge CONNECT, want 0", s.PreAuthMemory)
 		}
-		by.roundTrips(10)
+		by.RoundTrips(10)
 		// Nothing is kept for a refused connection: what remains is the
 		// client ends, still open, and their unread 4 KB.
-		heapBound(t, fmt.Sprintf("%d CONNECTs declaring %d bytes (client ends open)", n, packet.MaxVarint), before, n*(sent+4<<10))
+		mt.HeapBound(t, fmt.Sprintf("%d CONNECTs declaring %d bytes (client ends open)", n, packet.MaxVarint), before, n*(sent+4<<10))
 		for i, c := range conns {
 			if !closedByPeer(c, mt.Timeout) {
 				t.Fatalf("connection %d declaring %d bytes still open", i, packet.MaxVarint)
@@ -216,7 +122,7 @@ func TestAdversarialHugeDeclaredLength(t *testing.T) {
 		// reserves all of its declared body but that byte; the rest of
 		// what it sends then arrives into the packet reader.
 		split := 1 + len(packet.AppendVarint(nil, declared)) + 1
-		before := heapAlloc()
+		before := mt.HeapAlloc()
 		conns := dialN(t, b.Addr, n)
 		for _, c := range conns {
 			if _, err := c.Write(head[:split]); err != nil {
@@ -230,20 +136,20 @@ func TestAdversarialHugeDeclaredLength(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		by.roundTrips(10)
+		by.RoundTrips(10)
 		// Each connection holds what it sent (its partial body, read
 		// into a buffer doubled as bytes arrive: at most three times
 		// what was sent), never what it declared: 200 x 64 KiB would
 		// be 12.5 MiB.
-		heapBound(t, fmt.Sprintf("%d half-sent CONNECTs declaring %d bytes, %d sent (both ends)", n, declared, sent), before, n*(3*sent+8<<10))
+		mt.HeapBound(t, fmt.Sprintf("%d half-sent CONNECTs declaring %d bytes, %d sent (both ends)", n, declared, sent), before, n*(3*sent+8<<10))
 		t.Logf("PreAuthMemory reserved: %d bytes of %d", b.Stats().PreAuthMemory, int64(64<<20))
 		for _, c := range conns {
 			c.Close()
 		}
 		waitFor(t, time.Minute, "the reservations to be released", func() bool { return b.Stats().PreAuthMemory == 0 })
 	})
-	by.roundTrips(10)
-	by.report()
+	by.RoundTrips(10)
+	by.Report()
 }
 
 // refusedName is the PUBACK reason code for a topic name beyond the
@@ -272,12 +178,12 @@ func refusedFilter(v byte) packet.ReasonCode {
 func topicAttack(t *testing.T, v byte, times int, bad []string, ok string) {
 	b := mt.StartBroker(t, broker.Options{})
 	by := newBystander(t, b, "topics")
-	by.roundTrips(10)
+	by.RoundTrips(10)
 	watcher := mt.Dial(t, b.Addr, v)
 	watcher.Connect("watcher", true)
 	watcher.Subscribe(1, 1, "#")
 
-	before := heapAlloc()
+	before := mt.HeapAlloc()
 	attacker := mt.Dial(t, b.Addr, v)
 	attacker.Connect("", true)
 	id := uint16(0)
@@ -290,7 +196,7 @@ func topicAttack(t *testing.T, v byte, times int, bad []string, ok string) {
 					byte(ack.ReasonCode), strings.Count(name, "/")+1, len(name), byte(refusedName(v)))
 			}
 		}
-		by.roundTrips(1)
+		by.RoundTrips(1)
 	}
 	if s := b.Stats(); s.Retained != 0 {
 		t.Fatalf("%d retained after refused publishes, want 0", s.Retained)
@@ -299,7 +205,7 @@ func topicAttack(t *testing.T, v byte, times int, bad []string, ok string) {
 	// dropped are garbage. (With the topic limits switched off, the
 	// deep attack keeps a retained tree of about 18 MiB; before
 	// MaxRetainedBytes counted levels, about 176 MiB.)
-	heapBound(t, fmt.Sprintf("%d refused retained publishes (attacker still connected)", times*len(bad)), before, 4<<20)
+	mt.HeapBound(t, fmt.Sprintf("%d refused retained publishes (attacker still connected)", times*len(bad)), before, 4<<20)
 
 	for _, name := range bad {
 		id++
@@ -317,7 +223,7 @@ func topicAttack(t *testing.T, v byte, times int, bad []string, ok string) {
 		t.Fatalf("PUBACK %#x within the bounds", byte(ack.ReasonCode))
 	}
 	p := mt.Expect[*packet.Publish](watcher)
-	for p.Topic == by.topic { // the bystander's own round trips
+	for p.Topic == by.Topic { // the bystander's own round trips
 		watcher.Send(&packet.Puback{PacketID: p.PacketID})
 		p = mt.Expect[*packet.Publish](watcher)
 	}
@@ -328,8 +234,8 @@ func topicAttack(t *testing.T, v byte, times int, bad []string, ok string) {
 	if s := b.Stats(); s.Retained != 1 {
 		t.Fatalf("%d retained, want 1", s.Retained)
 	}
-	by.roundTrips(10)
-	by.report()
+	by.RoundTrips(10)
+	by.Report()
 }
 
 // TestAdversarialDeepTopics: an anonymous client publishes retained
@@ -372,10 +278,10 @@ func TestAdversarialManyFilters(t *testing.T) {
 		}
 		b := mt.StartBroker(t, broker.Options{})
 		by := newBystander(t, b, "filters")
-		by.roundTrips(10)
+		by.RoundTrips(10)
 		base := b.Stats().Subscriptions
 
-		before := heapAlloc()
+		before := mt.HeapAlloc()
 		one := mt.Dial(t, b.Addr, v)
 		one.Connect("one-subscribe", true)
 		filters := make([]string, many)
@@ -398,10 +304,10 @@ func TestAdversarialManyFilters(t *testing.T) {
 		if n := b.Stats().Subscriptions - base; n != 100 {
 			t.Fatalf("%d subscriptions held, want 100", n)
 		}
-		by.roundTrips(10)
-		heapBound(t, fmt.Sprintf("one SUBSCRIBE of %d filters (subscriber connected)", many), before, 2<<20)
+		by.RoundTrips(10)
+		mt.HeapBound(t, fmt.Sprintf("one SUBSCRIBE of %d filters (subscriber connected)", many), before, 2<<20)
 
-		before = heapAlloc()
+		before = mt.HeapAlloc()
 		spread := mt.Dial(t, b.Addr, v)
 		spread.Connect("many-subscribes", true)
 		granted = 0
@@ -418,7 +324,7 @@ func TestAdversarialManyFilters(t *testing.T) {
 				}
 			}
 			if k%5 == 0 {
-				by.roundTrips(1)
+				by.RoundTrips(1)
 			}
 		}
 		if granted != 1000 {
@@ -429,9 +335,9 @@ func TestAdversarialManyFilters(t *testing.T) {
 		}
 		// MaxSubscriptions bounds what one session holds: 1,000 filters
 		// of a few bytes, each a trie entry and a session record.
-		heapBound(t, fmt.Sprintf("%d distinct filters in SUBSCRIBEs of 100 (subscriber connected)", distinct), before, 1000*2<<10)
-		by.roundTrips(10)
-		by.report()
+		mt.HeapBound(t, fmt.Sprintf("%d distinct filters in SUBSCRIBEs of 100 (subscriber connected)", distinct), before, 1000*2<<10)
+		by.RoundTrips(10)
+		by.Report()
 	}, packet.V311, packet.V5)
 }
 
@@ -444,7 +350,7 @@ func TestAdversarialManyRetained(t *testing.T) {
 	const limit, n = 1000, 2000
 	b := mt.StartBroker(t, broker.Options{MaxRetained: limit})
 	by := newBystander(t, b, "retained")
-	by.roundTrips(10)
+	by.RoundTrips(10)
 
 	pub := mt.Dial(t, b.Addr, packet.V5)
 	pub.Connect("retainer", true)
@@ -459,20 +365,20 @@ func TestAdversarialManyRetained(t *testing.T) {
 			}
 		}
 	}
-	before := heapAlloc()
+	before := mt.HeapAlloc()
 	publish(0, limit)
-	kept := heapAlloc()
-	by.roundTrips(10)
+	kept := mt.HeapAlloc()
+	by.RoundTrips(10)
 	publish(limit, n)
-	by.roundTrips(10)
+	by.RoundTrips(10)
 	s := b.Stats()
 	if s.Retained != limit || s.RetainedRefused != n-limit {
 		t.Fatalf("Retained %d, RetainedRefused %d; want %d, %d", s.Retained, s.RetainedRefused, limit, n-limit)
 	}
 	// The kept ones cost about their retainedCost (topic, payload and
 	// 256 bytes a level) in the tree and again in the store.
-	heapBound(t, fmt.Sprintf("%d retained kept", limit), before, limit*4<<10)
-	heapBound(t, fmt.Sprintf("%d retained refused beyond them", n-limit), kept, 256<<10)
+	mt.HeapBound(t, fmt.Sprintf("%d retained kept", limit), before, limit*4<<10)
+	mt.HeapBound(t, fmt.Sprintf("%d retained refused beyond them", n-limit), kept, 256<<10)
 
 	sub := mt.Dial(t, b.Addr, packet.V5)
 	sub.Connect("late", true)
@@ -497,8 +403,8 @@ func TestAdversarialManyRetained(t *testing.T) {
 			t.Fatalf("retained r/%d/x missing", i)
 		}
 	}
-	by.roundTrips(10)
-	by.report()
+	by.RoundTrips(10)
+	by.Report()
 }
 
 // TestAdversarialConnectFlood: 2,000 connections opened as fast as
@@ -517,7 +423,7 @@ func TestAdversarialConnectFlood(t *testing.T) {
 	const connectTimeout = 2 * time.Second
 	b := mt.StartBroker(t, broker.Options{ConnectTimeout: connectTimeout})
 	by := newBystander(t, b, "flood")
-	by.roundTrips(10)
+	by.RoundTrips(10)
 	goroutines := runtime.NumGoroutine()
 
 	// flood runs open on n connections from workers goroutines while the
@@ -544,7 +450,7 @@ func TestAdversarialConnectFlood(t *testing.T) {
 			case <-done:
 				return firstErr
 			default:
-				by.roundTrips(1)
+				by.RoundTrips(1)
 			}
 		}
 	}
@@ -568,7 +474,7 @@ func TestAdversarialConnectFlood(t *testing.T) {
 			s := b.Stats()
 			return s.Connections == 1 && s.Sessions == 1 && s.PreAuthMemory == 0
 		})
-		by.roundTrips(10)
+		by.RoundTrips(10)
 		t.Logf("%d CONNECT-and-close: %d CONNECTs accepted", n, b.Stats().ConnectionsTotal-total)
 	})
 
@@ -584,7 +490,7 @@ func TestAdversarialConnectFlood(t *testing.T) {
 				}
 			}
 		})
-		before := heapAlloc()
+		before := mt.HeapAlloc()
 		err := flood(func(i int) error {
 			c, err := net.DialTimeout("tcp", b.Addr, mt.Timeout)
 			if err != nil {
@@ -602,14 +508,14 @@ func TestAdversarialConnectFlood(t *testing.T) {
 		// Measured at once, with every connection still open unless
 		// ConnectTimeout already ended the earliest ones: a bound from
 		// above on what each holds (both ends).
-		grown := heapAlloc() - before
+		grown := mt.HeapAlloc() - before
 		t.Logf("%d half-open connections: heap grew by %d bytes, %d per connection (both ends); PreAuthMemory %d",
 			n, grown, grown/int64(n), b.Stats().PreAuthMemory)
 		if grown > int64(n)*16<<10 {
 			t.Errorf("%d bytes per half-open connection, want under 16 KiB", grown/int64(n))
 		}
 		for i, c := range conns {
-			if !closedByPeer(c, connectTimeout+bystanderDeadline) {
+			if !closedByPeer(c, connectTimeout+mt.BystanderDeadline) {
 				t.Fatalf("half-open connection %d still open after ConnectTimeout", i)
 			}
 		}
@@ -618,10 +524,10 @@ func TestAdversarialConnectFlood(t *testing.T) {
 			// A few goroutines of the bystander's come and go.
 			return s.Connections == 1 && s.PreAuthMemory == 0 && runtime.NumGoroutine() <= goroutines+10
 		})
-		by.roundTrips(10)
+		by.RoundTrips(10)
 	})
 	if s := b.Stats(); s.Connections != 1 || s.Sessions != 1 {
 		t.Fatalf("Connections %d, Sessions %d after the flood; want 1, 1 (the bystander)", s.Connections, s.Sessions)
 	}
-	by.report()
+	by.Report()
 }
