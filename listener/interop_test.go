@@ -33,7 +33,17 @@ type served struct {
 // the test ends.
 func serve(t *testing.T, cfg listener.Config) *served {
 	t.Helper()
-	b, err := broker.New(broker.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	return serveWith(t, cfg, broker.Options{})
+}
+
+// serveWith is serve with broker options opts (logs discarded unless
+// opts.Logger is set).
+func serveWith(t *testing.T, cfg listener.Config, opts broker.Options) *served {
+	t.Helper()
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	b, err := broker.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package listener
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -25,6 +26,9 @@ const (
 	// wsMaxHeaderBytes bounds the upgrade request's headers (browsers send
 	// cookies, so not too tight).
 	wsMaxHeaderBytes = 64 << 10
+	// wsCloseTimeout bounds closing an upgraded connection: the close
+	// handshake, and skipping what is left of a frame being read.
+	wsCloseTimeout = 5 * time.Second
 )
 
 // wsListener serves MQTT over WebSocket: an http.Server upgrades requests
@@ -112,7 +116,8 @@ func (w *wsListener) serveHTTP(rw http.ResponseWriter, r *http.Request) {
 			`: MQTT over WebSocket needs "mqtt" (or "mqttv3.1")`, http.StatusBadRequest)
 		return
 	}
-	c, err := websocket.Accept(rw, r, &websocket.AcceptOptions{
+	hj := &hijackRecorder{ResponseWriter: rw}
+	c, err := websocket.Accept(hj, r, &websocket.AcceptOptions{
 		Subprotocols:   wsSubprotocols,
 		OriginPatterns: w.origins,
 	})
@@ -125,7 +130,7 @@ func (w *wsListener) serveHTTP(rw http.ResponseWriter, r *http.Request) {
 	// [MQTT-6.0.0-1] binary frames only: NetConn closes the connection
 	// on any other kind. [MQTT-6.0.0-2] packets need not align with
 	// frames: the broker reads NetConn as a byte stream.
-	var nc net.Conn = websocket.NetConn(context.Background(), c, websocket.MessageBinary)
+	var nc net.Conn = &wsConn{Conn: websocket.NetConn(context.Background(), c, websocket.MessageBinary), raw: hj.conn}
 	if w.certField != "" && r.TLS != nil {
 		name, ok := certName(*r.TLS, w.certField)
 		nc = &wsCertConn{Conn: nc, name: name, ok: ok}
@@ -135,6 +140,35 @@ func (w *wsListener) serveHTTP(rw http.ResponseWriter, r *http.Request) {
 	case <-w.done:
 		c.Close(websocket.StatusGoingAway, "server shutting down")
 	}
+}
+
+// hijackRecorder keeps the connection websocket.Accept hijacks, so that
+// closing it can be bounded (wsConn).
+type hijackRecorder struct {
+	http.ResponseWriter
+	conn net.Conn
+}
+
+func (h *hijackRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	h.conn = c
+	return c, brw, err
+}
+
+// wsConn is an upgraded connection whose Close cannot hang. The close
+// handshake first reads and discards what is left of the frame being
+// read, byte by byte and with no deadline of its own: a peer that
+// declared a frame of 2^63 bytes and stalls (or trickles) would hold
+// Close, its socket and the broker's goroutine forever. A deadline on
+// the socket under the WebSocket bounds it.
+type wsConn struct {
+	net.Conn          // websocket.NetConn
+	raw      net.Conn // the hijacked connection
+}
+
+func (c *wsConn) Close() error {
+	c.raw.SetDeadline(time.Now().Add(wsCloseTimeout))
+	return c.Conn.Close()
 }
 
 // offeredSubprotocols lists the subprotocols the client offers, over every
