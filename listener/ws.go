@@ -23,9 +23,17 @@ var wsSubprotocols = []string{"mqtt", "mqttv3.1"}
 const (
 	// wsHeaderTimeout bounds the TLS handshake and the upgrade request.
 	wsHeaderTimeout = 10 * time.Second
-	// wsMaxHeaderBytes bounds the upgrade request's headers (browsers send
-	// cookies, so not too tight).
-	wsMaxHeaderBytes = 64 << 10
+	// wsMaxHeaderBytes bounds the upgrade request's headers: browsers send
+	// cookies, so not too tight, but every request being read holds this
+	// much of a stranger's bytes (nginx allows 4 x 8 KiB by default).
+	wsMaxHeaderBytes = 16 << 10
+	// wsMaxPending bounds the connections whose upgrade is still being
+	// read, per listener: the broker's connection and pre-authentication
+	// limits see a connection only once upgraded, so without it a flood
+	// of stalled upgrades would cost wsMaxHeaderBytes and buffers each,
+	// bounded only by file descriptors. Beyond it a connection is closed
+	// at once; about 25 KB each, 25 MiB in all.
+	wsMaxPending = 1024
 	// wsCloseTimeout bounds closing an upgraded connection: the close
 	// handshake, and skipping what is left of a frame being read.
 	wsCloseTimeout = 5 * time.Second
@@ -46,6 +54,8 @@ type wsListener struct {
 
 	conns chan net.Conn
 	done  chan struct{} // closed by Close or when Serve fails
+
+	pending atomic.Int32 // connections not yet upgraded nor closed
 
 	mu       sync.Mutex
 	serveErr error       // why Serve stopped, if not Close; mu guards
@@ -81,12 +91,27 @@ func newWSListener(l net.Listener, cfg Config, files *tlsFiles) *wsListener {
 		Handler:           http.HandlerFunc(w.serveHTTP),
 		ReadHeaderTimeout: wsHeaderTimeout,
 		MaxHeaderBytes:    wsMaxHeaderBytes,
+		ConnState:         w.countPending,
 		// Failed handshakes and bad requests are the clients' business:
 		// log them at debug level rather than on stderr.
 		ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
 	}
 	go w.serve()
 	return w
+}
+
+// countPending keeps the count of connections whose upgrade is being
+// read within wsMaxPending: each enters as new and leaves once hijacked
+// (upgraded) or closed.
+func (w *wsListener) countPending(c net.Conn, s http.ConnState) {
+	switch s {
+	case http.StateNew:
+		if w.pending.Add(1) > wsMaxPending {
+			c.Close() // the server sees it closed and reports StateClosed
+		}
+	case http.StateHijacked, http.StateClosed:
+		w.pending.Add(-1)
+	}
 }
 
 // serve runs the HTTP server until Close, or until the socket fails, which
