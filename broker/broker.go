@@ -29,10 +29,10 @@ type Broker struct {
 	retained retained
 	stats    counters
 	shared   sharedPicker
-	// retainedFull: a retained message was refused for want of room, and
-	// that was logged.
-	retainedFull atomic.Bool
-	storeErr     atomic.Pointer[error] // the first failed store write (health.go)
+	// retainedFullLogged is when a full retained set was last logged
+	// (Unix ns).
+	retainedFullLogged atomic.Int64
+	storeErr           atomic.Pointer[error] // the first failed store write (health.go)
 
 	mu        sync.Mutex
 	sessions  map[string]*session

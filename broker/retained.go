@@ -221,18 +221,18 @@ func expired(m *Message, now time.Time) bool {
 
 // retain keeps m as its topic's retained message, within the configured
 // limits. Beyond them it is still delivered but not kept: counted, and
-// logged once until the set has room again.
+// logged at most once a minute, however many clients push against it.
 func (b *Broker) retain(m *Message) store.Ticket {
 	o := b.opts()
 	t, ok := b.retained.set(m, b.store, retainLimits{limit(o.MaxRetained), limit(o.MaxRetainedBytes)})
 	if ok {
-		b.retainedFull.Store(false)
 		return t
 	}
-	b.stats.retainedRefused.Add(1)
-	if !b.retainedFull.Swap(true) {
+	n := b.stats.retainedRefused.Add(1)
+	now := time.Now().UnixNano()
+	if last := b.retainedFullLogged.Load(); now-last >= int64(time.Minute) && b.retainedFullLogged.CompareAndSwap(last, now) {
 		b.log.Warn("retained message not kept: the retained set is full (limits.max_retained_messages, limits.max_retained_bytes)",
-			"topic", m.Topic, "retained", b.retained.Len())
+			"topic", m.Topic, "retained", b.retained.Len(), "refused_total", n)
 	}
 	return 0
 }
