@@ -1,8 +1,6 @@
 package broker_test
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"log/slog"
 	"strings"
@@ -278,32 +276,11 @@ func TestWillOfSessionExpiredWhileDown(t *testing.T) {
 	}, packet.V311, packet.V5)
 }
 
-// logBuffer is a log destination safe for concurrent writes.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *logBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *logBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
-}
-
-// lines counts the lines containing sub.
-func (s *logBuffer) lines(sub string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// countLines counts the lines of s containing sub.
+func countLines(s, sub string) int {
 	n := 0
-	sc := bufio.NewScanner(bytes.NewReader(s.buf.Bytes()))
-	for sc.Scan() {
-		if strings.Contains(sc.Text(), sub) {
+	for line := range strings.Lines(s) {
+		if strings.Contains(line, sub) {
 			n++
 		}
 	}
@@ -318,7 +295,7 @@ func (s *logBuffer) lines(sub string) int {
 func TestStoreFailureStopsAcknowledging(t *testing.T) {
 	mt.Versions(t, func(t *testing.T, v byte) {
 		g := newGatedStore()
-		var logs logBuffer
+		var logs mt.SyncBuffer
 		b := mt.StartBroker(t, broker.Options{Store: g, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 		sub, _ := dialAs(t, b, v, "sub", "", false) // persistent: its messages are stored
 		sub.Subscribe(1, 1, "t")
@@ -355,7 +332,7 @@ func TestStoreFailureStopsAcknowledging(t *testing.T) {
 				}
 			}
 		}
-		if n := logs.lines("no longer acknowledged"); n != 1 {
+		if n := countLines(logs.String(), "no longer acknowledged"); n != 1 {
 			t.Fatalf("store failure logged %d times, want once:\n%s", n, logs.String())
 		}
 	}, packet.V311, packet.V5)

@@ -1,17 +1,16 @@
 package listener_test
 
 import (
-	"bytes"
 	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 
 	proxyproto "github.com/pires/go-proxyproto"
 
+	mt "github.com/ternmq/tern/internal/mqtttest"
 	"github.com/ternmq/tern/internal/testpki"
 	"github.com/ternmq/tern/listener"
 )
@@ -181,24 +180,6 @@ func dialFrom(t testing.TB, ip, addr string, header []byte) net.Conn {
 	return c
 }
 
-// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // Without proxy_trusted, only the default upstreams (loopback in
 // production) may send a header. All of 127.0.0.0/8 is loopback, so the
 // test trusts 127.0.0.1 alone and plays a remote upstream from 127.0.0.2:
@@ -206,7 +187,7 @@ func (s *syncBuffer) String() string {
 // it is served with its own address.
 func TestProxyProtocolDefaultTrust(t *testing.T) {
 	listener.SetDefaultProxyTrusted(t, []string{"127.0.0.1/32"})
-	var logged syncBuffer
+	var logged mt.SyncBuffer
 	l := open(t, listener.Config{Type: "tcp", ProxyProtocol: true, Logger: slog.New(slog.NewTextHandler(&logged, nil))})
 	ch := acceptLoop(t, l)
 	addr := l.Addr().String()

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	mt "github.com/ternmq/tern/internal/mqtttest"
 )
 
 // TestMain lets a test run the tern binary itself: with TERN_TEST_RUN_MAIN=1
@@ -51,7 +53,7 @@ func TestMain(m *testing.M) {
 type brokerProc struct {
 	addr   string
 	args   []string
-	out    *syncBuffer
+	out    *mt.SyncBuffer
 	start0 time.Time
 
 	cmd     *exec.Cmd
@@ -212,7 +214,7 @@ func TestCrashKill9(t *testing.T) {
 	if extra := os.Getenv("TERN_CRASH_BROKER_ARGS"); extra != "" {
 		args = append(args, strings.Fields(extra)...)
 	}
-	bp := &brokerProc{addr: addr, args: args, out: &syncBuffer{}, start0: begin}
+	bp := &brokerProc{addr: addr, args: args, out: &mt.SyncBuffer{}, start0: begin}
 	showBroker := func() {
 		out := bp.out.String()
 		if len(out) > 20000 {

@@ -80,7 +80,7 @@ func mosq(t *testing.T, path string, args ...string) (int, string) {
 // times it connected. stdbuf makes its stdout line-buffered: the debug
 // lines would otherwise sit in stdio's buffer until it exits.
 type bgSub struct {
-	out  *syncBuffer
+	out  *mt.SyncBuffer
 	done chan error
 }
 
@@ -92,7 +92,7 @@ func startBgSub(t *testing.T, path string, args ...string) *bgSub {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	cmd := exec.CommandContext(ctx, stdbuf, append([]string{"-oL", path, "-d"}, args...)...)
-	s := &bgSub{out: &syncBuffer{}, done: make(chan error, 1)}
+	s := &bgSub{out: &mt.SyncBuffer{}, done: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = s.out, s.out
 	if err := cmd.Start(); err != nil {
 		cancel()

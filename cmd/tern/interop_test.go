@@ -7,7 +7,6 @@ import (
 	"net"
 	"os/exec"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -38,31 +37,13 @@ func hostPort(t *testing.T, addr string) (string, string) {
 	return h, p
 }
 
-// syncBuffer is a bytes.Buffer safe for a writer and a polling reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // startSub runs `tern sub args` in the background and waits until the
 // broker has its subscription.
-func startSub(t *testing.T, b *mt.Broker, args ...string) (out *syncBuffer, wait func() int) {
+func startSub(t *testing.T, b *mt.Broker, args ...string) (out *mt.SyncBuffer, wait func() int) {
 	t.Helper()
 	h, p := hostPort(t, b.Addr)
-	out = &syncBuffer{}
-	var errb syncBuffer
+	out = &mt.SyncBuffer{}
+	var errb mt.SyncBuffer
 	before := b.Stats().Subscriptions
 	done := make(chan int, 1)
 	var exited atomic.Bool
