@@ -47,10 +47,10 @@ type session struct {
 	// resend holds what is in flight from an earlier connection and not
 	// yet sent again on this one, in order: it goes out as the window of
 	// the current connection allows.
-	resend []*store.Outbound
-	queue       []*store.Outbound          // waiting for a free in-flight slot or a connection
-	queuedBytes int64                      // queuedSize of everything in queue
-	window      int                        // in-flight limit for the current connection
+	resend      []*store.Outbound
+	queue       []*store.Outbound // waiting for a free in-flight slot or a connection
+	queuedBytes int64             // queuedSize of everything in queue
+	window      int               // in-flight limit for the current connection
 	nextID      uint16
 	seq         uint64
 	inQoS2      map[uint16]struct{}

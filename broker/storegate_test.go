@@ -22,9 +22,9 @@ type gatedStore struct {
 	cond    sync.Cond
 	shut    bool
 	durable store.Ticket // committed up to here
-	atomics int      // Atomic calls so far
-	inside  int      // the Atomic call in progress, 0 outside
-	log     []string // "op client n" for each write; n is the Atomic call or 0
+	atomics int          // Atomic calls so far
+	inside  int          // the Atomic call in progress, 0 outside
+	log     []string     // "op client n" for each write; n is the Atomic call or 0
 }
 
 var errDisk = errors.New("disk on fire")
