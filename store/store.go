@@ -24,7 +24,7 @@ type Session struct {
 	Username     string
 	UsernameFlag bool // false: anonymous
 	CertUsername bool // Username is a verified certificate's name
-	Version  byte
+	Version      byte
 	// ExpiryInterval is the v5 Session Expiry Interval in seconds;
 	// 0xFFFFFFFF (also for 3.1.1 persistent sessions) never expires.
 	ExpiryInterval uint32
