@@ -9,6 +9,7 @@ FUZZTIME ?= 150000x
 .PHONY: test deps build crash fuzz bench
 
 test: deps
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); test -z "$$unformatted" || { echo "not gofmt-ed:"; echo "$$unformatted"; exit 1; }
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 15m -skip '^TestCrashKill9$$' ./...
 	$(MAKE) crash
