@@ -24,9 +24,9 @@ type router struct {
 	groups  []sharedHit
 	members []member // the members of every group in groups
 	enc     encoder
-	// readAt is when the message being routed was read, set by the
-	// caller when there is an Observer (Broker.observe).
-	readAt time.Time
+	// readAt is when the message being routed was read (monoNow), set
+	// by the caller when there is an Observer (Broker.observe).
+	readAt int64
 
 	// Method values built once: passing them to Match does not allocate.
 	eachFn   func(*session, subOpts)
@@ -53,7 +53,7 @@ const maxKeptTargets = 1024
 // the store writes that keep it, and whether a full queue refused it.
 func (r *router) route(b *Broker, m *Message, from string) (store.Ticket, bool) {
 	if b.observer != nil {
-		r.readAt = time.Now()
+		r.readAt = monoNow()
 	}
 	r.match(b, m, from)
 	return r.deliver(m)
@@ -119,7 +119,7 @@ func (r *router) deliver(m *Message) (ticket store.Ticket, refused bool) {
 		r.targets, r.idx = nil, make(map[*session]int)
 	}
 	r.enc.reset()
-	r.enc.readAt, r.readAt = time.Time{}, time.Time{}
+	r.enc.readAt, r.readAt = 0, 0
 	return ticket, refused
 }
 
@@ -127,10 +127,17 @@ func (r *router) deliver(m *Message) (ticket store.Ticket, refused bool) {
 // the subscriber's output, to the Observer: only for a message being
 // routed (enc.readAt set), not one that waited in a queue.
 func (b *Broker) observe(enc *encoder, qos byte) {
-	if b.observer != nil && !enc.readAt.IsZero() {
-		b.observer.DeliveryLatency(qos, time.Since(enc.readAt))
+	if b.observer != nil && enc.readAt != 0 {
+		b.observer.DeliveryLatency(qos, time.Duration(monoNow()-enc.readAt))
 	}
 }
+
+// epoch is the origin of monoNow.
+var epoch = time.Now()
+
+// monoNow returns the monotonic clock in nanoseconds since epoch, never
+// 0: a timestamp in 8 bytes that a change of the wall clock cannot move.
+func monoNow() int64 { return int64(time.Since(epoch)) + 1 }
 
 // each merges overlapping subscriptions of one session into one delivery at
 // the highest granted QoS [MQTT-3.3.5-1], carrying every matching

@@ -112,10 +112,10 @@ type counters struct {
 	queued, queuedBytes atomic.Int64
 	refused             [numRefusals]atomic.Int64
 	// Dropped, as in DroppedCounts.
-	droppedQueueFull, droppedSlow, expired atomic.Int64
-	notAuthorized, droppedNoMember         atomic.Int64
+	droppedQueueFull, droppedSlow, expired  atomic.Int64
+	notAuthorized, droppedNoMember          atomic.Int64
 	tooLarge, retainedRefused, queueRefused atomic.Int64
-	throttled                              atomic.Int64
+	throttled                               atomic.Int64
 	// preAuth is the MaxPreAuthMemory budget in use (preauth.go).
 	preAuth atomic.Int64
 }
@@ -213,10 +213,10 @@ func (b *Broker) sessionList() []*session {
 type Observer interface {
 	// DeliveryLatency reports one delivery at qos (the QoS it goes to
 	// the subscriber with): d is the time from the moment the broker had
-	// read the PUBLISH (or Publish was called) to the moment its copy for
-	// this subscriber was appended to the subscriber's output buffer,
-	// ready for the writer, which writes it at once unless earlier
-	// output is still being written. It covers authorization, hooks,
+	// read the PUBLISH (or Publish was called, or a will became due) to
+	// the moment its copy for this subscriber was appended to the
+	// subscriber's output buffer, ready for the writer, which writes it
+	// at once unless earlier output is still being written. It covers authorization, hooks,
 	// matching, the store writes submitted (not the wait for them) and
 	// encoding. Messages that wait in a session's queue (for a free
 	// in-flight slot or an offline client), resends, retained messages
