@@ -73,7 +73,7 @@ func TestRefusePublisherPartialDelivery(t *testing.T) {
 			qos          byte
 			drainB       bool // b's queue has room, a's is full
 			want         packet.ReasonCode
-			refusedSoFar int64 // Stats().RefusedQueueFull after the step
+			refusedSoFar int64 // Stats().Dropped.QueueRefused after the step
 		}{
 			{"both queues take it", 1, false, packet.Success, 0},
 			{"b takes it, a refuses", 1, true, packet.Success, 1},
@@ -99,7 +99,7 @@ func TestRefusePublisherPartialDelivery(t *testing.T) {
 			if got != step.want {
 				t.Fatalf("%s: acknowledged %#x, want %#x", step.name, byte(got), byte(step.want))
 			}
-			if n := b.Stats().RefusedQueueFull; n != step.refusedSoFar {
+			if n := b.Stats().Dropped.QueueRefused; n != step.refusedSoFar {
 				t.Fatalf("%s: RefusedQueueFull %d, want %d", step.name, n, step.refusedSoFar)
 			}
 		}

@@ -100,7 +100,7 @@ func TestAdversarialHugeDeclaredLength(t *testing.T) {
 		for _, c := range conns {
 			c.Write(head) // the broker may close before it is all read
 		}
-		waitFor(t, time.Minute, "every huge CONNECT to be refused", func() bool { return b.Stats().RefusedConnectSize == n })
+		waitFor(t, time.Minute, "every huge CONNECT to be refused", func() bool { return b.Stats().RefusedConnects.ConnectSize == n })
 		if s := b.Stats(); s.PreAuthMemory != 0 {
 			t.Errorf("PreAuthMemory %d after refusing every huge CONNECT, want 0", s.PreAuthMemory)
 		}
@@ -372,8 +372,8 @@ func TestAdversarialManyRetained(t *testing.T) {
 	publish(limit, n)
 	by.RoundTrips(10)
 	s := b.Stats()
-	if s.Retained != limit || s.RetainedRefused != n-limit {
-		t.Fatalf("Retained %d, RetainedRefused %d; want %d, %d", s.Retained, s.RetainedRefused, limit, n-limit)
+	if s.Retained != limit || s.Dropped.RetainedFull != n-limit {
+		t.Fatalf("Retained %d, RetainedRefused %d; want %d, %d", s.Retained, s.Dropped.RetainedFull, limit, n-limit)
 	}
 	// The kept ones cost about their retainedCost (topic, payload and
 	// 256 bytes a level) in the tree and again in the store.

@@ -29,6 +29,7 @@ type Broker struct {
 	retained retained
 	stats    counters
 	shared   sharedPicker
+	observer Observer // Options.Observer, fixed by New
 	// retainedFullLogged is when a full retained set was last logged
 	// (Unix ns).
 	retainedFullLogged atomic.Int64
@@ -62,6 +63,7 @@ func New(opts Options) (*Broker, error) {
 	}
 	b.options.Store(&opts)
 	b.shared.strategy = opts.SharedStrategy
+	b.observer = opts.Observer
 	if b.store == nil {
 		b.store = memory.New()
 	}
@@ -101,6 +103,7 @@ func (b *Broker) restore() error {
 		if !at.IsZero() {
 			// Time spent down counts towards expiry.
 			if !at.After(now) {
+				b.stats.sessionsExpired.Add(1)
 				b.store.DeleteSession(s.id)
 				if w := st.Session.Will; w != nil {
 					due = append(due, &pendingWill{msg: w, from: s.id})
@@ -124,6 +127,7 @@ func (b *Broker) restore() error {
 				s.queue = append(s.queue, o) // within the limits when stored
 				s.queuedBytes += queuedSize(o.Message)
 				b.stats.queuedBytes.Add(queuedSize(o.Message))
+				b.stats.queued.Add(1)
 			} else {
 				s.inflight[o.PacketID] = o
 				s.nextID = max(s.nextID, o.PacketID)
@@ -211,7 +215,7 @@ func (b *Broker) ServeConn(nc net.Conn) {
 func (b *Broker) open(nc net.Conn) *conn {
 	ip := hostOf(nc.RemoteAddr())
 	if err := b.admit(ip); err != nil {
-		b.stats.refusedConns.Add(1)
+		b.stats.refused[refusedConnectionLimit].Add(1)
 		b.log.Debug("connection refused", "remote", nc.RemoteAddr(), "err", err)
 		nc.Close()
 		return nil

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ternmq/tern/auth"
@@ -54,6 +55,13 @@ type conn struct {
 	// v5 Session Expiry Interval from CONNECT (nil: absent), which
 	// DISCONNECT may change but not from 0 [MQTT-3.14.2-2].
 	sessionExpiry *uint32
+	// connectedAt is when CONNECT was accepted; refusal why it was not,
+	// counted once reading CONNECT ends (readConnect). Both the reading
+	// side's until CONNACK, read-only afterwards.
+	connectedAt time.Time
+	refusal     refusal
+	// Bytes read from and written to nc, for ClientInfo.
+	bytesRead, bytesWritten atomic.Int64
 
 	// The reading side's alone (serve and its bursts, one at a time):
 	// inbound rate limits, and when the keep-alive deadline last moved.
@@ -85,12 +93,17 @@ func newConn(b *Broker, nc net.Conn) *conn {
 	return c
 }
 
-// countingReader counts the bytes a connection reads, for ByteRate.
+// countingReader counts the bytes a connection reads, for ByteRate and
+// the statistics.
 type countingReader struct{ c *conn }
 
 func (r countingReader) Read(p []byte) (int, error) {
 	n, err := r.c.nc.Read(p)
 	r.c.bytesIn += n
+	if n > 0 {
+		r.c.bytesRead.Add(int64(n))
+		r.c.b.stats.bytesIn.Add(int64(n))
+	}
 	return n, err
 }
 
@@ -209,13 +222,15 @@ func (c *conn) burst(res chan<- burstResult) {
 
 // readConnect reads and handles the CONNECT [MQTT-3.1.0-1]. Its body
 // counts against MaxPreAuthMemory until it is handled.
-func (c *conn) readConnect() error {
+func (c *conn) readConnect() (err error) {
 	pk, held, err := c.readPreAuth(0)
 	defer c.b.releasePreAuth(held)
+	defer func() { c.countRefusal(err) }()
 	if err != nil {
 		if cp, ok := pk.(*packet.Connect); ok && errors.Is(err, packet.UnsupportedProtocolVersion) {
 			// [MQTT-3.1.2-2] answer an unknown level with return code 1,
 			// in the 3.1.1 format since the client's is unknown.
+			c.refused(refusedProtocolVersion)
 			c.setVersion(packet.V311)
 			c.finish(&packet.Connack{ReasonCode: packet.RefusedProtocolVersion})
 			return fmt.Errorf("protocol level %d: %w", cp.ProtocolLevel, err)
@@ -227,6 +242,31 @@ func (c *conn) readConnect() error {
 		return fmt.Errorf("first packet is %s, not CONNECT: %w", pk.Type(), packet.ProtocolError)
 	}
 	return c.connect(cp)
+}
+
+// refused notes why the connection is being refused, unless a reason
+// was noted already: the first is the one the client is told.
+func (c *conn) refused(r refusal) {
+	if c.refusal == notRefused {
+		c.refusal = r
+	}
+}
+
+// countRefusal counts the refusal of a connection whose CONNECT was not
+// accepted, for err. A CONNECT that breaks the protocol counts as other;
+// a client that went away or a broker shutting down is no refusal.
+func (c *conn) countRefusal(err error) {
+	if err == nil {
+		return
+	}
+	r := c.refusal
+	var code packet.ReasonCode
+	if r == notRefused && errors.As(err, &code) && !errors.Is(err, errShutdown) {
+		r = refusedOther
+	}
+	if r != notRefused {
+		c.b.stats.refused[r].Add(1)
+	}
 }
 
 // moveDeadline gives the client 1.5 x keep alive from now for its next

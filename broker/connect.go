@@ -98,6 +98,7 @@ func (c *conn) connect(p *packet.Connect) error {
 		}
 	}
 	c.keepAlive = time.Duration(p.KeepAlive) * time.Second
+	c.connectedAt = time.Now()
 	serverKeepAlive := false
 	if m := o.MaxKeepAlive.Truncate(time.Second); m > 0 && (c.keepAlive == 0 || c.keepAlive > m) {
 		if c.version != packet.V5 {
@@ -106,6 +107,7 @@ func (c *conn) connect(p *packet.Connect) error {
 			// keeps to what it asked for. Refused as Mosquitto does.
 			c.b.log.Info("connect refused: keep alive outside limits.max_keep_alive (MQTT 3.1.1 cannot be told another)",
 				"client", id, "remote", c.nc.RemoteAddr(), "keepalive", p.KeepAlive, "max_keep_alive", m)
+			c.refused(refusedKeepAlive)
 			return c.refuse(packet.RefusedIdentifierRejected, "keep alive outside the server's maximum")
 		}
 		c.keepAlive, serverKeepAlive = m, true
@@ -162,8 +164,7 @@ func (c *conn) connect(p *packet.Connect) error {
 		}
 		return err
 	}
-	c.b.stats.connections.Add(1)
-	c.b.stats.connectionsTotal.Add(1)
+	c.b.stats.connected()
 	c.b.log.Debug("client connected", "client", id, "remote", c.nc.RemoteAddr(), "version", c.version,
 		"clean", p.CleanStart, "keepalive", p.KeepAlive, "session_present", ack.SessionPresent)
 	for _, h := range c.b.hooks.connect {
@@ -240,6 +241,7 @@ func (c *conn) authorizeWill(w *packet.Will) error {
 		if c.version == packet.V5 {
 			code = packet.TopicNameInvalid
 		}
+		c.refused(refusedOther) // a bound, not the ACL, whatever 3.1.1 can say
 		return c.refuse(code, "will topic: "+err.Error())
 	}
 	if !c.b.opts().Authorizer.Authorize(c.client, auth.Publish, w.Topic) {
@@ -289,6 +291,7 @@ func certUsername(nc net.Conn) (string, bool) {
 // [MQTT-3.2.2-4] a refusal carries session present 0; [MQTT-3.2.2-5] the
 // server closes the connection after it.
 func (c *conn) refuse(code packet.ReasonCode, why string) error {
+	c.refused(refusalOf(code))
 	ack := &packet.Connack{ReasonCode: code}
 	if c.version == packet.V5 {
 		if v5, ok := v5ConnackCodes[code]; ok {
@@ -299,6 +302,24 @@ func (c *conn) refuse(code packet.ReasonCode, why string) error {
 	}
 	c.finish(ack)
 	return fmt.Errorf("connect refused: %s: %w", why, code)
+}
+
+// refusalOf returns the statistics' reason for a refusal with a CONNACK
+// code, 3.1.1 or v5.
+func refusalOf(code packet.ReasonCode) refusal {
+	switch code {
+	case packet.RefusedBadUsernamePassword, packet.BadUsernameOrPassword:
+		return refusedBadCredentials
+	case packet.RefusedNotAuthorized, packet.NotAuthorized:
+		return refusedNotAuthorized
+	case packet.RefusedIdentifierRejected, packet.ClientIDNotValid:
+		return refusedClientID
+	case packet.RefusedProtocolVersion, packet.UnsupportedProtocolVersion:
+		return refusedProtocolVersion
+	case packet.RefusedServerUnavailable, packet.ServerUnavailable, packet.ServerBusy:
+		return refusedServerUnavailable
+	}
+	return refusedOther
 }
 
 // v5ConnackCodes maps 3.1.1 CONNACK return codes to their v5 reason codes.

@@ -16,6 +16,9 @@ type encoder struct {
 	cache [2][2][]byte // [v5][withID]
 	valid [2][2]bool
 	tmp   []byte
+	// readAt is when the message being routed was read (monoNow), for
+	// Observer.DeliveryLatency; zero: not observed. reset leaves it.
+	readAt int64
 }
 
 // reset forgets the cached encodings; buffers grown by an unusually large

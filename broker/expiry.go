@@ -129,6 +129,7 @@ func (b *Broker) expire(s *session) {
 	}
 	w, _ := b.discard(s)
 	b.mu.Unlock()
+	b.stats.sessionsExpired.Add(1)
 	b.log.Debug("session expired", "client", s.id)
 	b.redistribute(s, true)
 	b.publishWill(w)

@@ -159,7 +159,7 @@ func TestExpiredMessagesSwept(t *testing.T) {
 	}
 	mt.Eventually(t, "swept", func() bool {
 		s := b.Stats()
-		return s.QueuedBytes == 0 && s.Retained == 0 && s.DroppedExpired == 3
+		return s.QueuedBytes == 0 && s.Retained == 0 && s.Dropped.Expired == 3
 	})
 	states, retained, _ := st.Load()
 	for _, s := range states {

@@ -113,7 +113,10 @@ func (c *conn) sendAck(t packet.Type, id uint16, code packet.ReasonCode) {
 
 // onPublish handles a PUBLISH from the client.
 func (c *conn) onPublish(p *packet.Publish) error {
-	c.b.stats.messagesIn.Add(1)
+	c.b.stats.messagesIn[min(p.QoS, 2)].Add(1)
+	if c.b.observer != nil {
+		c.router.readAt = monoNow()
+	}
 	if c.version == packet.V5 {
 		if err := c.checkV5Publish(p); err != nil {
 			return err

@@ -25,7 +25,7 @@ func TestConnectionLimits(t *testing.T) {
 			second.Connect("2", true)
 			third := mt.Dial(t, b.Addr, packet.V311)
 			third.ExpectClosed(mt.Timeout)
-			if n := b.Stats().RefusedConns; n != 1 {
+			if n := b.Stats().RefusedConnects.ConnectionLimit; n != 1 {
 				t.Fatalf("refused %d connections, want 1", n)
 			}
 			first.Send(&packet.Pingreq{})
@@ -115,7 +115,7 @@ func TestInboundRates(t *testing.T) {
 			if b.Stats().Throttled == 0 {
 				t.Fatal("never throttled")
 			}
-			if d := b.Stats().DroppedQueueFull + b.Stats().DroppedSlow; d != 0 {
+			if d := b.Stats().Dropped.QueueFull + b.Stats().Dropped.Slow; d != 0 {
 				t.Fatalf("%d dropped", d)
 			}
 		})

@@ -103,6 +103,9 @@ type Options struct {
 	DisableWildcards    bool // refuse filters with + or # (SUBACK 0xA2)
 	DisableSubIDs       bool // refuse v5 Subscription Identifiers (SUBACK 0xA1)
 	SharedStrategy      SharedStrategy
+	// Observer, if not nil, is told the latency of deliveries (see
+	// Observer.DeliveryLatency); nil costs nothing on the delivery path.
+	Observer Observer
 }
 
 func (o *Options) setDefaults() {
@@ -184,10 +187,11 @@ func (b *Broker) opts() *Options { return b.options.Load() }
 // what its CONNACK announced (Maximum Packet Size, Receive Maximum, Topic
 // Alias Maximum, keep alive and the feature switches) holds for that
 // connection and changes for new ones. Logger, Store, Hooks and
-// SharedStrategy are fixed by New and keep their values.
+// SharedStrategy and Observer are fixed by New and keep their values.
 func (b *Broker) Reload(o Options) {
 	old := b.opts()
 	o.Logger, o.Store, o.Hooks, o.SharedStrategy = old.Logger, old.Store, old.Hooks, old.SharedStrategy
+	o.Observer = old.Observer
 	o.setDefaults()
 	b.options.Store(&o)
 }

@@ -33,11 +33,11 @@ func (c *conn) readPreAuth(version byte) (pk packet.Packet, held int64, err erro
 	})
 	switch {
 	case errors.Is(err, packet.PacketTooLarge):
-		c.b.stats.refusedConnectSize.Add(1)
+		c.refused(refusedConnectSize)
 		c.b.log.Debug("packet before CONNACK larger than the maximum connect size; closing",
 			"remote", c.nc.RemoteAddr(), "max", limit, "err", err)
 	case errors.Is(err, errPreAuthMemory):
-		c.b.stats.refusedPreAuth.Add(1)
+		c.refused(refusedPreAuthMemory)
 		c.b.log.Debug("no memory left for packets before CONNACK; closing",
 			"remote", c.nc.RemoteAddr(), "max", o.MaxPreAuthMemory, "err", err)
 	}

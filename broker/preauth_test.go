@@ -125,8 +125,8 @@ func TestMaxConnectSize(t *testing.T) {
 		if got := big.ExpectClosed(mt.Timeout); len(got) != 0 {
 			t.Fatalf("CONNECT of %d bytes answered with %v", len(wire), got)
 		}
-		if s := b.Stats(); s.RefusedConnectSize != 1 || s.PreAuthMemory != 0 {
-			t.Fatalf("RefusedConnectSize %d, PreAuthMemory %d; want 1, 0", s.RefusedConnectSize, s.PreAuthMemory)
+		if s := b.Stats(); s.RefusedConnects.ConnectSize != 1 || s.PreAuthMemory != 0 {
+			t.Fatalf("RefusedConnectSize %d, PreAuthMemory %d; want 1, 0", s.RefusedConnects.ConnectSize, s.PreAuthMemory)
 		}
 		ok.Send(&packet.Pingreq{})
 		mt.Expect[*packet.Pingresp](ok)
@@ -153,8 +153,8 @@ func TestMaxConnectSizeAuth(t *testing.T) {
 		t.Fatalf("CONNACK %#x, want 0x95", ack.ReasonCode)
 	}
 	c.ExpectClosed(mt.Timeout)
-	if s := b.Stats(); s.RefusedConnectSize != 1 || s.PreAuthMemory != 0 {
-		t.Fatalf("RefusedConnectSize %d, PreAuthMemory %d; want 1, 0", s.RefusedConnectSize, s.PreAuthMemory)
+	if s := b.Stats(); s.RefusedConnects.ConnectSize != 1 || s.PreAuthMemory != 0 {
+		t.Fatalf("RefusedConnectSize %d, PreAuthMemory %d; want 1, 0", s.RefusedConnects.ConnectSize, s.PreAuthMemory)
 	}
 }
 
@@ -184,7 +184,7 @@ func TestPreAuthMemory(t *testing.T) {
 		if got := over.ExpectClosed(mt.Timeout); len(got) != 0 {
 			t.Fatalf("CONNECT beyond the budget answered with %v", got)
 		}
-		if n := b.Stats().RefusedPreAuthMemory; n != 1 {
+		if n := b.Stats().RefusedConnects.PreAuthMemory; n != 1 {
 			t.Fatalf("RefusedPreAuthMemory %d, want 1", n)
 		}
 

@@ -362,7 +362,7 @@ func testQueueBound(t *testing.T, opts broker.Options, v byte) {
 		}
 	}
 	st := b.Stats()
-	dropped, refused := st.DroppedQueueFull, st.RefusedQueueFull
+	dropped, refused := st.Dropped.QueueFull, st.Dropped.QueueRefused
 	if opts.QueuePolicy == broker.RefusePublisher {
 		dropped, refused = refused, dropped
 	}
@@ -434,10 +434,10 @@ func TestSlowConsumerDoesNotStall(t *testing.T) {
 		}
 	}
 	st := b.Stats()
-	if st.DroppedSlow == 0 && st.Connections == 3 {
+	if st.Dropped.Slow == 0 && st.Connections == 3 {
 		t.Fatal("the stuck subscriber neither lost QoS 0 messages nor was dropped")
 	}
-	t.Logf("dropped for the stuck subscriber: %d; connections left: %d", st.DroppedSlow, st.Connections)
+	t.Logf("dropped for the stuck subscriber: %d; connections left: %d", st.Dropped.Slow, st.Connections)
 }
 
 // TestRestoreFromStore: a new broker on the same store brings back

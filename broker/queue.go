@@ -28,7 +28,7 @@ func (s *session) enqueue(o *store.Outbound) (ok, refused bool) {
 	if !s.room(n) {
 		switch s.b.opts().QueuePolicy {
 		case RefusePublisher:
-			s.b.stats.refused.Add(1)
+			s.b.stats.queueRefused.Add(1)
 			return false, true
 		case DropOldest:
 			for len(s.queue) > 0 && !s.room(n) {
@@ -48,6 +48,7 @@ func (s *session) enqueue(o *store.Outbound) (ok, refused bool) {
 	s.queue = append(s.queue, o)
 	s.queuedBytes += n
 	s.b.stats.queuedBytes.Add(n)
+	s.b.stats.queued.Add(1)
 	return true, false
 }
 
@@ -59,6 +60,7 @@ func (s *session) unqueue(i, j int) {
 	}
 	s.queuedBytes -= n
 	s.b.stats.queuedBytes.Add(-n)
+	s.b.stats.queued.Add(int64(i - j))
 	s.queue = slices.Delete(s.queue, i, j)
 }
 

@@ -209,6 +209,27 @@ func (r *retained) sweep(now time.Time, st store.Store) int {
 	return len(topics)
 }
 
+// get returns the unexpired message retained for topic, or nil.
+func (r *retained) get(topic string, now time.Time) *Message {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if m := r.find(topic); m != nil && !expired(m, now) {
+		return m
+	}
+	return nil
+}
+
+// delete clears topic and writes the deletion to st under the same lock,
+// as set does; false: nothing was retained there.
+func (r *retained) delete(topic string, st store.Store) (store.Ticket, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.remove(topic) {
+		return 0, false
+	}
+	return st.DeleteRetained(topic), true
+}
+
 func (r *retained) Len() int {
 	r.mu.RLock()
 	defer r.mu.RUnlock()

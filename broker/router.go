@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"time"
+
 	"github.com/ternmq/tern/auth"
 	"github.com/ternmq/tern/store"
 	"github.com/ternmq/tern/topic"
@@ -22,6 +24,9 @@ type router struct {
 	groups  []sharedHit
 	members []member // the members of every group in groups
 	enc     encoder
+	// readAt is when the message being routed was read (monoNow), set
+	// by the caller when there is an Observer (Broker.observe).
+	readAt int64
 
 	// Method values built once: passing them to Match does not allocate.
 	eachFn   func(*session, subOpts)
@@ -47,6 +52,9 @@ const maxKeptTargets = 1024
 // route delivers m to every matching session. It returns the ticket of
 // the store writes that keep it, and whether a full queue refused it.
 func (r *router) route(b *Broker, m *Message, from string) (store.Ticket, bool) {
+	if b.observer != nil {
+		r.readAt = monoNow()
+	}
 	r.match(b, m, from)
 	return r.deliver(m)
 }
@@ -93,6 +101,7 @@ func (r *router) match(b *Broker, m *Message, from string) {
 func (r *router) deliver(m *Message) (ticket store.Ticket, refused bool) {
 	var taken bool
 	b := r.b
+	r.enc.readAt = r.readAt
 	if m.Retain && !b.opts().DisableRetain {
 		ticket = b.retain(m)
 	}
@@ -110,8 +119,25 @@ func (r *router) deliver(m *Message) (ticket store.Ticket, refused bool) {
 		r.targets, r.idx = nil, make(map[*session]int)
 	}
 	r.enc.reset()
+	r.enc.readAt, r.readAt = 0, 0
 	return ticket, refused
 }
+
+// observe reports a delivery of the message enc encodes, now appended to
+// the subscriber's output, to the Observer: only for a message being
+// routed (enc.readAt set), not one that waited in a queue.
+func (b *Broker) observe(enc *encoder, qos byte) {
+	if b.observer != nil && enc.readAt != 0 {
+		b.observer.DeliveryLatency(qos, time.Duration(monoNow()-enc.readAt))
+	}
+}
+
+// epoch is the origin of monoNow.
+var epoch = time.Now()
+
+// monoNow returns the monotonic clock in nanoseconds since epoch, never
+// 0: a timestamp in 8 bytes that a change of the wall clock cannot move.
+func monoNow() int64 { return int64(time.Since(epoch)) + 1 }
 
 // each merges overlapping subscriptions of one session into one delivery at
 // the highest granted QoS [MQTT-3.3.5-1], carrying every matching

@@ -141,7 +141,7 @@ func TestClientIDGrantRechecksMessages(t *testing.T) {
 			ops.Send(&packet.Puback{PacketID: p.PacketID})
 		}
 		ops.ExpectNothing(100 * time.Millisecond)
-		if n := b.Stats().NotAuthorized; n < 2 {
+		if n := b.Stats().Dropped.NotAuthorized; n < 2 {
 			t.Fatalf("NotAuthorized = %d, want the 2 withheld", n)
 		}
 		// The session is ops's now: alice may not take it back.
@@ -306,7 +306,7 @@ func TestSharedSkipsMembersThatMayNotRead(t *testing.T) {
 			reader.Send(&packet.Puback{PacketID: p.PacketID})
 		}
 		denied.ExpectNothing(100 * time.Millisecond)
-		if d := b.Stats().DroppedNoMember; d != 0 {
+		if d := b.Stats().Dropped.NoSharedMember; d != 0 {
 			t.Fatalf("DroppedNoMember = %d", d)
 		}
 	}, packet.V311, packet.V5)

@@ -141,7 +141,9 @@ func (s *session) deliver(m *Message, d delivery, enc *encoder) (t store.Ticket,
 	}
 	if len(s.queue) == 0 && len(s.resend) == 0 {
 		if d.qos == 0 {
-			c.sendPublish(enc.bytes(c.version, m, false, d.subIDs), 0, d.retain, false, 0)
+			if c.sendPublish(enc.bytes(c.version, m, false, d.subIDs), 0, d.retain, false, 0) {
+				s.b.observe(enc, 0)
+			}
 			return 0, false
 		}
 		if c != nil && len(s.inflight) < s.window && c.pending() < s.b.opts().MaxWriteBuffer {
@@ -162,7 +164,7 @@ func (s *session) deliver(m *Message, d delivery, enc *encoder) (t store.Ticket,
 
 // sendNew assigns a packet id to o, records it in flight and sends it.
 // It returns the ticket of the store write. s.mu must be held; enc may be
-// nil.
+// nil (a message that waited in the queue).
 func (s *session) sendNew(c *conn, o *store.Outbound, enc *encoder) store.Ticket {
 	if enc == nil {
 		enc = &encoder{}
@@ -170,6 +172,7 @@ func (s *session) sendNew(c *conn, o *store.Outbound, enc *encoder) store.Ticket
 	b := enc.bytes(c.version, o.Message, true, o.SubIDs)
 	if !c.fits(len(b)) {
 		// Too large for this client: dropped as if delivered [MQTT-3.1.2-25].
+		s.b.stats.tooLarge.Add(1)
 		return s.persist(func(st store.Store) store.Ticket { return st.DeleteOutbound(s.id, o.Seq) })
 	}
 	o.PacketID = s.freeID()
@@ -182,7 +185,9 @@ func (s *session) sendNew(c *conn, o *store.Outbound, enc *encoder) store.Ticket
 		// not as a new message it would deliver a second time.
 		c.after(t)
 	}
-	c.sendPublish(b, o.QoS, o.Retain, false, o.PacketID)
+	if c.sendPublish(b, o.QoS, o.Retain, false, o.PacketID) {
+		s.b.observe(enc, o.QoS)
+	}
 	return t
 }
 
@@ -261,6 +266,7 @@ func (s *session) sendAgain(c *conn) bool {
 		enc.reset()
 		b := enc.bytes(c.version, o.Message, true, o.SubIDs)
 		if !c.fits(len(b)) {
+			s.b.stats.tooLarge.Add(1)
 			delete(s.inflight, o.PacketID)
 			s.persist(func(st store.Store) store.Ticket { return st.DeleteOutbound(s.id, o.Seq) })
 			continue

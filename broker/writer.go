@@ -91,20 +91,25 @@ func (c *conn) sendPacket(p packet.Packet) {
 }
 
 // sendPublish queues an encoded PUBLISH (from encoder.bytes) with its
-// flags and packet id patched in. QoS 0 is dropped when the write buffer is
-// full: at-most-once allows it, and a slow client must not grow memory.
-func (c *conn) sendPublish(b []byte, qos byte, retain, dup bool, id uint16) {
+// flags and packet id patched in, and reports whether it did. QoS 0 is
+// dropped when the write buffer is full: at-most-once allows it, and a
+// slow client must not grow memory.
+func (c *conn) sendPublish(b []byte, qos byte, retain, dup bool, id uint16) bool {
 	c.ob.mu.Lock()
 	defer c.ob.mu.Unlock()
+	if c.ob.closed || c.ob.closing || len(b) == 0 {
+		return false
+	}
 	// The size check matches session.sendNew's, so a message counted in
 	// flight is never dropped here.
-	if c.ob.closed || c.ob.closing || len(b) == 0 || !c.fits(len(b)) {
-		return
+	if !c.fits(len(b)) {
+		c.b.stats.tooLarge.Add(1) // [MQTT-3.1.2-25]
+		return false
 	}
 	buf := c.ob.reserve()
 	if qos == 0 && len(*buf)+len(b) > c.b.opts().MaxWriteBuffer {
 		c.b.stats.droppedSlow.Add(1)
-		return
+		return false
 	}
 	start := len(*buf)
 	if c.aliases.max > 0 && c.fits(len(b)+maxAliasGrowth) {
@@ -126,14 +131,15 @@ func (c *conn) sendPublish(b []byte, qos byte, retain, dup bool, id uint16) {
 		i += 2 + (int(p[i])<<8 | int(p[i+1])) // topic length and topic
 		p[i], p[i+1] = byte(id>>8), byte(id)
 	}
-	c.b.stats.messagesOut.Add(1)
+	c.b.stats.messagesOut[min(qos, 2)].Add(1)
 	if qos > 0 {
 		// Bounded by the in-flight window, and session.fill stops at a
 		// full buffer: never a reason to drop the client.
 		c.kick()
-		return
+		return true
 	}
 	c.afterAppend()
+	return true
 }
 
 // pending returns the bytes waiting to be written.
@@ -250,7 +256,10 @@ func (c *conn) writeLoop() {
 			c.b.storeFailed(err) // what waited for it is never sent
 		} else {
 			c.nc.SetWriteDeadline(time.Now().Add(c.b.opts().WriteTimeout))
-			_, err = c.nc.Write(*buf)
+			var n int
+			n, err = c.nc.Write(*buf)
+			c.bytesWritten.Add(int64(n))
+			c.b.stats.bytesOut.Add(int64(n))
 		}
 
 		c.ob.mu.Lock()

@@ -43,6 +43,7 @@ type committer struct {
 	err       error
 
 	commits, syncs atomic.Uint64
+	onCommit       func(time.Duration, int) // Options.OnCommit
 }
 
 func (c *committer) start(db *pebble.DB, d Durability, syncInterval time.Duration) {
@@ -139,8 +140,12 @@ func (c *committer) loop(batchSync bool, interval time.Duration) {
 // commit writes one group and wakes whoever waits for it.
 func (c *committer) commit(b *pebble.Batch, t store.Ticket) {
 	err := c.failed()
+	var took time.Duration
+	records := -1 // nothing written
 	if err == nil && !b.Empty() {
+		start := time.Now()
 		err = b.Commit(c.write)
+		took, records = time.Since(start), int(b.Count())
 		c.commits.Add(1)
 		if c.write.Sync {
 			c.syncs.Add(1)
@@ -156,6 +161,9 @@ func (c *committer) commit(b *pebble.Batch, t store.Ticket) {
 	}
 	c.cond.Broadcast()
 	c.done.Unlock()
+	if c.onCommit != nil && records >= 0 && err == nil {
+		c.onCommit(took, records)
+	}
 }
 
 // syncWAL makes everything committed so far durable (the batch level).

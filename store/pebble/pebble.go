@@ -54,6 +54,12 @@ type Options struct {
 	Durability   Durability
 	SyncInterval time.Duration // for Batch; default 100ms
 	Logger       *slog.Logger  // default: discard
+	// OnCommit, if not nil, is called by the committer after each group
+	// commit that wrote something, with how long the commit took (with
+	// its fsync at the Sync level) and how many records (sets and
+	// deletes) it wrote. It runs after the waiting writers are woken and
+	// before the next group is committed: it must be quick.
+	OnCommit func(d time.Duration, records int)
 }
 
 // Store is a store.Store kept in a Pebble database.
@@ -85,6 +91,7 @@ func Open(dir string, o Options) (*Store, error) {
 		return nil, fmt.Errorf("store: open %s: %w", dir, err)
 	}
 	s := &Store{db: db, dir: dir, log: o.Logger}
+	s.onCommit = o.OnCommit
 	s.start(db, o.Durability, o.SyncInterval)
 	return s, nil
 }
