@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ternmq/tern/admin"
 	"github.com/ternmq/tern/broker"
 	"github.com/ternmq/tern/listener"
 	"github.com/ternmq/tern/store"
@@ -198,6 +199,15 @@ func serve(ctx context.Context, cfg Config, opts broker.Options, ready func([]ne
 			}
 		}()
 	}
+	// $SYS stops before the broker closes: it publishes through it.
+	sysCtx, stopSys := context.WithCancel(context.Background())
+	sysDone := make(chan struct{})
+	if iv := cfg.sysInterval(); iv > 0 {
+		sys := admin.NewSys(b, versionString(), time.Now(), iv, log)
+		go func() { defer close(sysDone); sys.Run(sysCtx) }()
+	} else {
+		close(sysDone)
+	}
 	if ready != nil {
 		ready(addrs)
 	}
@@ -219,6 +229,8 @@ func serve(ctx context.Context, cfg Config, opts broker.Options, ready func([]ne
 			}
 		}
 	}
+	stopSys()
+	<-sysDone
 	start := time.Now()
 	cerr := b.Close()
 	wg.Wait()
