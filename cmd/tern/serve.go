@@ -28,22 +28,29 @@ type serveFlags struct {
 	listens                                  []string
 	logLevel, logFormat, dataDir, durability string
 	noPersist                                bool
+	config                                   string
 }
 
-func runServe(ctx context.Context, args []string, stderr io.Writer) int {
+// flagSet is the flag set of tern serve, writing into f.
+func (f *serveFlags) flagSet(stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("tern serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var f serveFlags
 	fs.Func("listen", "listen on `host:port` (repeatable; replaces the configured listeners)", func(s string) error {
 		f.listens = append(f.listens, s)
 		return nil
 	})
-	configPath := fs.String("config", "", "YAML configuration `file` (re-read on SIGHUP)")
+	fs.StringVar(&f.config, "config", "", "YAML configuration `file` (re-read on SIGHUP)")
 	fs.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error (default info)")
 	fs.StringVar(&f.logFormat, "log-format", "", "text or json (default text)")
 	fs.StringVar(&f.dataDir, "data-dir", "", "keep sessions and messages in `dir` (default ./data)")
 	fs.StringVar(&f.durability, "durability", "", "sync, batch or none (default sync)")
 	fs.BoolVar(&f.noPersist, "no-persist", false, "keep everything in memory: nothing survives a restart")
+	return fs
+}
+
+func runServe(ctx context.Context, args []string, stderr io.Writer) int {
+	var f serveFlags
+	fs := f.flagSet(stderr)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -51,6 +58,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "tern serve: unexpected arguments %q\n", fs.Args())
 		return 2
 	}
+	configPath := &f.config
 	// load reads the configuration with the flags over it; SIGHUP runs it
 	// again.
 	load := func() (Config, error) {
