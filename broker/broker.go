@@ -33,6 +33,7 @@ type Broker struct {
 	// retainedFullLogged is when a full retained set was last logged
 	// (Unix ns).
 	retainedFullLogged atomic.Int64
+	refusalLog         rateLog               // connections refused before CONNECT (refusallog.go)
 	storeErr           atomic.Pointer[error] // the first failed store write (health.go)
 
 	mu        sync.Mutex
@@ -216,7 +217,7 @@ func (b *Broker) open(nc net.Conn) *conn {
 	ip := hostOf(nc.RemoteAddr())
 	if err := b.admit(ip); err != nil {
 		b.stats.refused[refusedConnectionLimit].Add(1)
-		b.log.Debug("connection refused", "remote", nc.RemoteAddr(), "err", err)
+		b.logRefusedConn("", nc.RemoteAddr(), err.Error())
 		nc.Close()
 		return nil
 	}

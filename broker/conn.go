@@ -233,6 +233,8 @@ func (c *conn) readConnect() (err error) {
 			c.refused(refusedProtocolVersion)
 			c.setVersion(packet.V311)
 			c.finish(&packet.Connack{ReasonCode: packet.RefusedProtocolVersion})
+			c.b.log.Info("connect refused", "client", cp.ClientID, "remote", c.nc.RemoteAddr().String(),
+				"reason", fmt.Sprintf("unsupported protocol level %d", cp.ProtocolLevel))
 			return fmt.Errorf("protocol level %d: %w", cp.ProtocolLevel, err)
 		}
 		return err

@@ -105,10 +105,9 @@ func (c *conn) connect(p *packet.Connect) error {
 			// Before v5 the server cannot tell the client another keep
 			// alive, and changing it silently would drop a client that
 			// keeps to what it asked for. Refused as Mosquitto does.
-			c.b.log.Info("connect refused: keep alive outside limits.max_keep_alive (MQTT 3.1.1 cannot be told another)",
-				"client", id, "remote", c.nc.RemoteAddr(), "keepalive", p.KeepAlive, "max_keep_alive", m)
 			c.refused(refusedKeepAlive)
-			return c.refuse(packet.RefusedIdentifierRejected, "keep alive outside the server's maximum")
+			return c.refuse(packet.RefusedIdentifierRejected, "keep alive outside the server's maximum",
+				"detail", "limits.max_keep_alive; MQTT 3.1.1 cannot be told another", "keepalive", p.KeepAlive, "max_keep_alive", m)
 		}
 		c.keepAlive, serverKeepAlive = m, true
 	}
@@ -157,10 +156,10 @@ func (c *conn) connect(p *packet.Connect) error {
 	}
 	if err := c.b.attach(c, id, p.CleanStart, expiry, window, ack, idGrant == auth.ClientIDAllowed); err != nil {
 		if errors.Is(err, errNotOwner) {
-			c.b.log.Info("connect refused", "client", id, "remote", c.nc.RemoteAddr(), "identity", cl.Identity(), "err", err)
 			// The same words as a refusal by rule: the client learns
-			// neither who holds the id nor that a session exists.
-			return c.refuse(packet.RefusedIdentifierRejected, errIDNotAllowed)
+			// neither who holds the id nor that a session exists; the
+			// log says.
+			return c.refuse(packet.RefusedIdentifierRejected, errIDNotAllowed, "identity", cl.Identity(), "err", err)
 		}
 		return err
 	}
@@ -245,8 +244,7 @@ func (c *conn) authorizeWill(w *packet.Will) error {
 		return c.refuse(code, "will topic: "+err.Error())
 	}
 	if !c.b.opts().Authorizer.Authorize(c.client, auth.Publish, w.Topic) {
-		c.b.log.Info("connect refused: will topic not authorized", "client", c.clientID, "identity", c.client.Identity(), "topic", w.Topic)
-		return c.refuse(packet.RefusedNotAuthorized, "not authorized to publish the will")
+		return c.refuse(packet.RefusedNotAuthorized, "not authorized to publish the will", "identity", c.client.Identity(), "topic", w.Topic)
 	}
 	return nil
 }
@@ -270,9 +268,7 @@ func (c *conn) authorizeClientID() (auth.ClientIDDecision, error) {
 		c.b.log.Error("client id authorization failed", "client", c.clientID, "err", err)
 		return d, c.refuse(packet.RefusedServerUnavailable, "authorizer failed")
 	case d == auth.ClientIDDenied:
-		c.b.log.Info("connect refused: client id not allowed", "client", c.clientID,
-			"remote", c.nc.RemoteAddr(), "identity", c.client.Identity())
-		return d, c.refuse(packet.RefusedIdentifierRejected, errIDNotAllowed)
+		return d, c.refuse(packet.RefusedIdentifierRejected, errIDNotAllowed, "identity", c.client.Identity())
 	}
 	return d, nil
 }
@@ -287,11 +283,14 @@ func certUsername(nc net.Conn) (string, bool) {
 	return "", false
 }
 
-// refuse answers CONNECT with a failure code and ends the connection.
+// refuse answers CONNECT with a failure code and ends the connection,
+// logging one line with the client, its address, why (also told a v5
+// client) and attrs (for the log only).
 // [MQTT-3.2.2-4] a refusal carries session present 0; [MQTT-3.2.2-5] the
 // server closes the connection after it.
-func (c *conn) refuse(code packet.ReasonCode, why string) error {
+func (c *conn) refuse(code packet.ReasonCode, why string, attrs ...any) error {
 	c.refused(refusalOf(code))
+	c.b.log.Info("connect refused", append([]any{"client", c.clientID, "remote", c.nc.RemoteAddr().String(), "reason", why}, attrs...)...)
 	ack := &packet.Connack{ReasonCode: code}
 	if c.version == packet.V5 {
 		if v5, ok := v5ConnackCodes[code]; ok {

@@ -34,12 +34,10 @@ func (c *conn) readPreAuth(version byte) (pk packet.Packet, held int64, err erro
 	switch {
 	case errors.Is(err, packet.PacketTooLarge):
 		c.refused(refusedConnectSize)
-		c.b.log.Debug("packet before CONNACK larger than the maximum connect size; closing",
-			"remote", c.nc.RemoteAddr(), "max", limit, "err", err)
+		c.b.logRefusedConn(c.clientID, c.nc.RemoteAddr(), "packet before CONNACK larger than limits.max_connect_size", "max", limit)
 	case errors.Is(err, errPreAuthMemory):
 		c.refused(refusedPreAuthMemory)
-		c.b.log.Debug("no memory left for packets before CONNACK; closing",
-			"remote", c.nc.RemoteAddr(), "max", o.MaxPreAuthMemory, "err", err)
+		c.b.logRefusedConn(c.clientID, c.nc.RemoteAddr(), "no memory left for packets before CONNACK (limits.max_preauth_memory)", "max", o.MaxPreAuthMemory)
 	}
 	return pk, held, err
 }

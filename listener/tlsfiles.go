@@ -128,3 +128,19 @@ func (f *tlsFiles) clientConfig(pool *x509.CertPool) *tls.Config {
 	// ClientCAs of the config in force when it resumes.
 	return c
 }
+
+// Check does what Listen does before it opens a socket: validates cfg
+// and reads the certificate, key and client CA files it names. It opens
+// nothing, so that a configuration can be checked on a machine where it
+// is not running (tern check-config).
+func (cfg Config) Check() error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if c := cfg.withDefaults(); c.Type == TypeTLS || c.Type == TypeWSS {
+		if _, err := loadTLSFiles(c.TLS); err != nil {
+			return fmt.Errorf("%s: %w", cfg.name(), err)
+		}
+	}
+	return nil
+}

@@ -29,6 +29,25 @@ type Config struct {
 	PasswordFile string    `yaml:"password_file"`
 	ACLFile      string    `yaml:"acl_file"`
 	HTTPAuth     *HTTPAuth `yaml:"http_auth"`
+
+	// SysInterval is how often the broker's counters are published under
+	// $SYS/broker/; unset: every 10s; 0 or negative: never. Read at start.
+	SysInterval *time.Duration `yaml:"sys_interval"`
+}
+
+// defaultSysInterval is the $SYS interval when the configuration sets
+// none, Mosquitto's default.
+const defaultSysInterval = 10 * time.Second
+
+// sysInterval is the $SYS interval in force; 0: off.
+func (c *Config) sysInterval() time.Duration {
+	switch {
+	case c.SysInterval == nil:
+		return defaultSysInterval
+	case *c.SysInterval < 0:
+		return 0
+	}
+	return *c.SysInterval
 }
 
 // Storage says where and how durably broker state is kept.

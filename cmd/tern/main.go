@@ -3,6 +3,10 @@
 //	tern serve   run the broker
 //	tern pub     publish a message
 //	tern sub     subscribe and print messages
+//	tern bench   load test a broker
+//	tern passwd  manage a password file
+//	tern check-config  check a configuration file
+//	tern version print the version
 package main
 
 import (
@@ -22,7 +26,8 @@ Usage:
   tern sub [flags]     subscribe and print messages
   tern bench <scenario> [flags]  load test a broker: conn, pub, sub, fanin, fanout, p2p
   tern passwd [-c] [-b] [-D] <file> <user> [password]  add, change (-c: new file) or delete (-D) a user in a password file
-  tern version         print the version
+  tern check-config <file>  check a configuration file without starting anything
+  tern version         print the version, the commit and the Go version
 
 Run 'tern <command> -help' for the flags of a command.
 `
@@ -55,8 +60,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "passwd":
 		return runPasswd(args[1:], stdin, stdout, stderr)
 	case "version", "-version", "--version":
-		fmt.Fprintln(stdout, "tern", version)
-		return 0
+		return runVersion(stdout)
+	case "check-config":
+		return runCheckConfig(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ternmq/tern/admin"
 	"github.com/ternmq/tern/broker"
 	"github.com/ternmq/tern/listener"
 	"github.com/ternmq/tern/store"
@@ -27,22 +28,29 @@ type serveFlags struct {
 	listens                                  []string
 	logLevel, logFormat, dataDir, durability string
 	noPersist                                bool
+	config                                   string
 }
 
-func runServe(ctx context.Context, args []string, stderr io.Writer) int {
+// flagSet is the flag set of tern serve, writing into f.
+func (f *serveFlags) flagSet(stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("tern serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var f serveFlags
 	fs.Func("listen", "listen on `host:port` (repeatable; replaces the configured listeners)", func(s string) error {
 		f.listens = append(f.listens, s)
 		return nil
 	})
-	configPath := fs.String("config", "", "YAML configuration `file` (re-read on SIGHUP)")
+	fs.StringVar(&f.config, "config", "", "YAML configuration `file` (re-read on SIGHUP)")
 	fs.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error (default info)")
 	fs.StringVar(&f.logFormat, "log-format", "", "text or json (default text)")
 	fs.StringVar(&f.dataDir, "data-dir", "", "keep sessions and messages in `dir` (default ./data)")
 	fs.StringVar(&f.durability, "durability", "", "sync, batch or none (default sync)")
 	fs.BoolVar(&f.noPersist, "no-persist", false, "keep everything in memory: nothing survives a restart")
+	return fs
+}
+
+func runServe(ctx context.Context, args []string, stderr io.Writer) int {
+	var f serveFlags
+	fs := f.flagSet(stderr)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -50,6 +58,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "tern serve: unexpected arguments %q\n", fs.Args())
 		return 2
 	}
+	configPath := &f.config
 	// load reads the configuration with the flags over it; SIGHUP runs it
 	// again.
 	load := func() (Config, error) {
@@ -198,6 +207,15 @@ func serve(ctx context.Context, cfg Config, opts broker.Options, ready func([]ne
 			}
 		}()
 	}
+	// $SYS stops before the broker closes: it publishes through it.
+	sysCtx, stopSys := context.WithCancel(context.Background())
+	sysDone := make(chan struct{})
+	if iv := cfg.sysInterval(); iv > 0 {
+		sys := admin.NewSys(b, versionString(), time.Now(), iv, log)
+		go func() { defer close(sysDone); sys.Run(sysCtx) }()
+	} else {
+		close(sysDone)
+	}
 	if ready != nil {
 		ready(addrs)
 	}
@@ -219,6 +237,8 @@ func serve(ctx context.Context, cfg Config, opts broker.Options, ready func([]ne
 			}
 		}
 	}
+	stopSys()
+	<-sysDone
 	start := time.Now()
 	cerr := b.Close()
 	wg.Wait()

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestCheckConfig(t *testing.T) {
+	dir := t.TempDir()
+	acl := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := acl("good.acl", "user alice\ntopic readwrite alice/#\n")
+	bad := acl("bad.acl", "user alice\ntopic readwrite alice/#\ntopic sometimes x/#\n")
+	for _, tc := range []struct {
+		name, text string
+		want       []string // in stderr; none: ok
+	}{
+		{"good", "listeners:\n  - address: 127.0.0.1:1883\nsys_interval: 5s\nacl_file: " + good + "\nlimits:\n  connect_timeout: 3s\n", nil},
+		{"unknown key", "listeners:\n  - address: 127.0.0.1:1883\n    adress: typo\n", []string{"line 3", "adress"}},
+		{"bad duration", "limits:\n  connect_timeout: soon\n", []string{"line 2", "soon"}},
+		{"bad ACL line", "acl_file: " + bad + "\n", []string{"bad.acl:3", "sometimes"}},
+		{"missing password file", "password_file: " + filepath.Join(dir, "nope") + "\n", []string{"password_file", "nope"}},
+		{"bad listener and limits at once", "listeners:\n  - address: 127.0.0.1:8883\n    type: tls\nlimits:\n  queue_full_policy: sideways\n",
+			[]string{"cert_file is required", "queue_full_policy"}},
+		{"missing certificate", "listeners:\n  - address: 127.0.0.1:8883\n    type: tls\n    tls:\n      cert_file: " + filepath.Join(dir, "c.pem") +
+			"\n      key_file: " + filepath.Join(dir, "k.pem") + "\n", []string{"c.pem"}},
+		{"bad log format", "log_format: xml\n", []string{"xml"}},
+		{"bad durability", "storage:\n  durability: eventually\n", []string{"eventually"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := writeConfig(t, tc.text)
+			var out, errb bytes.Buffer
+			code := run(context.Background(), []string{"check-config", path}, nil, &out, &errb)
+			if tc.want == nil {
+				if code != 0 || out.String() != "ok\n" {
+					t.Fatalf("code %d, stdout %q, stderr %q; want 0 and ok", code, out.String(), errb.String())
+				}
+				return
+			}
+			if code != 1 || out.Len() != 0 {
+				t.Fatalf("code %d, stdout %q; want 1 and nothing", code, out.String())
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(errb.String(), w) {
+					t.Errorf("stderr %q does not mention %q", errb.String(), w)
+				}
+			}
+			if !strings.Contains(errb.String(), path) {
+				t.Errorf("stderr %q does not name the file", errb.String())
+			}
+		})
+	}
+	// Nothing to check: usage.
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"check-config"}, nil, &out, &errb); code != 2 || !strings.Contains(errb.String(), "Usage") {
+		t.Fatalf("no file: code %d, stderr %q", code, errb.String())
+	}
+}
