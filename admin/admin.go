@@ -64,7 +64,9 @@ type Server struct {
 	log     *slog.Logger
 	metrics *Metrics
 	handler http.Handler
-	auth    atomic.Pointer[authState]
+	// patterns are the routes but the dashboard's, for the OpenAPI test.
+	patterns []string
+	auth     atomic.Pointer[authState]
 	// notReady is why /readyz answers 503; "" once SetReady("") is called.
 	notReady atomic.Pointer[string]
 	// loopback: anonymous reads allowed; set by Serve from the bound address.

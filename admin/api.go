@@ -29,9 +29,13 @@ const (
 // (TestOpenAPIMatchesRoutes).
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", s.healthz)
-	mux.HandleFunc("GET /readyz", s.readyz)
-	guarded := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, s.guard(h)) }
+	open := func(pattern string, h http.HandlerFunc) {
+		mux.Handle(pattern, h)
+		s.patterns = append(s.patterns, pattern)
+	}
+	guarded := func(pattern string, h http.HandlerFunc) { open(pattern, s.guard(h).ServeHTTP) }
+	open("GET /healthz", s.healthz)
+	open("GET /readyz", s.readyz)
 	guarded("GET /metrics", s.metrics.handler().ServeHTTP)
 	guarded("GET /api/v1/info", s.info)
 	guarded("GET /api/v1/stats", s.stats)

@@ -6,8 +6,10 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/ternmq/tern/broker"
+	"github.com/ternmq/tern/packet"
 	"github.com/ternmq/tern/topic"
 )
 
@@ -34,14 +36,17 @@ func newFake() *fakeBroker {
 	f.stats.Dropped.Slow = 3
 	f.stats.RefusedConnects.BadCredentials = 2
 	for _, c := range []broker.ClientInfo{
-		{ClientID: "alpha", Username: "alice", Connected: true, Address: "127.0.0.1:5000", ProtocolVersion: 5},
-		{ClientID: "beta", Persistent: true, ProtocolVersion: 4},
+		{ClientID: "alpha", Username: "alice", Connected: true, Address: "127.0.0.1:5000", ProtocolVersion: 5,
+			ConnectedSince: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC), KeepAlive: 60, Subscriptions: 1},
+		{ClientID: "beta", Persistent: true, ProtocolVersion: 4, ExpiresAt: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)},
 		{ClientID: "a/b", Connected: true, ProtocolVersion: 4},
 	} {
 		f.clients[c.ClientID] = c
 	}
 	f.subs = []broker.SubscriptionInfo{{ClientID: "alpha", Filter: "a/#", QoS: 1}, {ClientID: "beta", Filter: "b/+", QoS: 2}}
-	f.retained["t/1"] = &broker.Message{Topic: "t/1", Payload: []byte("hello"), QoS: 1, Retain: true}
+	f.retained["t/1"] = &broker.Message{Topic: "t/1", Payload: []byte("hello"), QoS: 1, Retain: true,
+		Expiry:     time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC),
+		Properties: packet.Properties{ContentType: "text/plain", User: []packet.UserProperty{{Key: "k", Value: "v"}}}}
 	f.retained["t/2"] = &broker.Message{Topic: "t/2", Payload: []byte{0xff, 0xfe}, Retain: true}
 	return f
 }
