@@ -119,7 +119,7 @@ func (s *Server) SetReady(notReady string) { s.notReady.Store(&notReady) }
 // SetAuth replaces the credentials (on reload). It refuses to leave a
 // server bound to a non-loopback address without any.
 func (s *Server) SetAuth(a Auth) error {
-	if s.serving.Load() && !s.loopback.Load() && !a.configured() {
+	if s.serving.Load() && !s.loopback.Load() && !a.Configured() {
 		return errors.New("admin: a server on a non-loopback address needs a token or users")
 	}
 	s.auth.Store(newAuthState(a))
@@ -130,7 +130,7 @@ func (s *Server) SetAuth(a Auth) error {
 // non-loopback address is refused unless credentials are configured.
 func (s *Server) Serve(l net.Listener) error {
 	lb := IsLoopback(l.Addr())
-	if !lb && !s.auth.Load().configured() {
+	if !lb && !s.auth.Load().Configured() {
 		return fmt.Errorf("admin: %s is not a loopback address and no admin token or users are configured", l.Addr())
 	}
 	s.loopback.Store(lb)

@@ -24,8 +24,8 @@ type Auth struct {
 	Passwords auth.Authenticator
 }
 
-// configured reports whether any credential can be accepted.
-func (a Auth) configured() bool {
+// Configured reports whether any credential can be accepted.
+func (a Auth) Configured() bool {
 	return a.Token != "" || (len(a.Users) > 0 && a.Passwords != nil)
 }
 

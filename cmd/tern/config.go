@@ -29,6 +29,8 @@ type Config struct {
 	PasswordFile string    `yaml:"password_file"`
 	ACLFile      string    `yaml:"acl_file"`
 	HTTPAuth     *HTTPAuth `yaml:"http_auth"`
+
+	Admin Admin `yaml:"admin"` // admin.go
 }
 
 // Storage says where and how durably broker state is kept.
