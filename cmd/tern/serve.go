@@ -177,19 +177,20 @@ func serve(ctx context.Context, cfg Config, opts broker.Options, ready func([]ne
 	}
 	// The admin server's socket first: a bad admin configuration stops
 	// the start before the store is opened.
-	adminAuth, err := adminAuth(cfg)
+	adminCreds, err := adminAuth(cfg)
 	if err != nil {
 		return err
 	}
-	adminL, err := listenAdmin(cfg, adminAuth, log)
+	adminL, err := listenAdmin(cfg, adminCreds, log)
 	if err != nil {
 		return err
 	}
 	var metrics *admin.Metrics
 	if adminL != nil {
 		defer adminL.Close()
-		// The broker's latency observer and the Pebble store's commit
-		// observer: broker.Options.Observer and pebble.Options.OnCommit.
+		// The broker's delivery latency observer and the Pebble store's
+		// commit observer (broker.Options.Observer, pebble.Options.OnCommit;
+		// wired once both exist).
 		metrics = admin.NewMetrics()
 	}
 	if opts.Store == nil {
@@ -233,7 +234,7 @@ func serve(ctx context.Context, cfg Config, opts broker.Options, ready func([]ne
 				infos[i].Type = "tcp"
 			}
 		}
-		ac := admin.Config{Broker: adminBroker(b), Metrics: metrics, Auth: adminAuth, Version: version, Listeners: infos,
+		ac := admin.Config{Broker: adminBroker(b), Metrics: metrics, Auth: adminCreds, Version: version, Listeners: infos,
 			Limits: limitsMap(cfg.Limits), UI: dashboardFiles, Logger: log}
 		if rl != nil {
 			ac.Reload = func() error {
