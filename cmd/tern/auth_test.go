@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ternmq/tern/admin"
 	"github.com/ternmq/tern/auth"
 	authfile "github.com/ternmq/tern/auth/file"
 	"github.com/ternmq/tern/broker"
@@ -66,7 +67,10 @@ func startServeReload(t *testing.T, cfg Config) (addr string, reload func() erro
 	t.Helper()
 	sig, result := make(chan os.Signal), make(chan error)
 	rl := &reloader{signals: sig, after: func(err error) { result <- err },
-		options: func() (broker.Options, error) { return brokerOptions(cfg, discard) }}
+		options: func() (broker.Options, admin.Auth, error) {
+			o, err := brokerOptions(cfg, discard)
+			return o, admin.Auth{}, err
+		}}
 	addr = startServeWith(t, cfg, rl)
 	return addr, func() error { sig <- syscall.SIGHUP; return <-result }
 }

@@ -30,6 +30,8 @@ type Config struct {
 	ACLFile      string    `yaml:"acl_file"`
 	HTTPAuth     *HTTPAuth `yaml:"http_auth"`
 
+	Admin Admin `yaml:"admin"` // admin.go
+
 	// SysInterval is how often the broker's counters are published under
 	// $SYS/broker/; unset: every 10s; 0 or negative: never. Read at start.
 	SysInterval *time.Duration `yaml:"sys_interval"`

@@ -210,7 +210,7 @@ func TestCrashKill9(t *testing.T) {
 	begin := time.Now()
 
 	addr := freeAddr(t)
-	args := []string{"serve", "--listen", addr, "--data-dir", t.TempDir(), "--log-level", "warn"}
+	args := []string{"serve", "--listen", addr, "--data-dir", t.TempDir(), "--log-level", "warn", "--admin", ""}
 	if extra := os.Getenv("TERN_CRASH_BROKER_ARGS"); extra != "" {
 		args = append(args, strings.Fields(extra)...)
 	}

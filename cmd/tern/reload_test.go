@@ -32,7 +32,7 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	writeACL("user alice\ntopic readwrite a\ntopic readwrite b\ntopic write x\n")
 	write("users:\n  alice: old\nacl_file: " + acl + "\nlimits:\n  max_subscriptions: 1\n")
 	b := &brokerProc{addr: freeAddr(t), out: &mt.SyncBuffer{}, start0: time.Now()}
-	b.args = []string{"serve", "--listen", b.addr, "--config", path, "--no-persist", "--log-level", "info"}
+	b.args = []string{"serve", "--listen", b.addr, "--config", path, "--no-persist", "--log-level", "info", "--admin", ""}
 	if err := b.start(); err != nil {
 		t.Fatal(err)
 	}

@@ -29,6 +29,7 @@ type serveFlags struct {
 	logLevel, logFormat, dataDir, durability string
 	noPersist                                bool
 	config                                   string
+	admin                                    *string
 }
 
 // flagSet is the flag set of tern serve, writing into f.
@@ -45,6 +46,10 @@ func (f *serveFlags) flagSet(stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&f.dataDir, "data-dir", "", "keep sessions and messages in `dir` (default ./data)")
 	fs.StringVar(&f.durability, "durability", "", "sync, batch or none (default sync)")
 	fs.BoolVar(&f.noPersist, "no-persist", false, "keep everything in memory: nothing survives a restart")
+	fs.Func("admin", "admin HTTP server (health, metrics, API, dashboard) on `host:port`; \"\": none (default "+defaultAdminAddress+")", func(s string) error {
+		f.admin = &s
+		return nil
+	})
 	return fs
 }
 
@@ -89,12 +94,17 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	reload := func() (broker.Options, error) {
+	reload := func() (broker.Options, admin.Auth, error) {
 		cfg, err := load()
 		if err != nil {
-			return broker.Options{}, err
+			return broker.Options{}, admin.Auth{}, err
 		}
-		return brokerOptions(cfg, log)
+		opts, err := brokerOptions(cfg, log)
+		if err != nil {
+			return opts, admin.Auth{}, err
+		}
+		a, err := adminAuth(cfg)
+		return opts, a, err
 	}
 	if err := serve(ctx, cfg, opts, nil, &reloader{signals: hup, options: reload}); err != nil {
 		log.Error("serve failed", "err", err)
@@ -126,21 +136,29 @@ func (f *serveFlags) apply(cfg *Config) {
 	if f.noPersist {
 		cfg.Storage.Persist = new(false)
 	}
+	if f.admin != nil {
+		cfg.Admin.Address = f.admin
+	}
 }
 
-// reloader puts a new configuration in force when a signal arrives.
+// reloader puts a new configuration in force when a signal arrives or
+// the admin API asks (POST /api/v1/reload).
 type reloader struct {
 	signals <-chan os.Signal
-	options func() (broker.Options, error)
-	after   func(error) // if not nil, told how each reload went (tests)
+	options func() (broker.Options, admin.Auth, error)
+	after   func(error) // if not nil, told how each signalled reload went (tests)
 }
 
-// reload re-reads users, ACLs, limits and TLS certificates. A
-// configuration that does not load is refused as a whole and the running
-// one stays; each listener swaps its certificates only if the new ones
-// load. Connections stay up; listeners themselves are not re-opened.
-func (rl *reloader) reload(b *broker.Broker, ls []net.Listener, log *slog.Logger) error {
-	opts, err := rl.options()
+// reload re-reads users, ACLs, limits, TLS certificates and the admin
+// credentials. A configuration that does not load is refused as a whole
+// and the running one stays; each listener swaps its certificates only if
+// the new ones load. Connections stay up; listeners themselves (the admin
+// server's too) are not re-opened.
+func (rl *reloader) reload(b *broker.Broker, ls []net.Listener, adm *admin.Server, log *slog.Logger) error {
+	opts, a, err := rl.options()
+	if err == nil && adm != nil {
+		err = adm.SetAuth(a)
+	}
 	if err != nil {
 		log.Error("reload refused: the running configuration stays", "err", err)
 		return err
@@ -165,8 +183,26 @@ func serve(ctx context.Context, cfg Config, opts broker.Options, ready func([]ne
 	if len(cfg.Listeners) == 0 {
 		return errors.New("no listeners configured")
 	}
+	// The admin server's socket first: a bad admin configuration stops
+	// the start before the store is opened.
+	adminCreds, err := adminAuth(cfg)
+	if err != nil {
+		return err
+	}
+	adminL, err := listenAdmin(cfg, adminCreds, log)
+	if err != nil {
+		return err
+	}
+	var metrics *admin.Metrics
+	var onCommit func(time.Duration, int)
+	if adminL != nil {
+		defer adminL.Close()
+		// The metrics observe deliveries and the store's commits.
+		metrics = admin.NewMetrics()
+		opts.Observer, onCommit = metrics, metrics.CommitLatency
+	}
 	if opts.Store == nil {
-		st, err := openStore(cfg.Storage, log)
+		st, err := openStore(cfg.Storage, onCommit, log)
 		if err != nil {
 			return err
 		}
@@ -193,6 +229,44 @@ func serve(ctx context.Context, cfg Config, opts broker.Options, ready func([]ne
 		}
 		ls = append(ls, l)
 	}
+	// API reloads run here, in the loop below, one at a time with SIGHUP.
+	reloads := make(chan chan error)
+	stopping := make(chan struct{})
+	defer close(stopping)
+	var adm *admin.Server
+	if adminL != nil {
+		infos := make([]admin.Listener, len(ls))
+		for i, l := range ls {
+			infos[i] = admin.Listener{Type: cfg.Listeners[i].Type, Address: l.Addr().String()}
+			if infos[i].Type == "" {
+				infos[i].Type = "tcp"
+			}
+		}
+		ac := admin.Config{Broker: b, Metrics: metrics, Auth: adminCreds, Version: version, Listeners: infos,
+			Limits: limitsMap(cfg.Limits), UI: dashboardFiles, Logger: log}
+		if rl != nil {
+			ac.Reload = func() error {
+				res := make(chan error, 1)
+				select {
+				case reloads <- res:
+					return <-res
+				case <-stopping:
+					return errors.New("shutting down")
+				}
+			}
+		}
+		if adm, err = admin.New(ac); err != nil {
+			closeAll()
+			b.Close()
+			return err
+		}
+		go func() {
+			if err := adm.Serve(adminL); err != nil {
+				log.Error("admin server stopped", "err", err)
+			}
+		}()
+		log.Info("admin server listening", "address", adminL.Addr().String())
+	}
 	var wg sync.WaitGroup
 	errc := make(chan error, len(ls))
 	addrs := make([]net.Addr, 0, len(ls))
@@ -216,6 +290,9 @@ func serve(ctx context.Context, cfg Config, opts broker.Options, ready func([]ne
 	} else {
 		close(sysDone)
 	}
+	if adm != nil {
+		adm.SetReady("")
+	}
 	if ready != nil {
 		ready(addrs)
 	}
@@ -231,17 +308,27 @@ func serve(ctx context.Context, cfg Config, opts broker.Options, ready func([]ne
 		case err = <-errc:
 			done = true
 		case <-signals:
-			err := rl.reload(b, ls, log)
+			err := rl.reload(b, ls, adm, log)
 			if rl.after != nil {
 				rl.after(err)
 			}
+		case res := <-reloads:
+			res <- rl.reload(b, ls, adm, log)
 		}
 	}
 	stopSys()
 	<-sysDone
 	start := time.Now()
+	if adm != nil {
+		adm.SetReady("shutting down")
+	}
 	cerr := b.Close()
 	wg.Wait()
+	if adm != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		adm.Shutdown(sctx)
+		cancel()
+	}
 	log.Info("stopped", "took", time.Since(start).Round(time.Millisecond))
 	return errors.Join(err, cerr)
 }
@@ -310,8 +397,8 @@ func brokerOptions(cfg Config, log *slog.Logger) (broker.Options, error) {
 }
 
 // openStore opens the configured store: Pebble under the data directory
-// unless persistence is off.
-func openStore(c Storage, log *slog.Logger) (store.Store, error) {
+// unless persistence is off; onCommit (nil: none) observes its commits.
+func openStore(c Storage, onCommit func(time.Duration, int), log *slog.Logger) (store.Store, error) {
 	if off(c.Persist) {
 		log.Warn("persistence off: sessions and messages live in memory only")
 		return memory.New(), nil
@@ -323,7 +410,7 @@ func openStore(c Storage, log *slog.Logger) (store.Store, error) {
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("storage: %w", err)
 	}
-	st, err := pebble.Open(c.DataDir, pebble.Options{Durability: d, SyncInterval: c.SyncInterval, Logger: log})
+	st, err := pebble.Open(c.DataDir, pebble.Options{Durability: d, SyncInterval: c.SyncInterval, Logger: log, OnCommit: onCommit})
 	if err != nil {
 		return nil, err
 	}

@@ -128,6 +128,9 @@ func serveAll(t *testing.T, cfg Config, rl *reloader) []net.Addr {
 	if cfg.Storage.DataDir == defaultConfig().Storage.DataDir {
 		cfg.Storage.DataDir = t.TempDir()
 	}
+	if cfg.Admin.Address == nil {
+		cfg.Admin.Address = new("") // not the default port: tests run brokers in parallel
+	}
 	opts, err := brokerOptions(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -189,6 +192,7 @@ func TestServeShutdownFlushesAndCloses(t *testing.T) {
 	cfg := defaultConfig()
 	cfg.Listeners[0].Address = "127.0.0.1:0"
 	cfg.Storage.DataDir = t.TempDir()
+	cfg.Admin.Address = new("")
 	opts, _ := brokerOptions(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ctx, cancel := context.WithCancel(context.Background())
 	addrc := make(chan string, 1)
