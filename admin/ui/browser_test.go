@@ -101,11 +101,14 @@ func TestBrowser(t *testing.T) {
 	srv := httptest.NewServer(api.handler(http.FileServerFS(ui.Files)))
 	t.Cleanup(srv.Close)
 
-	shot := *screenshot
+	// The README's screenshot waits for a longer history in the charts.
+	shot, points := *screenshot, "3"
 	if shot == "" {
 		shot = filepath.Join(t.TempDir(), "dashboard.png")
 	} else if shot, err = filepath.Abs(shot); err != nil {
 		t.Fatal(err)
+	} else {
+		points = "15"
 	}
 
 	// The raw clients: one receives what the page publishes over
@@ -116,7 +119,7 @@ func TestBrowser(t *testing.T) {
 	pub := mqtttest.Dial(t, tcp.Addr().String(), packet.V311)
 	pub.Connect("e2e-publisher", true)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 55*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 80*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, nodePath, "e2e.mjs")
 	cmd.Dir = "testdata"
@@ -126,6 +129,7 @@ func TestBrowser(t *testing.T) {
 		"TERN_CHROMIUM="+chromium,
 		"TERN_TOKEN="+e2eToken,
 		"TERN_SCREENSHOT="+shot,
+		"TERN_SCREENSHOT_POINTS="+points,
 		"TERN_CODEC="+codecCases(t),
 	)
 	var out mqtttest.SyncBuffer

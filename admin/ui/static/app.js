@@ -281,10 +281,12 @@ function drawChart(canvas, series, fmt) {
   const ink = css.getPropertyValue('--ink').trim() || '#555';
   let max = 0;
   for (const s of series) for (const v of s.values) max = Math.max(max, v);
-  max = niceMax(max);
-  const left = 56, right = 8, top = 8, bottom = 18;
-  const pw = w - left - right, ph = hgt - top - bottom;
+  max = fmt === bytes ? niceBytes(max) : niceMax(max);
   ctx.font = '11px system-ui, sans-serif';
+  let labelWidth = 0;
+  for (let i = 0; i <= 4; i++) labelWidth = Math.max(labelWidth, ctx.measureText(fmt((max * i) / 4)).width);
+  const left = Math.ceil(labelWidth) + 12, right = 8, top = 8, bottom = 18;
+  const pw = w - left - right, ph = hgt - top - bottom;
   ctx.fillStyle = ink;
   ctx.strokeStyle = grid;
   ctx.lineWidth = 1;
@@ -326,6 +328,14 @@ function drawChart(canvas, series, fmt) {
       ctx.fillRect(left + pw - 2, top + ph - (vs[0] / max) * ph - 2, 4, 4);
     }
   }
+}
+
+// niceBytes rounds up in binary units, so that the labels read 512 KiB
+// rather than 488.3 KiB.
+function niceBytes(v) {
+  let unit = 1;
+  while (v >= 1024 * unit && unit < 1024 ** 4) unit *= 1024;
+  return niceMax(v / unit) * unit;
 }
 
 function niceMax(v) {
@@ -397,9 +407,9 @@ function pager(total, offset, limit, go) {
     h('button', { type: 'button', disabled: to >= total, onclick: () => go(offset + limit) }, 'Next ›'));
 }
 
-function table(caption, head, rows, empty) {
+function table(caption, head, rows, empty, cls) {
   return h('div', { class: 'table-wrap' },
-    h('table', {},
+    h('table', { class: cls },
       h('caption', {}, caption),
       h('thead', {}, h('tr', {}, head.map((c) => h('th', { scope: 'col' }, c)))),
       h('tbody', {}, rows.length ? rows : h('tr', {}, h('td', { colSpan: head.length, class: 'empty' }, empty)))));
@@ -547,10 +557,12 @@ async function deleteSession(id) {
   }
 }
 
-function clientActions(c, after) {
+// clientActions: Kick for a connected client, Delete for an offline
+// session; after(deleted) runs when it worked.
+function clientActions(c, after, short) {
   return c.connected
-    ? h('button', { type: 'button', class: 'danger', 'aria-label': `Kick ${c.client_id}`, onclick: async () => { if (await kick(c.client_id)) after(); } }, 'Kick')
-    : h('button', { type: 'button', class: 'danger', 'aria-label': `Delete session ${c.client_id}`, onclick: async () => { if (await deleteSession(c.client_id)) after(); } }, 'Delete session');
+    ? h('button', { type: 'button', class: 'danger', 'aria-label': `Kick ${c.client_id}`, onclick: async () => { if (await kick(c.client_id)) after(false); } }, 'Kick')
+    : h('button', { type: 'button', class: 'danger', 'aria-label': `Delete session ${c.client_id}`, onclick: async () => { if (await deleteSession(c.client_id)) after(true); } }, short ? 'Delete' : 'Delete session');
 }
 
 function searchForm(id, label, value, onsearch, extra = []) {
@@ -595,8 +607,8 @@ function renderClients() {
           h('td', { class: 'n' }, num(c.subscriptions)),
           h('td', { class: 'n' }, num(c.queued)),
           h('td', { class: 'n' }, num(c.inflight)),
-          h('td', {}, clientActions(c, load)))),
-        search ? 'No client matches.' : 'No clients.'),
+          h('td', {}, clientActions(c, load, true)))),
+        search ? 'No client matches.' : 'No clients.', 'clients'),
       pager(page.total, page.offset ?? offset, page.limit || PAGE, (o) => { clientsState.offset = o; load(); }));
   }
   load();
@@ -634,7 +646,7 @@ function renderClient(id) {
     ];
     body.replaceChildren(
       h('dl', { class: 'facts' }, facts.map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)])),
-      h('p', { class: 'actions' }, clientActions(c, load)),
+      h('p', { class: 'actions' }, clientActions(c, (deleted) => { if (deleted) location.hash = '#/clients'; else load(); })),
       subsTable(r.subscriptions || [], false));
   }
   load();
@@ -840,8 +852,8 @@ function renderPubSub() {
           h('label', { for: 'pub-topic' }, 'Topic'), pubTopic,
           h('label', { for: 'pub-payload' }, 'Payload (text)'), pubPayload,
           h('div', { class: 'row' },
-            h('span', {}, h('label', { for: 'pub-qos' }, 'QoS '), pubQoS),
-            h('span', {}, pubRetain, h('label', { for: 'pub-retain' }, ' Retain'))),
+            h('span', {}, h('label', { for: 'pub-qos' }, 'QoS'), pubQoS),
+            h('span', { class: 'check' }, pubRetain, h('label', { for: 'pub-retain' }, 'Retain'))),
           h('label', { for: 'pub-content-type' }, 'Content type (MQTT 5 receivers)'), pubCT,
           h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary', id: 'pub-api' }, 'Publish'), wsPublish),
           h('p', { class: 'hint' }, '“Publish” goes through the admin API as the server; the WebSocket button sends from this page’s MQTT connection.'))),

@@ -8,7 +8,9 @@
 //   TERN_CHROMIUM    the browser binary
 //   TERN_TOKEN       the admin token the fake API wants for changes
 //   TERN_SCREENSHOT  where to save the overview screenshot
+//   TERN_SCREENSHOT_POINTS  samples in the charts before it (default 3)
 //   TERN_CODEC       JSON {name: hex} of packets from the Go encoder
+//   TERN_SHOTS       optional: a directory for a screenshot of every step
 
 import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
@@ -106,6 +108,10 @@ async function run(browser) {
     d.accept();
   });
   const text = (sel) => page.locator(sel).innerText();
+  let shots = 0;
+  const snap = async (name) => {
+    if (process.env.TERN_SHOTS) await page.screenshot({ path: `${process.env.TERN_SHOTS}/${String(++shots).padStart(2, '0')}-${name}.png`, fullPage: true });
+  };
 
   // -- overview: numbers, then charts with points drawn --
   await page.goto(UI);
@@ -127,6 +133,7 @@ async function run(browser) {
   await page.locator('#server-info', { hasText: 'v0.9.0-e2e' }).waitFor();
   assert.match(await text('#server-info'), new RegExp(WS.replace(/^ws:\/\//, '').replace(/\/mqtt$/, '').replace(/\./g, '\\.')));
   step('overview: figures and three charts drawn');
+  await snap('overview');
 
   // -- keyboard: the first Tab reaches the skip link, Enter moves focus to main --
   await page.keyboard.press('Tab');
@@ -151,6 +158,7 @@ async function run(browser) {
   await page.getByLabel('Search client id, user name or address').fill('sensor');
   await page.locator('#main table caption', { hasText: '2 clients' }).waitFor();
   step('clients: paged and searched');
+  await snap('clients');
 
   await page.getByRole('button', { name: 'Kick sensor-1' }).click();
   const dialog = page.locator('#token-dialog');
@@ -163,6 +171,7 @@ async function run(browser) {
   await page.getByRole('button', { name: 'Delete session sensor-1' }).waitFor(); // offline now, persistent
   assert.equal(await page.locator('#token-button').innerText(), 'Forget token');
   step('clients: Kick asked for the token and sent the POST');
+  await snap('clients');
 
   // -- client detail --
   await page.getByRole('link', { name: 'sensor-2' }).click();
@@ -177,8 +186,11 @@ async function run(browser) {
   await page.locator('.facts', { hasText: 'offline' }).waitFor();
   await page.getByRole('button', { name: 'Delete session archiver' }).click();
   await page.locator('#notice', { hasText: 'Deleted the session of archiver.' }).waitFor();
+  await page.locator('h1', { hasText: 'Clients' }).waitFor(); // back to the list
+  await page.goto(`${UI}#/clients/archiver`);
   await page.locator('#main .error', { hasText: 'No such client' }).waitFor();
   step('client detail: facts, subscriptions, delete session');
+  await snap('client-detail');
 
   // -- subscriptions --
   await page.getByRole('link', { name: 'Subscriptions', exact: true }).click();
@@ -187,6 +199,7 @@ async function run(browser) {
   await page.locator('#main table caption', { hasText: '1 subscription' }).waitFor();
   assert.match(await text('#main tbody'), /sensor-1\s+cmd\/sensor-1\/#\s+2\s+yes/);
   step('subscriptions: listed and filtered');
+  await snap('subscriptions');
 
   // -- retained: tree, view text and binary, delete --
   await page.getByRole('link', { name: 'Retained', exact: true }).click();
@@ -209,6 +222,7 @@ async function run(browser) {
   assert.equal(await page.getByRole('button', { name: 'View home/door' }).count(), 0);
   assert.ok(confirms.some((m) => m.includes('home/door')), 'deleting asked first');
   step('retained: tree, text and binary payloads, delete');
+  await snap('retained');
 
   // -- publish through the API --
   await page.getByRole('link', { name: 'Publish & subscribe' }).click();
@@ -220,6 +234,7 @@ async function run(browser) {
   await page.getByRole('button', { name: 'Publish', exact: true }).click();
   await page.locator('#notice', { hasText: 'Published to e2e/api.' }).waitFor();
   step('publish: posted');
+  await snap('publish');
 
   // -- subscribe over WebSocket to the real broker --
   assert.equal(await page.getByLabel('WebSocket URL').inputValue(), WS, 'the ws URL comes from /api/v1/info');
@@ -233,6 +248,7 @@ async function run(browser) {
   await page.getByRole('button', { name: 'Subscribe', exact: true }).click();
   await page.locator('#sub-list', { hasText: 'e2e/ws/# QoS 1' }).waitFor();
   step('subscribe: connected and subscribed; waiting for the broker');
+  await snap('subscribe');
   const log = page.locator('#ws-log');
   await log.locator('li', { hasText: 'hello over websocket' }).waitFor({ timeout: 15000 });
   assert.match(await log.locator('li').first().innerText(), /e2e\/ws\/zero[\s\S]*QoS 0/);
@@ -240,6 +256,7 @@ async function run(browser) {
   assert.match(await log.locator('li').first().innerText(), /e2e\/ws\/one[\s\S]*QoS 1/);
   assert.match(await text('#ws-state'), /^connected/, 'still connected after keep alive periods (PINGREQ)');
   step('subscribe: both messages arrived, the connection outlived its keep alive');
+  await snap('subscribe');
 
   await page.getByLabel('Topic', { exact: true }).fill('e2e/from-page');
   await page.getByLabel('Payload (text)').fill('hello from the page');
@@ -251,6 +268,7 @@ async function run(browser) {
   await page.getByRole('button', { name: 'Disconnect', exact: true }).click();
   await page.locator('#ws-state', { hasText: 'disconnected' }).waitFor();
   step('publish over WebSocket sent; unsubscribed and disconnected');
+  await snap('publish-over-websocket');
 
   // -- a phone's width: nothing wider than the screen --
   await page.setViewportSize({ width: 390, height: 844 });
@@ -258,6 +276,7 @@ async function run(browser) {
     await page.goto(`${UI}#/${r}`);
     await page.locator('h1').waitFor();
     await page.waitForTimeout(150);
+    await snap(`phone-${r}`);
     const wide = await page.evaluate(() => document.documentElement.scrollWidth);
     assert.ok(wide <= 390, `#/${r} is ${wide}px wide on a 390px screen`);
   }
@@ -266,7 +285,9 @@ async function run(browser) {
   // -- the screenshot: the overview with a few samples in its charts --
   await page.setViewportSize({ width: 1280, height: 860 });
   await page.goto(`${UI}#/overview`); // the same document: the charts keep their history
-  await page.waitForFunction(() => Number(document.getElementById('chart-messages')?.dataset.points) >= 3, null, { timeout: 12000 });
+  const points = Number(process.env.TERN_SCREENSHOT_POINTS || 3);
+  await page.waitForFunction((n) => Number(document.getElementById('chart-messages')?.dataset.points) >= n, points, { timeout: 4000 + points * 2000 });
+  await page.waitForTimeout(100);
   await page.screenshot({ path: env('TERN_SCREENSHOT') });
   step(`screenshot: ${env('TERN_SCREENSHOT')}`);
 
