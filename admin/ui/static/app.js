@@ -242,9 +242,17 @@ function addSample(s) {
 
 let pollTimer;
 let pollQuiet = false;
+let polling = false; // one request at a time, one timer chain
 
 async function poll() {
   clearTimeout(pollTimer);
+  if (polling) return;
+  // A hidden tab asks nothing; the next rate spans the gap.
+  if (document.hidden) {
+    pollTimer = setTimeout(poll, POLL_MS);
+    return;
+  }
+  polling = true;
   try {
     const s = await api('GET', '/api/v1/stats', { quiet: pollQuiet });
     lastStats = s;
@@ -258,6 +266,7 @@ async function poll() {
     statusPill.textContent = e.status === 401 ? 'signed out' : 'offline';
     statusPill.className = 'pill bad';
   }
+  polling = false;
   pollTimer = setTimeout(poll, POLL_MS);
 }
 
@@ -1012,6 +1021,10 @@ function logItem(m) {
 }
 
 // ---- start ----
+
+document.addEventListener('visibilitychange', () => {
+  if (!document.hidden) poll();
+});
 
 showTokenState();
 navigate(false);
