@@ -29,6 +29,11 @@ deps:
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nodejs npm; }
 	@test -d listener/testdata/mqttjs/node_modules/mqtt || (cd listener/testdata/mqttjs && npm ci --no-audit --no-fund)
+	@test -x /usr/bin/chromium || { \
+		echo "installing chromium (the dashboard's browser test drives it headless)"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
+	@test -d admin/ui/testdata/node_modules/playwright-core || (cd admin/ui/testdata && npm ci --no-audit --no-fund)
 
 build:
 	$(GO) build -o bin/tern ./cmd/tern

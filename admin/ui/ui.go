@@ -1,6 +1,3 @@
-// Package ui holds the web dashboard's files, embedded in the binary.
-//
-// Placeholder: the dashboard itself replaces this file and static/.
 package ui
 
 import (
@@ -11,12 +8,14 @@ import (
 //go:embed static
 var static embed.FS
 
-// Files are the dashboard's files, index.html at the top.
+// Files holds the dashboard with index.html at its root, ready for
+// http.FileServerFS.
 var Files fs.FS = mustSub(static, "static")
 
 func mustSub(f fs.FS, dir string) fs.FS {
 	sub, err := fs.Sub(f, dir)
 	if err != nil {
+		// fs.Sub fails only for an invalid path, which this is not.
 		panic(err)
 	}
 	return sub
