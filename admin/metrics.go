@@ -111,7 +111,7 @@ var (
 		counter("tern_sessions_expired_total", "Sessions expired since start.", func(s *statsJSON) int64 { return s.SessionsExpired }),
 		gauge("tern_subscriptions", "Subscriptions of all sessions.", func(s *statsJSON) int64 { return s.Subscriptions }),
 		gauge("tern_retained_messages", "Retained messages.", func(s *statsJSON) int64 { return s.Retained }),
-		gauge("tern_retained_bytes", "Payload bytes of the retained messages.", func(s *statsJSON) int64 { return s.RetainedBytes }),
+		gauge("tern_retained_bytes", "Memory the retained messages count against max_retained_bytes: topics, payloads and 256 bytes a topic level.", func(s *statsJSON) int64 { return s.RetainedBytes }),
 		counter("tern_bytes_received_total", "Bytes read from clients.", func(s *statsJSON) int64 { return s.BytesReceived }),
 		counter("tern_bytes_sent_total", "Bytes written to clients.", func(s *statsJSON) int64 { return s.BytesSent }),
 		gauge("tern_queued_messages", "Messages waiting in session queues.", func(s *statsJSON) int64 { return s.Queued }),
