@@ -266,10 +266,10 @@ func codecCases(t *testing.T) string {
 		"connect": enc(&packet.Connect{ProtocolName: "MQTT", ProtocolLevel: packet.V311, CleanStart: true, KeepAlive: 30, ClientID: "codec"}),
 		"connect-auth": enc(&packet.Connect{ProtocolName: "MQTT", ProtocolLevel: packet.V311, CleanStart: true, KeepAlive: 65535, ClientID: "zé",
 			UsernameFlag: true, Username: "user", PasswordFlag: true, Password: []byte("pässword")}),
-		"subscribe": enc(&packet.Subscribe{PacketID: 10, Subscriptions: []packet.Subscription{{Filter: "a/+/c", QoS: 1}, {Filter: "#", QoS: 2}}}),
-		"unsubscribe": enc(&packet.Unsubscribe{PacketID: 65535, Filters: []string{"a/+/c"}}),
-		"publish-short": enc(&packet.Publish{Topic: "t", Payload: bytes.Repeat([]byte("x"), 124)}), // remaining length 127
-		"publish-128":   enc(&packet.Publish{Topic: "t", Payload: bytes.Repeat([]byte("x"), 125)}), // 128: two length bytes
+		"subscribe":     enc(&packet.Subscribe{PacketID: 10, Subscriptions: []packet.Subscription{{Filter: "a/+/c", QoS: 1}, {Filter: "#", QoS: 2}}}),
+		"unsubscribe":   enc(&packet.Unsubscribe{PacketID: 65535, Filters: []string{"a/+/c"}}),
+		"publish-short": enc(&packet.Publish{Topic: "t", Payload: bytes.Repeat([]byte("x"), 124)}),                     // remaining length 127
+		"publish-128":   enc(&packet.Publish{Topic: "t", Payload: bytes.Repeat([]byte("x"), 125)}),                     // 128: two length bytes
 		"publish-16384": enc(&packet.Publish{Topic: "t/ü", Retain: true, Payload: bytes.Repeat([]byte("y"), 16384-6)}), // 16384: three length bytes
 		"puback":        enc(&packet.Puback{PacketID: 258}),
 		"pubrec":        enc(&packet.Pubrec{PacketID: 7}),
