@@ -80,8 +80,8 @@ func listenAdmin(cfg Config, a admin.Auth, log *slog.Logger) (net.Listener, erro
 	if addr == "" {
 		return nil, nil
 	}
-	if !admin.IsLoopbackAddress(addr) && !a.Configured() {
-		return nil, fmt.Errorf("admin: %s is not a loopback address: configure admin.token, admin.token_file or admin.users", addr)
+	if err := checkAdminAddress(addr, a); err != nil {
+		return nil, err
 	}
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -92,6 +92,15 @@ func listenAdmin(cfg Config, a admin.Auth, log *slog.Logger) (net.Listener, erro
 		return nil, fmt.Errorf("admin: %w", err)
 	}
 	return l, nil
+}
+
+// checkAdminAddress refuses an address other machines may reach when no
+// credentials are configured: there, every request needs them.
+func checkAdminAddress(addr string, a admin.Auth) error {
+	if addr != "" && !admin.IsLoopbackAddress(addr) && !a.Configured() {
+		return fmt.Errorf("admin: %s is not a loopback address: configure admin.token, admin.token_file or admin.users", addr)
+	}
+	return nil
 }
 
 // limitsMap is the limits section as /api/v1/info shows it: keys and

@@ -14,7 +14,7 @@ const checkConfigUsage = `Usage: tern check-config <file>
 
 Loads and checks a configuration file as 'tern serve --config <file>' would
 (keys and values, listeners and their certificates, password and ACL files,
-limits, storage settings) without opening a socket or the store. Prints "ok"
+limits, storage settings, the admin server's credentials) without opening a socket or the store. Prints "ok"
 and exits 0 when the configuration is good; prints what is wrong and exits 1
 otherwise.
 `
@@ -68,6 +68,16 @@ func validateConfig(cfg Config) error {
 	}
 	// Limits, MQTT settings and the auth files (password, ACL, http_auth).
 	if _, err := brokerOptions(cfg, slog.New(slog.DiscardHandler)); err != nil {
+		errs = append(errs, err)
+	}
+	// The admin server's credentials (token file, users of the password
+	// file) and whether its address may go without them.
+	a, err := adminAuth(cfg)
+	if err == nil {
+		addr, _ := cfg.Admin.address()
+		err = checkAdminAddress(addr, a)
+	}
+	if err != nil {
 		errs = append(errs, err)
 	}
 	if !off(cfg.Storage.Persist) {

@@ -19,6 +19,7 @@ func TestCheckConfig(t *testing.T) {
 		return p
 	}
 	good := acl("good.acl", "user alice\ntopic readwrite alice/#\n")
+	token := acl("admin-token", "tok\n")
 	bad := acl("bad.acl", "user alice\ntopic readwrite alice/#\ntopic sometimes x/#\n")
 	for _, tc := range []struct {
 		name, text string
@@ -35,6 +36,11 @@ func TestCheckConfig(t *testing.T) {
 			"\n      key_file: " + filepath.Join(dir, "k.pem") + "\n", []string{"c.pem"}},
 		{"bad log format", "log_format: xml\n", []string{"xml"}},
 		{"bad durability", "storage:\n  durability: eventually\n", []string{"eventually"}},
+		{"admin with a token file", "admin:\n  address: 127.0.0.1:18830\n  token_file: " + token + "\n", nil},
+		{"admin on any address with a token file", "admin:\n  address: 0.0.0.0:18830\n  token_file: " + token + "\n", nil},
+		{"missing admin token file", "admin:\n  token_file: " + filepath.Join(dir, "no-token") + "\n", []string{"admin.token_file", "no-token"}},
+		{"admin on any address without credentials", "admin:\n  address: 0.0.0.0:18830\n", []string{"not a loopback address"}},
+		{"admin users without a password file", "admin:\n  users: [root]\n", []string{"admin.users", "password_file"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := writeConfig(t, tc.text)

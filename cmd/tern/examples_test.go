@@ -47,11 +47,16 @@ func newExamplesEnv(t *testing.T) *examplesEnv {
 		}
 		os.WriteFile(filepath.Join(e.dir, name), b, 0o600)
 	}
+	os.WriteFile(filepath.Join(e.dir, "admin-token"), []byte(exampleAdminToken+"\n"), 0o600)
 	return e
 }
 
+// exampleAdminToken is in the test's admin-token file.
+const exampleAdminToken = "example-admin-token"
+
 // load reads examples/name with /etc/tern/ and /run/tern/ moved into the
-// test's directory and every listener on a free loopback port.
+// test's directory and every listener, and an admin server the file
+// configures, on a free loopback port.
 func (e *examplesEnv) load(t *testing.T, name string) Config {
 	b, err := os.ReadFile(filepath.Join("..", "..", "examples", name))
 	if err != nil {
@@ -72,6 +77,9 @@ func (e *examplesEnv) load(t *testing.T, name string) Config {
 		if len(l.ProxyTrusted) > 0 {
 			l.ProxyTrusted = []string{"127.0.0.1"} // the test plays the load balancer
 		}
+	}
+	if a, _ := cfg.Admin.address(); a != "" && cfg.Admin.Address != nil {
+		cfg.Admin.Address = new(freeAddr(t))
 	}
 	cfg.Storage.DataDir = t.TempDir()
 	return cfg

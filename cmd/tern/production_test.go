@@ -12,13 +12,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ternmq/tern/admin"
 	mt "github.com/ternmq/tern/internal/mqtttest"
 	"github.com/ternmq/tern/packet"
 )
 
 // TestProductionExample: examples/production.yaml, with the files it names
-// made for the test, passes tern check-config and serves TLS clients with
-// users from the password file.
+// made for the test, passes tern check-config, serves TLS clients with
+// users from the password file, and runs the admin server with the token
+// of its token file.
 func TestProductionExample(t *testing.T) {
 	e := newExamplesEnv(t)
 	cfg := e.load(t, "production.yaml") // also writes the file with the test's paths
@@ -29,6 +31,15 @@ func TestProductionExample(t *testing.T) {
 	if cfg.LogFormat != "json" || cfg.sysInterval() <= 0 || len(cfg.Listeners) != 2 {
 		t.Fatalf("config %+v", cfg)
 	}
+	// The file's admin server: on loopback, with a token file (load moved
+	// it to a free port).
+	file := defaultConfig()
+	if err := loadConfig(filepath.Join("..", "..", "examples", "production.yaml"), &file); err != nil {
+		t.Fatal(err)
+	}
+	if a, explicit := file.Admin.address(); !explicit || !admin.IsLoopbackAddress(a) || file.Admin.TokenFile == "" || file.Admin.Token != "" {
+		t.Fatalf("admin section %+v: want a loopback address and a token_file", file.Admin)
+	}
 	addr := serveAll(t, cfg, nil)[0].String()
 	nc, err := tls.Dial("tcp", addr, e.pki.ClientConfig())
 	if err != nil {
@@ -38,6 +49,20 @@ func TestProductionExample(t *testing.T) {
 	if ack := c.ConnectWith(&packet.Connect{ProtocolLevel: packet.V5, ClientID: "alice-1", CleanStart: true, KeepAlive: 30,
 		UsernameFlag: true, Username: "alice", PasswordFlag: true, Password: []byte("alice-pw")}); ack.ReasonCode != 0 {
 		t.Fatalf("alice: CONNACK %v", ack.ReasonCode)
+	}
+	base := "http://" + *cfg.Admin.Address
+	if code, body := adminDo(t, "GET", base+"/api/v1/clients/alice-1", ""); code != 200 || !strings.Contains(body, `"connected":true`) {
+		t.Errorf("GET the client on loopback without the token: %d %s", code, body)
+	}
+	kick := base + "/api/v1/clients/alice-1/disconnect"
+	if code, _ := adminDo(t, "POST", kick, ""); code != 401 {
+		t.Errorf("kick without the token: %d, want 401", code)
+	}
+	if code, body := adminDo(t, "POST", kick, "Bearer "+exampleAdminToken); code != 204 {
+		t.Errorf("kick with the token: %d %s", code, body)
+	}
+	if ps := c.ExpectClosed(mt.Timeout); len(ps) != 1 || ps[0].(*packet.Disconnect).ReasonCode != packet.AdministrativeAction {
+		t.Errorf("kicked: got %v, want DISCONNECT 0x98", ps)
 	}
 }
 
