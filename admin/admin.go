@@ -41,6 +41,7 @@ var (
 type Listener struct {
 	Type    string `json:"type"`
 	Address string `json:"address"`
+	Path    string `json:"path,omitempty"` // ws, wss: the HTTP path (the dashboard's subscribe panel connects there)
 }
 
 // Config is what New needs.

@@ -101,7 +101,10 @@ func (b *Broker) Client(id string) (ClientInfo, []SubscriptionInfo, error) {
 // client is told with DISCONNECT 0x98 (Administrative action). Its will
 // is published, as for any connection the client did not end itself, and
 // a persistent session stays. It returns ErrNoSession or ErrNotConnected
-// when there is no such connection, and does not wait for the client.
+// when there is no such connection. It returns once the connection is
+// cleaned up (at most the flush timeout for a client that does not read),
+// so that what an administrator looks at next shows the client gone or
+// offline: the dashboard reloads its list right after a kick.
 func (b *Broker) Disconnect(id string) error {
 	s := b.session(id)
 	if s == nil {
@@ -118,6 +121,7 @@ func (b *Broker) Disconnect(id string) error {
 		"reason", packet.AdministrativeAction.Error())
 	// Not the reading side: no lingering (see finish).
 	c.finishWith(errKicked, packet.AdministrativeAction, false)
+	<-c.done
 	return nil
 }
 

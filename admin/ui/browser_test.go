@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/ternmq/tern/admin/ui"
 	"github.com/ternmq/tern/broker"
+	"github.com/ternmq/tern/internal/browsertest"
 	"github.com/ternmq/tern/internal/mqtttest"
 	"github.com/ternmq/tern/listener"
 	"github.com/ternmq/tern/packet"
@@ -68,7 +68,7 @@ func TestFiles(t *testing.T) {
 // against a real broker. It fails, never skips, when a tool is missing:
 // `make deps` installs them.
 func TestBrowser(t *testing.T) {
-	nodePath, chromium := requireTools(t)
+	node, chromium := browsertest.Require(t, "testdata")
 
 	// A real broker with a WebSocket listener for the subscribe panel. The
 	// page's origin is the fake API's port, not the listener's: the
@@ -97,7 +97,7 @@ func TestBrowser(t *testing.T) {
 	go b.Serve(tcp)
 	wsAddr := wsl.Addr().String()
 
-	api := newFakeAPI(e2eToken, []listenerInfo{{Type: "tcp", Address: tcp.Addr().String()}, {Type: "ws", Address: wsAddr}})
+	api := newFakeAPI(e2eToken, []listenerInfo{{Type: "tcp", Address: tcp.Addr().String()}, {Type: "ws", Address: wsAddr, Path: "/mqtt"}})
 	srv := httptest.NewServer(api.handler(http.FileServerFS(ui.Files)))
 	t.Cleanup(srv.Close)
 
@@ -121,27 +121,17 @@ func TestBrowser(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 80*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, nodePath, "e2e.mjs")
-	cmd.Dir = "testdata"
-	cmd.Env = append(os.Environ(),
+	script := browsertest.Start(t, ctx, node, chromium, "testdata", "e2e.mjs",
 		"TERN_UI_URL="+srv.URL+"/",
 		"TERN_WS_URL=ws://"+wsAddr+"/mqtt",
-		"TERN_CHROMIUM="+chromium,
 		"TERN_TOKEN="+e2eToken,
 		"TERN_SCREENSHOT="+shot,
 		"TERN_SCREENSHOT_POINTS="+points,
 		"TERN_CODEC="+codecCases(t),
 	)
-	var out mqtttest.SyncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start node: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
 	nodeFailed := func(err error) {
 		t.Helper()
-		t.Fatalf("node e2e.mjs: %v\n%s", err, out.String())
+		script.Fatal(t, err)
 	}
 
 	// The page subscribes (the broker counts e2e-listener's subscription
@@ -151,15 +141,15 @@ func TestBrowser(t *testing.T) {
 	// with PINGREQ.
 	for b.Stats().Subscriptions < 2 {
 		select {
-		case err := <-exited:
-			nodeFailed(errors.Join(errors.New("exited before the page subscribed"), err))
+		case <-script.Done():
+			nodeFailed(errors.Join(errors.New("exited before the page subscribed"), script.Err()))
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
 	pub.Send(&packet.Publish{Topic: "e2e/ws/zero", Payload: []byte("hello over websocket")})
 	select {
-	case err := <-exited:
-		nodeFailed(errors.Join(errors.New("exited early"), err))
+	case <-script.Done():
+		nodeFailed(errors.Join(errors.New("exited early"), script.Err()))
 	case <-time.After(3500 * time.Millisecond):
 	}
 	pub.Send(&packet.Publish{Topic: "e2e/ws/one", QoS: 1, PacketID: 1, Payload: []byte("still here after a keep alive")})
@@ -181,17 +171,15 @@ func TestBrowser(t *testing.T) {
 	select {
 	case p := <-got:
 		fromPage, _ = p.(*packet.Publish)
-	case err := <-exited:
-		nodeFailed(errors.Join(errors.New("exited before publishing over WebSocket"), err))
+	case <-script.Done():
+		nodeFailed(errors.Join(errors.New("exited before publishing over WebSocket"), script.Err()))
 	}
 	if fromPage == nil || fromPage.Topic != "e2e/from-page" || string(fromPage.Payload) != "hello from the page" {
-		t.Fatalf("the page's WebSocket publish: got %v; want e2e/from-page \"hello from the page\"\n%s", fromPage, out.String())
+		t.Fatalf("the page's WebSocket publish: got %v; want e2e/from-page \"hello from the page\"\n%s", fromPage, script.Output())
 	}
 
-	if err := <-exited; err != nil {
-		nodeFailed(err)
-	}
-	t.Logf("node e2e.mjs:\n%s", out.String())
+	script.Wait(t, 40*time.Second)
+	t.Logf("node e2e.mjs:\n%s", script.Output())
 
 	// What the page asked of the API.
 	api.mu.Lock()
@@ -228,27 +216,6 @@ func sizeOf(fi os.FileInfo) int64 {
 		return 0
 	}
 	return fi.Size()
-}
-
-// requireTools returns node and chromium, failing the test with what to
-// run when either, or playwright-core, is missing.
-func requireTools(t *testing.T) (node, chromium string) {
-	t.Helper()
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatalf("node is not installed (make deps installs it): %v", err)
-	}
-	chromium = os.Getenv("TERN_CHROMIUM")
-	if chromium == "" {
-		chromium = "/usr/bin/chromium"
-	}
-	if _, err := os.Stat(chromium); err != nil {
-		t.Fatalf("chromium is not installed (make deps installs Debian's chromium): %v", err)
-	}
-	if _, err := os.Stat("testdata/node_modules/playwright-core/package.json"); err != nil {
-		t.Fatalf("playwright-core is not installed (make deps runs npm ci in admin/ui/testdata): %v", err)
-	}
-	return node, chromium
 }
 
 // codecCases encodes packets with the Go codec for e2e.mjs to compare

@@ -43,6 +43,7 @@ type fakeAPI struct {
 type listenerInfo struct {
 	Type    string `json:"type"`
 	Address string `json:"address"`
+	Path    string `json:"path,omitempty"`
 }
 
 type retainedItem struct {

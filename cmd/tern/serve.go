@@ -237,10 +237,7 @@ func serve(ctx context.Context, cfg Config, opts broker.Options, ready func([]ne
 	if adminL != nil {
 		infos := make([]admin.Listener, len(ls))
 		for i, l := range ls {
-			infos[i] = admin.Listener{Type: cfg.Listeners[i].Type, Address: l.Addr().String()}
-			if infos[i].Type == "" {
-				infos[i].Type = "tcp"
-			}
+			infos[i] = listenerInfo(cfg.Listeners[i], l)
 		}
 		ac := admin.Config{Broker: b, Metrics: metrics, Auth: adminCreds, Version: version, Listeners: infos,
 			Limits: limitsMap(cfg.Limits), UI: dashboardFiles, Logger: log}
@@ -270,9 +267,14 @@ func serve(ctx context.Context, cfg Config, opts broker.Options, ready func([]ne
 	var wg sync.WaitGroup
 	errc := make(chan error, len(ls))
 	addrs := make([]net.Addr, 0, len(ls))
-	for _, l := range ls {
+	for i, l := range ls {
 		addrs = append(addrs, l.Addr())
-		log.Info("listening", "type", l.Addr().Network(), "address", l.Addr().String())
+		li := listenerInfo(cfg.Listeners[i], l)
+		if li.Path != "" {
+			log.Info("listening", "type", li.Type, "address", li.Address, "path", li.Path)
+		} else {
+			log.Info("listening", "type", li.Type, "address", li.Address)
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -331,6 +333,23 @@ func serve(ctx context.Context, cfg Config, opts broker.Options, ready func([]ne
 	}
 	log.Info("stopped", "took", time.Since(start).Round(time.Millisecond))
 	return errors.Join(err, cerr)
+}
+
+// listenerInfo describes an open listener as the admin API shows it: its
+// type and, for ws and wss, its path with the defaults applied, and the
+// address it is bound to (the port 0 asked for is a real one here).
+func listenerInfo(lc listener.Config, l net.Listener) admin.Listener {
+	info := admin.Listener{Type: lc.Type, Address: l.Addr().String()}
+	if info.Type == "" {
+		info.Type = listener.TypeTCP
+	}
+	if info.Type == listener.TypeWS || info.Type == listener.TypeWSS {
+		info.Path = lc.Path
+		if info.Path == "" {
+			info.Path = listener.DefaultPath
+		}
+	}
+	return info
 }
 
 // brokerOptions turns the configuration into broker options.

@@ -13,19 +13,12 @@
 //   TERN_SHOTS       optional: a directory for a screenshot of every step
 
 import assert from 'node:assert/strict';
-import { chromium } from 'playwright-core';
 import * as mqtt from '../static/mqtt.js';
+import { env, launch, step, watchErrors } from './launch.mjs';
 
-const env = (k) => {
-  const v = process.env[k];
-  if (!v) throw new Error(`${k} is not set: run this through go test ./admin/ui/`);
-  return v;
-};
 const UI = env('TERN_UI_URL');
 const WS = env('TERN_WS_URL');
 const TOKEN = env('TERN_TOKEN');
-const started = Date.now();
-const step = (what) => console.log(`[${((Date.now() - started) / 1000).toFixed(1)}s] ${what}`);
 
 // ---- the page's MQTT codec, byte for byte against the Go encoder ----
 
@@ -78,12 +71,7 @@ function codec() {
 
 async function main() {
   codec();
-  const browser = await chromium.launch({
-    executablePath: env('TERN_CHROMIUM'),
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
-  });
+  const browser = await launch();
   try {
     await run(browser);
   } finally {
@@ -95,13 +83,7 @@ async function run(browser) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 860 }, colorScheme: 'light' });
   context.setDefaultTimeout(10000);
   const page = await context.newPage();
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(`page error: ${e.message}`));
-  page.on('console', (m) => {
-    // A refused request (401 before the token, 404) is logged by the
-    // browser itself; anything else is the page's fault.
-    if (m.type() === 'error' && !/status of (401|404)/.test(m.text())) errors.push(`console: ${m.text()}`);
-  });
+  const errors = watchErrors(page);
   const confirms = [];
   page.on('dialog', (d) => {
     confirms.push(d.message());
