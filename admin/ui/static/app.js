@@ -205,6 +205,7 @@ const samples = []; // {t (ms), s (stats)}
 const rates = []; // {t, conns, msgIn, msgOut, bytesIn, bytesOut}
 let lastStats = null;
 let info = null;
+let infoAt = 0; // when info was fetched (ms), to keep its uptime current
 const statusPill = $('#conn-status');
 
 // Counter names as the REST API spells them; the fallbacks keep the page
@@ -475,6 +476,7 @@ function renderOverview() {
 
 async function loadInfo() {
   info = await api('GET', '/api/v1/info', { quiet: pollQuiet });
+  infoAt = Date.now();
   return info;
 }
 
@@ -484,10 +486,10 @@ function showInfo(i) {
   const rows = [
     ['Version', i.version],
     ['Started', when(i.started_at)],
-    ['Uptime', i.uptime_seconds != null ? duration(i.uptime_seconds) : '–'],
+    ['Uptime', uptime(i)],
   ];
   el.replaceChildren(
-    h('dl', { class: 'facts' }, rows.map(([k, v]) => [h('dt', {}, k), h('dd', {}, v ?? '–')])),
+    h('dl', { class: 'facts' }, rows.map(([k, v]) => [h('dt', {}, k), h('dd', k === 'Uptime' ? { id: 'uptime' } : {}, v ?? '–')])),
     table('Listeners', ['Type', 'Address'], (i.listeners || []).map((l) => h('tr', {}, h('td', {}, l.type), h('td', {}, l.address))), 'none'),
     i.limits && Object.keys(i.limits).length
       ? h('details', {}, h('summary', {}, 'Limits'),
@@ -504,7 +506,14 @@ function flatten(obj, prefix = '', out = []) {
   return out;
 }
 
+// uptime is the server's uptime now, from what /api/v1/info said then.
+function uptime(i) {
+  return i.uptime_seconds != null ? duration(i.uptime_seconds + (Date.now() - infoAt) / 1000) : '–';
+}
+
 function updateOverview() {
+  const up = document.getElementById('uptime');
+  if (up && info) up.textContent = uptime(info);
   const s = lastStats;
   if (!s) return;
   for (const [key, , value, sub] of statCards) {
