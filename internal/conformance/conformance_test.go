@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -288,6 +289,7 @@ func addMentions(t *testing.T, inserts map[*testFunc][]string) {
 		for _, fn := range fns {
 			ids := inserts[fn]
 			sort.Slice(ids, func(a, b int) bool { return idLess(ids[a], ids[b]) })
+			ids = slices.Compact(ids)
 			var b strings.Builder
 			b.WriteString("// Checks")
 			for _, id := range ids {
