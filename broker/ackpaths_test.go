@@ -292,6 +292,7 @@ func countLines(s, sub string) int {
 // gets no PUBACK, later v5 publishers get Unspecified error (0x80), later
 // 3.1.1 publishers (who cannot be told) are disconnected; Health says why
 // and the log says it once.
+// Checks [MQTT-4.8.0-2].
 func TestStoreFailureStopsAcknowledging(t *testing.T) {
 	mt.Versions(t, func(t *testing.T, v byte) {
 		g := newGatedStore()

@@ -10,6 +10,7 @@ import (
 	"github.com/ternmq/tern/packet"
 )
 
+// Checks [MQTT-3.1.4-4] [MQTT-3.1.4-5] [MQTT-3.2.0-1].
 func TestConnectAccepted(t *testing.T) {
 	mt.Versions(t, func(t *testing.T, v byte) {
 		b := mt.StartBroker(t, broker.Options{})
@@ -34,6 +35,7 @@ func TestFirstPacketMustBeConnect(t *testing.T) {
 	})
 }
 
+// Checks [MQTT-4.8.0-1] [MQTT-4.13.1-1].
 func TestSecondConnectCloses(t *testing.T) {
 	mt.Versions(t, func(t *testing.T, v byte) {
 		b := mt.StartBroker(t, broker.Options{})
@@ -65,6 +67,7 @@ func TestUnsupportedProtocolLevel(t *testing.T) {
 	}
 }
 
+// Checks [MQTT-3.1.4-1] [MQTT-3.2.2-6].
 func TestMalformedConnectCloses(t *testing.T) {
 	cases := map[string][]byte{
 		// [MQTT-3.1.2-3] reserved flag bit set.
@@ -88,6 +91,7 @@ func TestMalformedConnectCloses(t *testing.T) {
 	}
 }
 
+// Checks [MQTT-3.1.3-5] [MQTT-3.1.3-6] [MQTT-3.1.3-8] [MQTT-3.1.3-9].
 func TestClientIdentifier(t *testing.T) {
 	long := "a-client-identifier-longer-than-23-bytes-ünïcödé"
 	cases := []struct {
@@ -126,6 +130,7 @@ func TestClientIdentifier(t *testing.T) {
 	}
 }
 
+// Checks [MQTT-3.1.3-6] [MQTT-3.2.2-16].
 func TestAssignedIDsAreUnique(t *testing.T) {
 	b := mt.StartBroker(t, broker.Options{})
 	for range 3 {
@@ -138,6 +143,7 @@ func TestAssignedIDsAreUnique(t *testing.T) {
 	mt.Eventually(t, "3 sessions", func() bool { return b.Stats().Sessions == 3 })
 }
 
+// Checks [MQTT-3.1.4-2] [MQTT-3.2.2-4] [MQTT-3.2.2-7].
 func TestAuthentication(t *testing.T) {
 	users := map[string]string{"alice": "secret"}
 	cases := []struct {
@@ -175,6 +181,7 @@ func TestAuthentication(t *testing.T) {
 	}
 }
 
+// Checks [MQTT-3.1.2-4] [MQTT-3.1.2-6] [MQTT-3.1.3-2] [MQTT-3.1.4-3] [MQTT-3.1.4-4] [MQTT-3.2.2-3] [MQTT-4.1.0-2].
 func TestSessionPresent(t *testing.T) {
 	mt.Versions(t, func(t *testing.T, v byte) {
 		b := mt.StartBroker(t, broker.Options{})
@@ -202,6 +209,7 @@ func TestSessionPresent(t *testing.T) {
 	})
 }
 
+// Checks [MQTT-3.1.3-2] [MQTT-3.1.4-3].
 func TestTakeover(t *testing.T) {
 	mt.Versions(t, func(t *testing.T, v byte) {
 		b := mt.StartBroker(t, broker.Options{})
@@ -237,6 +245,7 @@ func TestTakeover(t *testing.T) {
 	})
 }
 
+// Checks [MQTT-3.1.2-8] [MQTT-3.1.2-12] [MQTT-3.1.2-15] [MQTT-3.1.2-16] [MQTT-3.1.2-22] [MQTT-3.2.2-22].
 func TestKeepAliveTimeoutPublishesWill(t *testing.T) {
 	mt.Versions(t, func(t *testing.T, v byte) {
 		b := mt.StartBroker(t, broker.Options{})
@@ -267,6 +276,7 @@ func TestKeepAliveTimeoutPublishesWill(t *testing.T) {
 	})
 }
 
+// Checks [MQTT-3.1.2-10] [MQTT-3.14.4-3].
 func TestDisconnectDiscardsWill(t *testing.T) {
 	mt.Versions(t, func(t *testing.T, v byte) {
 		b := mt.StartBroker(t, broker.Options{})
@@ -306,6 +316,7 @@ func TestV5SessionExpiryZero(t *testing.T) {
 	}
 }
 
+// Checks [MQTT-3.1.3-6] [MQTT-3.1.3-7] [MQTT-3.2.2-16].
 func TestV5AssignedClientID(t *testing.T) {
 	b := mt.StartBroker(t, broker.Options{})
 	c := mt.Dial(t, b.Addr, packet.V5)

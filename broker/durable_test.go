@@ -32,6 +32,7 @@ func pebbleBrokerWith(t *testing.T, dir string, opts broker.Options) *mt.Broker 
 // persistent session has its subscriptions, its queue in order, its
 // in-flight messages again with DUP [MQTT-4.4.0-1], its QoS 2 progress,
 // and retained messages are back.
+// Checks [MQTT-4.1.0-1].
 func TestDurableRestart(t *testing.T) {
 	mt.Versions(t, func(t *testing.T, v byte) {
 		dir := t.TempDir()

@@ -40,6 +40,7 @@ func scramConnect(t *testing.T, c *mt.Raw, user, password string) (*packet.Conna
 	return mt.Expect[*packet.Connack](c), sc
 }
 
+// Checks [MQTT-3.2.0-1] [MQTT-4.12.0-2] [MQTT-4.12.0-5].
 func TestEnhancedAuthConnect(t *testing.T) {
 	b := scramBroker(t)
 	c := mt.Dial(t, b.Addr, packet.V5)
@@ -60,6 +61,7 @@ func TestEnhancedAuthConnect(t *testing.T) {
 	bad.ExpectClosed(mt.Timeout)
 }
 
+// Checks [MQTT-4.12.0-4].
 func TestEnhancedAuthUnknownMethod(t *testing.T) {
 	b := scramBroker(t)
 	c := mt.Dial(t, b.Addr, packet.V5)
@@ -69,6 +71,7 @@ func TestEnhancedAuthUnknownMethod(t *testing.T) {
 	}
 }
 
+// Checks [MQTT-4.12.1-1].
 func TestEnhancedReauthentication(t *testing.T) {
 	b := scramBroker(t)
 	c := mt.Dial(t, b.Addr, packet.V5)
@@ -99,6 +102,7 @@ func TestEnhancedReauthentication(t *testing.T) {
 	c.ExpectClosed(mt.Timeout)
 }
 
+// Checks [MQTT-4.12.0-7].
 func TestAuthWithoutEnhancedAuthIsProtocolError(t *testing.T) {
 	b := mt.StartBroker(t, broker.Options{})
 	c := mt.Dial(t, b.Addr, packet.V5)

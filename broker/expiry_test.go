@@ -22,6 +22,7 @@ func connectV5(t *testing.T, b *mt.Broker, id string, expiry uint32, will *packe
 	return c
 }
 
+// Checks [MQTT-3.1.2-23] [MQTT-4.1.0-1] [MQTT-4.1.0-2].
 func TestV5SessionExpires(t *testing.T) {
 	b := mt.StartBroker(t, broker.Options{})
 	c := connectV5(t, b, "brief", 1, nil)
@@ -38,6 +39,7 @@ func TestV5SessionExpires(t *testing.T) {
 	}
 }
 
+// Checks [MQTT-3.1.2-7] [MQTT-3.1.2-8] [MQTT-3.1.2-14].
 func TestV5WillDelay(t *testing.T) {
 	watch := func(t *testing.T, b *mt.Broker) *mt.Raw {
 		w := mt.Dial(t, b.Addr, packet.V5)
@@ -94,6 +96,7 @@ func TestV5WillDelay(t *testing.T) {
 }
 
 // TestSessionExpiryAcrossRestart: time the broker was down counts.
+// Checks [MQTT-4.1.0-2].
 func TestSessionExpiryAcrossRestart(t *testing.T) {
 	st := memory.New()
 	b1 := mt.StartBroker(t, broker.Options{Store: st})
@@ -139,6 +142,7 @@ func TestDelayedWillSurvivesRestart(t *testing.T) {
 
 // TestExpiredMessagesSwept: expired messages leave offline queues, the
 // retained set and the store without anyone asking for them.
+// Checks [MQTT-3.3.2-5].
 func TestExpiredMessagesSwept(t *testing.T) {
 	st := memory.New()
 	b := mt.StartBroker(t, broker.Options{Store: st, ExpirySweep: 50 * time.Millisecond})

@@ -137,6 +137,7 @@ func mosqCheckLines(t *testing.T, what, out string, want ...string) {
 	}
 }
 
+// Checks [MQTT-7.0.0-2] [MQTT-7.1.1-1].
 func TestMosquittoPubSub(t *testing.T) {
 	for _, v := range mosqVersions {
 		t.Run(v.name, func(t *testing.T) {
@@ -161,6 +162,7 @@ func TestMosquittoPubSub(t *testing.T) {
 	}
 }
 
+// Checks [MQTT-3.3.1-6].
 func TestMosquittoRetained(t *testing.T) {
 	for _, v := range mosqVersions {
 		t.Run(v.name, func(t *testing.T) {

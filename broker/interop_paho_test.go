@@ -241,6 +241,7 @@ func TestPahoSessionTakeover(t *testing.T) {
 	}
 }
 
+// Checks [MQTT-3.12.4-1].
 func TestPahoKeepAliveWill(t *testing.T) {
 	for _, v := range []byte{packet.V311, packet.V31} {
 		t.Run(mt.VersionName(v), func(t *testing.T) {
@@ -288,6 +289,7 @@ func pahoPayloads() map[string][]byte {
 	}
 }
 
+// Checks [MQTT-2.3.1-7] [MQTT-3.8.4-1] [MQTT-3.8.4-2] [MQTT-7.0.0-2].
 func TestPahoQoSDelivery(t *testing.T) {
 	for _, v := range pahoVersions {
 		t.Run(v.name, func(t *testing.T) {
@@ -315,6 +317,7 @@ func TestPahoQoSDelivery(t *testing.T) {
 	}
 }
 
+// Checks [MQTT-3.3.1-3] [MQTT-4.3.3-10].
 func TestPahoQoS2ExactlyOnceWithDup(t *testing.T) {
 	b := mt.StartBroker(t, broker.Options{})
 	in := newPahoInbox(10)
@@ -346,6 +349,7 @@ func TestPahoQoS2ExactlyOnceWithDup(t *testing.T) {
 	in.expect(t, "x2", "end", 0, false) // [MQTT-4.3.3-2] exactly once
 }
 
+// Checks [MQTT-3.1.2-5].
 func TestPahoOfflineQueueResume(t *testing.T) {
 	const n = 50
 	for _, v := range pahoVersions {
@@ -393,6 +397,7 @@ func TestPahoOfflineQueueResume(t *testing.T) {
 	}
 }
 
+// Checks [MQTT-2.3.1-4] [MQTT-3.3.1-1] [MQTT-4.3.3-6].
 func TestPahoResumeWithDup(t *testing.T) {
 	const n = 5
 	b := mt.StartBroker(t, broker.Options{})
@@ -452,6 +457,7 @@ func TestPahoResumeWithDup(t *testing.T) {
 	in3.expect(t, "dr/end", "end", 1, false)
 }
 
+// Checks [MQTT-3.3.1-5].
 func TestPahoRetained(t *testing.T) {
 	for _, v := range pahoVersions {
 		t.Run(v.name, func(t *testing.T) {

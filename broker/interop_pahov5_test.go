@@ -235,6 +235,7 @@ func (d p5Deny) Authorize(_ *auth.Client, a auth.Action, topic string) bool {
 	return a == auth.Read || topic != string(d)
 }
 
+// Checks [MQTT-3.1.3-7].
 func TestPahoV5ConnackProperties(t *testing.T) {
 	t.Run("configured", func(t *testing.T) {
 		b := mt.StartBroker(t, broker.Options{MaxPacketSize: 8192, ReceiveMaximum: 20, DisableRetain: true})
@@ -325,6 +326,7 @@ func TestPahoV5ConnackProperties(t *testing.T) {
 	})
 }
 
+// Checks [MQTT-4.13.2-1].
 func TestPahoV5ConnectRefused(t *testing.T) {
 	users := broker.Options{Authenticator: auth.NewStatic(false, map[string]string{"u": "p"})}
 	cases := []struct {
@@ -386,6 +388,7 @@ func TestPahoV5ConnectRefused(t *testing.T) {
 // TestPahoV5QoSDelivery: messages at each QoS reach a subscriber intact, at
 // the lower of the published and the granted QoS, with a successful PUBACK
 // or PUBCOMP for the publisher.
+// Checks [MQTT-3.3.4-1] [MQTT-3.8.4-1] [MQTT-3.8.4-2] [MQTT-4.2-1].
 func TestPahoV5QoSDelivery(t *testing.T) {
 	b := mt.StartBroker(t, broker.Options{})
 	binary := make([]byte, 256)
@@ -421,6 +424,7 @@ func TestPahoV5QoSDelivery(t *testing.T) {
 // answered with reason 0x87 in PUBACK (QoS 1) or PUBREC (QoS 2) and not
 // delivered; the connection stays usable. A refused subscription gets
 // SUBACK 0x87.
+// Checks [MQTT-3.3.5-2].
 func TestPahoV5PublishNotAuthorized(t *testing.T) {
 	b := mt.StartBroker(t, broker.Options{Authorizer: p5Deny("deny")})
 	sub, _ := p5Connect(t, b.Addr, p5Clean("sub"))
@@ -454,6 +458,7 @@ func TestPahoV5PublishNotAuthorized(t *testing.T) {
 // reach v5 subscribers unchanged (user properties in order, duplicates
 // kept), with the remaining Message Expiry Interval; a message without
 // properties arrives without any.
+// Checks [MQTT-3.3.2-4] [MQTT-3.3.2-15] [MQTT-3.3.2-16] [MQTT-3.3.2-17] [MQTT-3.3.2-20].
 func TestPahoV5PublishProperties(t *testing.T) {
 	b := mt.StartBroker(t, broker.Options{})
 	plain, _ := p5Connect(t, b.Addr, p5Clean("plain"))
@@ -525,6 +530,7 @@ func TestPahoV5NoLocal(t *testing.T) {
 // message keeps its RETAIN flag, without it the flag is cleared
 // [MQTT-3.3.1-12] [MQTT-3.3.1-13]; retained messages sent because of a
 // subscription always have it set [MQTT-3.3.1-9].
+// Checks [MQTT-3.3.1-5] [MQTT-3.3.1-7].
 func TestPahoV5RetainAsPublished(t *testing.T) {
 	b := mt.StartBroker(t, broker.Options{})
 	pub, _ := p5Connect(t, b.Addr, p5Clean("pub"))
@@ -582,6 +588,7 @@ func TestPahoV5RetainHandling(t *testing.T) {
 // TestPahoV5SubscriptionIdentifier: messages carry the identifier of the
 // subscription they matched, live and retained; a repeated subscription
 // replaces the identifier; a subscription without one adds none.
+// Checks [MQTT-3.3.4-3] [MQTT-3.3.4-4].
 func TestPahoV5SubscriptionIdentifier(t *testing.T) {
 	b := mt.StartBroker(t, broker.Options{})
 	pub, _ := p5Connect(t, b.Addr, p5Clean("pub"))
@@ -626,6 +633,7 @@ func TestPahoV5SubscriptionIdentifier(t *testing.T) {
 
 // TestPahoV5Unsubscribe: UNSUBACK says per filter whether a subscription
 // existed, and nothing arrives through a removed one.
+// Checks [MQTT-2.2.1-6] [MQTT-3.10.4-1] [MQTT-3.10.4-4] [MQTT-3.10.4-5] [MQTT-3.10.4-6] [MQTT-3.11.3-1].
 func TestPahoV5Unsubscribe(t *testing.T) {
 	b := mt.StartBroker(t, broker.Options{})
 	c, _ := p5Connect(t, b.Addr, p5Clean("c"))
@@ -641,6 +649,7 @@ func TestPahoV5Unsubscribe(t *testing.T) {
 // TestPahoV5SessionResume: with Clean Start 0 and a Session Expiry
 // Interval, subscriptions outlive the connection and QoS 1/2 messages are
 // queued while the client is away, then delivered in order.
+// Checks [MQTT-3.1.2-5] [MQTT-3.1.2-23] [MQTT-4.4.0-1].
 func TestPahoV5SessionResume(t *testing.T) {
 	b := mt.StartBroker(t, broker.Options{})
 	expiry := uint32(60)
@@ -680,6 +689,7 @@ func TestPahoV5SessionResume(t *testing.T) {
 // or 0 ends with its connection [MQTT-3.1.2-23], as does one whose
 // DISCONNECT sets the interval to 0; one with an interval ends when the
 // interval has passed; Clean Start discards a kept session.
+// Checks [MQTT-3.1.2-8] [MQTT-3.1.2-10].
 func TestPahoV5SessionEnds(t *testing.T) {
 	zero, one, long := uint32(0), uint32(1), uint32(60)
 	cases := []struct {
@@ -889,6 +899,7 @@ func TestPahoV5MaximumPacketSize(t *testing.T) {
 
 // TestPahoV5TopicAlias: a client may replace a topic by an alias it set up
 // before; subscribers get the full topic.
+// Checks [MQTT-3.3.2-11] [MQTT-3.3.2-12].
 func TestPahoV5TopicAlias(t *testing.T) {
 	b := mt.StartBroker(t, broker.Options{})
 	sub, _ := p5Connect(t, b.Addr, p5Clean("sub"))
@@ -914,6 +925,7 @@ func TestPahoV5TopicAlias(t *testing.T) {
 // client and a paho.golang 5.0 client in both directions, payload and QoS
 // intact; 5.0-only properties are not sent to the 3.1.1 client, and none
 // are invented for the 5.0 one.
+// Checks [MQTT-3.1.4-3].
 func TestPahoV5MixedVersions(t *testing.T) {
 	b := mt.StartBroker(t, broker.Options{})
 	v3msgs := make(chan mqtt.Message, 64)
@@ -1000,6 +1012,7 @@ func TestPahoV5MixedVersions(t *testing.T) {
 // TestPahoV5ServerDisconnect: the broker tells a v5 client why it ends the
 // connection: 0x8E when another connection takes the session over
 // [MQTT-3.1.4-3], 0x8B when it shuts down.
+// Checks [MQTT-3.14.4-1] [MQTT-3.14.4-2].
 func TestPahoV5ServerDisconnect(t *testing.T) {
 	t.Run("session taken over", func(t *testing.T) {
 		b := mt.StartBroker(t, broker.Options{})
@@ -1137,6 +1150,7 @@ func TestPahoV5EnhancedAuth(t *testing.T) {
 // subscription's filter goes to exactly one member of the group, while an
 // ordinary subscription still gets every one; retained messages are not
 // sent to shared subscriptions.
+// Checks [MQTT-4.8.2-3].
 func TestPahoV5SharedSubscription(t *testing.T) {
 	const total = 10
 	b := mt.StartBroker(t, broker.Options{})

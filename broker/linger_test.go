@@ -70,6 +70,7 @@ func readToEnd(t *testing.T, c *mt.Raw, answer func(packet.Packet)) []packet.Pac
 // PUBREC with PUBREL. Although it is still sending when the broker closes, it finds
 // every PUBREC and then DISCONNECT 0x93, not a reset: the broker
 // half-closes and drains its input for a while before closing.
+// Checks [MQTT-3.3.4-10] [MQTT-4.9.0-3].
 func TestLingeringCloseReceiveMaximum(t *testing.T) {
 	const max = 5
 	b := mt.StartBroker(t, broker.Options{ReceiveMaximum: max})
@@ -105,6 +106,7 @@ func TestLingeringCloseReceiveMaximum(t *testing.T) {
 // TestLingeringCloseRefusedConnect: a client that publishes right behind
 // a CONNECT with a bad password, and goes on publishing for a while
 // without waiting for the CONNACK, still reads the refusal, then EOF.
+// Checks [MQTT-3.1.4-5] [MQTT-3.1.4-6].
 func TestLingeringCloseRefusedConnect(t *testing.T) {
 	mt.Versions(t, func(t *testing.T, v byte) {
 		b := mt.StartBroker(t, broker.Options{Authenticator: auth.NewStatic(false, map[string]string{"alice": "secret"})})

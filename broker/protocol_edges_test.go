@@ -66,6 +66,7 @@ func TestDeliveryDoesNotWaitOnStore(t *testing.T) {
 // TestQoS2ResendAtReceiveMaximum: a v5 client holding exactly Receive
 // Maximum unreleased QoS 2 messages reconnects and resends one with DUP
 // [MQTT-4.4.0-1]: it is acknowledged again, not refused with 0x93.
+// Checks [MQTT-3.1.2-25].
 func TestQoS2ResendAtReceiveMaximum(t *testing.T) {
 	b := mt.StartBroker(t, broker.Options{ReceiveMaximum: 2})
 	c, _ := dialAs(t, b, packet.V5, "q2", "", false)
@@ -130,6 +131,7 @@ func TestResumeWithinNewLimits(t *testing.T) {
 // TestMaxKeepAliveAndV311: with max_keep_alive, a 3.1.1 client asking for
 // no keep alive or a longer one is refused rather than dropped later
 // without a word; a v5 client is told the Server Keep Alive.
+// Checks [MQTT-3.2.2-22].
 func TestMaxKeepAliveAndV311(t *testing.T) {
 	b := mt.StartBroker(t, broker.Options{MaxKeepAlive: 10 * time.Second})
 	for _, ka := range []uint16{0, 60} {
@@ -179,6 +181,7 @@ func TestReloadKeepsAnnouncedLimits(t *testing.T) {
 // TestCleanStartDurableBeforeConnack: the deletion of the session a clean
 // start discards is committed before CONNACK, like the new session's
 // writes, so that a crash cannot bring the old session back.
+// Checks [MQTT-3.1.2-4].
 func TestCleanStartDurableBeforeConnack(t *testing.T) {
 	mt.Versions(t, func(t *testing.T, v byte) {
 		g := newGatedStore()

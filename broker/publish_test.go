@@ -25,6 +25,7 @@ func pair(t *testing.T, b *mt.Broker, v byte, filter string, qos byte) (sub, pub
 	return sub, pub
 }
 
+// Checks [MQTT-2.2.1-5] [MQTT-2.3.1-6] [MQTT-3.3.4-1] [MQTT-4.3.1-1] [MQTT-4.3.2-1] [MQTT-4.3.2-4] [MQTT-4.3.2-5].
 func TestQoSFlows(t *testing.T) {
 	mt.Versions(t, func(t *testing.T, v byte) {
 		b := mt.StartBroker(t, broker.Options{})
@@ -66,6 +67,7 @@ func TestQoSFlows(t *testing.T) {
 	})
 }
 
+// Checks [MQTT-2.2.1-5] [MQTT-2.3.1-6] [MQTT-4.3.3-1] [MQTT-4.3.3-3] [MQTT-4.3.3-4] [MQTT-4.3.3-5] [MQTT-4.3.3-8] [MQTT-4.3.3-10] [MQTT-4.3.3-11] [MQTT-4.3.3-12].
 func TestQoS2ExactlyOnce(t *testing.T) {
 	mt.Versions(t, func(t *testing.T, v byte) {
 		b := mt.StartBroker(t, broker.Options{})
@@ -91,6 +93,7 @@ func TestQoS2ExactlyOnce(t *testing.T) {
 	})
 }
 
+// Checks [MQTT-3.3.4-2] [MQTT-3.8.4-6] [MQTT-3.8.4-8].
 func TestQoSDowngradeAndOverlap(t *testing.T) {
 	mt.Versions(t, func(t *testing.T, v byte) {
 		b := mt.StartBroker(t, broker.Options{})
@@ -114,6 +117,7 @@ func TestQoSDowngradeAndOverlap(t *testing.T) {
 	})
 }
 
+// Checks [MQTT-3.3.2-3].
 func TestWildcardsAndDollarTopics(t *testing.T) {
 	cases := []struct {
 		filter string
@@ -148,6 +152,7 @@ func TestWildcardsAndDollarTopics(t *testing.T) {
 	}
 }
 
+// Checks [MQTT-4.7.1-1] [MQTT-4.8.0-1].
 func TestInvalidPublishTopicCloses(t *testing.T) {
 	mt.Versions(t, func(t *testing.T, v byte) {
 		b := mt.StartBroker(t, broker.Options{})
@@ -158,6 +163,7 @@ func TestInvalidPublishTopicCloses(t *testing.T) {
 	})
 }
 
+// Checks [MQTT-3.8.4-1] [MQTT-3.8.4-4] [MQTT-3.8.4-5] [MQTT-3.8.4-6] [MQTT-3.8.4-7] [MQTT-3.9.3-1].
 func TestSubscribeRefusesInvalidFilter(t *testing.T) {
 	mt.Versions(t, func(t *testing.T, v byte) {
 		b := mt.StartBroker(t, broker.Options{})
@@ -176,6 +182,7 @@ func TestSubscribeRefusesInvalidFilter(t *testing.T) {
 	})
 }
 
+// Checks [MQTT-2.3.1-7] [MQTT-3.10.4-1] [MQTT-3.10.4-2] [MQTT-3.10.4-4] [MQTT-3.10.4-5].
 func TestUnsubscribe(t *testing.T) {
 	mt.Versions(t, func(t *testing.T, v byte) {
 		b := mt.StartBroker(t, broker.Options{})
@@ -196,6 +203,7 @@ func TestUnsubscribe(t *testing.T) {
 	})
 }
 
+// Checks [MQTT-3.1.2-7] [MQTT-3.3.1-5] [MQTT-3.3.1-6] [MQTT-3.3.1-7] [MQTT-3.3.1-12].
 func TestRetained(t *testing.T) {
 	mt.Versions(t, func(t *testing.T, v byte) {
 		b := mt.StartBroker(t, broker.Options{})
@@ -241,6 +249,7 @@ func TestRetained(t *testing.T) {
 	})
 }
 
+// Checks [MQTT-4.6.0-1] [MQTT-4.6.0-5] [MQTT-4.6.0-6].
 func TestOrderPreserved(t *testing.T) {
 	mt.Versions(t, func(t *testing.T, v byte) {
 		b := mt.StartBroker(t, broker.Options{})
@@ -264,6 +273,7 @@ func TestOrderPreserved(t *testing.T) {
 // TestOfflineQueueAndResume: a persistent session keeps its subscription
 // and queues QoS 1/2 while offline; on return the unacknowledged message
 // comes again with DUP, then the queue, in order [MQTT-4.4.0-1].
+// Checks [MQTT-2.3.1-4] [MQTT-3.1.2-4] [MQTT-3.1.2-5] [MQTT-4.1.0-1] [MQTT-4.5.0-1].
 func TestOfflineQueueAndResume(t *testing.T) {
 	mt.Versions(t, func(t *testing.T, v byte) {
 		b := mt.StartBroker(t, broker.Options{})
@@ -388,6 +398,7 @@ func testQueueBound(t *testing.T, opts broker.Options, v byte) {
 
 // TestInflightWindow: no more than MaxInflight unacknowledged messages are
 // sent; the rest follow as acknowledgements free the window.
+// Checks [MQTT-2.2.1-4] [MQTT-4.3.2-1] [MQTT-4.3.2-3] [MQTT-4.9.0-2].
 func TestInflightWindow(t *testing.T) {
 	b := mt.StartBroker(t, broker.Options{MaxInflight: 3})
 	sub, pub := pair(t, b, packet.V311, "w", 1)

@@ -21,6 +21,7 @@ func (d denyTopic) Authorize(_ *auth.Client, a auth.Action, t string) bool {
 
 // A refused v5 QoS 2 PUBLISH ends its flow: the client may reuse the id at
 // once for a message that must be delivered [MQTT-4.3.3-4].
+// Checks [MQTT-4.3.3-9].
 func TestV5RefusedQoS2FreesPacketID(t *testing.T) {
 	b := mt.StartBroker(t, broker.Options{Authorizer: denyTopic("deny")})
 	sub, pub := pair(t, b, packet.V5, "ok", 2)
@@ -39,6 +40,7 @@ func TestV5RefusedQoS2FreesPacketID(t *testing.T) {
 
 // A v5 subscriber refusing a QoS 2 message with PUBREC >= 0x80 frees its
 // in-flight slot: no PUBREL, and the next message flows.
+// Checks [MQTT-4.3.3-4] [MQTT-4.4.0-2].
 func TestV5PubrecFailureFreesWindow(t *testing.T) {
 	b := mt.StartBroker(t, broker.Options{MaxInflight: 1})
 	sub, pub := pair(t, b, packet.V5, "w", 2)

@@ -112,6 +112,7 @@ func TestSharedSkipsOfflineMembers(t *testing.T) {
 
 // TestSharedRedistribution: when a member goes away, its queued and QoS 1
 // in-flight messages go to a member that is still connected.
+// Checks [MQTT-4.8.2-5].
 func TestSharedRedistribution(t *testing.T) {
 	for _, persistent := range []bool{true, false} {
 		t.Run(fmt.Sprint("persistent=", persistent), func(t *testing.T) {

@@ -32,6 +32,7 @@ func TestV5ConnackCapabilities(t *testing.T) {
 
 // TestV5ClientReceiveMaximum: the broker never has more unacknowledged
 // QoS 1 messages in flight than the client allowed [MQTT-3.3.4-9].
+// Checks [MQTT-4.9.0-1] [MQTT-4.9.0-2].
 func TestV5ClientReceiveMaximum(t *testing.T) {
 	b := mt.StartBroker(t, broker.Options{})
 	sub := mt.Dial(t, b.Addr, packet.V5)
@@ -57,6 +58,7 @@ func TestV5ClientReceiveMaximum(t *testing.T) {
 
 // TestV5ServerReceiveMaximum: a client with more unreleased QoS 2 messages
 // than the server's Receive Maximum is disconnected with 0x93.
+// Checks [MQTT-3.3.4-7].
 func TestV5ServerReceiveMaximum(t *testing.T) {
 	b := mt.StartBroker(t, broker.Options{ReceiveMaximum: 2})
 	c := mt.Dial(t, b.Addr, packet.V5)
@@ -73,6 +75,7 @@ func TestV5ServerReceiveMaximum(t *testing.T) {
 
 // TestV5ClientMaximumPacketSize: a message larger than the client accepts
 // is not sent to it; the next one is.
+// Checks [MQTT-3.1.2-24] [MQTT-3.1.2-25].
 func TestV5ClientMaximumPacketSize(t *testing.T) {
 	b := mt.StartBroker(t, broker.Options{})
 	sub := mt.Dial(t, b.Addr, packet.V5)
@@ -90,6 +93,7 @@ func TestV5ClientMaximumPacketSize(t *testing.T) {
 	}
 }
 
+// Checks [MQTT-3.3.2-8] [MQTT-3.3.2-9] [MQTT-3.3.4-6] [MQTT-4.13.1-1] [MQTT-4.13.2-1].
 func TestV5PublishViolations(t *testing.T) {
 	cases := []struct {
 		name string
@@ -116,6 +120,7 @@ func TestV5PublishViolations(t *testing.T) {
 	}
 }
 
+// Checks [MQTT-3.1.2-8] [MQTT-3.1.2-10] [MQTT-3.14.4-3].
 func TestV5DisconnectWithWill(t *testing.T) {
 	b := mt.StartBroker(t, broker.Options{})
 	w := mt.Dial(t, b.Addr, packet.V5)
@@ -156,6 +161,7 @@ func TestV5SessionExpiryAtDisconnect(t *testing.T) {
 
 // TestV5SubscriptionOptions: No Local, Retain As Published, Retain
 // Handling and Subscription Identifiers.
+// Checks [MQTT-3.3.1-9] [MQTT-3.3.1-10] [MQTT-3.3.1-11] [MQTT-3.8.4-4].
 func TestV5SubscriptionOptions(t *testing.T) {
 	b := mt.StartBroker(t, broker.Options{})
 	c := mt.Dial(t, b.Addr, packet.V5)
@@ -227,6 +233,7 @@ func TestMixedVersions(t *testing.T) {
 }
 
 // TestMessageExpiry: a queued message whose expiry passes is not delivered.
+// Checks [MQTT-3.3.2-5].
 func TestMessageExpiry(t *testing.T) {
 	b := mt.StartBroker(t, broker.Options{})
 	sub := mt.Dial(t, b.Addr, packet.V5)
@@ -251,6 +258,7 @@ func TestMessageExpiry(t *testing.T) {
 
 // TestV5TopicAliases: inbound aliases resolve; outbound the broker sets up
 // aliases within the client's maximum and then sends only the alias.
+// Checks [MQTT-3.1.2-26] [MQTT-3.1.2-27] [MQTT-3.3.2-7] [MQTT-3.3.2-11] [MQTT-3.3.2-12].
 func TestV5TopicAliases(t *testing.T) {
 	b := mt.StartBroker(t, broker.Options{})
 	sub := mt.Dial(t, b.Addr, packet.V5)
@@ -280,6 +288,7 @@ func TestV5TopicAliases(t *testing.T) {
 	}
 }
 
+// Checks [MQTT-3.8.3-2].
 func TestV5FeatureSwitches(t *testing.T) {
 	b := mt.StartBroker(t, broker.Options{DisableShared: true, DisableWildcards: true, DisableSubIDs: true})
 	c := mt.Dial(t, b.Addr, packet.V5)
@@ -300,6 +309,7 @@ func TestV5FeatureSwitches(t *testing.T) {
 	}
 }
 
+// Checks [MQTT-3.8.3-4].
 func TestV5NoLocalOnSharedIsProtocolError(t *testing.T) {
 	b := mt.StartBroker(t, broker.Options{})
 	c := mt.Dial(t, b.Addr, packet.V5)
@@ -311,6 +321,7 @@ func TestV5NoLocalOnSharedIsProtocolError(t *testing.T) {
 	}
 }
 
+// Checks [MQTT-3.1.2-28].
 func TestV5ServerKeepAliveAndResponseInformation(t *testing.T) {
 	b := mt.StartBroker(t, broker.Options{MaxKeepAlive: 20 * time.Second, ResponseInformation: "replies/%c"})
 	c := mt.Dial(t, b.Addr, packet.V5)
@@ -337,6 +348,7 @@ func TestV5RefusalCarriesReasonString(t *testing.T) {
 	}
 }
 
+// Checks [MQTT-3.2.2-14].
 func TestV5RetainNotSupported(t *testing.T) {
 	b := mt.StartBroker(t, broker.Options{DisableRetain: true})
 	c := mt.Dial(t, b.Addr, packet.V5)

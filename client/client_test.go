@@ -132,6 +132,7 @@ func TestConnectTimeout(t *testing.T) {
 	}
 }
 
+// Checks [MQTT-3.1.3-7].
 func TestConnectInvalidOptions(t *testing.T) {
 	for _, o := range []Options{
 		{},
@@ -277,6 +278,7 @@ func TestPublishQoS2(t *testing.T) {
 	}
 }
 
+// Checks [MQTT-3.4.2-1].
 func TestPublishFailureCodesV5(t *testing.T) {
 	for _, tc := range []struct {
 		qos  byte
@@ -318,6 +320,7 @@ func TestPublishFailureCodesV5(t *testing.T) {
 	}
 }
 
+// Checks [MQTT-3.2.2-11] [MQTT-3.2.2-14] [MQTT-3.2.2-15].
 func TestPublishChecksServerLimitsV5(t *testing.T) {
 	s := newFakeServer(t, packet.V5, &packet.Connack{Properties: packet.Properties{
 		MaximumQoS: ptr[byte](1), RetainAvailable: ptr[byte](0), MaximumPacketSize: ptr[uint32](100),
@@ -399,6 +402,7 @@ func TestPublishContextCancelled(t *testing.T) {
 	}
 }
 
+// Checks [MQTT-2.2.1-3] [MQTT-2.3.1-2].
 func TestPacketIDsSkipInUse(t *testing.T) {
 	c := newClient(nil, Options{Version: packet.V311})
 	c.nextID = 65533
@@ -602,6 +606,7 @@ func TestInboundQoS2ExactlyOnce(t *testing.T) {
 	}
 }
 
+// Checks [MQTT-4.5.0-2].
 func TestInboundWithoutHandler(t *testing.T) {
 	s := newFakeServer(t, packet.V311, nil)
 	s.connect(Options{})
@@ -670,6 +675,7 @@ func TestHandlerMayPublish(t *testing.T) {
 	expectType[*packet.Puback](t, s.expect())
 }
 
+// Checks [MQTT-3.3.2-10].
 func TestTopicAliasV5(t *testing.T) {
 	s := newFakeServer(t, packet.V5, nil)
 	got := make(chan string, 2)
@@ -693,6 +699,7 @@ func TestTopicAliasV5(t *testing.T) {
 	s.expectEOF()
 }
 
+// Checks [MQTT-3.1.2-20] [MQTT-3.1.2-23].
 func TestKeepAlive(t *testing.T) {
 	for _, tv := range versions {
 		t.Run(tv.name, func(t *testing.T) {
@@ -734,6 +741,7 @@ func TestKeepAliveIdleOnly(t *testing.T) {
 
 // A client that publishes QoS 0 and hears nothing back pings anyway, so
 // that a dead server is noticed.
+// Checks [MQTT-3.1.2-20] [MQTT-3.1.2-23].
 func TestKeepAlivePingsWhenNothingArrives(t *testing.T) {
 	t.Parallel()
 	s := newFakeServer(t, packet.V311, nil)
@@ -754,6 +762,7 @@ func TestKeepAlivePingsWhenNothingArrives(t *testing.T) {
 	t.Fatal("no PINGREQ in 3 s of publishing with nothing received")
 }
 
+// Checks [MQTT-3.1.2-21] [MQTT-3.2.2-21].
 func TestServerKeepAliveV5(t *testing.T) {
 	t.Parallel()
 	s := newFakeServer(t, packet.V5, &packet.Connack{Properties: packet.Properties{ServerKeepAlive: ptr[uint16](1)}})
@@ -765,6 +774,7 @@ func TestServerKeepAliveV5(t *testing.T) {
 	}
 }
 
+// Checks [MQTT-3.14.4-1] [MQTT-3.14.4-2].
 func TestDisconnect(t *testing.T) {
 	for _, tv := range versions {
 		t.Run(tv.name, func(t *testing.T) {

@@ -147,6 +147,7 @@ func TestRequestResponse(t *testing.T) {
 
 // Outgoing topic aliases: the second publish to a topic sets one up, the
 // third uses it alone, and a new connection starts with full topics again.
+// Checks [MQTT-3.2.2-17] [MQTT-3.2.2-18] [MQTT-3.3.2-9].
 func TestTopicAliasesOut(t *testing.T) {
 	b := startRestartBroker(t)
 	got := collect(t, b.addr, packet.V5, "alias/#")
@@ -208,6 +209,7 @@ func selfSigned(t *testing.T) (tls.Certificate, *tls.Config) {
 }
 
 // Every URL scheme reaches the broker and carries a QoS 1 round trip.
+// Checks [MQTT-6.0.0-3] [MQTT-7.1.2-1].
 func TestDialURLSchemes(t *testing.T) {
 	b := mqtttest.StartBroker(t, broker.Options{})
 	cert, clientTLS := selfSigned(t)

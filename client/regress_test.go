@@ -177,6 +177,7 @@ func TestRequestReleasedByClose(t *testing.T) {
 // (it would share their numbers and send a later message to the wrong
 // topic), and beyond the server's maximum [MQTT-3.3.2-9]; with
 // NoTopicAliases one within the maximum goes out as given.
+// Checks [MQTT-3.2.2-15].
 func TestUserTopicAliases(t *testing.T) {
 	cases := []struct {
 		name   string

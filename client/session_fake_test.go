@@ -100,6 +100,7 @@ func fastBackoff() Backoff { return Backoff{Min: 5 * time.Millisecond, Max: 50 *
 // The wire-level resume rules, against a scripted server: the same packet
 // identifiers with DUP, PUBREL continued, in order, and a QoS 2 message the
 // server sends again after a reconnect not delivered twice.
+// Checks [MQTT-2.3.1-3] [MQTT-4.6.0-1].
 func TestSessionResumeOnTheWire(t *testing.T) {
 	for _, tv := range versions {
 		t.Run(tv.name, func(t *testing.T) {
@@ -176,6 +177,7 @@ func TestSessionResumeOnTheWire(t *testing.T) {
 // When the server has lost the session, the Session subscribes again and
 // sends unfinished messages as new; a QoS 2 message past PUBREC counts as
 // delivered.
+// Checks [MQTT-3.2.2-5].
 func TestSessionServerLostSession(t *testing.T) {
 	for _, tv := range versions[1:] { // 3.1 has no Session Present
 		t.Run(tv.name, func(t *testing.T) {

@@ -167,6 +167,7 @@ func TestInteropPahoTLS(t *testing.T) {
 
 // TestInteropMQTTJS runs MQTT.js (Node) over ws:// and wss://; a Go client
 // on the plain listener sees what it publishes.
+// Checks [MQTT-6.0.0-2].
 func TestInteropMQTTJS(t *testing.T) {
 	node, err := lookPath("node", "install Debian nodejs")
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/ternmq/tern/listener"
 )
 
+// Checks [MQTT-6.0.0-4].
 func TestWSRefusesOtherSubprotocols(t *testing.T) {
 	l := open(t, listener.Config{Type: "ws"})
 	for _, offered := range [][]string{{"chat"}, {"wamp", "graphql-ws"}} {

@@ -8,6 +8,7 @@ import (
 	"testing"
 )
 
+// Checks [MQTT-2.2.1-2] [MQTT-2.3.1-5] [MQTT-3.1.3-1].
 func TestRoundTrip(t *testing.T) {
 	for _, v := range versions {
 		for _, s := range samples(v) {

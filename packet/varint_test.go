@@ -8,6 +8,7 @@ import (
 	"testing"
 )
 
+// Checks [MQTT-1.5.5-1].
 func TestVarint(t *testing.T) {
 	cases := []struct {
 		v   uint32

@@ -2,6 +2,7 @@ package topic
 
 import "testing"
 
+// Checks [MQTT-4.8.2-1] [MQTT-4.8.2-2].
 func TestParseShared(t *testing.T) {
 	tests := []struct {
 		filter       string

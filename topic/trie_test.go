@@ -44,6 +44,7 @@ func (t *Trie[K, V]) isEmpty() bool {
 	return t.root.empty()
 }
 
+// Checks [MQTT-3.3.2-3] [MQTT-4.7.3-4].
 func TestTrieMatchesSpecExamples(t *testing.T) {
 	for _, tt := range matchTests {
 		tr := NewTrie[string, sub]()
@@ -199,6 +200,7 @@ func TestTrieHashMatchesParent(t *testing.T) {
 	}
 }
 
+// Checks [MQTT-4.7.2-1].
 func TestTrieDollarTopics(t *testing.T) {
 	tr := NewTrie[string, sub]()
 	tr.Add("#", "all", sub{})

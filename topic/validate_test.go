@@ -6,6 +6,7 @@ import (
 	"testing"
 )
 
+// Checks [MQTT-4.7.0-1] [MQTT-4.7.1-1].
 func TestValidateName(t *testing.T) {
 	tests := []struct {
 		name string
@@ -41,6 +42,7 @@ func TestValidateName(t *testing.T) {
 	}
 }
 
+// Checks [MQTT-4.7.1-1].
 func TestValidateFilter(t *testing.T) {
 	tests := []struct {
 		filter string
