@@ -52,6 +52,9 @@ func (c *conn) connect(p *packet.Connect) error {
 		if err := topic.ValidateName(p.Will.Topic); err != nil {
 			return fmt.Errorf("will topic: %v: %w", err, packet.ProtocolError)
 		}
+		if err := checkResponseTopic(p.Will.Properties.ResponseTopic); err != nil {
+			return fmt.Errorf("will: %w", err)
+		}
 		if p.Will.Retain && o.DisableRetain {
 			if c.version == packet.V5 {
 				// [MQTT-3.2.2-13] a retained will needs retain support.

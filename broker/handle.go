@@ -128,7 +128,7 @@ func (c *conn) onPublish(p *packet.Publish) error {
 	}
 	if p.Retain && c.announced.DisableRetain {
 		if c.version == packet.V5 {
-			// [MQTT-3.3.1-16] RETAIN after CONNACK said Retain Available 0.
+			// [MQTT-3.2.2-14] RETAIN after CONNACK said Retain Available 0.
 			return fmt.Errorf("retained publish: %w", packet.RetainNotSupported)
 		}
 		p.Retain = false // 3.1.1 has no way to say no
@@ -240,9 +240,24 @@ func (c *conn) checkV5Publish(p *packet.Publish) error {
 	if err := c.resolveAlias(p); err != nil {
 		return fmt.Errorf("topic alias %d: %w", *p.Properties.TopicAlias, err)
 	}
+	if err := checkResponseTopic(p.Properties.ResponseTopic); err != nil {
+		return err
+	}
 	if pf := p.Properties.PayloadFormat; pf != nil && *pf == 1 && !utf8.Valid(p.Payload) {
 		// [MQTT-3.3.2.3.2] payload said to be UTF-8 is not.
 		return fmt.Errorf("payload format indicator 1 with invalid UTF-8: %w", packet.PayloadFormatInvalid)
+	}
+	return nil
+}
+
+// checkResponseTopic refuses a v5 Response Topic (of a PUBLISH or a will)
+// that is not a topic name: [MQTT-3.3.2-14] no wildcards.
+func checkResponseTopic(rt string) error {
+	if rt == "" {
+		return nil
+	}
+	if err := topic.ValidateName(rt); err != nil {
+		return fmt.Errorf("response topic %q: %v: %w", rt, err, packet.ProtocolError)
 	}
 	return nil
 }

@@ -200,3 +200,28 @@ func TestCleanStartDurableBeforeConnack(t *testing.T) {
 		}
 	}, packet.V311, packet.V5)
 }
+
+// TestResponseTopicWithWildcards: a v5 Response Topic is a topic name, so
+// one with wildcards is a Protocol Error, in a PUBLISH and in a will.
+// Checks [MQTT-3.3.2-14]
+func TestResponseTopicWithWildcards(t *testing.T) {
+	b := mt.StartBroker(t, broker.Options{})
+	c := mt.Dial(t, b.Addr, packet.V5)
+	c.Connect("rt", true)
+	c.Send(&packet.Publish{Topic: "req", QoS: 1, PacketID: 1, Payload: []byte("x"),
+		Properties: packet.Properties{ResponseTopic: "replies/+"}})
+	for _, p := range c.ExpectClosed(mt.Timeout) {
+		if d, ok := p.(*packet.Disconnect); ok && d.ReasonCode == packet.ProtocolError {
+			w := mt.Dial(t, b.Addr, packet.V5)
+			w.Send(&packet.Connect{ClientID: "w", CleanStart: true, KeepAlive: 30,
+				Will: &packet.Will{Topic: "t", Payload: []byte("x"), Properties: packet.Properties{ResponseTopic: "r/#"}}})
+			for _, p := range w.ExpectClosed(mt.Timeout) {
+				if ack, ok := p.(*packet.Connack); ok && ack.ReasonCode == packet.Success {
+					t.Fatal("will with a wildcard Response Topic accepted")
+				}
+			}
+			return
+		}
+	}
+	t.Fatal("no DISCONNECT 0x82 for a Response Topic with wildcards")
+}
