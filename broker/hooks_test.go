@@ -87,7 +87,9 @@ var (
 func (r *subRecorder) OnSubscribe(c *auth.Client, s packet.Subscription) {
 	r.add("subscribe " + c.ClientID + " " + s.Filter + " " + string('0'+s.QoS))
 }
-func (r *subRecorder) OnUnsubscribe(c *auth.Client, f string) { r.add("unsubscribe " + c.ClientID + " " + f) }
+func (r *subRecorder) OnUnsubscribe(c *auth.Client, f string) {
+	r.add("unsubscribe " + c.ClientID + " " + f)
+}
 func (r *subRecorder) OnDrop(to *auth.Client, m *broker.Message, why broker.DropReason) {
 	r.add("drop " + to.ClientID + " " + m.Topic + " " + why.String())
 }

@@ -312,7 +312,9 @@ func (w *Webhook) backoff(attempt int) time.Duration {
 // statusError is a response other than 2xx.
 type statusError struct{ code int }
 
-func (e statusError) Error() string { return "HTTP " + strconv.Itoa(e.code) + " " + http.StatusText(e.code) }
+func (e statusError) Error() string {
+	return "HTTP " + strconv.Itoa(e.code) + " " + http.StatusText(e.code)
+}
 
 // post sends body once. It reports whether a failure is worth retrying
 // and, for a Retry-After, how long to wait.
