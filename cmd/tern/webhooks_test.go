@@ -104,3 +104,28 @@ func TestReloadKeepsWebhooks(t *testing.T) {
 		t.Errorf("the refusal does not say why:\n%s", b.out.String())
 	}
 }
+
+// The webhooks example in the README loads and passes check-config's
+// checks.
+func TestReadmeWebhooksLoads(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(readme), "### Webhooks")
+	_, rest, ok2 := strings.Cut(rest, "```yaml\n")
+	block, _, ok3 := strings.Cut(rest, "```")
+	if !ok || !ok2 || !ok3 {
+		t.Fatal("no yaml block under \"### Webhooks\" in README.md")
+	}
+	cfg := defaultConfig()
+	if err := loadConfig(writeConfig(t, block), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Webhooks) != 1 || len(cfg.Webhooks[0].Events) != 5 || cfg.Webhooks[0].Timeout != 5*time.Second {
+		t.Fatalf("webhooks %+v", cfg.Webhooks)
+	}
+	if err := validateConfig(cfg); err != nil {
+		t.Fatal(err)
+	}
+}
