@@ -48,7 +48,7 @@ func TestAppendAliasedDecodes(t *testing.T) {
 					b := encodePublish(nil, packet.V5, m, qos > 0, nil)
 					c := newTestConn(10, 0)
 					for round, wantTopic := range []string{tp, ""} { // new alias, then known alias
-						c.sendPublish(b, qos, false, round == 1 && qos > 0, 0x1234)
+						c.sendPublish(nil, b, qos, false, round == 1 && qos > 0, 0x1234)
 						out := drain(c)
 						n++
 						p, used, err := packet.DecodeBytes(out, packet.V5, 1<<30)
@@ -126,7 +126,7 @@ func TestReviewAliasGrowthFive(t *testing.T) {
 	m := &Message{Topic: "t", Payload: make([]byte, 2097017), QoS: 1, Properties: packet.Properties{User: userProps(125)}}
 	b := encodePublish(nil, packet.V5, m, true, nil)
 	c := newTestConn(10, 0)
-	c.sendPublish(b, 1, false, false, 1)
+	c.sendPublish(nil, b, 1, false, false, 1)
 	out := drain(c)
 	_, _, err := packet.DecodeBytes(out, packet.V5, 1<<30)
 	t.Logf("len(b)=%d, rewritten=%d (growth %d), decode err=%v", len(b), len(out), len(out)-len(b), err)

@@ -368,6 +368,9 @@ func (c *conn) onSubscribe(p *packet.Subscribe) error {
 		// [MQTT-3.8.4-3] a repeated filter replaces the subscription.
 		c.b.subs.Add(sub.Filter, s, optsOf(rec))
 		codes[i] = packet.ReasonCode(sub.QoS)
+		for _, h := range c.b.hooks.subscribe {
+			h.OnSubscribe(c.client, sub)
+		}
 		if _, _, shared := topic.ParseShared(sub.Filter); shared {
 			continue // retained messages are not sent to shared subscriptions
 		}
@@ -442,6 +445,9 @@ func (c *conn) onUnsubscribe(p *packet.Unsubscribe) {
 		s.mu.Unlock()
 		if ok {
 			c.b.subs.Remove(f, s)
+			for _, h := range c.b.hooks.unsubscribe {
+				h.OnUnsubscribe(c.client, f)
+			}
 		} else {
 			codes[i] = packet.NoSubscriptionExisted
 		}

@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -70,6 +71,59 @@ func TestHooks(t *testing.T) {
 	for i, e := range rec.list() {
 		if e != want[i] {
 			t.Fatalf("events %v, want %v", rec.list(), want)
+		}
+	}
+}
+
+// subRecorder records subscriptions and drops.
+type subRecorder struct{ recorder }
+
+var (
+	_ broker.OnSubscribe   = (*subRecorder)(nil)
+	_ broker.OnUnsubscribe = (*subRecorder)(nil)
+	_ broker.OnDrop        = (*subRecorder)(nil)
+)
+
+func (r *subRecorder) OnSubscribe(c *auth.Client, s packet.Subscription) {
+	r.add("subscribe " + c.ClientID + " " + s.Filter + " " + string('0'+s.QoS))
+}
+func (r *subRecorder) OnUnsubscribe(c *auth.Client, f string) {
+	r.add("unsubscribe " + c.ClientID + " " + f)
+}
+func (r *subRecorder) OnDrop(to *auth.Client, m *broker.Message, why broker.DropReason) {
+	r.add("drop " + to.ClientID + " " + m.Topic + " " + why.String())
+}
+
+// denyRead lets everyone publish and subscribe, but no one read "secret".
+type denyRead struct{}
+
+func (denyRead) Authorize(c *auth.Client, a auth.Action, t string) bool {
+	return a != auth.Read || t != "secret"
+}
+
+func TestSubscribeAndDropHooks(t *testing.T) {
+	mt.Versions(t, func(t *testing.T, v byte) {
+		rec := &subRecorder{}
+		b := mt.StartBroker(t, broker.Options{Hooks: []any{rec}, Authorizer: denyRead{}})
+		c := mt.Dial(t, b.Addr, v)
+		c.Connect("s", true)
+		c.Subscribe(1, 1, "#")
+		c.Send(&packet.Publish{Topic: "secret", Payload: []byte("x")})
+		c.Send(&packet.Unsubscribe{PacketID: 2, Filters: []string{"#", "none"}})
+		mt.Expect[*packet.Unsuback](c)
+		want := []string{"connect s", "subscribe s # 1", "publish secret", "drop s secret not_authorized", "unsubscribe s #"}
+		if got := rec.list(); !slices.Equal(got, want) {
+			t.Fatalf("events %q, want %q", got, want)
+		}
+	}, packet.V311, packet.V5)
+}
+
+func TestDropReasonString(t *testing.T) {
+	for r, want := range map[broker.DropReason]string{broker.DropQueueFull: "queue_full", broker.DropSlow: "slow",
+		broker.DropExpired: "expired", broker.DropNotAuthorized: "not_authorized", broker.DropNoSharedMember: "no_shared_member",
+		broker.DropTooLarge: "too_large", broker.DropQueueRefused: "queue_refused", 0: "unknown", 99: "unknown"} {
+		if r.String() != want {
+			t.Errorf("%d: %q, want %q", r, r.String(), want)
 		}
 	}
 }

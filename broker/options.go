@@ -32,7 +32,8 @@ type Options struct {
 	// a CONNECT naming one is authenticated by it instead of by password.
 	EnhancedAuth []auth.EnhancedAuthenticator
 	// Hooks holds values implementing any of OnConnect, OnDisconnect,
-	// OnPublish; they are sorted into per-event lists once, in New.
+	// OnPublish, OnSubscribe, OnUnsubscribe, OnDrop; they are sorted into
+	// per-event lists once, in New.
 	Hooks []any
 
 	ConnectTimeout time.Duration // time allowed for CONNECT after accept; default 10s

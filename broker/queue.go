@@ -29,12 +29,14 @@ func (s *session) enqueue(o *store.Outbound) (ok, refused bool) {
 		switch s.b.opts().QueuePolicy {
 		case RefusePublisher:
 			s.b.stats.queueRefused.Add(1)
+			s.b.hooks.dropped(s.client.Load(), o.Message, DropQueueRefused)
 			return false, true
 		case DropOldest:
 			for len(s.queue) > 0 && !s.room(n) {
 				old := s.queue[0]
 				s.unqueue(0, 1)
 				s.b.stats.droppedQueueFull.Add(1)
+				s.b.hooks.dropped(s.client.Load(), old.Message, DropQueueFull)
 				if old.QoS > 0 {
 					s.persist(func(st store.Store) store.Ticket { return st.DeleteOutbound(s.id, old.Seq) })
 				}
@@ -42,6 +44,7 @@ func (s *session) enqueue(o *store.Outbound) (ok, refused bool) {
 		}
 		if !s.room(n) {
 			s.b.stats.droppedQueueFull.Add(1)
+			s.b.hooks.dropped(s.client.Load(), o.Message, DropQueueFull)
 			return false, false
 		}
 	}

@@ -141,7 +141,7 @@ func (s *session) deliver(m *Message, d delivery, enc *encoder) (t store.Ticket,
 	}
 	if len(s.queue) == 0 && len(s.resend) == 0 {
 		if d.qos == 0 {
-			if c.sendPublish(enc.bytes(c.version, m, false, d.subIDs), 0, d.retain, false, 0) {
+			if c.sendPublish(m, enc.bytes(c.version, m, false, d.subIDs), 0, d.retain, false, 0) {
 				s.b.observe(enc, 0)
 			}
 			return 0, false
@@ -173,6 +173,7 @@ func (s *session) sendNew(c *conn, o *store.Outbound, enc *encoder) store.Ticket
 	if !c.fits(len(b)) {
 		// Too large for this client: dropped as if delivered [MQTT-3.1.2-25].
 		s.b.stats.tooLarge.Add(1)
+		s.b.hooks.dropped(c.client, o.Message, DropTooLarge)
 		return s.persist(func(st store.Store) store.Ticket { return st.DeleteOutbound(s.id, o.Seq) })
 	}
 	o.PacketID = s.freeID()
@@ -185,7 +186,7 @@ func (s *session) sendNew(c *conn, o *store.Outbound, enc *encoder) store.Ticket
 		// not as a new message it would deliver a second time.
 		c.after(t)
 	}
-	if c.sendPublish(b, o.QoS, o.Retain, false, o.PacketID) {
+	if c.sendPublish(o.Message, b, o.QoS, o.Retain, false, o.PacketID) {
 		s.b.observe(enc, o.QoS)
 	}
 	return t
@@ -224,11 +225,12 @@ func (s *session) fill() {
 		switch {
 		case expired(o.Message, now):
 			s.b.stats.expired.Add(1)
+			s.b.hooks.dropped(c.client, o.Message, DropExpired)
 			if o.QoS > 0 {
 				s.persist(func(st store.Store) store.Ticket { return st.DeleteOutbound(s.id, o.Seq) })
 			}
 		case o.QoS == 0:
-			c.sendPublish(encodePublish(nil, c.version, o.Message, false, o.SubIDs), 0, o.Retain, false, 0)
+			c.sendPublish(o.Message, encodePublish(nil, c.version, o.Message, false, o.SubIDs), 0, o.Retain, false, 0)
 		default:
 			s.sendNew(c, o, nil)
 		}
@@ -267,11 +269,12 @@ func (s *session) sendAgain(c *conn) bool {
 		b := enc.bytes(c.version, o.Message, true, o.SubIDs)
 		if !c.fits(len(b)) {
 			s.b.stats.tooLarge.Add(1)
+			s.b.hooks.dropped(c.client, o.Message, DropTooLarge)
 			delete(s.inflight, o.PacketID)
 			s.persist(func(st store.Store) store.Ticket { return st.DeleteOutbound(s.id, o.Seq) })
 			continue
 		}
-		c.sendPublish(b, o.QoS, o.Retain, true, o.PacketID)
+		c.sendPublish(o.Message, b, o.QoS, o.Retain, true, o.PacketID)
 	}
 	if len(s.resend) == 0 {
 		s.resend = nil

@@ -90,11 +90,11 @@ func (c *conn) sendPacket(p packet.Packet) {
 	c.afterAppend()
 }
 
-// sendPublish queues an encoded PUBLISH (from encoder.bytes) with its
+// sendPublish queues an encoded PUBLISH of m (from encoder.bytes) with its
 // flags and packet id patched in, and reports whether it did. QoS 0 is
 // dropped when the write buffer is full: at-most-once allows it, and a
 // slow client must not grow memory.
-func (c *conn) sendPublish(b []byte, qos byte, retain, dup bool, id uint16) bool {
+func (c *conn) sendPublish(m *Message, b []byte, qos byte, retain, dup bool, id uint16) bool {
 	c.ob.mu.Lock()
 	defer c.ob.mu.Unlock()
 	if c.ob.closed || c.ob.closing || len(b) == 0 {
@@ -104,11 +104,13 @@ func (c *conn) sendPublish(b []byte, qos byte, retain, dup bool, id uint16) bool
 	// flight is never dropped here.
 	if !c.fits(len(b)) {
 		c.b.stats.tooLarge.Add(1) // [MQTT-3.1.2-25]
+		c.b.hooks.dropped(c.client, m, DropTooLarge)
 		return false
 	}
 	buf := c.ob.reserve()
 	if qos == 0 && len(*buf)+len(b) > c.b.opts().MaxWriteBuffer {
 		c.b.stats.droppedSlow.Add(1)
+		c.b.hooks.dropped(c.client, m, DropSlow)
 		return false
 	}
 	start := len(*buf)

@@ -40,6 +40,12 @@ func TestCheckConfig(t *testing.T) {
 		{"admin on any address with a token file", "admin:\n  address: 0.0.0.0:18830\n  token_file: " + token + "\n", nil},
 		{"missing admin token file", "admin:\n  token_file: " + filepath.Join(dir, "no-token") + "\n", []string{"admin.token_file", "no-token"}},
 		{"admin on any address without credentials", "admin:\n  address: 0.0.0.0:18830\n", []string{"not a loopback address"}},
+		{"webhooks", "webhooks:\n  - url: https://hooks.example/mqtt\n    events: [client.connected, message.published]\n" +
+			"    topics: [\"sensors/#\"]\n    headers: {Authorization: \"Bearer x\"}\n    timeout: 5s\n    queue_size: 100\n", nil},
+		{"webhook without a scheme", "webhooks:\n  - url: hooks.example/mqtt\n", []string{"webhooks[0]", "hooks.example/mqtt", "http or https"}},
+		{"webhook bad event and filter", "webhooks:\n  - url: http://h/\n  - url: http://h/\n    events: [message.lost]\n    topics: [\"a/#/b\"]\n",
+			[]string{"webhooks[1]", "message.lost", "a/#/b"}},
+		{"webhook unknown key", "webhooks:\n  - url: http://h/\n    timeot: 5s\n", []string{"line 3", "timeot"}},
 		{"admin users without a password file", "admin:\n  users: [root]\n", []string{"admin.users", "password_file"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

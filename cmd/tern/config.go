@@ -9,6 +9,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/ternmq/tern/listener"
+	"github.com/ternmq/tern/webhook"
 )
 
 // Config is the YAML configuration file. Unknown keys are errors.
@@ -31,6 +32,10 @@ type Config struct {
 	HTTPAuth     *HTTPAuth `yaml:"http_auth"`
 
 	Admin Admin `yaml:"admin"` // admin.go
+
+	// Webhooks get broker events over HTTP (webhooks.go); read at start,
+	// not on reload.
+	Webhooks []webhook.Config `yaml:"webhooks"`
 
 	// SysInterval is how often the broker's counters are published under
 	// $SYS/broker/; unset: every 10s; 0 or negative: never. Read at start.

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"reflect"
 	"strings"
 	"sync"
 	"syscall"
@@ -91,6 +92,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "tern serve: config: %v\n", err)
 		return 2
 	}
+	webhooks := cfg.Webhooks
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -102,6 +104,9 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		opts, err := brokerOptions(cfg, log)
 		if err != nil {
 			return opts, admin.Auth{}, err
+		}
+		if !reflect.DeepEqual(cfg.Webhooks, webhooks) {
+			log.Warn("webhooks are read at start: the changed webhooks section applies after a restart")
 		}
 		a, err := adminAuth(cfg)
 		return opts, a, err
@@ -207,6 +212,16 @@ func serve(ctx context.Context, cfg Config, opts broker.Options, ready func([]ne
 			return err
 		}
 		opts.Store = st
+	}
+	hooks, err := startWebhooks(cfg.Webhooks, log)
+	if err != nil {
+		opts.Store.Close()
+		return err
+	}
+	// After the broker: its last events (client.disconnected) go out too.
+	defer closeWebhooks(hooks, log)
+	for _, h := range hooks {
+		opts.Hooks = append(opts.Hooks, h)
 	}
 	b, err := broker.New(opts)
 	if err != nil {
@@ -326,6 +341,7 @@ func serve(ctx context.Context, cfg Config, opts broker.Options, ready func([]ne
 	}
 	cerr := b.Close()
 	wg.Wait()
+	closeWebhooks(hooks, log)
 	if adm != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		adm.Shutdown(sctx)
@@ -406,6 +422,11 @@ func brokerOptions(cfg Config, log *slog.Logger) (broker.Options, error) {
 		opts.QueuePolicy = broker.RefusePublisher
 	default:
 		return opts, fmt.Errorf("limits.queue_full_policy %q: want drop-newest, drop-oldest or refuse", l.QueueFullPolicy)
+	}
+	// Webhooks start in serve; a reload checks them but keeps the
+	// running ones.
+	if err := checkWebhooks(cfg.Webhooks); err != nil {
+		return opts, err
 	}
 	authn, authz, enhanced, err := buildAuth(cfg, log)
 	if err != nil {
