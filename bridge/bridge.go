@@ -139,6 +139,10 @@ func start(b *broker.Broker, c *resolved, node string, log *slog.Logger) (*Bridg
 	if c.password != nil {
 		ro.Password, ro.PasswordSet = c.password, true
 	}
+	if c.version() != packet.V5 {
+		// See client.Options.MaxInflight: Mosquitto's default.
+		ro.MaxInflight = 20
+	}
 	if c.version() == packet.V5 && !c.CleanStart {
 		// Kept by the remote while the bridge is away.
 		ro.Properties.SessionExpiry = new(uint32(math.MaxUint32))
