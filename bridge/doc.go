@@ -22,9 +22,11 @@
 // therefore loses nothing that was acknowledged; the price is that a
 // message whose forwarded copy was acknowledged but whose own
 // acknowledgement was not sent yet is forwarded again: QoS 1 is at least
-// once across the bridge, and QoS 2 is exactly once while both processes
-// run (the remote restarting included, as the remote side resumes its
-// QoS 2 flows) and at least once around a crash of Tern.
+// once across the bridge. QoS 2 going out is exactly once while Tern runs
+// (the remote restarting included: the remote side resumes its QoS 2
+// flows) and at least once around a crash of Tern; coming in it is at
+// least once when the connection to the remote is lost between the local
+// publish and its acknowledgement.
 //
 // Loop prevention. Locally, No Local on the bridge's subscriptions. On a
 // v5 remote, No Local likewise. A 3.1 or 3.1.1 remote has no No Local: a
