@@ -21,6 +21,14 @@ const (
 	RefusePublisher
 )
 
+// QueueLimit bounds one session's queue; a zero field means the
+// broker-wide value (Options.MaxQueued, MaxQueuedBytes, QueuePolicy).
+type QueueLimit struct {
+	MaxQueued      int
+	MaxQueuedBytes int64
+	Policy         *QueuePolicy
+}
+
 // Options configure a Broker. The zero value of each field means its
 // default.
 type Options struct {
@@ -48,6 +56,11 @@ type Options struct {
 	// default 1 GiB.
 	MaxQueuedBytesTotal int64
 	QueuePolicy         QueuePolicy // when a queue limit is reached
+	// QueueLimits replaces MaxQueued, MaxQueuedBytes and QueuePolicy for
+	// the sessions of the client ids it names (a bridge's local session,
+	// which may hold hours of messages while its remote is away).
+	// MaxQueuedBytesTotal still applies to them.
+	QueueLimits map[string]QueueLimit
 	// ExpirySweep is how often expired messages are removed from queues
 	// and the retained set; default 1 minute.
 	ExpirySweep time.Duration

@@ -16,8 +16,30 @@ func queuedSize(m *Message) int64 { return int64(len(m.Topic) + len(m.Payload)) 
 // be held.
 func (s *session) room(n int64) bool {
 	o := s.b.opts()
-	return len(s.queue) < o.MaxQueued && s.queuedBytes+n <= o.MaxQueuedBytes &&
+	maxN, maxB, _ := s.queueLimits(o)
+	return len(s.queue) < maxN && s.queuedBytes+n <= maxB &&
 		s.b.stats.queuedBytes.Load()+n <= o.MaxQueuedBytesTotal
+}
+
+// queueLimits returns the bounds of s's queue under o: the broker's, or
+// those Options.QueueLimits gives s's client id.
+func (s *session) queueLimits(o *Options) (maxQueued int, maxBytes int64, policy QueuePolicy) {
+	maxQueued, maxBytes, policy = o.MaxQueued, o.MaxQueuedBytes, o.QueuePolicy
+	if len(o.QueueLimits) == 0 {
+		return
+	}
+	if l, ok := o.QueueLimits[s.id]; ok {
+		if l.MaxQueued > 0 {
+			maxQueued = l.MaxQueued
+		}
+		if l.MaxQueuedBytes > 0 {
+			maxBytes = l.MaxQueuedBytes
+		}
+		if l.Policy != nil {
+			policy = *l.Policy
+		}
+	}
+	return
 }
 
 // enqueue appends o to the queue, making room by the policy first. It
@@ -26,7 +48,8 @@ func (s *session) room(n int64) bool {
 func (s *session) enqueue(o *store.Outbound) (ok, refused bool) {
 	n := queuedSize(o.Message)
 	if !s.room(n) {
-		switch s.b.opts().QueuePolicy {
+		_, _, policy := s.queueLimits(s.b.opts())
+		switch policy {
 		case RefusePublisher:
 			s.b.stats.queueRefused.Add(1)
 			s.b.hooks.dropped(s.client.Load(), o.Message, DropQueueRefused)

@@ -234,6 +234,9 @@ func (c *Client) start() {
 		clear(c.received)
 	}
 	// [MQTT-3.3.4-7] at most Receive Maximum QoS 1 and 2 PUBLISH in flight.
+	if m := c.opts.MaxInflight; m > 0 && m < receiveMax {
+		receiveMax = m
+	}
 	c.quota = make(chan struct{}, receiveMax)
 	c.w.lastWrite.Store(int64(time.Since(c.w.start)))
 	c.lastRead.Store(c.w.lastWrite.Load())

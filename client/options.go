@@ -98,6 +98,14 @@ type Options struct {
 	// (persistent sessions), and it is delivered again.
 	ManualAck bool
 
+	// MaxInflight bounds the QoS 1 and 2 publishes in flight (sent, not
+	// yet acknowledged) below the server's Receive Maximum; 0: the
+	// server's. A server before MQTT 5 cannot say how many it takes, and
+	// some drop what is beyond their own bound: Mosquitto 2.0 discards
+	// QoS 2 messages beyond its max_inflight_messages (20 by default)
+	// from a 3.1.1 client, acknowledging them all the same.
+	MaxInflight int
+
 	// NoTopicAliases stops the client from assigning v5 Topic Aliases to
 	// the topics it publishes to. By default, when the server's CONNACK
 	// allows aliases, a topic gets one the second time it is published,

@@ -215,14 +215,32 @@ func (s *Session) Err() error {
 // full; ErrClosed after Disconnect or Close (the message stays in the
 // Store, if any, for the next Session on it).
 func (s *Session) Publish(ctx context.Context, p *packet.Publish) error {
+	done, err := s.Queue(p)
+	if err != nil {
+		return err
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Queue queues p as Publish does and returns at once: the channel
+// receives the outcome Publish would return once the flow is complete.
+// Messages queued one after the other go out in that order, so a caller
+// may have many in flight and still keep their order (a bridge
+// forwarding a stream).
+func (s *Session) Queue(p *packet.Publish) (<-chan error, error) {
 	if p.QoS > 2 {
-		return fmt.Errorf("client: publish: QoS %d: %w", p.QoS, packet.MalformedPacket)
+		return nil, fmt.Errorf("client: publish: QoS %d: %w", p.QoS, packet.MalformedPacket)
 	}
 	if p.Properties.TopicAlias != nil {
-		return errors.New("client: publish: a Session assigns topic aliases itself")
+		return nil, errors.New("client: publish: a Session assigns topic aliases itself")
 	}
 	if err := validTopic(p.Topic); err != nil {
-		return err
+		return nil, err
 	}
 	pp := *p
 	// The message outlives Publish (ctx, reconnects): own what the caller
@@ -244,18 +262,18 @@ func (s *Session) Publish(ctx context.Context, p *packet.Publish) error {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
-		return ErrClosed
+		return nil, ErrClosed
 	}
 	if len(s.queue) >= s.opts.MaxQueued {
 		s.mu.Unlock()
-		return fmt.Errorf("%w: %d messages waiting", ErrQueueFull, len(s.queue))
+		return nil, fmt.Errorf("%w: %d messages waiting", ErrQueueFull, len(s.queue))
 	}
 	m.seq = s.nextSeq
 	if p.QoS > 0 && s.opts.Store != nil {
 		// Under mu, so that the Store's order is the queue's.
 		if err := s.opts.Store.Put(StoredMessage{Seq: m.seq, Publish: m.p}); err != nil {
 			s.mu.Unlock()
-			return err
+			return nil, err
 		}
 	}
 	s.nextSeq++
@@ -265,13 +283,7 @@ func (s *Session) Publish(ctx context.Context, p *packet.Publish) error {
 	s.queue = append(s.queue, m)
 	s.mu.Unlock()
 	s.poke()
-
-	select {
-	case err := <-m.done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return m.done, nil
 }
 
 func validTopic(name string) error {

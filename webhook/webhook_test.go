@@ -137,6 +137,9 @@ func TestEvents(t *testing.T) {
 	mt.Expect[*packet.Unsuback](c)
 	c.Send(&packet.Disconnect{})
 	c.ExpectClosed(mt.Timeout)
+	// The broker ends dev-1's connection after the client sees it closed:
+	// its last event first, so the order below holds.
+	mt.Eventually(t, "dev-1's 7 events", func() bool { return len(rcv.got()) == 7 })
 
 	c2 := mt.Dial(t, b.Addr, packet.V311)
 	c2.Connect("dev-2", true)

@@ -15,7 +15,8 @@ const checkConfigUsage = `Usage: tern check-config <file>
 Loads and checks a configuration file as 'tern serve --config <file>' would
 (keys and values, listeners and their certificates, password and ACL files,
 limits, storage settings, the admin server's credentials, webhook URLs and
-events) without opening a socket or the store. Prints "ok"
+events, bridges and their password and certificate files) without opening
+a socket or the store. Prints "ok"
 and exits 0 when the configuration is good; prints what is wrong and exits 1
 otherwise.
 `

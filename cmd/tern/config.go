@@ -8,6 +8,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/ternmq/tern/bridge"
 	"github.com/ternmq/tern/listener"
 	"github.com/ternmq/tern/webhook"
 )
@@ -36,6 +37,10 @@ type Config struct {
 	// Webhooks get broker events over HTTP (webhooks.go); read at start,
 	// not on reload.
 	Webhooks []webhook.Config `yaml:"webhooks"`
+
+	// Bridges link this broker to others (package bridge); SIGHUP
+	// applies changes, restarting only the bridges that changed.
+	Bridges []bridge.Config `yaml:"bridges"`
 
 	// SysInterval is how often the broker's counters are published under
 	// $SYS/broker/; unset: every 10s; 0 or negative: never. Read at start.

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ternmq/tern/admin"
+	"github.com/ternmq/tern/bridge"
 	"github.com/ternmq/tern/broker"
 	"github.com/ternmq/tern/listener"
 	"github.com/ternmq/tern/store"
@@ -96,6 +97,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	bridges := cfg.Bridges // those of the configuration last loaded
 	reload := func() (broker.Options, admin.Auth, error) {
 		cfg, err := load()
 		if err != nil {
@@ -109,9 +111,11 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 			log.Warn("webhooks are read at start: the changed webhooks section applies after a restart")
 		}
 		a, err := adminAuth(cfg)
+		bridges = cfg.Bridges
 		return opts, a, err
 	}
-	if err := serve(ctx, cfg, opts, nil, &reloader{signals: hup, options: reload}); err != nil {
+	rl := &reloader{signals: hup, options: reload, bridges: func() []bridge.Config { return bridges }}
+	if err := serve(ctx, cfg, opts, nil, rl); err != nil {
 		log.Error("serve failed", "err", err)
 		return 1
 	}
@@ -152,14 +156,18 @@ type reloader struct {
 	signals <-chan os.Signal
 	options func() (broker.Options, admin.Auth, error)
 	after   func(error) // if not nil, told how each signalled reload went (tests)
+	// bridges, if not nil, returns the bridges of the configuration
+	// options last loaded, put in force after the options.
+	bridges func() []bridge.Config
 }
 
 // reload re-reads users, ACLs, limits, TLS certificates and the admin
-// credentials. A configuration that does not load is refused as a whole
-// and the running one stays; each listener swaps its certificates only if
-// the new ones load. Connections stay up; listeners themselves (the admin
-// server's too) are not re-opened.
-func (rl *reloader) reload(b *broker.Broker, ls []net.Listener, adm *admin.Server, log *slog.Logger) error {
+// credentials, and the bridges. A configuration that does not load is
+// refused as a whole and the running one stays; each listener swaps its
+// certificates only if the new ones load. Connections stay up; listeners
+// themselves (the admin server's too) are not re-opened; bridges whose
+// settings did not change keep running.
+func (rl *reloader) reload(b *broker.Broker, ls []net.Listener, adm *admin.Server, bm *bridge.Manager, log *slog.Logger) error {
 	opts, a, err := rl.options()
 	if err == nil && adm != nil {
 		err = adm.SetAuth(a)
@@ -169,6 +177,11 @@ func (rl *reloader) reload(b *broker.Broker, ls []net.Listener, adm *admin.Serve
 		return err
 	}
 	b.Reload(opts)
+	if rl.bridges != nil {
+		if err := bm.Apply(rl.bridges()); err != nil {
+			log.Error("reload: bridges", "err", err)
+		}
+	}
 	for _, l := range ls {
 		if r, ok := l.(interface{ Reload() error }); ok {
 			if err := r.Reload(); err != nil {
@@ -298,6 +311,13 @@ func serve(ctx context.Context, cfg Config, opts broker.Options, ready func([]ne
 			}
 		}()
 	}
+	// Bridges start once the broker serves and stop before it closes:
+	// their local side is a client of it.
+	bm := bridge.NewManager(b, log)
+	if err := bm.Apply(cfg.Bridges); err != nil {
+		log.Error("bridges", "err", err)
+	}
+	defer bm.Close() // on the error paths below; a second Close is a no-op
 	// $SYS stops before the broker closes: it publishes through it.
 	sysCtx, stopSys := context.WithCancel(context.Background())
 	sysDone := make(chan struct{})
@@ -325,17 +345,18 @@ func serve(ctx context.Context, cfg Config, opts broker.Options, ready func([]ne
 		case err = <-errc:
 			done = true
 		case <-signals:
-			err := rl.reload(b, ls, adm, log)
+			err := rl.reload(b, ls, adm, bm, log)
 			if rl.after != nil {
 				rl.after(err)
 			}
 		case res := <-reloads:
-			res <- rl.reload(b, ls, adm, log)
+			res <- rl.reload(b, ls, adm, bm, log)
 		}
 	}
+	start := time.Now()
+	bm.Close()
 	stopSys()
 	<-sysDone
-	start := time.Now()
 	if adm != nil {
 		adm.SetReady("shutting down")
 	}
@@ -433,6 +454,15 @@ func brokerOptions(cfg Config, log *slog.Logger) (broker.Options, error) {
 		return opts, err
 	}
 	opts.Authenticator, opts.Authorizer, opts.EnhancedAuth = authn, authz, enhanced
+	if len(cfg.Bridges) > 0 {
+		if err := bridge.Check(cfg.Bridges); err != nil {
+			return opts, err
+		}
+		// Only with bridges: the wrapped authorizer is no longer the
+		// broker's AllowAll fast path.
+		opts.Authenticator, opts.Authorizer = bridge.Trust(opts.Authenticator, opts.Authorizer)
+		opts.QueueLimits = bridge.QueueLimits(cfg.Bridges)
+	}
 	return opts, nil
 }
 
