@@ -318,6 +318,9 @@ func serve(ctx context.Context, cfg Config, opts broker.Options, ready func([]ne
 		log.Error("bridges", "err", err)
 	}
 	defer bm.Close() // on the error paths below; a second Close is a no-op
+	if metrics != nil {
+		metrics.Registry().MustRegister(integrations{bridges: bm.Stats, webhooks: hooks})
+	}
 	// $SYS stops before the broker closes: it publishes through it.
 	sysCtx, stopSys := context.WithCancel(context.Background())
 	sysDone := make(chan struct{})
