@@ -204,9 +204,10 @@ func runBrokerProc(t *testing.T, addr string, args []string, begin time.Time) *b
 
 // killDuring SIGKILLs and restarts the broker n times over the next
 // loadFor: once at a random moment in each n-th of it, each after at
-// least 300 ms of uptime. It returns when loadFor is over, with the
-// broker running, and the number of kills.
-func (b *brokerProc) killDuring(t *testing.T, rng *rand.Rand, loadFor time.Duration, n int) int {
+// least 300 ms of uptime. beforeKill and afterStart, when not nil, run
+// just before kill i and just after the restart that follows. It returns
+// when loadFor is over, with the broker running, and the number of kills.
+func (b *brokerProc) killDuring(t *testing.T, rng *rand.Rand, loadFor time.Duration, n int, beforeKill, afterStart func(i int)) int {
 	t.Helper()
 	loadStart := time.Now()
 	slot := loadFor / time.Duration(n)
@@ -216,9 +217,15 @@ func (b *brokerProc) killDuring(t *testing.T, rng *rand.Rand, loadFor time.Durat
 		if err := b.alive(); err != nil {
 			t.Fatal(err)
 		}
+		if beforeKill != nil {
+			beforeKill(i)
+		}
 		b.kill()
 		if err := b.start(); err != nil {
 			t.Fatal(err)
+		}
+		if afterStart != nil {
+			afterStart(i)
 		}
 	}
 	time.Sleep(time.Until(loadStart.Add(loadFor)))
@@ -310,7 +317,7 @@ func TestCrashKill9(t *testing.T) {
 
 	kills := 0
 	if crash {
-		kills = bp.killDuring(t, rng, loadFor, killCount)
+		kills = bp.killDuring(t, rng, loadFor, killCount, nil, nil)
 	} else {
 		time.Sleep(loadFor)
 	}
@@ -396,8 +403,8 @@ func TestCrashKill9(t *testing.T) {
 // subCheck is what checkSubscriber found.
 type subCheck struct {
 	summary  string // the subscriber's part of the summary line
-	received int    // distinct messages delivered
-	missing  int    // acknowledged messages never delivered
+	received [3]int // by QoS: distinct messages delivered
+	missing  [3]int // by QoS: acknowledged messages never delivered
 	dups     [3]int // by QoS: deliveries beyond the first
 }
 
@@ -439,7 +446,7 @@ func checkSubscriber(t *testing.T, r subResult, pubs map[string]pubResult, dup2O
 	}
 	var missing, dup2 []string
 	var firstMissing msgKey
-	dups := [3]int{}
+	var dups, received, missingQ [3]int
 	names := make([]string, 0, len(pubs))
 	for n := range pubs {
 		names = append(names, n)
@@ -450,7 +457,11 @@ func checkSubscriber(t *testing.T, r subResult, pubs map[string]pubResult, dup2O
 		for i := range p.sent {
 			k := msgKey{n, i + 1}
 			c := counts[k]
+			if c > 0 {
+				received[p.qos]++
+			}
 			if c == 0 && p.acked[i] {
+				missingQ[p.qos]++
 				if len(missing) == 0 {
 					firstMissing = k
 				}
@@ -509,6 +520,6 @@ func checkSubscriber(t *testing.T, r subResult, pubs map[string]pubResult, dup2O
 	return subCheck{
 		summary: fmt.Sprintf("; %s: deliveries=%d dups qos1=%d qos2=%d resends-suppressed=%d connects=%d offline=%d",
 			r.name, deliveries, dups[1], dups[2], suppressed, r.connects, r.offline),
-		received: len(counts), missing: len(missing), dups: dups,
+		received: received, missing: missingQ, dups: dups,
 	}
 }
