@@ -56,9 +56,14 @@ type Bridge struct {
 
 	ctx    context.Context
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	outq   chan pending
-	inq    chan pending
+	// ready is closed once remote is set. The local side connects as
+	// soon as it is made and the broker hands it at once what it queued
+	// for the bridge (after a restart, say): fromLocal waits for ready
+	// before it forwards to the remote side.
+	ready chan struct{}
+	wg    sync.WaitGroup
+	outq  chan pending
+	inq   chan pending
 
 	connected                                       atomic.Bool
 	forwarding, sent, received, dropped, suppressed atomic.Int64
@@ -74,7 +79,7 @@ type pending struct {
 // start runs a bridge for c on b.
 func start(b *broker.Broker, c *resolved, node string, log *slog.Logger) (*Bridge, error) {
 	br := &Bridge{cfg: c, b: b, log: log.With("bridge", c.Name),
-		outq: make(chan pending, remoteQueue), inq: make(chan pending, remoteQueue)}
+		outq: make(chan pending, remoteQueue), inq: make(chan pending, remoteQueue), ready: make(chan struct{})}
 	br.ctx, br.cancel = context.WithCancel(context.Background())
 	if c.version() != packet.V5 {
 		br.echo = newEchoes()
@@ -150,10 +155,12 @@ func start(b *broker.Broker, c *resolved, node string, log *slog.Logger) (*Bridg
 	br.publishState(false)
 	remote, err := client.NewSession(ro)
 	if err != nil {
+		br.cancel()
 		local.Close()
 		return nil, err
 	}
 	br.remote = remote
+	close(br.ready)
 
 	br.wg.Add(3)
 	go br.acks(br.outq, br.local, &br.sent)
@@ -228,6 +235,11 @@ func (br *Bridge) checkSuback(side string, subs []packet.Subscription, sa *packe
 // fromLocal forwards a message of the broker to the remote; it runs on
 // the local side's delivery goroutine, in order.
 func (br *Bridge) fromLocal(p *packet.Publish) {
+	select {
+	case <-br.ready:
+	case <-br.ctx.Done():
+		return // not started: p is not acknowledged and comes again
+	}
 	var t *Topic
 	for i := range br.cfg.Topics {
 		if tt := &br.cfg.Topics[i]; tt.out() && topic.Match(tt.localFilter(), p.Topic) {

@@ -217,3 +217,26 @@ func TestCheck(t *testing.T) {
 		t.Error("two bridges with one name")
 	}
 }
+
+// TestBridgeStartWithBacklog starts a bridge whose local session already
+// holds messages, as after a restart of Tern with the remote away: the
+// broker hands them over as soon as the local side connects, before the
+// remote side exists, and the bridge forwards them all.
+func TestBridgeStartWithBacklog(t *testing.T) {
+	mq := mt.StartMosquitto(t, false)
+	local := mt.StartBroker(t, broker.Options{})
+	cfg := Config{Name: "cloud", URL: "tcp://" + mq.Addr, Topics: []Topic{{Pattern: "q/#", Direction: Out, QoS: 1, RemotePrefix: "site1/"}}}
+	rsub := subscribe(t, mq.Addr, "rsub", packet.V5, "site1/#")
+	lpub := publisher(t, local.Addr, packet.V5)
+	first := startManager(t, local.Broker, cfg)
+	probe(t, lpub, "q/probe", rsub)
+	first.Close()
+
+	const n = 500
+	publishN(t, lpub, "q/x", "backlog-", 1, n)
+	startManager(t, local.Broker, cfg)
+	await(t, rsub, "backlog-", n)
+	if got, dups := rsub.count("backlog-"); got != n || dups != 0 {
+		t.Errorf("%d distinct, %d duplicates; want %d, 0", got, dups, n)
+	}
+}

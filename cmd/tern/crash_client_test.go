@@ -451,12 +451,13 @@ func (d delivery) String() string {
 }
 
 // subscriber is an exactly-once receiver on a persistent session that
-// subscribes to crash/# once and goes offline now and then.
+// subscribes to filter once and goes offline now and then (never, if
+// draining is set before it runs).
 type subscriber struct {
-	name, clientID, addr string
-	epoch                func() int
-	start                time.Time
-	draining             atomic.Bool // stay connected from now on
+	name, clientID, addr, filter string
+	epoch                        func() int
+	start                        time.Time
+	draining                     atomic.Bool // stay connected from now on
 
 	mu          sync.Mutex
 	subscribed  bool
@@ -471,8 +472,8 @@ type subscriber struct {
 	err         error
 }
 
-func newSubscriber(name, addr string, start time.Time, epoch func() int) *subscriber {
-	return &subscriber{name: name, clientID: "crash-sub-" + name, addr: addr, start: start, epoch: epoch,
+func newSubscriber(name, addr, filter string, start time.Time, epoch func() int) *subscriber {
+	return &subscriber{name: name, clientID: "crash-sub-" + name, addr: addr, filter: filter, start: start, epoch: epoch,
 		subscribedC: make(chan struct{}), pending: map[uint16]msgKey{}, firsts: map[msgKey]int{}}
 }
 
@@ -529,7 +530,7 @@ func (e protocolError) Error() string { return e.msg }
 
 func (s *subscriber) serve(ctx context.Context, c *mqttConn, rng *rand.Rand, subscribe bool) error {
 	if subscribe {
-		sub := &packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: "crash/#", QoS: 2}}}
+		sub := &packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: s.filter, QoS: 2}}}
 		if err := c.send(sub); err != nil {
 			return err
 		}

@@ -93,3 +93,10 @@ func (m *Mosquitto) Restart() {
 	m.cmd.Wait()
 	m.start()
 }
+
+// Pause stops mosquitto with SIGSTOP: its connections stay open and it
+// answers nothing, as a remote that hangs. Resume lets it go on.
+func (m *Mosquitto) Pause() { m.cmd.Process.Signal(syscall.SIGSTOP) }
+
+// Resume continues a paused mosquitto.
+func (m *Mosquitto) Resume() { m.cmd.Process.Signal(syscall.SIGCONT) }
