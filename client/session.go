@@ -293,15 +293,16 @@ func (s *Session) poke() {
 // to OnMessage) and records subs, to be made again whenever the server
 // has lost the session. It waits for a connection, and tries again on the
 // next one if the connection is lost before the SUBACK. Filters the server
-// refuses are not recorded.
+// refuses are not recorded. A call that fails (or whose ctx ends) undoes
+// only what it did: an earlier subscription to the same filter stays
+// recorded, with its handler.
 func (s *Session) SubscribeFunc(ctx context.Context, h Handler, subs ...packet.Subscription) (*packet.Suback, error) {
 	if len(subs) == 0 {
 		return nil, errors.New("client: subscribe: no topic filters")
 	}
+	undo := func(int) {}
 	if h != nil {
-		for i := range subs {
-			s.router.Handle(subs[i].Filter, h)
-		}
+		undo = s.router.handleAll(h, subs)
 	}
 	rec := &subRecord{subs: slices.Clone(subs)}
 	s.mu.Lock()
@@ -326,10 +327,20 @@ func (s *Session) SubscribeFunc(ctx context.Context, h Handler, subs ...packet.S
 				}
 			}
 		}
+		var refused []string
 		for i := range subs {
 			if !granted(sa, err, i) {
-				s.forget(subs[i].Filter, h != nil)
+				undo(i)
+				refused = append(refused, subs[i].Filter)
 			}
+		}
+		if len(refused) > 0 {
+			s.mu.Lock()
+			rec.subs = slices.DeleteFunc(rec.subs, func(sub packet.Subscription) bool { return slices.Contains(refused, sub.Filter) })
+			if len(rec.subs) == 0 {
+				s.subs = slices.DeleteFunc(s.subs, func(r *subRecord) bool { return r == rec })
+			}
+			s.mu.Unlock()
 		}
 		return sa, err
 	}
