@@ -130,7 +130,7 @@ func newClient(conn net.Conn, o Options) *Client {
 		readerDone: make(chan struct{}),
 		done:       make(chan struct{}),
 	}
-	c.w.init(conn, o.Version, o.Trace)
+	c.w.init(conn, o.Version, o.Trace, o.WriteTimeout)
 	c.inbox.init(o.InboxSize, o.InboxBytes, c.awaiting)
 	c.router = o.router
 	if c.router == nil {
@@ -166,7 +166,7 @@ func (c *Client) handshake(ctx context.Context) error {
 		}
 		return fmt.Errorf("client: connect: %w", err)
 	}
-	if err := c.w.write(c.opts.connectPacket(), false); err != nil {
+	if err := c.w.write(ctx, c.opts.connectPacket(), false); err != nil {
 		return fail(err)
 	}
 	pk, err := packet.ReadPacket(c.br, c.version, c.inMaxSize)
@@ -383,9 +383,10 @@ func (c *Client) register(f *flow, id uint16) (uint16, error) {
 }
 
 // sendFlow sends the first packet of the flow registered under id. If p
-// could not be encoded, the flow is dropped again.
-func (c *Client) sendFlow(id uint16, p packet.Packet) error {
-	err := c.send(p)
+// could not be encoded, the flow is dropped again. When ctx ends first,
+// the packet is still sent and the flow goes on.
+func (c *Client) sendFlow(ctx context.Context, id uint16, p packet.Packet) error {
+	err := c.send(ctx, p)
 	var ee *encodeError
 	if err != nil && errors.As(err, &ee) {
 		c.mu.Lock()
@@ -407,7 +408,7 @@ func (c *Client) roundTrip(ctx context.Context, kind packet.Type, n int, pk func
 	if err != nil {
 		return nil, err
 	}
-	if err := c.sendFlow(id, pk(id)); err != nil {
+	if err := c.sendFlow(ctx, id, pk(id)); err != nil {
 		return nil, err
 	}
 	select {
@@ -419,11 +420,15 @@ func (c *Client) roundTrip(ctx context.Context, kind packet.Type, n int, pk func
 }
 
 // send writes p; a write failure ends the connection. An encoding failure
-// is returned as an *encodeError.
-func (c *Client) send(p packet.Packet) error {
-	err := c.w.write(p, false)
+// is returned as an *encodeError. When ctx ends first, send returns its
+// error and p is still written.
+func (c *Client) send(ctx context.Context, p packet.Packet) error {
+	err := c.w.write(ctx, p, false)
 	if err == nil {
 		return nil
+	}
+	if cerr := ctx.Err(); cerr != nil && err == cerr {
+		return err
 	}
 	var ee *encodeError
 	if errors.As(err, &ee) {
@@ -472,7 +477,7 @@ func (c *Client) disconnect() error {
 	failFlows(pend, ErrClosed)
 
 	// [MQTT-3.14.4-2] nothing may follow DISCONNECT: last.
-	if err := c.w.write(&packet.Disconnect{}, true); err != nil {
+	if err := c.w.write(context.Background(), &packet.Disconnect{}, true); err != nil {
 		err = fmt.Errorf("client: write: %w", err)
 		c.mu.Lock()
 		c.disconnecting = false

@@ -17,6 +17,7 @@ import (
 const (
 	DefaultKeepAlive      = 60 * time.Second
 	DefaultConnectTimeout = 30 * time.Second
+	DefaultWriteTimeout   = 30 * time.Second
 )
 
 // Options configure Connect.
@@ -108,6 +109,14 @@ type Options struct {
 	// addition to Connect's context. 0 means DefaultConnectTimeout.
 	ConnectTimeout time.Duration
 
+	// WriteTimeout bounds each write to the connection: a write that does
+	// not complete in time (the server stopped reading, the network is
+	// gone) ends the connection, and Err says why. It is what bounds the
+	// writes of calls whose context has no end (context.Background), of
+	// acknowledgements and of PINGREQ; a call whose context ends returns
+	// then in any case. 0 means DefaultWriteTimeout; negative, no bound.
+	WriteTimeout time.Duration
+
 	// Trace, when set, sees every packet sent (out true) and received,
 	// from the goroutine sending or receiving it, before it is written or
 	// handled. It is for debugging output and must not block or modify p.
@@ -141,6 +150,9 @@ func (o *Options) normalize() error {
 	}
 	if o.ConnectTimeout <= 0 {
 		o.ConnectTimeout = DefaultConnectTimeout
+	}
+	if o.WriteTimeout == 0 {
+		o.WriteTimeout = DefaultWriteTimeout
 	}
 	if o.InboxSize == 0 {
 		o.InboxSize = DefaultInboxSize

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -58,7 +59,7 @@ func (c *Client) fail(err error) {
 		ending := c.ending || c.disconnecting
 		c.mu.Unlock()
 		if !ending {
-			c.w.write(&packet.Disconnect{ReasonCode: code}, true) // best effort: we close anyway
+			c.w.write(context.Background(), &packet.Disconnect{ReasonCode: code}, true) // best effort: we close anyway
 		}
 	}
 	c.shutdown(err)
@@ -270,5 +271,5 @@ func (c *Client) ack(p *packet.Publish) {
 // failure ends the connection, and Err reports it; there is no caller to
 // return it to.
 func (c *Client) reply(p packet.Packet) {
-	_ = c.send(p)
+	_ = c.send(context.Background(), p)
 }
