@@ -50,6 +50,7 @@ type Options struct {
 	// client sends PINGREQ; the server drops the connection after 1.5 times
 	// it without a packet. 0 means DefaultKeepAlive; negative disables
 	// keep-alive. It is rounded up to whole seconds, at most 65535.
+	// Between 0 and 1 s it is refused: KeepAlive: 30 is 30ns.
 	KeepAlive time.Duration
 
 	Username    string
@@ -141,6 +142,13 @@ func (o *Options) normalize() error {
 	}
 	if o.Dial == nil && o.Address == "" && o.URL == "" {
 		return errors.New("client: no Address, URL or Dial")
+	}
+	if o.KeepAlive > 0 && o.KeepAlive < time.Second {
+		// KeepAlive: 30 is 30ns, not 30 s (paho's KeepAlive is seconds).
+		if o.KeepAlive <= math.MaxUint16 {
+			return fmt.Errorf("client: KeepAlive %s: a time.Duration; did you mean %d * time.Second?", o.KeepAlive, int64(o.KeepAlive))
+		}
+		return fmt.Errorf("client: KeepAlive %s: less than 1 s (0 means the default, negative none)", o.KeepAlive)
 	}
 	if o.KeepAlive == 0 {
 		o.KeepAlive = DefaultKeepAlive
