@@ -76,9 +76,9 @@ type flow struct {
 	// done is handed the answer, or the connection's end (pk nil); it
 	// must not block: the reader calls it.
 	done func(result)
-	// onPubrec, if set, is told before the PUBREL is sent that the flow
-	// reached PUBREL.
-	onPubrec func()
+	// onPubrec, if set, is told that the flow reached PUBREL, and sends
+	// the PUBREL with send when it is ready to.
+	onPubrec func(send func())
 }
 
 type result struct {

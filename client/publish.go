@@ -46,9 +46,9 @@ type pubFlow struct {
 	id     uint16 // 0: new, the Client assigns one; else a resend under this id
 	pubrel bool   // the flow had reached PUBREL: resend the PUBREL
 
-	onID     func(id uint16) // if set, told the new id before the PUBLISH is written
-	onPubrec func()          // if set, told before PUBREL is sent
-	done     func(result)    // the answer, or the connection's end (pk nil)
+	onID     func(id uint16)   // if set, told the new id before the PUBLISH is written
+	onPubrec func(send func()) // if set, told of the PUBREC instead of sending PUBREL: it calls send (from any goroutine)
+	done     func(result)      // the answer, or the connection's end (pk nil)
 }
 
 // startFlow sends pf's first packet and returns without waiting for the

@@ -172,12 +172,15 @@ func (c *Client) handlePubrec(p *packet.Pubrec) {
 	}
 	f.pubrel = true
 	c.mu.Unlock()
-	if f.onPubrec != nil {
-		f.onPubrec()
-	}
 	// [MQTT-4.3.3-1] answer PUBREC with PUBREL; [MQTT-4.6.0-4] in PUBREC order,
-	// which holds as this goroutine sends them all.
-	c.reply(&packet.Pubrel{PacketID: p.PacketID})
+	// which holds as this goroutine sends them all, or a Session's store
+	// writer, in the order it was told.
+	send := func() { c.reply(&packet.Pubrel{PacketID: p.PacketID}) }
+	if f.onPubrec != nil {
+		f.onPubrec(send)
+		return
+	}
+	send()
 }
 
 func (c *Client) handlePubcomp(p *packet.Pubcomp) {

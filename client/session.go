@@ -76,8 +76,12 @@ type Session struct {
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the connection loop has returned
 
+	sw *storeWriter // writes to opts.Store; nil without one
+
 	mu         sync.Mutex
 	queue      []*outMsg          // unfinished publishes, in seq order
+	storing    int                // publishes being written to the Store before they are queued
+	finished   bool               // the connection loop has failed the waiting publishes
 	nextSeq    uint64             // the next message's seq
 	emptied    chan struct{}      // closed while queue is empty
 	wake       chan struct{}      // capacity 1: the sender has something to do
@@ -150,6 +154,7 @@ func NewSession(o SessionOptions) (*Session, error) {
 		if len(s.queue) > 0 {
 			s.emptied = make(chan struct{})
 		}
+		s.sw = newStoreWriter(o.Store)
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	go s.run()
@@ -209,11 +214,14 @@ func (s *Session) Err() error {
 // Publish queues p and returns when its flow is complete (QoS 0: when it
 // was written), possibly over several connections, or when ctx ends. p is
 // copied; it may be reused once Publish returns. With a Store, a QoS 1 or
-// 2 message is in it before Publish can return. When ctx ends first the
+// 2 message is in it before Publish returns nil. When ctx ends first the
 // message stays queued and is still sent. A v5 failure reason code from
 // the server is returned as a *ReasonError; ErrQueueFull when the queue is
 // full; ErrClosed after Disconnect or Close (the message stays in the
-// Store, if any, for the next Session on it).
+// Store, if any, for the next Session on it). The Store is written from a
+// goroutine of its own, grouping the writes of concurrent calls; a
+// Store's failure to write the message is returned, and then it is not
+// sent.
 func (s *Session) Publish(ctx context.Context, p *packet.Publish) error {
 	if p.QoS > 2 {
 		return fmt.Errorf("client: publish: QoS %d: %w", p.QoS, packet.MalformedPacket)
@@ -246,25 +254,27 @@ func (s *Session) Publish(ctx context.Context, p *packet.Publish) error {
 		s.mu.Unlock()
 		return ErrClosed
 	}
-	if len(s.queue) >= s.opts.MaxQueued {
+	if n := len(s.queue) + s.storing; n >= s.opts.MaxQueued {
 		s.mu.Unlock()
-		return fmt.Errorf("%w: %d messages waiting", ErrQueueFull, len(s.queue))
+		return fmt.Errorf("%w: %d messages waiting", ErrQueueFull, n)
 	}
 	m.seq = s.nextSeq
-	if p.QoS > 0 && s.opts.Store != nil {
-		// Under mu, so that the Store's order is the queue's.
-		if err := s.opts.Store.Put(StoredMessage{Seq: m.seq, Publish: m.p}); err != nil {
-			s.mu.Unlock()
-			return err
-		}
-	}
 	s.nextSeq++
-	if len(s.queue) == 0 {
+	if len(s.queue) == 0 && s.storing == 0 {
 		s.emptied = make(chan struct{})
 	}
-	s.queue = append(s.queue, m)
-	s.mu.Unlock()
-	s.poke()
+	if p.QoS > 0 && s.sw != nil {
+		// Queued once it is in the Store, by the store writer, which
+		// keeps the order of seq. Neither mu nor the caller's context
+		// waits for the disk.
+		s.storing++
+		s.sw.add(storeOp{m: StoredMessage{Seq: m.seq, Publish: m.p}, after: func(err error) { s.stored(m, err) }})
+		s.mu.Unlock()
+	} else {
+		s.queue = append(s.queue, m)
+		s.mu.Unlock()
+		s.poke()
+	}
 
 	select {
 	case err := <-m.done:
@@ -272,6 +282,29 @@ func (s *Session) Publish(ctx context.Context, p *packet.Publish) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// stored queues m, a new message, once the Store has it, or fails its
+// Publish with the Store's error.
+func (s *Session) stored(m *outMsg, err error) {
+	s.mu.Lock()
+	s.storing--
+	if err == nil && s.finished {
+		err = s.err
+		if err == nil {
+			err = ErrClosed
+		}
+	}
+	if err != nil {
+		s.checkEmpty()
+		s.mu.Unlock()
+		m.done <- err
+		return
+	}
+	i, _ := s.find(m.seq)
+	s.queue = slices.Insert(s.queue, i, m)
+	s.mu.Unlock()
+	s.poke()
 }
 
 func validTopic(name string) error {

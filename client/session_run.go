@@ -21,7 +21,8 @@ const stableConnection = 10 * time.Second
 func (s *Session) run() {
 	defer func() {
 		s.failWaiting()
-		if s.opts.Store != nil {
+		if s.sw != nil {
+			s.sw.close()
 			s.opts.Store.Close()
 		}
 		close(s.done)
@@ -192,7 +193,7 @@ func (s *Session) restart() {
 			done = append(done, m)
 		case m.id != 0:
 			m.id = 0
-			s.store(m)
+			s.store(m, nil)
 			kept = append(kept, m)
 		default:
 			kept = append(kept, m)
@@ -248,14 +249,26 @@ func (s *Session) sendLoop(c *Client) {
 		sf.onID = func(id uint16) {
 			s.mu.Lock()
 			m.id = id
-			s.store(m)
+			durable := make(chan struct{})
+			stored := s.store(m, func(error) { close(durable) })
 			s.mu.Unlock()
+			if stored && m.p.QoS == 2 {
+				// Sent under an id the Store does not have, and lost with
+				// the process, the message would be sent again as a new
+				// one: twice. (QoS 1 may be.)
+				<-durable
+			}
 		}
-		sf.onPubrec = func() {
+		sf.onPubrec = func(send func()) {
 			s.mu.Lock()
 			m.pubrel = true
-			s.store(m)
+			// The PUBREL waits for the Store, for the same reason, but the
+			// reader does not: the store writer sends it.
+			stored := s.store(m, func(error) { send() })
 			s.mu.Unlock()
+			if !stored {
+				send()
+			}
 		}
 		sf.done = func(r result) {
 			if r.pk == nil {
@@ -335,7 +348,7 @@ func (s *Session) complete(m *outMsg, err error) {
 
 // checkEmpty signals Disconnect when the queue is empty. mu must be held.
 func (s *Session) checkEmpty() {
-	if len(s.queue) == 0 {
+	if len(s.queue) == 0 && s.storing == 0 {
 		select {
 		case <-s.emptied:
 		default:
@@ -344,19 +357,22 @@ func (s *Session) checkEmpty() {
 	}
 }
 
-// store writes m's state to the Store. mu must be held. A failure here
-// leaves the stored copy one step behind, which costs at most a duplicate
-// after a restart of the process; the connection goes on.
-func (s *Session) store(m *outMsg) {
-	if s.opts.Store != nil && m.p.QoS > 0 {
-		_ = s.opts.Store.Put(StoredMessage{Seq: m.seq, PacketID: m.id, Pubrel: m.pubrel, Publish: m.p})
+// store queues the write of m's state to the Store and reports whether
+// it did; after, if set, is called once it is durable. mu must be held. A
+// failure here leaves the stored copy one step behind, which costs at
+// most a duplicate after a restart of the process; the connection goes on.
+func (s *Session) store(m *outMsg, after func(error)) bool {
+	if s.sw == nil || m.p.QoS == 0 {
+		return false
 	}
+	s.sw.add(storeOp{m: StoredMessage{Seq: m.seq, PacketID: m.id, Pubrel: m.pubrel, Publish: m.p}, after: after})
+	return true
 }
 
-// drop removes m from the Store.
+// drop queues the removal of m from the Store.
 func (s *Session) drop(m *outMsg) {
-	if s.opts.Store != nil && m.p.QoS > 0 {
-		_ = s.opts.Store.Delete(m.seq)
+	if s.sw != nil && m.p.QoS > 0 {
+		s.sw.add(storeOp{m: StoredMessage{Seq: m.seq}})
 	}
 }
 
@@ -366,6 +382,7 @@ func (s *Session) failWaiting() {
 	s.mu.Lock()
 	q := s.queue
 	s.queue = nil
+	s.finished = true
 	err := s.err
 	s.mu.Unlock()
 	if err == nil {
