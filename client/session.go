@@ -46,7 +46,8 @@ type SessionOptions struct {
 	OnConnectionLost func(error)
 	// OnConnectError is called when a connection attempt fails; another
 	// follows after the backoff unless the server refused the client
-	// itself (see NewSession).
+	// itself (see NewSession): then it is called too, before the Session
+	// ends (Done closes once it has returned).
 	OnConnectError func(error)
 }
 

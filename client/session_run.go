@@ -36,15 +36,18 @@ func (s *Session) run() {
 			if s.ctx.Err() != nil {
 				return
 			}
-			if permanent(err) {
+			end := permanent(err)
+			if end {
 				s.mu.Lock()
 				s.err = err
 				s.closing, s.stopping = true, true
 				s.mu.Unlock()
-				return
 			}
 			if f := s.opts.OnConnectError; f != nil {
 				s.callback(func() { f(err) })
+			}
+			if end {
+				return
 			}
 			if !sleepCtx(s.ctx, s.opts.Backoff.Delay(attempt)) {
 				return
