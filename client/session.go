@@ -28,6 +28,24 @@ type SessionOptions struct {
 	// SubscribeFunc keep working across connections.
 	Options
 
+	// Servers, when set, are the URLs of several servers (as
+	// Options.URL; a cluster, or a primary and a standby) that replace
+	// Address and URL: the first attempt goes to the first, and after a
+	// failed attempt or a lost connection the next goes to the next
+	// server, round after round. The backoff waits only after a round in
+	// which every server failed, or after a loss. A Dial function (or
+	// BeforeConnect) still decides how to reach the URL it is given.
+	Servers []string
+	// BeforeConnect, when set, is called before each connection attempt
+	// with the Options it is to use (URL set to the server's turn) and
+	// may change them: credentials that expire (a JWT or SAS token),
+	// the URL, TLSConfig, Dial, properties. ClientID and CleanStart stay
+	// the Session's. An error fails the attempt (OnConnectError hears of
+	// it, and the next follows after the backoff). With BeforeConnect set,
+	// refused credentials (bad user name or password, not authorized) do
+	// not end the Session: the next attempt may bring new ones.
+	BeforeConnect func(ctx context.Context, o *Options) error
+
 	// Backoff spaces connection attempts.
 	Backoff Backoff
 	// MaxQueued bounds the publishes waiting to be sent or acknowledged;
@@ -94,6 +112,7 @@ type Session struct {
 	endConn    func(*Client) bool // how stop ends the connection: Disconnect or Close
 	err        error              // why the Session ended
 	clientID   string
+	server     int             // the index in opts.Servers of the next attempt's server
 	cleanLast  bool            // the last connection started clean: the server dropped that session when it ended
 	received   map[uint16]bool // inbound QoS 2 ids; the connection's while one runs
 	prevDone   <-chan struct{} // the last connection's Done: its handlers may still run
@@ -122,6 +141,10 @@ type subRecord struct {
 // background. AwaitConnection waits for the connection; Publish,
 // SubscribeFunc and the others may be called at once.
 func NewSession(o SessionOptions) (*Session, error) {
+	if len(o.Servers) > 0 {
+		o.Servers = slices.Clone(o.Servers)
+		o.Address, o.URL = "", o.Servers[0]
+	}
 	if err := o.Options.normalize(); err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -36,7 +37,7 @@ func (s *Session) run() {
 			if s.ctx.Err() != nil {
 				return
 			}
-			end := permanent(err)
+			end := permanent(err, s.opts.BeforeConnect != nil)
 			if end {
 				s.mu.Lock()
 				s.err = err
@@ -48,6 +49,9 @@ func (s *Session) run() {
 			}
 			if end {
 				return
+			}
+			if s.nextServer() {
+				continue // the round of servers goes on
 			}
 			if !sleepCtx(s.ctx, s.opts.Backoff.Delay(attempt)) {
 				return
@@ -64,6 +68,7 @@ func (s *Session) run() {
 		if f := s.opts.OnConnectionLost; f != nil {
 			s.callback(func() { f(lost) })
 		}
+		s.nextServer()
 		if time.Since(since) >= stableConnection {
 			attempt = 0
 		}
@@ -93,7 +98,20 @@ func (s *Session) connect(first bool) (*Client, error) {
 			o.reserved = append(o.reserved, m.id)
 		}
 	}
+	if n := len(s.opts.Servers); n > 0 {
+		o.URL = s.opts.Servers[s.server%n]
+	}
 	s.mu.Unlock()
+	if f := s.opts.BeforeConnect; f != nil {
+		id, clean := o.ClientID, o.CleanStart
+		if err := f(s.ctx, &o); err != nil {
+			return nil, fmt.Errorf("client: BeforeConnect: %w", err)
+		}
+		o.ClientID, o.CleanStart = id, clean
+		if err := o.normalize(); err != nil {
+			return nil, fmt.Errorf("client: BeforeConnect: %w", err)
+		}
+	}
 	c, err := Connect(s.ctx, o)
 	if err != nil {
 		return nil, err
@@ -108,10 +126,28 @@ func (s *Session) connect(first bool) (*Client, error) {
 	return c, nil
 }
 
-// permanent reports whether a refusal will not change by retrying.
-func permanent(err error) bool {
+// nextServer moves to the next of several servers and reports whether
+// the round goes on (false: the round is over, or there is one server).
+func (s *Session) nextServer() bool {
+	n := len(s.opts.Servers)
+	if n < 2 {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.server = (s.server + 1) % n
+	return s.server != 0
+}
+
+// permanent reports whether a refusal will not change by retrying. With
+// a BeforeConnect hook, which may bring new credentials, refused
+// credentials are not.
+func permanent(err error, hook bool) bool {
 	var ce *ConnectError
 	if !errors.As(err, &ce) {
+		return false
+	}
+	if hook && (errors.Is(err, packet.BadUsernameOrPassword) || errors.Is(err, packet.NotAuthorized)) {
 		return false
 	}
 	for _, code := range []packet.ReasonCode{packet.UnsupportedProtocolVersion, packet.ClientIDNotValid,
