@@ -41,11 +41,12 @@ type Client struct {
 
 	mu            sync.Mutex
 	nextID        uint16
-	pending       map[uint16]*flow // outbound flows awaiting an answer
-	received      map[uint16]bool  // inbound QoS 2 ids until PUBREL; true once PUBREC is sent
-	ending        bool             // shutdown has run
-	disconnecting bool             // Disconnect sent or is sending DISCONNECT
-	endErr        error            // why the connection ended; nil after Disconnect
+	pending       map[uint16]*flow   // outbound flows awaiting an answer
+	received      map[uint16]bool    // inbound QoS 2 ids until PUBREL; true once PUBREC is sent
+	ending        bool               // shutdown has run
+	disconnecting bool               // Disconnect sent or is sending DISCONNECT
+	endErr        error              // why the connection ended; nil after Disconnect
+	disconnectPk  *packet.Disconnect // what Disconnect sends; nil: a plain one
 
 	aliases map[uint16]string // inbound topic aliases; reader goroutine only
 	router  *Router           // SubscribeFunc's handlers
@@ -300,10 +301,19 @@ func (c *Client) closedErr() error {
 	return ErrClosed
 }
 
-// Subscribe sends one SUBSCRIBE for subs and returns the SUBACK. The error
-// is nil when the server refused some filters: the SUBACK holds a code per
+// Subscribe sends one SUBSCRIBE for subs and returns the SUBACK. When the
+// server refused some filters, the SUBACK comes with a *SubscribeError
+// naming them (the others are subscribed); the SUBACK holds a code per
 // filter, the granted QoS or a failure (IsFailure).
 func (c *Client) Subscribe(ctx context.Context, subs ...packet.Subscription) (*packet.Suback, error) {
+	return c.SubscribePacket(ctx, &packet.Subscribe{Subscriptions: subs})
+}
+
+// SubscribePacket is Subscribe for a SUBSCRIBE of the caller's making:
+// with v5 properties (Subscription Identifier, user properties). Its
+// PacketID is assigned; s is not modified.
+func (c *Client) SubscribePacket(ctx context.Context, s *packet.Subscribe) (*packet.Suback, error) {
+	subs := s.Subscriptions
 	if len(subs) == 0 {
 		return nil, errors.New("client: subscribe: no topic filters")
 	}
@@ -316,15 +326,28 @@ func (c *Client) Subscribe(ctx context.Context, subs ...packet.Subscription) (*p
 		}
 	}
 	pk, err := c.roundTrip(ctx, packet.SUBSCRIBE, len(subs), func(id uint16) packet.Packet {
-		return &packet.Subscribe{PacketID: id, Subscriptions: subs}
+		sp := *s
+		sp.PacketID = id
+		return &sp
 	})
 	sa, _ := pk.(*packet.Suback)
+	if err == nil && sa != nil {
+		err = subscribeError(sa, subs)
+	}
 	return sa, err
 }
 
 // Unsubscribe sends one UNSUBSCRIBE for filters and returns the UNSUBACK
 // (with a reason code per filter in v5).
 func (c *Client) Unsubscribe(ctx context.Context, filters ...string) (*packet.Unsuback, error) {
+	return c.UnsubscribePacket(ctx, &packet.Unsubscribe{Filters: filters})
+}
+
+// UnsubscribePacket is Unsubscribe for an UNSUBSCRIBE of the caller's
+// making: with v5 user properties. Its PacketID is assigned; u is not
+// modified.
+func (c *Client) UnsubscribePacket(ctx context.Context, u *packet.Unsubscribe) (*packet.Unsuback, error) {
+	filters := u.Filters
 	if len(filters) == 0 {
 		return nil, errors.New("client: unsubscribe: no topic filters")
 	}
@@ -334,7 +357,9 @@ func (c *Client) Unsubscribe(ctx context.Context, filters ...string) (*packet.Un
 		}
 	}
 	pk, err := c.roundTrip(ctx, packet.UNSUBSCRIBE, len(filters), func(id uint16) packet.Packet {
-		return &packet.Unsubscribe{PacketID: id, Filters: filters}
+		up := *u
+		up.PacketID = id
+		return &up
 	})
 	ua, _ := pk.(*packet.Unsuback)
 	if err == nil {
@@ -450,13 +475,28 @@ func (c *Client) send(ctx context.Context, p packet.Packet) error {
 // and the DISCONNECT follows that message's acknowledgement when the call
 // returns; wait on Done to know the connection has ended.
 func (c *Client) Disconnect() error {
-	_, err := c.disconnectOrDefer()
+	return c.DisconnectWith(nil)
+}
+
+// DisconnectWith is Disconnect with a DISCONNECT of the caller's making
+// (v5: a reason code, such as packet.DisconnectWithWill to have the
+// server publish the will, and properties: Session Expiry Interval,
+// Reason String, user properties). Before v5 only the packet type is
+// sent. nil is Disconnect.
+func (c *Client) DisconnectWith(d *packet.Disconnect) error {
+	_, err := c.disconnectOrDefer(d)
 	return err
 }
 
-// disconnectOrDefer is Disconnect; deferred reports that an OnMessage call
-// is in progress and the DISCONNECT follows it.
-func (c *Client) disconnectOrDefer() (deferred bool, err error) {
+// disconnectOrDefer is DisconnectWith; deferred reports that an OnMessage
+// call is in progress and the DISCONNECT follows it.
+func (c *Client) disconnectOrDefer(d *packet.Disconnect) (deferred bool, err error) {
+	if d == nil {
+		d = &packet.Disconnect{}
+	}
+	c.mu.Lock()
+	c.disconnectPk = d
+	c.mu.Unlock()
 	if c.inbox.stop(true) {
 		return true, nil
 	}
@@ -473,11 +513,15 @@ func (c *Client) disconnect() error {
 	}
 	c.disconnecting = true
 	pend := c.takePending()
+	d := c.disconnectPk
 	c.mu.Unlock()
 	failFlows(pend, ErrClosed)
+	if d == nil || c.version != packet.V5 {
+		d = &packet.Disconnect{}
+	}
 
 	// [MQTT-3.14.4-2] nothing may follow DISCONNECT: last.
-	if err := c.w.write(context.Background(), &packet.Disconnect{}, true); err != nil {
+	if err := c.w.write(context.Background(), d, true); err != nil {
 		err = fmt.Errorf("client: write: %w", err)
 		c.mu.Lock()
 		c.disconnecting = false

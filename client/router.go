@@ -162,5 +162,9 @@ func (c *Client) SubscribeFunc(ctx context.Context, h Handler, subs ...packet.Su
 // granted reports whether the SUBSCRIBE that got sa and err was granted
 // its i-th filter.
 func granted(sa *packet.Suback, err error, i int) bool {
-	return err == nil && i < len(sa.ReasonCodes) && !sa.ReasonCodes[i].IsFailure()
+	var se *SubscribeError
+	if err != nil && !errors.As(err, &se) {
+		return false
+	}
+	return sa != nil && i < len(sa.ReasonCodes) && !sa.ReasonCodes[i].IsFailure()
 }

@@ -134,6 +134,7 @@ type outMsg struct {
 // makes the others.
 type subRecord struct {
 	subs   []packet.Subscription
+	props  packet.Properties // the SUBSCRIBE's
 	active bool
 }
 
@@ -354,6 +355,14 @@ func (s *Session) poke() {
 // only what it did: an earlier subscription to the same filter stays
 // recorded, with its handler.
 func (s *Session) SubscribeFunc(ctx context.Context, h Handler, subs ...packet.Subscription) (*packet.Suback, error) {
+	return s.SubscribePacket(ctx, h, &packet.Subscribe{Subscriptions: subs})
+}
+
+// SubscribePacket is SubscribeFunc for a SUBSCRIBE of the caller's
+// making: with v5 properties (Subscription Identifier, user properties),
+// which a renewal sends again.
+func (s *Session) SubscribePacket(ctx context.Context, h Handler, sp *packet.Subscribe) (*packet.Suback, error) {
+	subs := sp.Subscriptions
 	if len(subs) == 0 {
 		return nil, errors.New("client: subscribe: no topic filters")
 	}
@@ -361,7 +370,7 @@ func (s *Session) SubscribeFunc(ctx context.Context, h Handler, subs ...packet.S
 	if h != nil {
 		undo = s.router.handleAll(h, subs)
 	}
-	rec := &subRecord{subs: slices.Clone(subs)}
+	rec := &subRecord{subs: slices.Clone(subs), props: sp.Properties}
 	s.mu.Lock()
 	s.subs = append(s.subs, rec)
 	s.mu.Unlock()
@@ -369,11 +378,12 @@ func (s *Session) SubscribeFunc(ctx context.Context, h Handler, subs ...packet.S
 		c, err := s.awaitClient(ctx)
 		var sa *packet.Suback
 		if err == nil {
-			sa, err = c.Subscribe(ctx, subs...)
-			if err != nil && c.ended() && ctx.Err() == nil {
+			sa, err = c.SubscribePacket(ctx, &packet.Subscribe{Properties: sp.Properties, Subscriptions: subs})
+			var se *SubscribeError
+			if err != nil && !errors.As(err, &se) && c.ended() && ctx.Err() == nil {
 				continue // lost before the SUBACK: the next connection
 			}
-			if err == nil {
+			if err == nil || se != nil {
 				s.mu.Lock()
 				rec.active = true
 				s.mu.Unlock()
@@ -430,6 +440,13 @@ func (s *Session) forget(filter string, handler bool) {
 // Unsubscribe forgets filters and their handlers and sends UNSUBSCRIBE,
 // waiting for a connection if need be.
 func (s *Session) Unsubscribe(ctx context.Context, filters ...string) (*packet.Unsuback, error) {
+	return s.UnsubscribePacket(ctx, &packet.Unsubscribe{Filters: filters})
+}
+
+// UnsubscribePacket is Unsubscribe for an UNSUBSCRIBE of the caller's
+// making (v5 user properties).
+func (s *Session) UnsubscribePacket(ctx context.Context, u *packet.Unsubscribe) (*packet.Unsuback, error) {
+	filters := u.Filters
 	if len(filters) == 0 {
 		return nil, errors.New("client: unsubscribe: no topic filters")
 	}
@@ -441,7 +458,7 @@ func (s *Session) Unsubscribe(ctx context.Context, filters ...string) (*packet.U
 		if err != nil {
 			return nil, err
 		}
-		ua, err := c.Unsubscribe(ctx, filters...)
+		ua, err := c.UnsubscribePacket(ctx, u)
 		if err != nil && c.ended() && ctx.Err() == nil {
 			continue
 		}
@@ -454,6 +471,11 @@ func (s *Session) Unsubscribe(ctx context.Context, filters ...string) (*packet.U
 // with ErrClosed; with a Store their messages stay in it. The error is
 // ctx's when the queue was not empty in time.
 func (s *Session) Disconnect(ctx context.Context) error {
+	return s.DisconnectWith(ctx, nil)
+}
+
+// DisconnectWith is Disconnect sending d (see Client.DisconnectWith).
+func (s *Session) DisconnectWith(ctx context.Context, d *packet.Disconnect) error {
 	s.mu.Lock()
 	s.closing = true
 	emptied := s.emptied
@@ -466,7 +488,7 @@ func (s *Session) Disconnect(ctx context.Context) error {
 	case <-s.done:
 	}
 	s.stop(nil, func(c *Client) bool {
-		deferred, _ := c.disconnectOrDefer()
+		deferred, _ := c.disconnectOrDefer(d)
 		return !deferred
 	})
 	return err

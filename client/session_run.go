@@ -250,15 +250,18 @@ func (s *Session) restart() {
 // resubscribe makes the recorded subscriptions again.
 func (s *Session) resubscribe(c *Client) error {
 	s.mu.Lock()
-	var subs [][]packet.Subscription
+	var subs []*packet.Subscribe
 	for _, r := range s.subs {
 		if r.active {
-			subs = append(subs, slices.Clone(r.subs))
+			subs = append(subs, &packet.Subscribe{Properties: r.props, Subscriptions: slices.Clone(r.subs)})
 		}
 	}
 	s.mu.Unlock()
-	for _, r := range subs {
-		if _, err := c.Subscribe(s.ctx, r...); err != nil {
+	for _, sp := range subs {
+		// A filter refused now (its permission withdrawn) is not a reason
+		// to drop the connection.
+		var se *SubscribeError
+		if _, err := c.SubscribePacket(s.ctx, sp); err != nil && !errors.As(err, &se) {
 			return err
 		}
 	}
