@@ -569,6 +569,7 @@ func (c *Client) shutdown(err error) {
 	pend := c.takePending()
 	c.mu.Unlock()
 
+	c.opts.logger().Debug("mqtt connection ended", "error", err)
 	close(c.closed)
 	c.inbox.hangUp()
 	c.w.close(ErrClosed)

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"net"
 	"time"
@@ -118,6 +119,12 @@ type Options struct {
 	// then in any case. 0 means DefaultWriteTimeout; negative, no bound.
 	WriteTimeout time.Duration
 
+	// Logger, when set, hears of what happens to the connection without a
+	// caller to return it to: a connection's end (Debug), and for a
+	// Session each connection (Info), failed attempt and loss (Warn) and
+	// Store failure (Error). nil logs nothing.
+	Logger *slog.Logger
+
 	// Trace, when set, sees every packet sent (out true) and received,
 	// from the goroutine sending or receiving it, before it is written or
 	// handled. It is for debugging output and must not block or modify p.
@@ -182,6 +189,16 @@ func (o *Options) normalize() error {
 	}
 	return nil
 }
+
+// logger returns Logger, or one that discards.
+func (o *Options) logger() *slog.Logger {
+	if o.Logger != nil {
+		return o.Logger
+	}
+	return discardLogger
+}
+
+var discardLogger = slog.New(slog.DiscardHandler)
 
 // keepAliveSeconds is the CONNECT Keep Alive field for o (normalized).
 func (o *Options) keepAliveSeconds() uint16 {

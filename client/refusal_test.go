@@ -2,6 +2,8 @@ package client
 
 import (
 	"errors"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -45,5 +47,23 @@ func TestSessionPermanentRefusalCallsOnConnectError(t *testing.T) {
 				t.Fatal("OnConnectError not called for the refusal that ended the Session")
 			}
 		})
+	}
+}
+
+// Options.Logger hears of the Session's connections, failed attempts and
+// losses.
+func TestSessionLogger(t *testing.T) {
+	r := startRestartBroker(t)
+	var buf mt.SyncBuffer
+	s := newTestSession(t, SessionOptions{Options: Options{Address: r.addr, ClientID: "log",
+		Logger: slog.New(slog.NewTextHandler(&buf, nil))}})
+	_ = s
+	r.stop()
+	mt.Eventually(t, "the loss and a failed attempt logged", func() bool {
+		out := buf.String()
+		return strings.Contains(out, "mqtt connection lost") && strings.Contains(out, "mqtt connection attempt failed")
+	})
+	if out := buf.String(); !strings.Contains(out, `msg="mqtt connected" server=`+r.addr) {
+		t.Fatalf("log without the connection: %s", out)
 	}
 }

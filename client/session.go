@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
 
@@ -95,7 +96,8 @@ type Session struct {
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the connection loop has returned
 
-	sw *storeWriter // writes to opts.Store; nil without one
+	sw  *storeWriter // writes to opts.Store; nil without one
+	log *slog.Logger
 
 	mu         sync.Mutex
 	queue      []*outMsg          // unfinished publishes, in seq order
@@ -153,6 +155,7 @@ func NewSession(o SessionOptions) (*Session, error) {
 		o.MaxQueued = DefaultMaxQueued
 	}
 	s := &Session{
+		log:      o.logger(),
 		opts:     o,
 		done:     make(chan struct{}),
 		emptied:  make(chan struct{}),
@@ -179,7 +182,7 @@ func NewSession(o SessionOptions) (*Session, error) {
 		if len(s.queue) > 0 {
 			s.emptied = make(chan struct{})
 		}
-		s.sw = newStoreWriter(o.Store)
+		s.sw = newStoreWriter(o.Store, s.log)
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	go s.run()

@@ -38,6 +38,7 @@ func (s *Session) run() {
 				return
 			}
 			end := permanent(err, s.opts.BeforeConnect != nil)
+			s.log.Warn("mqtt connection attempt failed", "server", s.serverName(), "error", err, "final", end)
 			if end {
 				s.mu.Lock()
 				s.err = err
@@ -61,10 +62,12 @@ func (s *Session) run() {
 		}
 		first = false
 		since := time.Now()
+		s.log.Info("mqtt connected", "server", s.serverName(), "resumed", c.resumed())
 		lost := s.serve(c, cleanBefore)
 		if lost == nil {
 			return
 		}
+		s.log.Warn("mqtt connection lost", "server", s.serverName(), "error", lost)
 		if f := s.opts.OnConnectionLost; f != nil {
 			s.callback(func() { f(lost) })
 		}
@@ -124,6 +127,19 @@ func (s *Session) connect(first bool) (*Client, error) {
 		s.clientID = c.Connack().Properties.AssignedClientID
 	}
 	return c, nil
+}
+
+// serverName names the current server, for the log.
+func (s *Session) serverName() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n := len(s.opts.Servers); n > 0 {
+		return s.opts.Servers[s.server%n]
+	}
+	if s.opts.URL != "" {
+		return s.opts.URL
+	}
+	return s.opts.Address
 }
 
 // nextServer moves to the next of several servers and reports whether

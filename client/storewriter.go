@@ -2,6 +2,7 @@ package client
 
 import (
 	"errors"
+	"log/slog"
 	"sync"
 )
 
@@ -23,6 +24,7 @@ type BatchStore interface {
 // batch costs nothing.
 type storeWriter struct {
 	st   Store
+	log  *slog.Logger
 	mu   sync.Mutex
 	ops  []storeOp
 	wake chan struct{} // capacity 1
@@ -35,8 +37,8 @@ type storeOp struct {
 	after func(error)   // if set, called once the change is durable (or failed), in order
 }
 
-func newStoreWriter(st Store) *storeWriter {
-	w := &storeWriter{st: st, wake: make(chan struct{}, 1), done: make(chan struct{})}
+func newStoreWriter(st Store, log *slog.Logger) *storeWriter {
+	w := &storeWriter{st: st, log: log, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	go w.run()
 	return w
 }
@@ -91,6 +93,11 @@ func (w *storeWriter) run() {
 				break
 			}
 			err := w.apply(ops)
+			if err != nil {
+				// Told to those who wait for it (Publish); the others'
+				// stored copies stay one step behind.
+				w.log.Error("mqtt session store write failed", "error", err, "changes", len(ops))
+			}
 			for _, op := range ops {
 				if op.after != nil {
 					op.after(err)
