@@ -47,6 +47,7 @@ type Client struct {
 	disconnecting bool               // Disconnect sent or is sending DISCONNECT
 	endErr        error              // why the connection ended; nil after Disconnect
 	disconnectPk  *packet.Disconnect // what Disconnect sends; nil: a plain one
+	reauth        *reauth            // a re-authentication in progress
 
 	aliases map[uint16]string // inbound topic aliases; reader goroutine only
 	router  *Router           // SubscribeFunc's handlers
@@ -167,20 +168,51 @@ func (c *Client) handshake(ctx context.Context) error {
 		}
 		return fmt.Errorf("client: connect: %w", err)
 	}
-	if err := c.w.write(ctx, c.opts.connectPacket(), false); err != nil {
+	cp := c.opts.connectPacket()
+	var ex AuthExchange
+	if a := c.opts.Auth; a != nil {
+		first, e, err := a.Start()
+		if err != nil {
+			return fail(fmt.Errorf("authentication: %w", err))
+		}
+		ex = e
+		cp.Properties.AuthMethod, cp.Properties.AuthData = a.Method(), first
+	}
+	if err := c.w.write(ctx, cp, false); err != nil {
 		return fail(err)
 	}
-	pk, err := packet.ReadPacket(c.br, c.version, c.inMaxSize)
-	if err != nil {
-		return fail(fmt.Errorf("reading CONNACK: %w", err))
+	var ca *packet.Connack
+	for ca == nil {
+		pk, err := packet.ReadPacket(c.br, c.version, c.inMaxSize)
+		if err != nil {
+			return fail(fmt.Errorf("reading CONNACK: %w", err))
+		}
+		if c.opts.Trace != nil {
+			c.opts.Trace(false, pk)
+		}
+		switch p := pk.(type) {
+		case *packet.Connack:
+			ca = p
+		case *packet.Auth:
+			// [MQTT-4.12.0-2] the server continues the exchange.
+			if ex == nil || p.ReasonCode != packet.ContinueAuthentication {
+				return fail(fmt.Errorf("unexpected AUTH %#x: %w", byte(p.ReasonCode), packet.ProtocolError))
+			}
+			out, err := c.authStep(ex, p)
+			if err != nil {
+				return fail(err)
+			}
+			if err := c.w.write(ctx, out, false); err != nil {
+				return fail(err)
+			}
+		default:
+			return fail(fmt.Errorf("server sent %s instead of CONNACK: %w", pk.Type(), packet.ProtocolError))
+		}
 	}
-	if c.opts.Trace != nil {
-		c.opts.Trace(false, pk)
-	}
-	ca, ok := pk.(*packet.Connack)
-	if !ok {
-		// AUTH (v5 enhanced authentication) is not supported yet.
-		return fail(fmt.Errorf("server sent %s instead of CONNACK: %w", pk.Type(), packet.ProtocolError))
+	if ex != nil && ca.ReasonCode == packet.Success {
+		if err := ex.Finish(ca.Properties.AuthData); err != nil {
+			return fail(fmt.Errorf("authentication: %w", err))
+		}
 	}
 	if !stop() {
 		return fail(ctx.Err())

@@ -96,5 +96,7 @@
 //     handler returns, or with ManualAck when Ack is called (paho's
 //     EnableManualAcknowledgement, paho.mqtt.golang's SetAutoAckDisabled).
 //   - Request and NewResponse are paho.golang's rpc extension; Trace is
-//     its debug logger, Options.Logger a log/slog one.
+//     its debug logger, Options.Logger a log/slog one. Options.Auth
+//     (SCRAM, or an Authenticator of your own) is paho.golang's
+//     Auther, and Client.Reauthenticate its Authenticate.
 package client

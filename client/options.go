@@ -59,6 +59,11 @@ type Options struct {
 	Password    []byte
 	PasswordSet bool // send Password, even when empty; before v5 only with a user name
 
+	// Auth, when set, authenticates with a v5 enhanced authentication
+	// method (MQTT 5.0 4.12; SCRAM for SCRAM-SHA-256) in the CONNECT
+	// exchange; Client.Reauthenticate runs it again. Version must be 5.
+	Auth Authenticator
+
 	// Will is published by the server when the connection ends without
 	// DISCONNECT (Close, a network failure, a missed keep-alive).
 	Will *packet.Will
@@ -182,6 +187,9 @@ func (o *Options) normalize() error {
 		if o.Will.QoS > 2 {
 			return fmt.Errorf("client: will QoS %d", o.Will.QoS)
 		}
+	}
+	if o.Auth != nil && o.Version != packet.V5 {
+		return errors.New("client: enhanced authentication (Auth) needs MQTT 5")
 	}
 	if o.PasswordSet && !o.UsernameSet && o.Version != packet.V5 {
 		// [MQTT-3.1.2-22] before v5 a password needs a user name.

@@ -105,9 +105,10 @@ func (c *Client) handle(pk packet.Packet) error {
 		}
 		c.shutdown(err)
 		return errServerDisconnect
+	case *packet.Auth:
+		return c.handleAuth(p)
 	default:
-		// CONNECT, CONNACK again, SUBSCRIBE, UNSUBSCRIBE, PINGREQ, and AUTH
-		// (enhanced authentication is not supported yet).
+		// CONNECT, CONNACK again, SUBSCRIBE, UNSUBSCRIBE, PINGREQ.
 		return fmt.Errorf("client: unexpected %s from server: %w", pk.Type(), packet.ProtocolError)
 	}
 	return nil
