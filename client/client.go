@@ -218,6 +218,7 @@ func (c *Client) handshake(ctx context.Context) error {
 		return fail(ctx.Err())
 	}
 	c.conn.SetDeadline(time.Time{})
+	c.w.deadline = time.Time{} // cleared: the next write sets it again
 	if ca.ReasonCode != packet.Success {
 		return &ConnectError{Version: c.version, Connack: ca}
 	}

@@ -477,7 +477,9 @@ func (s *Session) Disconnect(ctx context.Context) error {
 	return s.DisconnectWith(ctx, nil)
 }
 
-// DisconnectWith is Disconnect sending d (see Client.DisconnectWith).
+// DisconnectWith is Disconnect sending d (see Client.DisconnectWith). When
+// ctx ends before the DISCONNECT is written, the connection is closed
+// (the server publishes the will).
 func (s *Session) DisconnectWith(ctx context.Context, d *packet.Disconnect) error {
 	s.mu.Lock()
 	s.closing = true
@@ -490,6 +492,14 @@ func (s *Session) DisconnectWith(ctx context.Context, d *packet.Disconnect) erro
 		err = fmt.Errorf("client: disconnect with messages unsent: %w", ctx.Err())
 	case <-s.done:
 	}
+	// The DISCONNECT may not get out (a server that stopped reading):
+	// once ctx ends, the connection closes instead.
+	cut := context.AfterFunc(ctx, func() {
+		if c := s.Client(); c != nil {
+			c.Close()
+		}
+	})
+	defer cut()
 	s.stop(nil, func(c *Client) bool {
 		deferred, _ := c.disconnectOrDefer(d)
 		return !deferred

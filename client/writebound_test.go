@@ -157,3 +157,30 @@ func TestWriteTimeoutEndsConnection(t *testing.T) {
 		})
 	}
 }
+
+// Session.Disconnect returns when its context ends, also while the
+// DISCONNECT cannot be written.
+func TestSessionDisconnectBoundedAgainstDeafPeer(t *testing.T) {
+	for _, tv := range versions {
+		t.Run(tv.name, func(t *testing.T) {
+			addr := deafServer(t, tv.v)
+			s := newTestSession(t, SessionOptions{Options: Options{Dial: smallBufferDial(addr), Version: tv.v,
+				ClientID: "deaf", KeepAlive: -1, WriteTimeout: -1}})
+			big := make([]byte, 256<<10)
+			for range 20 {
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+				within(t, 3*time.Second, "Session.Publish", func() error {
+					return s.Publish(ctx, &packet.Publish{Topic: "t", Payload: big})
+				})
+				cancel()
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			defer cancel()
+			err := within(t, 3*time.Second, "Session.Disconnect with a 300ms context", func() error { return s.Disconnect(ctx) })
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("Disconnect: %v, want the context's error", err)
+			}
+			wait(t, s.Done(), "the Session's end")
+		})
+	}
+}

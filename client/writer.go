@@ -28,8 +28,8 @@ const maxSpare = 64 << 10
 // waiting, its packet staying queued. If that caller was the one in
 // conn.Write, the write is cut short by a deadline in the past and what
 // it had not written goes first in the next write, so the stream stays
-// whole (over TLS a cut write breaks the connection, and the next write
-// says so).
+// whole (over TLS or WebSocket a cut write breaks the connection, and
+// the next write says so).
 type connWriter struct {
 	conn    net.Conn
 	version byte
@@ -38,16 +38,20 @@ type connWriter struct {
 	start   time.Time     // the base of lastWrite
 	aliases *aliasOut     // v5 outgoing topic aliases; nil: none. mu guards.
 
-	mu       sync.Mutex
-	flushed  chan struct{} // closed after each write, then replaced
-	buf      []byte        // encoded packets waiting for the next write
-	spare    []byte        // the previous write's buffer, for reuse
-	queued   uint64        // bytes ever appended to buf
-	written  uint64        // bytes ever written
-	flushing bool          // a goroutine is in conn.Write, mu released
-	waiters  int           // callers waiting for another's write to end
-	err      error         // sticky: the first write error
-	shut     error         // set by close or after the last packet: later writes fail with it
+	mu      sync.Mutex
+	flushed chan struct{} // made by a waiter, closed (and cleared) after the write in progress
+	// The write deadline last set (zero: none, or to be set again) and
+	// whether a context's end set it in the past; the flushing goroutine's.
+	deadline    time.Time
+	cutDeadline bool
+	buf         []byte // encoded packets waiting for the next write
+	spare       []byte // the previous write's buffer, for reuse
+	queued      uint64 // bytes ever appended to buf
+	written     uint64 // bytes ever written
+	flushing    bool   // a goroutine is in conn.Write, mu released
+	waiters     int    // callers waiting for another's write to end
+	err         error  // sticky: the first write error
+	shut        error  // set by close or after the last packet: later writes fail with it
 
 	lastWrite atomic.Int64 // time.Since(start) at the end of the last write
 }
@@ -56,7 +60,6 @@ func (w *connWriter) init(conn net.Conn, version byte, trace func(bool, packet.P
 	w.conn, w.version, w.trace = conn, version, trace
 	w.timeout = max(timeout, 0)
 	w.start = time.Now()
-	w.flushed = make(chan struct{})
 }
 
 // encodeError is a packet that could not be encoded: nothing was sent and
@@ -109,6 +112,9 @@ func (w *connWriter) write(ctx context.Context, p packet.Packet, last bool) erro
 			return err
 		}
 		if w.flushing {
+			if w.flushed == nil {
+				w.flushed = make(chan struct{})
+			}
 			ch := w.flushed
 			w.waiters++
 			w.mu.Unlock()
@@ -155,11 +161,7 @@ func (w *connWriter) flush(ctx context.Context) {
 	w.buf = w.spare[:0]
 	w.spare = nil
 	w.mu.Unlock()
-	var deadline time.Time
-	if w.timeout > 0 {
-		deadline = time.Now().Add(w.timeout)
-	}
-	w.conn.SetWriteDeadline(deadline)
+	w.setDeadline()
 	var cut chan struct{} // closed once ctx's end has cut the write short
 	stop := func() bool { return true }
 	if ctx.Done() != nil {
@@ -172,8 +174,10 @@ func (w *connWriter) flush(ctx context.Context) {
 	n, err := w.conn.Write(out)
 	cutShort := false
 	if !stop() {
-		<-cut // the deadline is set; the next flush sets its own
+		<-cut // the deadline is in the past: the next flush sets its own
 		cutShort = err != nil
+		w.deadline = time.Time{}
+		w.cutDeadline = true
 	}
 	w.mu.Lock()
 	w.flushing = false
@@ -197,8 +201,30 @@ func (w *connWriter) flush(ctx context.Context) {
 	} else if n == len(out) {
 		w.lastWrite.Store(int64(time.Since(w.start)))
 	}
-	close(w.flushed)
-	w.flushed = make(chan struct{})
+	if w.flushed != nil {
+		close(w.flushed)
+		w.flushed = nil
+	}
+}
+
+// setDeadline gives the coming write a deadline timeout away. Only the
+// flushing goroutine calls it. Moving the deadline costs, so it moves only
+// once half of the timeout has passed: a write has between half and all
+// of timeout.
+func (w *connWriter) setDeadline() {
+	if w.timeout <= 0 {
+		if w.cutDeadline {
+			w.cutDeadline = false
+			w.conn.SetWriteDeadline(time.Time{})
+		}
+		return
+	}
+	now := time.Now()
+	if w.deadline.Sub(now) > w.timeout/2 {
+		return
+	}
+	w.deadline = now.Add(w.timeout)
+	w.conn.SetWriteDeadline(w.deadline)
 }
 
 func isTimeout(err error) bool {
