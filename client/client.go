@@ -103,7 +103,7 @@ func Connect(ctx context.Context, o Options) (*Client, error) {
 	case o.Dial != nil:
 		conn, err = o.Dial(ctx)
 	case o.URL != "":
-		conn, err = dialURL(ctx, o.URL, o.TLSConfig)
+		conn, err = dialURL(ctx, o.URL, o.TLSConfig, o.WebSocketHeader)
 	default:
 		var d net.Dialer
 		conn, err = d.DialContext(ctx, "tcp", o.Address)

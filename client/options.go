@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"net/http"
 	"time"
 
 	"github.com/ternmq/tern/packet"
@@ -32,6 +33,9 @@ type Options struct {
 	// TLSConfig is used for tls:// and wss:// URLs; nil means the system
 	// roots and the URL's host name.
 	TLSConfig *tls.Config
+	// WebSocketHeader is sent with the WebSocket upgrade of ws:// and
+	// wss:// URLs (an Authorization or a cookie a gateway wants).
+	WebSocketHeader http.Header
 	// Dial, when set, opens the connection instead of Address or URL (a
 	// custom transport, a net.Pipe in tests). It is called once per
 	// connection, with Connect's context.
@@ -118,7 +122,9 @@ type Options struct {
 
 	// WriteTimeout bounds each write to the connection: a write that does
 	// not complete in time (the server stopped reading, the network is
-	// gone) ends the connection, and Err says why. It is what bounds the
+	// gone) ends the connection, and Err says why. (The deadline moves
+	// only every half timeout, so a write has between half and all of
+	// it.) It is what bounds the
 	// writes of calls whose context has no end (context.Background), of
 	// acknowledgements and of PINGREQ; a call whose context ends returns
 	// then in any case. 0 means DefaultWriteTimeout; negative, no bound.
