@@ -32,7 +32,11 @@
 //   - Writes from every goroutine are coalesced: packets sent while a write
 //     is in progress go out together in the next one. Topic aliases are
 //     assigned under the writer's lock, so that a packet setting up an
-//     alias always precedes the packets using it.
+//     alias always precedes the packets using it. A caller whose context
+//     ends stops waiting for its write (what it had not written goes
+//     first in the next one), and Options.WriteTimeout ends a connection
+//     whose writes do not complete, so that a server that stops reading
+//     holds no call past its context.
 //   - Received messages are handed to the handlers in order, from one
 //     delivery goroutine fed by a bounded queue, the inbox
 //     (Options.InboxSize messages, Options.InboxBytes bytes). When it is
@@ -56,7 +60,11 @@
 // start (DUP and the same identifier for what was sent, PUBREL for what
 // had reached it) and then what is new; and it inherits the received QoS
 // 2 identifiers, so that a message the server sends again is acknowledged
-// but not delivered twice.
+// but not delivered twice. With a Store, the Session's writes to it go
+// through one goroutine of their own, in order and grouped, so that
+// neither the reader nor the Session's lock waits for the disk; a QoS 2
+// message's packet identifier and PUBREC are durable before the PUBLISH
+// and the PUBREL that depend on them go out.
 //
 // # Coming from paho
 //
