@@ -64,29 +64,73 @@ func TestSubscribePropertiesAndRefusal(t *testing.T) {
 	}
 }
 
-// Against Tern: a DISCONNECT with reason code 0x04 makes the server
-// publish the will; a plain one does not.
+// Against Tern and mosquitto: a DISCONNECT with reason code 0x04 makes
+// the server publish the will.
 func TestDisconnectWithWill(t *testing.T) {
-	b := mt.StartBroker(t, broker.Options{})
-	got := make(chan string, 1)
-	w := connectTest(t, Options{Address: b.Addr, Version: packet.V5, ClientID: "watch", CleanStart: true,
-		OnMessage: func(p *packet.Publish) { got <- string(p.Payload) }})
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if _, err := w.Subscribe(ctx, packet.Subscription{Filter: "will"}); err != nil {
-		t.Fatal(err)
+	for _, server := range []string{"tern", "mosquitto"} {
+		t.Run(server, func(t *testing.T) {
+			var addr string
+			if server == "tern" {
+				addr = mt.StartBroker(t, broker.Options{}).Addr
+			} else {
+				addr = mt.StartMosquitto(t, false).Addr
+			}
+			got := make(chan string, 1)
+			w := connectTest(t, Options{Address: addr, Version: packet.V5, ClientID: "watch", CleanStart: true,
+				OnMessage: func(p *packet.Publish) { got <- string(p.Payload) }})
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if _, err := w.Subscribe(ctx, packet.Subscription{Filter: "will"}); err != nil {
+				t.Fatal(err)
+			}
+			c := connectTest(t, Options{Address: addr, Version: packet.V5, ClientID: "leaver", CleanStart: true,
+				Will: &packet.Will{Topic: "will", Payload: []byte("gone")}})
+			if err := c.DisconnectWith(&packet.Disconnect{ReasonCode: packet.DisconnectWithWill}); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case g := <-got:
+				if g != "gone" {
+					t.Fatalf("got %q", g)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("no will after DISCONNECT 0x04")
+			}
+		})
 	}
-	c := connectTest(t, Options{Address: b.Addr, Version: packet.V5, ClientID: "leaver", CleanStart: true,
-		Will: &packet.Will{Topic: "will", Payload: []byte("gone")}})
-	if err := c.DisconnectWith(&packet.Disconnect{ReasonCode: packet.DisconnectWithWill}); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case g := <-got:
-		if g != "gone" {
-			t.Fatalf("got %q", g)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("no will after DISCONNECT 0x04")
+}
+
+// A Subscription Identifier sent with SubscribePacket comes back with
+// the matching messages, from Tern and from mosquitto.
+func TestSubscriptionIdentifierRoundTrip(t *testing.T) {
+	for _, server := range []string{"tern", "mosquitto"} {
+		t.Run(server, func(t *testing.T) {
+			var addr string
+			if server == "tern" {
+				addr = mt.StartBroker(t, broker.Options{}).Addr
+			} else {
+				addr = mt.StartMosquitto(t, false).Addr
+			}
+			got := make(chan *packet.Publish, 1)
+			c := connectTest(t, Options{Address: addr, Version: packet.V5, ClientID: "subid", CleanStart: true,
+				OnMessage: func(p *packet.Publish) { got <- p }})
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if _, err := c.SubscribePacket(ctx, &packet.Subscribe{Properties: packet.Properties{SubscriptionIDs: []uint32{7}},
+				Subscriptions: []packet.Subscription{{Filter: "ids/#", QoS: 1}}}); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Publish(ctx, &packet.Publish{Topic: "ids/a", QoS: 1, Payload: []byte("x")}); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case p := <-got:
+				if len(p.Properties.SubscriptionIDs) != 1 || p.Properties.SubscriptionIDs[0] != 7 {
+					t.Fatalf("Subscription Identifiers %v, want [7]", p.Properties.SubscriptionIDs)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("message not received")
+			}
+		})
 	}
 }
