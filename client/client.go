@@ -41,11 +41,13 @@ type Client struct {
 
 	mu            sync.Mutex
 	nextID        uint16
-	pending       map[uint16]*flow // outbound flows awaiting an answer
-	received      map[uint16]bool  // inbound QoS 2 ids until PUBREL; true once PUBREC is sent
-	ending        bool             // shutdown has run
-	disconnecting bool             // Disconnect sent or is sending DISCONNECT
-	endErr        error            // why the connection ended; nil after Disconnect
+	pending       map[uint16]*flow   // outbound flows awaiting an answer
+	received      map[uint16]bool    // inbound QoS 2 ids until PUBREL; true once PUBREC is sent
+	ending        bool               // shutdown has run
+	disconnecting bool               // Disconnect sent or is sending DISCONNECT
+	endErr        error              // why the connection ended; nil after Disconnect
+	disconnectPk  *packet.Disconnect // what Disconnect sends; nil: a plain one
+	reauth        *reauth            // a re-authentication in progress
 
 	aliases map[uint16]string // inbound topic aliases; reader goroutine only
 	router  *Router           // SubscribeFunc's handlers
@@ -76,9 +78,9 @@ type flow struct {
 	// done is handed the answer, or the connection's end (pk nil); it
 	// must not block: the reader calls it.
 	done func(result)
-	// onPubrec, if set, is told before the PUBREL is sent that the flow
-	// reached PUBREL.
-	onPubrec func()
+	// onPubrec, if set, is told that the flow reached PUBREL, and sends
+	// the PUBREL with send when it is ready to.
+	onPubrec func(send func())
 }
 
 type result struct {
@@ -101,7 +103,7 @@ func Connect(ctx context.Context, o Options) (*Client, error) {
 	case o.Dial != nil:
 		conn, err = o.Dial(ctx)
 	case o.URL != "":
-		conn, err = dialURL(ctx, o.URL, o.TLSConfig)
+		conn, err = dialURL(ctx, o.URL, o.TLSConfig, o.WebSocketHeader)
 	default:
 		var d net.Dialer
 		conn, err = d.DialContext(ctx, "tcp", o.Address)
@@ -130,7 +132,7 @@ func newClient(conn net.Conn, o Options) *Client {
 		readerDone: make(chan struct{}),
 		done:       make(chan struct{}),
 	}
-	c.w.init(conn, o.Version, o.Trace)
+	c.w.init(conn, o.Version, o.Trace, o.WriteTimeout)
 	c.inbox.init(o.InboxSize, o.InboxBytes, c.awaiting)
 	c.router = o.router
 	if c.router == nil {
@@ -166,25 +168,57 @@ func (c *Client) handshake(ctx context.Context) error {
 		}
 		return fmt.Errorf("client: connect: %w", err)
 	}
-	if err := c.w.write(c.opts.connectPacket(), false); err != nil {
+	cp := c.opts.connectPacket()
+	var ex AuthExchange
+	if a := c.opts.Auth; a != nil {
+		first, e, err := a.Start()
+		if err != nil {
+			return fail(fmt.Errorf("authentication: %w", err))
+		}
+		ex = e
+		cp.Properties.AuthMethod, cp.Properties.AuthData = a.Method(), first
+	}
+	if err := c.w.write(ctx, cp, false); err != nil {
 		return fail(err)
 	}
-	pk, err := packet.ReadPacket(c.br, c.version, c.inMaxSize)
-	if err != nil {
-		return fail(fmt.Errorf("reading CONNACK: %w", err))
+	var ca *packet.Connack
+	for ca == nil {
+		pk, err := packet.ReadPacket(c.br, c.version, c.inMaxSize)
+		if err != nil {
+			return fail(fmt.Errorf("reading CONNACK: %w", err))
+		}
+		if c.opts.Trace != nil {
+			c.opts.Trace(false, pk)
+		}
+		switch p := pk.(type) {
+		case *packet.Connack:
+			ca = p
+		case *packet.Auth:
+			// [MQTT-4.12.0-2] the server continues the exchange.
+			if ex == nil || p.ReasonCode != packet.ContinueAuthentication {
+				return fail(fmt.Errorf("unexpected AUTH %#x: %w", byte(p.ReasonCode), packet.ProtocolError))
+			}
+			out, err := c.authStep(ex, p)
+			if err != nil {
+				return fail(err)
+			}
+			if err := c.w.write(ctx, out, false); err != nil {
+				return fail(err)
+			}
+		default:
+			return fail(fmt.Errorf("server sent %s instead of CONNACK: %w", pk.Type(), packet.ProtocolError))
+		}
 	}
-	if c.opts.Trace != nil {
-		c.opts.Trace(false, pk)
-	}
-	ca, ok := pk.(*packet.Connack)
-	if !ok {
-		// AUTH (v5 enhanced authentication) is not supported yet.
-		return fail(fmt.Errorf("server sent %s instead of CONNACK: %w", pk.Type(), packet.ProtocolError))
+	if ex != nil && ca.ReasonCode == packet.Success {
+		if err := ex.Finish(ca.Properties.AuthData); err != nil {
+			return fail(fmt.Errorf("authentication: %w", err))
+		}
 	}
 	if !stop() {
 		return fail(ctx.Err())
 	}
 	c.conn.SetDeadline(time.Time{})
+	c.w.deadline = time.Time{} // cleared: the next write sets it again
 	if ca.ReasonCode != packet.Success {
 		return &ConnectError{Version: c.version, Connack: ca}
 	}
@@ -303,10 +337,19 @@ func (c *Client) closedErr() error {
 	return ErrClosed
 }
 
-// Subscribe sends one SUBSCRIBE for subs and returns the SUBACK. The error
-// is nil when the server refused some filters: the SUBACK holds a code per
+// Subscribe sends one SUBSCRIBE for subs and returns the SUBACK. When the
+// server refused some filters, the SUBACK comes with a *SubscribeError
+// naming them (the others are subscribed); the SUBACK holds a code per
 // filter, the granted QoS or a failure (IsFailure).
 func (c *Client) Subscribe(ctx context.Context, subs ...packet.Subscription) (*packet.Suback, error) {
+	return c.SubscribePacket(ctx, &packet.Subscribe{Subscriptions: subs})
+}
+
+// SubscribePacket is Subscribe for a SUBSCRIBE of the caller's making:
+// with v5 properties (Subscription Identifier, user properties). Its
+// PacketID is assigned; s is not modified.
+func (c *Client) SubscribePacket(ctx context.Context, s *packet.Subscribe) (*packet.Suback, error) {
+	subs := s.Subscriptions
 	if len(subs) == 0 {
 		return nil, errors.New("client: subscribe: no topic filters")
 	}
@@ -319,15 +362,28 @@ func (c *Client) Subscribe(ctx context.Context, subs ...packet.Subscription) (*p
 		}
 	}
 	pk, err := c.roundTrip(ctx, packet.SUBSCRIBE, len(subs), func(id uint16) packet.Packet {
-		return &packet.Subscribe{PacketID: id, Subscriptions: subs}
+		sp := *s
+		sp.PacketID = id
+		return &sp
 	})
 	sa, _ := pk.(*packet.Suback)
+	if err == nil && sa != nil {
+		err = subscribeError(sa, subs)
+	}
 	return sa, err
 }
 
 // Unsubscribe sends one UNSUBSCRIBE for filters and returns the UNSUBACK
 // (with a reason code per filter in v5).
 func (c *Client) Unsubscribe(ctx context.Context, filters ...string) (*packet.Unsuback, error) {
+	return c.UnsubscribePacket(ctx, &packet.Unsubscribe{Filters: filters})
+}
+
+// UnsubscribePacket is Unsubscribe for an UNSUBSCRIBE of the caller's
+// making: with v5 user properties. Its PacketID is assigned; u is not
+// modified.
+func (c *Client) UnsubscribePacket(ctx context.Context, u *packet.Unsubscribe) (*packet.Unsuback, error) {
+	filters := u.Filters
 	if len(filters) == 0 {
 		return nil, errors.New("client: unsubscribe: no topic filters")
 	}
@@ -337,7 +393,9 @@ func (c *Client) Unsubscribe(ctx context.Context, filters ...string) (*packet.Un
 		}
 	}
 	pk, err := c.roundTrip(ctx, packet.UNSUBSCRIBE, len(filters), func(id uint16) packet.Packet {
-		return &packet.Unsubscribe{PacketID: id, Filters: filters}
+		up := *u
+		up.PacketID = id
+		return &up
 	})
 	ua, _ := pk.(*packet.Unsuback)
 	if err == nil {
@@ -386,9 +444,10 @@ func (c *Client) register(f *flow, id uint16) (uint16, error) {
 }
 
 // sendFlow sends the first packet of the flow registered under id. If p
-// could not be encoded, the flow is dropped again.
-func (c *Client) sendFlow(id uint16, p packet.Packet) error {
-	err := c.send(p)
+// could not be encoded, the flow is dropped again. When ctx ends first,
+// the packet is still sent and the flow goes on.
+func (c *Client) sendFlow(ctx context.Context, id uint16, p packet.Packet) error {
+	err := c.send(ctx, p)
 	var ee *encodeError
 	if err != nil && errors.As(err, &ee) {
 		c.mu.Lock()
@@ -410,7 +469,7 @@ func (c *Client) roundTrip(ctx context.Context, kind packet.Type, n int, pk func
 	if err != nil {
 		return nil, err
 	}
-	if err := c.sendFlow(id, pk(id)); err != nil {
+	if err := c.sendFlow(ctx, id, pk(id)); err != nil {
 		return nil, err
 	}
 	select {
@@ -422,11 +481,15 @@ func (c *Client) roundTrip(ctx context.Context, kind packet.Type, n int, pk func
 }
 
 // send writes p; a write failure ends the connection. An encoding failure
-// is returned as an *encodeError.
-func (c *Client) send(p packet.Packet) error {
-	err := c.w.write(p, false)
+// is returned as an *encodeError. When ctx ends first, send returns its
+// error and p is still written.
+func (c *Client) send(ctx context.Context, p packet.Packet) error {
+	err := c.w.write(ctx, p, false)
 	if err == nil {
 		return nil
+	}
+	if cerr := ctx.Err(); cerr != nil && err == cerr {
+		return err
 	}
 	var ee *encodeError
 	if errors.As(err, &ee) {
@@ -448,13 +511,28 @@ func (c *Client) send(p packet.Packet) error {
 // and the DISCONNECT follows that message's acknowledgement when the call
 // returns; wait on Done to know the connection has ended.
 func (c *Client) Disconnect() error {
-	_, err := c.disconnectOrDefer()
+	return c.DisconnectWith(nil)
+}
+
+// DisconnectWith is Disconnect with a DISCONNECT of the caller's making
+// (v5: a reason code, such as packet.DisconnectWithWill to have the
+// server publish the will, and properties: Session Expiry Interval,
+// Reason String, user properties). Before v5 only the packet type is
+// sent. nil is Disconnect.
+func (c *Client) DisconnectWith(d *packet.Disconnect) error {
+	_, err := c.disconnectOrDefer(d)
 	return err
 }
 
-// disconnectOrDefer is Disconnect; deferred reports that an OnMessage call
-// is in progress and the DISCONNECT follows it.
-func (c *Client) disconnectOrDefer() (deferred bool, err error) {
+// disconnectOrDefer is DisconnectWith; deferred reports that an OnMessage
+// call is in progress and the DISCONNECT follows it.
+func (c *Client) disconnectOrDefer(d *packet.Disconnect) (deferred bool, err error) {
+	if d == nil {
+		d = &packet.Disconnect{}
+	}
+	c.mu.Lock()
+	c.disconnectPk = d
+	c.mu.Unlock()
 	if c.inbox.stop(true) {
 		return true, nil
 	}
@@ -471,11 +549,15 @@ func (c *Client) disconnect() error {
 	}
 	c.disconnecting = true
 	pend := c.takePending()
+	d := c.disconnectPk
 	c.mu.Unlock()
 	failFlows(pend, ErrClosed)
+	if d == nil || c.version != packet.V5 {
+		d = &packet.Disconnect{}
+	}
 
 	// [MQTT-3.14.4-2] nothing may follow DISCONNECT: last.
-	if err := c.w.write(&packet.Disconnect{}, true); err != nil {
+	if err := c.w.write(context.Background(), d, true); err != nil {
 		err = fmt.Errorf("client: write: %w", err)
 		c.mu.Lock()
 		c.disconnecting = false
@@ -523,6 +605,7 @@ func (c *Client) shutdown(err error) {
 	pend := c.takePending()
 	c.mu.Unlock()
 
+	c.opts.logger().Debug("mqtt connection ended", "error", err)
 	close(c.closed)
 	c.inbox.hangUp()
 	c.w.close(ErrClosed)

@@ -457,7 +457,9 @@ func TestSubscribeUnsubscribe(t *testing.T) {
 			}
 			s.send(&packet.Suback{PacketID: sub.PacketID, ReasonCodes: []packet.ReasonCode{packet.GrantedQoS1, fail}})
 			r := <-ch
-			if r.err != nil || len(r.sa.ReasonCodes) != 2 || r.sa.ReasonCodes[1] != fail {
+			var se *SubscribeError
+			if !errors.As(r.err, &se) || len(se.Filters) != 1 || se.Filters[0] != "b/#" ||
+				len(r.sa.ReasonCodes) != 2 || r.sa.ReasonCodes[1] != fail {
 				t.Fatalf("Subscribe = %+v, %v", r.sa, r.err)
 			}
 

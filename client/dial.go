@@ -20,17 +20,18 @@ import (
 //	wss://host:port/path (port 443 when omitted)
 //
 // tlsConf configures tls and wss; nil means the system roots and the URL's
-// host as the server name. WebSocket connections offer the subprotocol
+// host as the server name. ws and wss go through the proxy the environment
+// names (HTTP_PROXY, HTTPS_PROXY, NO_PROXY). WebSocket connections offer the subprotocol
 // "mqtt" [MQTT-6.0.0-3] and carry MQTT in binary messages.
 func DialURL(ctx context.Context, rawURL string, tlsConf *tls.Config) (net.Conn, error) {
-	conn, err := dialURL(ctx, rawURL, tlsConf)
+	conn, err := dialURL(ctx, rawURL, tlsConf, nil)
 	if err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}
 	return conn, nil
 }
 
-func dialURL(ctx context.Context, rawURL string, tlsConf *tls.Config) (net.Conn, error) {
+func dialURL(ctx context.Context, rawURL string, tlsConf *tls.Config, header http.Header) (net.Conn, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("server URL: %w", err)
@@ -52,7 +53,7 @@ func dialURL(ctx context.Context, rawURL string, tlsConf *tls.Config) (net.Conn,
 		td := tls.Dialer{NetDialer: &d, Config: tlsConfigFor(tlsConf, u.Hostname())}
 		return td.DialContext(ctx, "tcp", hostPort("8883"))
 	case "ws", "wss":
-		return dialWebSocket(ctx, u, tlsConf)
+		return dialWebSocket(ctx, u, tlsConf, header)
 	}
 	return nil, fmt.Errorf("server URL %q: unknown scheme %q (want tcp, tls, ws or wss)", rawURL, u.Scheme)
 }
@@ -70,14 +71,16 @@ func tlsConfigFor(c *tls.Config, host string) *tls.Config {
 	return c
 }
 
-func dialWebSocket(ctx context.Context, u *url.URL, tlsConf *tls.Config) (net.Conn, error) {
-	opts := &websocket.DialOptions{Subprotocols: []string{"mqtt"}}
+func dialWebSocket(ctx context.Context, u *url.URL, tlsConf *tls.Config, header http.Header) (net.Conn, error) {
+	opts := &websocket.DialOptions{Subprotocols: []string{"mqtt"}, HTTPHeader: header}
 	if strings.EqualFold(u.Scheme, "wss") {
 		c := tlsConfigFor(tlsConf, u.Hostname())
 		// WebSocket upgrades need HTTP/1.1.
 		c = c.Clone()
 		c.NextProtos = []string{"http/1.1"}
-		opts.HTTPClient = &http.Client{Transport: &http.Transport{TLSClientConfig: c}}
+		// The environment's proxy (HTTPS_PROXY, NO_PROXY), as ws:// gets
+		// from http.DefaultClient.
+		opts.HTTPClient = &http.Client{Transport: &http.Transport{TLSClientConfig: c, Proxy: http.ProxyFromEnvironment}}
 	}
 	ws, _, err := websocket.Dial(ctx, u.String(), opts)
 	if err != nil {

@@ -3,6 +3,7 @@ package client
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/ternmq/tern/packet"
 )
@@ -103,3 +104,53 @@ func (e *ReasonError) Error() string {
 
 // Unwrap returns the reason code.
 func (e *ReasonError) Unwrap() error { return e.Code }
+
+// SubscribeError is returned with the SUBACK when the server refused some
+// of a SUBSCRIBE's filters; the others are subscribed. It matches each
+// refusal's code with errors.Is (errors.Is(err, packet.NotAuthorized)),
+// and Suback holds a code per filter.
+type SubscribeError struct {
+	Filters []string            // the refused filters
+	Codes   []packet.ReasonCode // their codes, in the same order
+	Suback  *packet.Suback
+}
+
+func (e *SubscribeError) Error() string {
+	var b strings.Builder
+	b.WriteString("client: subscription refused:")
+	for i, f := range e.Filters {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, " %q (%s)", f, e.Codes[i].Error())
+	}
+	return b.String()
+}
+
+// Unwrap returns the refusals' codes.
+func (e *SubscribeError) Unwrap() []error {
+	errs := make([]error, len(e.Codes))
+	for i, c := range e.Codes {
+		errs[i] = c
+	}
+	return errs
+}
+
+// subscribeError returns a *SubscribeError for the filters of subs that sa
+// refuses, or nil.
+func subscribeError(sa *packet.Suback, subs []packet.Subscription) error {
+	var e *SubscribeError
+	for i, code := range sa.ReasonCodes {
+		if code.IsFailure() && i < len(subs) {
+			if e == nil {
+				e = &SubscribeError{Suback: sa}
+			}
+			e.Filters = append(e.Filters, subs[i].Filter)
+			e.Codes = append(e.Codes, code)
+		}
+	}
+	if e == nil {
+		return nil
+	}
+	return e
+}

@@ -3,12 +3,14 @@ package client_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"time"
 
+	"github.com/ternmq/tern/auth"
 	"github.com/ternmq/tern/broker"
 	"github.com/ternmq/tern/client"
 	"github.com/ternmq/tern/packet"
@@ -154,4 +156,84 @@ func ExampleRouter() {
 	// alert: kitchen
 	// job: resize
 	// unrouted: other
+}
+
+// With several servers, a Session fails over: when the connection to one
+// is lost, it connects to the next. BeforeConnect sees which one each
+// attempt goes to.
+func ExampleSessionOptions_servers() {
+	first, stopFirst := startBroker()
+	second, stopSecond := startBroker()
+	defer stopSecond()
+	names := map[string]string{"tcp://" + first: "first", "tcp://" + second: "second"}
+	var server string // BeforeConnect and OnConnect run on one goroutine, in turn
+	connected := make(chan string, 10)
+	s, err := client.NewSession(client.SessionOptions{
+		Options: client.Options{Version: packet.V5, ClientID: "failover"},
+		Servers: []string{"tcp://" + first, "tcp://" + second},
+		Backoff: client.Backoff{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond},
+		BeforeConnect: func(ctx context.Context, o *client.Options) error {
+			server = names[o.URL]
+			return nil
+		},
+		OnConnect: func(*packet.Connack) { connected <- server },
+	})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("connected to the", <-connected, "server")
+	stopFirst()
+	fmt.Println("connected to the", <-connected, "server")
+	s.Disconnect(context.Background())
+	// Output:
+	// connected to the first server
+	// connected to the second server
+}
+
+// BeforeConnect runs before each connection attempt and may change the
+// credentials: here a token that has expired when the first attempt is
+// refused is renewed for the next.
+func ExampleSessionOptions_beforeConnect() {
+	b, err := broker.New(broker.Options{
+		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Authenticator: auth.NewStatic(false, map[string]string{"device-7": "token-2"}),
+	})
+	if err != nil {
+		panic(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	go b.Serve(ln)
+	defer b.Close()
+
+	tokens := 0
+	connected := make(chan struct{})
+	s, err := client.NewSession(client.SessionOptions{
+		Options: client.Options{Address: ln.Addr().String(), Version: packet.V5, ClientID: "device-7"},
+		Backoff: client.Backoff{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond},
+		BeforeConnect: func(ctx context.Context, o *client.Options) error {
+			tokens++ // a real program fetches a fresh token here
+			o.Username, o.UsernameSet = "device-7", true
+			o.Password, o.PasswordSet = fmt.Appendf(nil, "token-%d", tokens), true
+			fmt.Printf("attempt with %s\n", o.Password)
+			return nil
+		},
+		OnConnectError: func(err error) {
+			fmt.Println("refused, bad credentials:", errors.Is(err, packet.BadUsernameOrPassword))
+		},
+		OnConnect: func(*packet.Connack) { close(connected) },
+	})
+	if err != nil {
+		panic(err)
+	}
+	<-connected
+	fmt.Println("connected")
+	s.Disconnect(context.Background())
+	// Output:
+	// attempt with token-1
+	// refused, bad credentials: true
+	// attempt with token-2
+	// connected
 }

@@ -208,7 +208,8 @@ func selfSigned(t *testing.T) (tls.Certificate, *tls.Config) {
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, &tls.Config{RootCAs: pool}
 }
 
-// Every URL scheme reaches the broker and carries a QoS 1 round trip.
+// Every URL scheme reaches the broker and carries a QoS 1 round trip;
+// ws and wss carry Options.WebSocketHeader.
 // Checks [MQTT-6.0.0-3] [MQTT-7.1.2-1].
 func TestDialURLSchemes(t *testing.T) {
 	b := mqtttest.StartBroker(t, broker.Options{})
@@ -222,6 +223,11 @@ func TestDialURLSchemes(t *testing.T) {
 	go b.Serve(tlsLn)
 
 	ws := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// A gateway that wants a token in the upgrade request's header.
+		if r.Header.Get("X-Token") != "t1" {
+			http.Error(w, "no token", http.StatusUnauthorized)
+			return
+		}
 		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{"mqtt"}})
 		if err != nil {
 			return
@@ -246,7 +252,8 @@ func TestDialURLSchemes(t *testing.T) {
 		t.Run(strings.SplitN(url, ":", 2)[0], func(t *testing.T) {
 			got := make(chan string, 1)
 			c := connectTest(t, Options{URL: url, TLSConfig: clientTLS, Version: packet.V5, CleanStart: true,
-				OnMessage: func(p *packet.Publish) { got <- string(p.Payload) }})
+				WebSocketHeader: http.Header{"X-Token": {"t1"}},
+				OnMessage:       func(p *packet.Publish) { got <- string(p.Payload) }})
 			ctx := context.Background()
 			if _, err := c.Subscribe(ctx, packet.Subscription{Filter: "dial/" + url, QoS: 1}); err != nil {
 				t.Fatal(err)

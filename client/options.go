@@ -5,8 +5,10 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"net"
+	"net/http"
 	"time"
 
 	"github.com/ternmq/tern/packet"
@@ -17,6 +19,7 @@ import (
 const (
 	DefaultKeepAlive      = 60 * time.Second
 	DefaultConnectTimeout = 30 * time.Second
+	DefaultWriteTimeout   = 30 * time.Second
 )
 
 // Options configure Connect.
@@ -30,6 +33,9 @@ type Options struct {
 	// TLSConfig is used for tls:// and wss:// URLs; nil means the system
 	// roots and the URL's host name.
 	TLSConfig *tls.Config
+	// WebSocketHeader is sent with the WebSocket upgrade of ws:// and
+	// wss:// URLs (an Authorization or a cookie a gateway wants).
+	WebSocketHeader http.Header
 	// Dial, when set, opens the connection instead of Address or URL (a
 	// custom transport, a net.Pipe in tests). It is called once per
 	// connection, with Connect's context.
@@ -49,12 +55,18 @@ type Options struct {
 	// client sends PINGREQ; the server drops the connection after 1.5 times
 	// it without a packet. 0 means DefaultKeepAlive; negative disables
 	// keep-alive. It is rounded up to whole seconds, at most 65535.
+	// Between 0 and 1 s it is refused: KeepAlive: 30 is 30ns.
 	KeepAlive time.Duration
 
 	Username    string
 	UsernameSet bool // send Username, even when empty
 	Password    []byte
 	PasswordSet bool // send Password, even when empty; before v5 only with a user name
+
+	// Auth, when set, authenticates with a v5 enhanced authentication
+	// method (MQTT 5.0 4.12; SCRAM for SCRAM-SHA-256) in the CONNECT
+	// exchange; Client.Reauthenticate runs it again. Version must be 5.
+	Auth Authenticator
 
 	// Will is published by the server when the connection ends without
 	// DISCONNECT (Close, a network failure, a missed keep-alive).
@@ -116,6 +128,22 @@ type Options struct {
 	// addition to Connect's context. 0 means DefaultConnectTimeout.
 	ConnectTimeout time.Duration
 
+	// WriteTimeout bounds each write to the connection: a write that does
+	// not complete in time (the server stopped reading, the network is
+	// gone) ends the connection, and Err says why. (The deadline moves
+	// only every half timeout, so a write has between half and all of
+	// it.) It is what bounds the
+	// writes of calls whose context has no end (context.Background), of
+	// acknowledgements and of PINGREQ; a call whose context ends returns
+	// then in any case. 0 means DefaultWriteTimeout; negative, no bound.
+	WriteTimeout time.Duration
+
+	// Logger, when set, hears of what happens to the connection without a
+	// caller to return it to: a connection's end (Debug), and for a
+	// Session each connection (Info), failed attempt and loss (Warn) and
+	// Store failure (Error). nil logs nothing.
+	Logger *slog.Logger
+
 	// Trace, when set, sees every packet sent (out true) and received,
 	// from the goroutine sending or receiving it, before it is written or
 	// handled. It is for debugging output and must not block or modify p.
@@ -141,6 +169,13 @@ func (o *Options) normalize() error {
 	if o.Dial == nil && o.Address == "" && o.URL == "" {
 		return errors.New("client: no Address, URL or Dial")
 	}
+	if o.KeepAlive > 0 && o.KeepAlive < time.Second {
+		// KeepAlive: 30 is 30ns, not 30 s (paho's KeepAlive is seconds).
+		if o.KeepAlive <= math.MaxUint16 {
+			return fmt.Errorf("client: KeepAlive %s: a time.Duration; did you mean %d * time.Second?", o.KeepAlive, int64(o.KeepAlive))
+		}
+		return fmt.Errorf("client: KeepAlive %s: less than 1 s (0 means the default, negative none)", o.KeepAlive)
+	}
 	if o.KeepAlive == 0 {
 		o.KeepAlive = DefaultKeepAlive
 	}
@@ -149,6 +184,9 @@ func (o *Options) normalize() error {
 	}
 	if o.ConnectTimeout <= 0 {
 		o.ConnectTimeout = DefaultConnectTimeout
+	}
+	if o.WriteTimeout == 0 {
+		o.WriteTimeout = DefaultWriteTimeout
 	}
 	if o.InboxSize == 0 {
 		o.InboxSize = DefaultInboxSize
@@ -164,12 +202,25 @@ func (o *Options) normalize() error {
 			return fmt.Errorf("client: will QoS %d", o.Will.QoS)
 		}
 	}
+	if o.Auth != nil && o.Version != packet.V5 {
+		return errors.New("client: enhanced authentication (Auth) needs MQTT 5")
+	}
 	if o.PasswordSet && !o.UsernameSet && o.Version != packet.V5 {
 		// [MQTT-3.1.2-22] before v5 a password needs a user name.
 		return errors.New("client: a password needs a user name before MQTT 5")
 	}
 	return nil
 }
+
+// logger returns Logger, or one that discards.
+func (o *Options) logger() *slog.Logger {
+	if o.Logger != nil {
+		return o.Logger
+	}
+	return discardLogger
+}
+
+var discardLogger = slog.New(slog.DiscardHandler)
 
 // keepAliveSeconds is the CONNECT Keep Alive field for o (normalized).
 func (o *Options) keepAliveSeconds() uint16 {

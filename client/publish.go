@@ -15,14 +15,17 @@ import (
 // reused once Publish returns. A v5 failure reason code in the PUBACK or
 // PUBREC (or PUBCOMP) is returned as a *ReasonError.
 //
-// If ctx ends first, Publish returns ctx's error, and the flow still
-// completes in the background: the message may have been delivered.
+// If ctx ends first, Publish returns ctx's error, and the message is
+// still sent and its flow completes in the background: it may have been
+// delivered. That holds while the message is being written too, also to
+// a server that stopped reading (Options.WriteTimeout ends such a
+// connection).
 func (c *Client) Publish(ctx context.Context, p *packet.Publish) error {
 	if p.QoS == 0 {
 		if err := c.checkPublish(p); err != nil {
 			return err
 		}
-		return c.send(p)
+		return c.send(ctx, p)
 	}
 	answer := make(chan result, 1)
 	if err := c.startFlow(ctx, &pubFlow{p: p, done: func(r result) { answer <- r }}); err != nil {
@@ -43,9 +46,9 @@ type pubFlow struct {
 	id     uint16 // 0: new, the Client assigns one; else a resend under this id
 	pubrel bool   // the flow had reached PUBREL: resend the PUBREL
 
-	onID     func(id uint16) // if set, told the new id before the PUBLISH is written
-	onPubrec func()          // if set, told before PUBREL is sent
-	done     func(result)    // the answer, or the connection's end (pk nil)
+	onID     func(id uint16)   // if set, told the new id before the PUBLISH is written
+	onPubrec func(send func()) // if set, told of the PUBREC instead of sending PUBREL: it calls send (from any goroutine)
+	done     func(result)      // the answer, or the connection's end (pk nil)
 }
 
 // startFlow sends pf's first packet and returns without waiting for the
@@ -90,7 +93,7 @@ func (c *Client) startFlow(ctx context.Context, pf *pubFlow) error {
 		pp.Dup = pf.id != 0
 		pk = &pp
 	}
-	if err := c.sendFlow(id, pk); err != nil {
+	if err := c.sendFlow(ctx, id, pk); err != nil {
 		var ee *encodeError
 		if errors.As(err, &ee) {
 			return err

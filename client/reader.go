@@ -1,6 +1,7 @@
 package client
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -58,7 +59,7 @@ func (c *Client) fail(err error) {
 		ending := c.ending || c.disconnecting
 		c.mu.Unlock()
 		if !ending {
-			c.w.write(&packet.Disconnect{ReasonCode: code}, true) // best effort: we close anyway
+			c.w.write(context.Background(), &packet.Disconnect{ReasonCode: code}, true) // best effort: we close anyway
 		}
 	}
 	c.shutdown(err)
@@ -104,9 +105,10 @@ func (c *Client) handle(pk packet.Packet) error {
 		}
 		c.shutdown(err)
 		return errServerDisconnect
+	case *packet.Auth:
+		return c.handleAuth(p)
 	default:
-		// CONNECT, CONNACK again, SUBSCRIBE, UNSUBSCRIBE, PINGREQ, and AUTH
-		// (enhanced authentication is not supported yet).
+		// CONNECT, CONNACK again, SUBSCRIBE, UNSUBSCRIBE, PINGREQ.
 		return fmt.Errorf("client: unexpected %s from server: %w", pk.Type(), packet.ProtocolError)
 	}
 	return nil
@@ -171,12 +173,15 @@ func (c *Client) handlePubrec(p *packet.Pubrec) {
 	}
 	f.pubrel = true
 	c.mu.Unlock()
-	if f.onPubrec != nil {
-		f.onPubrec()
-	}
 	// [MQTT-4.3.3-1] answer PUBREC with PUBREL; [MQTT-4.6.0-4] in PUBREC order,
-	// which holds as this goroutine sends them all.
-	c.reply(&packet.Pubrel{PacketID: p.PacketID})
+	// which holds as this goroutine sends them all, or a Session's store
+	// writer, in the order it was told.
+	send := func() { c.reply(&packet.Pubrel{PacketID: p.PacketID}) }
+	if f.onPubrec != nil {
+		f.onPubrec(send)
+		return
+	}
+	send()
 }
 
 func (c *Client) handlePubcomp(p *packet.Pubcomp) {
@@ -270,5 +275,5 @@ func (c *Client) ack(p *packet.Publish) {
 // failure ends the connection, and Err reports it; there is no caller to
 // return it to.
 func (c *Client) reply(p packet.Packet) {
-	_ = c.send(p)
+	_ = c.send(context.Background(), p)
 }

@@ -82,12 +82,8 @@ func (r *requester) subscribe(ctx context.Context, conn requestConn, base string
 		base = "tern/response"
 	}
 	rt = base + "/" + rand.Text()
-	sa, err := conn.SubscribeFunc(ctx, r.deliver, packet.Subscription{Filter: rt, QoS: 1})
-	if err != nil {
-		return "", err
-	}
-	if sa.ReasonCodes[0].IsFailure() {
-		return "", fmt.Errorf("client: subscribing to response topic %q: %w", rt, sa.ReasonCodes[0])
+	if _, err := conn.SubscribeFunc(ctx, r.deliver, packet.Subscription{Filter: rt, QoS: 1}); err != nil {
+		return "", fmt.Errorf("client: subscribing to the response topic: %w", err)
 	}
 	r.mu.Lock()
 	r.topic = rt

@@ -25,12 +25,14 @@ type Handler func(*packet.Publish)
 type Router struct {
 	mu     sync.RWMutex
 	routes []route
+	gen    uint64 // the last registration's number
 }
 
 type route struct {
 	filter string // as registered
 	match  string // the filter matched against topics: without $share/group/
 	h      Handler
+	gen    uint64 // which registration put h here
 }
 
 // Handle registers h for filter, replacing the handler registered for the
@@ -40,19 +42,57 @@ func (r *Router) Handle(filter string, h Handler) {
 		r.Remove(filter)
 		return
 	}
+	r.swap(filter, h)
+}
+
+// swap registers h for filter and returns what it replaced (prev.h nil:
+// nothing) and the registration, for undo.
+func (r *Router) swap(filter string, h Handler) (prev route, now uint64) {
 	match := filter
 	if _, inner, ok := topic.ParseShared(filter); ok {
 		match = inner
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.gen++
 	for i := range r.routes {
 		if r.routes[i].filter == filter {
-			r.routes[i].h = h
-			return
+			prev = r.routes[i]
+			r.routes[i].h, r.routes[i].gen = h, r.gen
+			return prev, r.gen
 		}
 	}
-	r.routes = append(r.routes, route{filter: filter, match: match, h: h})
+	r.routes = append(r.routes, route{filter: filter, match: match, h: h, gen: r.gen})
+	return prev, r.gen
+}
+
+// undo takes back the registration now of filter, which replaced prev,
+// unless a later one replaced it meanwhile: then that one stays.
+func (r *Router) undo(filter string, prev route, now uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := range r.routes {
+		if r.routes[i].filter != filter || r.routes[i].gen != now {
+			continue
+		}
+		if prev.h != nil {
+			r.routes[i].h, r.routes[i].gen = prev.h, prev.gen
+		} else {
+			r.routes = append(r.routes[:i], r.routes[i+1:]...)
+		}
+		return
+	}
+}
+
+// handleAll registers h for every filter of subs and returns the function
+// that takes back the registration of filter i (see undo).
+func (r *Router) handleAll(h Handler, subs []packet.Subscription) (undo func(i int)) {
+	prev := make([]route, len(subs))
+	now := make([]uint64, len(subs))
+	for i := range subs {
+		prev[i], now[i] = r.swap(subs[i].Filter, h)
+	}
+	return func(i int) { r.undo(subs[i].Filter, prev[i], now[i]) }
 }
 
 // Remove unregisters filter's handler.
@@ -99,20 +139,21 @@ func (r *Router) empty() bool {
 
 // SubscribeFunc subscribes like Subscribe and routes the messages matching
 // subs' filters to h instead of OnMessage. h is registered before the
-// SUBSCRIBE is sent, so that retained messages reach it, and removed again
-// for the filters the server refuses or when Subscribe fails. Unsubscribe
-// removes the handlers of its filters.
+// SUBSCRIBE is sent, so that retained messages reach it, replacing the
+// handler of an earlier subscription to the same filter. For the filters
+// the server refuses, or all when Subscribe fails or ctx ends, that is
+// undone: the earlier handler, if any, is back (unless another call
+// registered one for the filter meanwhile). Unsubscribe removes the
+// handlers of its filters.
 func (c *Client) SubscribeFunc(ctx context.Context, h Handler, subs ...packet.Subscription) (*packet.Suback, error) {
 	if h == nil {
 		return nil, errors.New("client: subscribe: nil handler")
 	}
-	for i := range subs {
-		c.router.Handle(subs[i].Filter, h)
-	}
+	undo := c.router.handleAll(h, subs)
 	sa, err := c.Subscribe(ctx, subs...)
 	for i := range subs {
 		if !granted(sa, err, i) {
-			c.router.Remove(subs[i].Filter)
+			undo(i)
 		}
 	}
 	return sa, err
@@ -121,5 +162,9 @@ func (c *Client) SubscribeFunc(ctx context.Context, h Handler, subs ...packet.Su
 // granted reports whether the SUBSCRIBE that got sa and err was granted
 // its i-th filter.
 func granted(sa *packet.Suback, err error, i int) bool {
-	return err == nil && i < len(sa.ReasonCodes) && !sa.ReasonCodes[i].IsFailure()
+	var se *SubscribeError
+	if err != nil && !errors.As(err, &se) {
+		return false
+	}
+	return sa != nil && i < len(sa.ReasonCodes) && !sa.ReasonCodes[i].IsFailure()
 }

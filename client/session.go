@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
 
@@ -28,6 +29,24 @@ type SessionOptions struct {
 	// SubscribeFunc keep working across connections.
 	Options
 
+	// Servers, when set, are the URLs of several servers (as
+	// Options.URL; a cluster, or a primary and a standby) that replace
+	// Address and URL: the first attempt goes to the first, and after a
+	// failed attempt or a lost connection the next goes to the next
+	// server, round after round. The backoff waits only after a round in
+	// which every server failed, or after a loss. A Dial function (or
+	// BeforeConnect) still decides how to reach the URL it is given.
+	Servers []string
+	// BeforeConnect, when set, is called before each connection attempt
+	// with the Options it is to use (URL set to the server's turn) and
+	// may change them: credentials that expire (a JWT or SAS token),
+	// the URL, TLSConfig, Dial, properties. ClientID and CleanStart stay
+	// the Session's. An error fails the attempt (OnConnectError hears of
+	// it, and the next follows after the backoff). With BeforeConnect set,
+	// refused credentials (bad user name or password, not authorized) do
+	// not end the Session: the next attempt may bring new ones.
+	BeforeConnect func(ctx context.Context, o *Options) error
+
 	// Backoff spaces connection attempts.
 	Backoff Backoff
 	// MaxQueued bounds the publishes waiting to be sent or acknowledged;
@@ -46,7 +65,8 @@ type SessionOptions struct {
 	OnConnectionLost func(error)
 	// OnConnectError is called when a connection attempt fails; another
 	// follows after the backoff unless the server refused the client
-	// itself (see NewSession).
+	// itself (see NewSession): then it is called too, before the Session
+	// ends (Done closes once it has returned).
 	OnConnectError func(error)
 }
 
@@ -76,8 +96,13 @@ type Session struct {
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the connection loop has returned
 
+	sw  *storeWriter // writes to opts.Store; nil without one
+	log *slog.Logger
+
 	mu         sync.Mutex
 	queue      []*outMsg          // unfinished publishes, in seq order
+	storing    int                // publishes being written to the Store before they are queued
+	finished   bool               // the connection loop has failed the waiting publishes
 	nextSeq    uint64             // the next message's seq
 	emptied    chan struct{}      // closed while queue is empty
 	wake       chan struct{}      // capacity 1: the sender has something to do
@@ -89,6 +114,7 @@ type Session struct {
 	endConn    func(*Client) bool // how stop ends the connection: Disconnect or Close
 	err        error              // why the Session ended
 	clientID   string
+	server     int             // the index in opts.Servers of the next attempt's server
 	cleanLast  bool            // the last connection started clean: the server dropped that session when it ended
 	received   map[uint16]bool // inbound QoS 2 ids; the connection's while one runs
 	prevDone   <-chan struct{} // the last connection's Done: its handlers may still run
@@ -110,6 +136,7 @@ type outMsg struct {
 // makes the others.
 type subRecord struct {
 	subs   []packet.Subscription
+	props  packet.Properties // the SUBSCRIBE's
 	active bool
 }
 
@@ -117,6 +144,10 @@ type subRecord struct {
 // background. AwaitConnection waits for the connection; Publish,
 // SubscribeFunc and the others may be called at once.
 func NewSession(o SessionOptions) (*Session, error) {
+	if len(o.Servers) > 0 {
+		o.Servers = slices.Clone(o.Servers)
+		o.Address, o.URL = "", o.Servers[0]
+	}
 	if err := o.Options.normalize(); err != nil {
 		return nil, err
 	}
@@ -124,6 +155,7 @@ func NewSession(o SessionOptions) (*Session, error) {
 		o.MaxQueued = DefaultMaxQueued
 	}
 	s := &Session{
+		log:      o.logger(),
 		opts:     o,
 		done:     make(chan struct{}),
 		emptied:  make(chan struct{}),
@@ -150,6 +182,7 @@ func NewSession(o SessionOptions) (*Session, error) {
 		if len(s.queue) > 0 {
 			s.emptied = make(chan struct{})
 		}
+		s.sw = newStoreWriter(o.Store, s.log)
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	go s.run()
@@ -209,11 +242,14 @@ func (s *Session) Err() error {
 // Publish queues p and returns when its flow is complete (QoS 0: when it
 // was written), possibly over several connections, or when ctx ends. p is
 // copied; it may be reused once Publish returns. With a Store, a QoS 1 or
-// 2 message is in it before Publish can return. When ctx ends first the
+// 2 message is in it before Publish returns nil. When ctx ends first the
 // message stays queued and is still sent. A v5 failure reason code from
 // the server is returned as a *ReasonError; ErrQueueFull when the queue is
 // full; ErrClosed after Disconnect or Close (the message stays in the
-// Store, if any, for the next Session on it).
+// Store, if any, for the next Session on it). The Store is written from a
+// goroutine of its own, grouping the writes of concurrent calls; a
+// Store's failure to write the message is returned, and then it is not
+// sent.
 func (s *Session) Publish(ctx context.Context, p *packet.Publish) error {
 	done, err := s.Queue(p)
 	if err != nil {
@@ -264,26 +300,51 @@ func (s *Session) Queue(p *packet.Publish) (<-chan error, error) {
 		s.mu.Unlock()
 		return nil, ErrClosed
 	}
-	if len(s.queue) >= s.opts.MaxQueued {
+	if n := len(s.queue) + s.storing; n >= s.opts.MaxQueued {
 		s.mu.Unlock()
-		return nil, fmt.Errorf("%w: %d messages waiting", ErrQueueFull, len(s.queue))
+		return nil, fmt.Errorf("%w: %d messages waiting", ErrQueueFull, n)
 	}
 	m.seq = s.nextSeq
-	if p.QoS > 0 && s.opts.Store != nil {
-		// Under mu, so that the Store's order is the queue's.
-		if err := s.opts.Store.Put(StoredMessage{Seq: m.seq, Publish: m.p}); err != nil {
-			s.mu.Unlock()
-			return nil, err
-		}
-	}
 	s.nextSeq++
-	if len(s.queue) == 0 {
+	if len(s.queue) == 0 && s.storing == 0 {
 		s.emptied = make(chan struct{})
 	}
-	s.queue = append(s.queue, m)
+	if p.QoS > 0 && s.sw != nil {
+		// Queued once it is in the Store, by the store writer, which
+		// keeps the order of seq. Neither mu nor the caller waits for
+		// the disk.
+		s.storing++
+		s.sw.add(storeOp{m: StoredMessage{Seq: m.seq, Publish: m.p}, after: func(err error) { s.stored(m, err) }})
+		s.mu.Unlock()
+	} else {
+		s.queue = append(s.queue, m)
+		s.mu.Unlock()
+		s.poke()
+	}
+	return m.done, nil
+}
+
+// stored queues m, a new message, once the Store has it, or fails its
+// Publish with the Store's error.
+func (s *Session) stored(m *outMsg, err error) {
+	s.mu.Lock()
+	s.storing--
+	if err == nil && s.finished {
+		err = s.err
+		if err == nil {
+			err = ErrClosed
+		}
+	}
+	if err != nil {
+		s.checkEmpty()
+		s.mu.Unlock()
+		m.done <- err
+		return
+	}
+	i, _ := s.find(m.seq)
+	s.queue = slices.Insert(s.queue, i, m)
 	s.mu.Unlock()
 	s.poke()
-	return m.done, nil
 }
 
 func validTopic(name string) error {
@@ -305,17 +366,26 @@ func (s *Session) poke() {
 // to OnMessage) and records subs, to be made again whenever the server
 // has lost the session. It waits for a connection, and tries again on the
 // next one if the connection is lost before the SUBACK. Filters the server
-// refuses are not recorded.
+// refuses are not recorded. A call that fails (or whose ctx ends) undoes
+// only what it did: an earlier subscription to the same filter stays
+// recorded, with its handler.
 func (s *Session) SubscribeFunc(ctx context.Context, h Handler, subs ...packet.Subscription) (*packet.Suback, error) {
+	return s.SubscribePacket(ctx, h, &packet.Subscribe{Subscriptions: subs})
+}
+
+// SubscribePacket is SubscribeFunc for a SUBSCRIBE of the caller's
+// making: with v5 properties (Subscription Identifier, user properties),
+// which a renewal sends again.
+func (s *Session) SubscribePacket(ctx context.Context, h Handler, sp *packet.Subscribe) (*packet.Suback, error) {
+	subs := sp.Subscriptions
 	if len(subs) == 0 {
 		return nil, errors.New("client: subscribe: no topic filters")
 	}
+	undo := func(int) {}
 	if h != nil {
-		for i := range subs {
-			s.router.Handle(subs[i].Filter, h)
-		}
+		undo = s.router.handleAll(h, subs)
 	}
-	rec := &subRecord{subs: slices.Clone(subs)}
+	rec := &subRecord{subs: slices.Clone(subs), props: sp.Properties}
 	s.mu.Lock()
 	s.subs = append(s.subs, rec)
 	s.mu.Unlock()
@@ -323,11 +393,12 @@ func (s *Session) SubscribeFunc(ctx context.Context, h Handler, subs ...packet.S
 		c, err := s.awaitClient(ctx)
 		var sa *packet.Suback
 		if err == nil {
-			sa, err = c.Subscribe(ctx, subs...)
-			if err != nil && c.ended() && ctx.Err() == nil {
+			sa, err = c.SubscribePacket(ctx, &packet.Subscribe{Properties: sp.Properties, Subscriptions: subs})
+			var se *SubscribeError
+			if err != nil && !errors.As(err, &se) && c.ended() && ctx.Err() == nil {
 				continue // lost before the SUBACK: the next connection
 			}
-			if err == nil {
+			if err == nil || se != nil {
 				s.mu.Lock()
 				rec.active = true
 				s.mu.Unlock()
@@ -338,10 +409,20 @@ func (s *Session) SubscribeFunc(ctx context.Context, h Handler, subs ...packet.S
 				}
 			}
 		}
+		var refused []string
 		for i := range subs {
 			if !granted(sa, err, i) {
-				s.forget(subs[i].Filter, h != nil)
+				undo(i)
+				refused = append(refused, subs[i].Filter)
 			}
+		}
+		if len(refused) > 0 {
+			s.mu.Lock()
+			rec.subs = slices.DeleteFunc(rec.subs, func(sub packet.Subscription) bool { return slices.Contains(refused, sub.Filter) })
+			if len(rec.subs) == 0 {
+				s.subs = slices.DeleteFunc(s.subs, func(r *subRecord) bool { return r == rec })
+			}
+			s.mu.Unlock()
 		}
 		return sa, err
 	}
@@ -374,6 +455,13 @@ func (s *Session) forget(filter string, handler bool) {
 // Unsubscribe forgets filters and their handlers and sends UNSUBSCRIBE,
 // waiting for a connection if need be.
 func (s *Session) Unsubscribe(ctx context.Context, filters ...string) (*packet.Unsuback, error) {
+	return s.UnsubscribePacket(ctx, &packet.Unsubscribe{Filters: filters})
+}
+
+// UnsubscribePacket is Unsubscribe for an UNSUBSCRIBE of the caller's
+// making (v5 user properties).
+func (s *Session) UnsubscribePacket(ctx context.Context, u *packet.Unsubscribe) (*packet.Unsuback, error) {
+	filters := u.Filters
 	if len(filters) == 0 {
 		return nil, errors.New("client: unsubscribe: no topic filters")
 	}
@@ -385,7 +473,7 @@ func (s *Session) Unsubscribe(ctx context.Context, filters ...string) (*packet.U
 		if err != nil {
 			return nil, err
 		}
-		ua, err := c.Unsubscribe(ctx, filters...)
+		ua, err := c.UnsubscribePacket(ctx, u)
 		if err != nil && c.ended() && ctx.Err() == nil {
 			continue
 		}
@@ -398,6 +486,13 @@ func (s *Session) Unsubscribe(ctx context.Context, filters ...string) (*packet.U
 // with ErrClosed; with a Store their messages stay in it. The error is
 // ctx's when the queue was not empty in time.
 func (s *Session) Disconnect(ctx context.Context) error {
+	return s.DisconnectWith(ctx, nil)
+}
+
+// DisconnectWith is Disconnect sending d (see Client.DisconnectWith). When
+// ctx ends before the DISCONNECT is written, the connection is closed
+// (the server publishes the will).
+func (s *Session) DisconnectWith(ctx context.Context, d *packet.Disconnect) error {
 	s.mu.Lock()
 	s.closing = true
 	emptied := s.emptied
@@ -409,8 +504,16 @@ func (s *Session) Disconnect(ctx context.Context) error {
 		err = fmt.Errorf("client: disconnect with messages unsent: %w", ctx.Err())
 	case <-s.done:
 	}
+	// The DISCONNECT may not get out (a server that stopped reading):
+	// once ctx ends, the connection closes instead.
+	cut := context.AfterFunc(ctx, func() {
+		if c := s.Client(); c != nil {
+			c.Close()
+		}
+	})
+	defer cut()
 	s.stop(nil, func(c *Client) bool {
-		deferred, _ := c.disconnectOrDefer()
+		deferred, _ := c.disconnectOrDefer(d)
 		return !deferred
 	})
 	return err

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -21,7 +22,8 @@ const stableConnection = 10 * time.Second
 func (s *Session) run() {
 	defer func() {
 		s.failWaiting()
-		if s.opts.Store != nil {
+		if s.sw != nil {
+			s.sw.close()
 			s.opts.Store.Close()
 		}
 		close(s.done)
@@ -35,15 +37,22 @@ func (s *Session) run() {
 			if s.ctx.Err() != nil {
 				return
 			}
-			if permanent(err) {
+			end := permanent(err, s.opts.BeforeConnect != nil)
+			s.log.Warn("mqtt connection attempt failed", "server", s.serverName(), "error", err, "final", end)
+			if end {
 				s.mu.Lock()
 				s.err = err
 				s.closing, s.stopping = true, true
 				s.mu.Unlock()
-				return
 			}
 			if f := s.opts.OnConnectError; f != nil {
 				s.callback(func() { f(err) })
+			}
+			if end {
+				return
+			}
+			if s.nextServer() {
+				continue // the round of servers goes on
 			}
 			if !sleepCtx(s.ctx, s.opts.Backoff.Delay(attempt)) {
 				return
@@ -53,13 +62,16 @@ func (s *Session) run() {
 		}
 		first = false
 		since := time.Now()
+		s.log.Info("mqtt connected", "server", s.serverName(), "resumed", c.resumed())
 		lost := s.serve(c, cleanBefore)
 		if lost == nil {
 			return
 		}
+		s.log.Warn("mqtt connection lost", "server", s.serverName(), "error", lost)
 		if f := s.opts.OnConnectionLost; f != nil {
 			s.callback(func() { f(lost) })
 		}
+		s.nextServer()
 		if time.Since(since) >= stableConnection {
 			attempt = 0
 		}
@@ -89,7 +101,20 @@ func (s *Session) connect(first bool) (*Client, error) {
 			o.reserved = append(o.reserved, m.id)
 		}
 	}
+	if n := len(s.opts.Servers); n > 0 {
+		o.URL = s.opts.Servers[s.server%n]
+	}
 	s.mu.Unlock()
+	if f := s.opts.BeforeConnect; f != nil {
+		id, clean := o.ClientID, o.CleanStart
+		if err := f(s.ctx, &o); err != nil {
+			return nil, fmt.Errorf("client: BeforeConnect: %w", err)
+		}
+		o.ClientID, o.CleanStart = id, clean
+		if err := o.normalize(); err != nil {
+			return nil, fmt.Errorf("client: BeforeConnect: %w", err)
+		}
+	}
 	c, err := Connect(s.ctx, o)
 	if err != nil {
 		return nil, err
@@ -104,10 +129,41 @@ func (s *Session) connect(first bool) (*Client, error) {
 	return c, nil
 }
 
-// permanent reports whether a refusal will not change by retrying.
-func permanent(err error) bool {
+// serverName names the current server, for the log.
+func (s *Session) serverName() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n := len(s.opts.Servers); n > 0 {
+		return s.opts.Servers[s.server%n]
+	}
+	if s.opts.URL != "" {
+		return s.opts.URL
+	}
+	return s.opts.Address
+}
+
+// nextServer moves to the next of several servers and reports whether
+// the round goes on (false: the round is over, or there is one server).
+func (s *Session) nextServer() bool {
+	n := len(s.opts.Servers)
+	if n < 2 {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.server = (s.server + 1) % n
+	return s.server != 0
+}
+
+// permanent reports whether a refusal will not change by retrying. With
+// a BeforeConnect hook, which may bring new credentials, refused
+// credentials are not.
+func permanent(err error, hook bool) bool {
 	var ce *ConnectError
 	if !errors.As(err, &ce) {
+		return false
+	}
+	if hook && (errors.Is(err, packet.BadUsernameOrPassword) || errors.Is(err, packet.NotAuthorized)) {
 		return false
 	}
 	for _, code := range []packet.ReasonCode{packet.UnsupportedProtocolVersion, packet.ClientIDNotValid,
@@ -192,7 +248,7 @@ func (s *Session) restart() {
 			done = append(done, m)
 		case m.id != 0:
 			m.id = 0
-			s.store(m)
+			s.store(m, nil)
 			kept = append(kept, m)
 		default:
 			kept = append(kept, m)
@@ -210,15 +266,18 @@ func (s *Session) restart() {
 // resubscribe makes the recorded subscriptions again.
 func (s *Session) resubscribe(c *Client) error {
 	s.mu.Lock()
-	var subs [][]packet.Subscription
+	var subs []*packet.Subscribe
 	for _, r := range s.subs {
 		if r.active {
-			subs = append(subs, slices.Clone(r.subs))
+			subs = append(subs, &packet.Subscribe{Properties: r.props, Subscriptions: slices.Clone(r.subs)})
 		}
 	}
 	s.mu.Unlock()
-	for _, r := range subs {
-		if _, err := c.Subscribe(s.ctx, r...); err != nil {
+	for _, sp := range subs {
+		// A filter refused now (its permission withdrawn) is not a reason
+		// to drop the connection.
+		var se *SubscribeError
+		if _, err := c.SubscribePacket(s.ctx, sp); err != nil && !errors.As(err, &se) {
 			return err
 		}
 	}
@@ -248,14 +307,26 @@ func (s *Session) sendLoop(c *Client) {
 		sf.onID = func(id uint16) {
 			s.mu.Lock()
 			m.id = id
-			s.store(m)
+			durable := make(chan struct{})
+			stored := s.store(m, func(error) { close(durable) })
 			s.mu.Unlock()
+			if stored && m.p.QoS == 2 {
+				// Sent under an id the Store does not have, and lost with
+				// the process, the message would be sent again as a new
+				// one: twice. (QoS 1 may be.)
+				<-durable
+			}
 		}
-		sf.onPubrec = func() {
+		sf.onPubrec = func(send func()) {
 			s.mu.Lock()
 			m.pubrel = true
-			s.store(m)
+			// The PUBREL waits for the Store, for the same reason, but the
+			// reader does not: the store writer sends it.
+			stored := s.store(m, func(error) { send() })
 			s.mu.Unlock()
+			if !stored {
+				send()
+			}
 		}
 		sf.done = func(r result) {
 			if r.pk == nil {
@@ -335,7 +406,7 @@ func (s *Session) complete(m *outMsg, err error) {
 
 // checkEmpty signals Disconnect when the queue is empty. mu must be held.
 func (s *Session) checkEmpty() {
-	if len(s.queue) == 0 {
+	if len(s.queue) == 0 && s.storing == 0 {
 		select {
 		case <-s.emptied:
 		default:
@@ -344,19 +415,22 @@ func (s *Session) checkEmpty() {
 	}
 }
 
-// store writes m's state to the Store. mu must be held. A failure here
-// leaves the stored copy one step behind, which costs at most a duplicate
-// after a restart of the process; the connection goes on.
-func (s *Session) store(m *outMsg) {
-	if s.opts.Store != nil && m.p.QoS > 0 {
-		_ = s.opts.Store.Put(StoredMessage{Seq: m.seq, PacketID: m.id, Pubrel: m.pubrel, Publish: m.p})
+// store queues the write of m's state to the Store and reports whether
+// it did; after, if set, is called once it is durable. mu must be held. A
+// failure here leaves the stored copy one step behind, which costs at
+// most a duplicate after a restart of the process; the connection goes on.
+func (s *Session) store(m *outMsg, after func(error)) bool {
+	if s.sw == nil || m.p.QoS == 0 {
+		return false
 	}
+	s.sw.add(storeOp{m: StoredMessage{Seq: m.seq, PacketID: m.id, Pubrel: m.pubrel, Publish: m.p}, after: after})
+	return true
 }
 
-// drop removes m from the Store.
+// drop queues the removal of m from the Store.
 func (s *Session) drop(m *outMsg) {
-	if s.opts.Store != nil && m.p.QoS > 0 {
-		_ = s.opts.Store.Delete(m.seq)
+	if s.sw != nil && m.p.QoS > 0 {
+		s.sw.add(storeOp{m: StoredMessage{Seq: m.seq}})
 	}
 }
 
@@ -366,6 +440,7 @@ func (s *Session) failWaiting() {
 	s.mu.Lock()
 	q := s.queue
 	s.queue = nil
+	s.finished = true
 	err := s.err
 	s.mu.Unlock()
 	if err == nil {

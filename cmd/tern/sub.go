@@ -148,7 +148,8 @@ func runSub(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		subs[i] = packet.Subscription{Filter: t, QoS: byte(cfg.qos)}
 	}
 	code := exitOK
-	if sa, err := c.subscribe(ctx, subs...); err != nil {
+	var refused *client.SubscribeError
+	if sa, err := c.subscribe(ctx, subs...); err != nil && !errors.As(err, &refused) {
 		if ctx.Err() == nil {
 			code = fail(err)
 		}
