@@ -7,9 +7,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -237,5 +239,64 @@ func TestAdminConfig(t *testing.T) {
 	if code := run(ctx, []string{"serve", "--listen", "127.0.0.1:0", "--no-persist", "--admin", ":0"}, nil, io.Discard, &stderr); code == 0 ||
 		!strings.Contains(stderr.String(), "not a loopback address") {
 		t.Fatalf("serve with an open admin address and no credentials: %d %s", code, stderr.String())
+	}
+}
+
+// TestAdminReloadWhileStopping: a reload asked for once the serve loop has
+// ended is refused at once; it does not wait for the admin server's
+// shutdown (which waits for it). A webhook receiver that holds its
+// request keeps the shutdown, and so the admin server, going meanwhile.
+func TestAdminReloadWhileStopping(t *testing.T) {
+	release := make(chan struct{})
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer hook.Close()
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	defer unblock()
+
+	cfgPath := writeConfig(t, "admin:\n  token: tok\nwebhooks:\n  - url: "+hook.URL+"\n    events: [client.connected]\n")
+	mqttAddr, adminAddr := freeAddr(t), freeAddr(t)
+	base := "http://" + adminAddr
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stderr mt.SyncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--listen", mqttAddr, "--no-persist", "--config", cfgPath, "--admin", adminAddr}, nil, io.Discard, &stderr)
+	}()
+	ready := func(want int) bool {
+		resp, err := http.Get(base + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == want
+	}
+	mt.Eventually(t, "readyz 200", func() bool { return ready(200) })
+	c := mt.Dial(t, mqttAddr, packet.V311)
+	c.Connect("one", true) // an event for the receiver to hold
+
+	cancel()
+	mt.Eventually(t, "readyz 503", func() bool { return ready(503) })
+	req, _ := http.NewRequest("POST", base+"/api/v1/reload", nil)
+	req.Header.Set("Authorization", "Bearer tok")
+	resp, err := (&http.Client{Timeout: 2 * time.Second}).Do(req)
+	if err != nil {
+		t.Errorf("reload while stopping: %v", err)
+	} else {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 400 || !strings.Contains(string(b), "shutting down") {
+			t.Errorf("reload while stopping: %d %s", resp.StatusCode, b)
+		}
+	}
+	unblock()
+	if code := <-done; code != 0 {
+		t.Errorf("serve exited %d: %s", code, stderr.String())
 	}
 }

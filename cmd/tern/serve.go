@@ -259,15 +259,14 @@ func serve(ctx context.Context, cfg Config, opts broker.Options, ready func([]ne
 	}
 	// API reloads run here, in the loop below, one at a time with SIGHUP.
 	reloads := make(chan chan error)
-	stopping := make(chan struct{})
-	defer close(stopping)
+	stopping := make(chan struct{}) // closed when the loop has ended
 	var adm *admin.Server
 	if adminL != nil {
 		infos := make([]admin.Listener, len(ls))
 		for i, l := range ls {
 			infos[i] = listenerInfo(cfg.Listeners[i], l)
 		}
-		ac := admin.Config{Broker: b, Metrics: metrics, Auth: adminCreds, Version: version, Listeners: infos,
+		ac := admin.Config{Broker: b, Metrics: metrics, Auth: adminCreds, Version: versionString(), Listeners: infos,
 			Limits: limitsMap(cfg.Limits), UI: dashboardFiles, Logger: log}
 		if rl != nil {
 			ac.Reload = func() error {
@@ -356,6 +355,9 @@ func serve(ctx context.Context, cfg Config, opts broker.Options, ready func([]ne
 			res <- rl.reload(b, ls, adm, bm, log)
 		}
 	}
+	// A reload asked for from now on is refused at once, not left for
+	// adm.Shutdown to wait on.
+	close(stopping)
 	start := time.Now()
 	bm.Close()
 	stopSys()
