@@ -6,6 +6,7 @@ import (
 	"os"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -118,15 +119,7 @@ func (m *Manager) Stats() []Stats {
 	for _, br := range m.bridges {
 		out = append(out, br.Stats())
 	}
-	slices.SortFunc(out, func(a, b Stats) int {
-		switch {
-		case a.Name < b.Name:
-			return -1
-		case a.Name > b.Name:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b Stats) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
 

@@ -21,7 +21,7 @@ type BatchStore interface {
 // completes flows) nor a lock waits for the disk. What comes while a batch
 // is written forms the next one (group commit): several changes to one
 // message become its last, and a message stored and deleted within a
-// batch costs nothing.
+// batch is only deleted.
 type storeWriter struct {
 	st   Store
 	log  *slog.Logger

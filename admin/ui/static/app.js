@@ -208,14 +208,8 @@ let info = null;
 let infoAt = 0; // when info was fetched (ms), to keep its uptime current
 const statusPill = $('#conn-status');
 
-// Counter names as the REST API spells them; the fallbacks keep the page
-// working against a server that still uses the broker's field names.
-const pick = (s, ...keys) => {
-  for (const k of keys) if (typeof s[k] === 'number') return s[k];
-  return undefined;
-};
-const msgIn = (s) => pick(s, 'messages_received', 'messages_in');
-const msgOut = (s) => pick(s, 'messages_sent', 'messages_out');
+const msgIn = (s) => s.messages_received;
+const msgOut = (s) => s.messages_sent;
 
 function addSample(s) {
   const t = Date.now();
@@ -373,7 +367,11 @@ function parseHash() {
   let [, name, arg = ''] = m;
   if (name === 'clients' && arg) {
     name = 'client';
-    arg = decodeURIComponent(arg);
+    try {
+      arg = decodeURIComponent(arg);
+    } catch {
+      // A hand-typed % that is no escape: the id as written.
+    }
   }
   return routes[name] ? { name, arg } : { name: 'overview', arg: '' };
 }
@@ -433,7 +431,7 @@ const statCards = [
   ['connections', 'Connections', (s) => num(s.connections), (s) => (s.connections_max != null ? `peak ${num(s.connections_max)}` : '')],
   ['sessions', 'Sessions', (s) => num(s.sessions)],
   ['subscriptions', 'Subscriptions', (s) => num(s.subscriptions)],
-  ['retained', 'Retained', (s) => num(pick(s, 'retained', 'retained_messages')), (s) => (s.retained_bytes != null ? bytes(s.retained_bytes) : '')],
+  ['retained', 'Retained', (s) => num(s.retained), (s) => (s.retained_bytes != null ? bytes(s.retained_bytes) : '')],
   ['msg-in', 'Messages in /s', () => rate(rates.at(-1)?.msgIn), (s) => `${num(msgIn(s))} total`],
   ['msg-out', 'Messages out /s', () => rate(rates.at(-1)?.msgOut), (s) => `${num(msgOut(s))} total`],
   ['bytes-in', 'Bytes in /s', () => bytes(rates.at(-1)?.bytesIn), (s) => `${bytes(s.bytes_received)} total`],
@@ -765,7 +763,7 @@ function renderRetained() {
   }
 
   function branch(node, prefix, open) {
-    const topic = prefix === null ? node.name : `${prefix}${node.name}`;
+    const topic = prefix + node.name;
     const label = node.name === '' ? '(empty)' : node.name;
     const leafButton = node.message
       ? h('button', { type: 'button', class: 'leaf', dataset: { topic }, 'aria-label': `View ${topic}`,

@@ -208,7 +208,6 @@ export class Client {
     this.qos2 = new Set(); // QoS 2 packet ids received, PUBREL not yet
     this.connected = false;
     this.closed = false;
-    this.pings = 0;
   }
 
   get clientId() { return this.opts.clientId; }
@@ -260,7 +259,6 @@ export class Client {
       this.fail(e.message);
       return;
     }
-    this.lastReceived = Date.now();
     for (const p of packets) {
       try {
         this.handle(p);
@@ -341,7 +339,6 @@ export class Client {
         try {
           this.send(pingreq());
           this.pingSent = now;
-          this.pings++;
         } catch (e) {
           this.fail(e.message);
         }

@@ -171,6 +171,9 @@ async function run(browser) {
   await page.locator('h1', { hasText: 'Clients' }).waitFor(); // back to the list
   await page.goto(`${UI}#/clients/archiver`);
   await page.locator('#main .error', { hasText: 'No such client' }).waitFor();
+  // A % that is no escape names the id as typed; the page still routes.
+  await page.goto(`${UI}#/clients/50%`);
+  await page.locator('h1', { hasText: 'Client 50%' }).waitFor();
   step('client detail: facts, subscriptions, delete session');
   await snap('client-detail');
 
