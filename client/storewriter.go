@@ -46,13 +46,14 @@ func newStoreWriter(st Store, log *slog.Logger) *storeWriter {
 // errStoreClosed is what a change made after close is told.
 var errStoreClosed = errors.New("client: store: closed")
 
-// add queues op; it does not block.
+// add queues op; it does not block, and never calls op.after itself: a
+// caller may hold the lock after takes.
 func (w *storeWriter) add(op storeOp) {
 	w.mu.Lock()
 	if w.quit {
 		w.mu.Unlock()
 		if op.after != nil {
-			op.after(errStoreClosed)
+			go op.after(errStoreClosed)
 		}
 		return
 	}
