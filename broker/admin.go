@@ -151,11 +151,7 @@ func (b *Broker) DeleteSession(id string) error {
 	b.log.Info("session deleted by an administrator", "client", id)
 	b.redistribute(s, true)
 	b.publishWill(w)
-	if err := b.store.Wait(t); err != nil {
-		b.storeFailed(err)
-		return err
-	}
-	return nil
+	return b.wait(t)
 }
 
 // Subscriptions returns the subscriptions q selects, ordered by client id
@@ -208,11 +204,7 @@ func (b *Broker) DeleteRetained(topic string) error {
 	if !ok {
 		return fmt.Errorf("topic %q: %w", topic, ErrNoRetained)
 	}
-	if err := b.store.Wait(t); err != nil {
-		b.storeFailed(err)
-		return err
-	}
-	return nil
+	return b.wait(t)
 }
 
 // session returns the session of client id, or nil.

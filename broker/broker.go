@@ -125,10 +125,7 @@ func (b *Broker) restore() error {
 			o := &st.Outbound[i]
 			s.seq = max(s.seq, o.Seq)
 			if o.State == store.Queued {
-				s.queue = append(s.queue, o) // within the limits when stored
-				s.queuedBytes += queuedSize(o.Message)
-				b.stats.queuedBytes.Add(queuedSize(o.Message))
-				b.stats.queued.Add(1)
+				s.push(o) // within the limits when stored
 			} else {
 				s.inflight[o.PacketID] = o
 				s.nextID = max(s.nextID, o.PacketID)
@@ -287,9 +284,5 @@ func (b *Broker) Close() error {
 func (b *Broker) Publish(m *Message) error {
 	var r router
 	t, _ := r.route(b, m, "")
-	if err := b.store.Wait(t); err != nil {
-		b.storeFailed(err)
-		return err
-	}
-	return nil
+	return b.wait(t)
 }

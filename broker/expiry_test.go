@@ -175,3 +175,18 @@ func TestExpiredMessagesSwept(t *testing.T) {
 		t.Errorf("store keeps %d retained", len(retained))
 	}
 }
+
+// A DISCONNECT's Session Expiry Interval is capped as CONNECT's is: under
+// a MaxSessionExpiry below a second, both are 0 and the session ends with
+// its connection rather than expiring later.
+func TestV5DisconnectExpiryCapped(t *testing.T) {
+	b := mt.StartBroker(t, broker.Options{MaxSessionExpiry: 500 * time.Millisecond})
+	c := connectV5(t, b, "capped", 60, nil)
+	c.Send(&packet.Disconnect{Properties: packet.Properties{SessionExpiry: u32(60)}})
+	c.ExpectClosed(mt.Timeout)
+	mt.Eventually(t, "session ended", func() bool { return b.Stats().Sessions == 0 })
+	time.Sleep(50 * time.Millisecond) // an expiry would count just after
+	if n := b.Stats().SessionsExpired; n != 0 {
+		t.Fatalf("%d sessions expired; want the session ended at disconnect", n)
+	}
+}

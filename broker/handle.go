@@ -75,7 +75,7 @@ func (c *conn) onDisconnect(p *packet.Disconnect) error {
 		s := c.sess
 		s.mu.Lock()
 		s.expiry = c.b.capSessionExpiry(*se)
-		s.setPersistent(*se > 0)
+		s.setPersistent(s.expiry > 0) // as capped, as at CONNECT
 		s.mu.Unlock()
 	}
 	return nil

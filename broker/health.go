@@ -1,6 +1,10 @@
 package broker
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/ternmq/tern/store"
+)
 
 // A store that failed a write may have lost it, and refuses every write
 // after (store.Store's Wait). The broker then keeps its promise the only
@@ -22,4 +26,13 @@ func (b *Broker) storeFailed(err error) {
 	if b.storeErr.CompareAndSwap(nil, &err) {
 		b.log.Error("QoS 1 and 2 messages are no longer acknowledged; restart once the store is fixed", "err", err)
 	}
+}
+
+// wait waits for the store writes named by t, recording a failure.
+func (b *Broker) wait(t store.Ticket) error {
+	err := b.store.Wait(t)
+	if err != nil {
+		b.storeFailed(err)
+	}
+	return err
 }

@@ -84,10 +84,12 @@ type hooks struct {
 	drop        []OnDrop
 }
 
-// dropped tells the OnDrop hooks that m did not reach to; with none
-// registered it costs a length check.
-func (h *hooks) dropped(to *auth.Client, m *Message, r DropReason) {
-	for _, d := range h.drop {
+// dropped counts m as not delivered to to, for r, and tells the OnDrop
+// hooks: one call for each count, as OnDrop promises. With no hook
+// registered it costs the count and a length check.
+func (b *Broker) dropped(to *auth.Client, m *Message, r DropReason) {
+	b.stats.dropCounter(r).Add(1)
+	for _, d := range b.hooks.drop {
 		d.OnDrop(to, m, r)
 	}
 }

@@ -40,8 +40,7 @@ func (s *session) redeliver(moved []*store.Outbound) {
 	var enc encoder
 	for _, o := range moved {
 		if !s.b.opts().Authorizer.Authorize(s.client.Load(), auth.Read, o.Message.Topic) {
-			s.b.stats.notAuthorized.Add(1)
-			s.b.hooks.dropped(s.client.Load(), o.Message, DropNotAuthorized)
+			s.b.dropped(s.client.Load(), o.Message, DropNotAuthorized)
 			continue
 		}
 		d := delivery{qos: o.QoS, retain: o.Retain, subIDs: o.SubIDs, group: o.SharedGroup, filter: o.SharedFilter}

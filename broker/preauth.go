@@ -11,8 +11,8 @@ import (
 // being read by all such connections together by MaxPreAuthMemory. The
 // packet reader itself grows a body only as its bytes arrive, so a
 // declared length costs nothing until it is sent; the budget reserves the
-// declared length up front, which keeps the accounting simple and errs on
-// the safe side.
+// declared body bytes not yet buffered up front, which keeps the
+// accounting simple and errs on the safe side.
 
 var errPreAuthMemory = errors.New("memory for packets before CONNACK (max_preauth_memory) exhausted")
 
@@ -23,8 +23,8 @@ var errPreAuthMemory = errors.New("memory for packets before CONNACK (max_preaut
 // the packet.
 func (c *conn) readPreAuth(version byte) (pk packet.Packet, held int64, err error) {
 	o := c.b.opts()
-	limit := min(o.MaxConnectSize, o.MaxPacketSize)
-	pk, err = packet.ReadPacketReserve(c.br, version, limit, func(n int) error {
+	maxSize := min(o.MaxConnectSize, o.MaxPacketSize)
+	pk, err = packet.ReadPacketReserve(c.br, version, maxSize, func(n int) error {
 		if !c.b.reservePreAuth(int64(n), o.MaxPreAuthMemory) {
 			return errPreAuthMemory
 		}
@@ -34,7 +34,7 @@ func (c *conn) readPreAuth(version byte) (pk packet.Packet, held int64, err erro
 	switch {
 	case errors.Is(err, packet.PacketTooLarge):
 		c.refused(refusedConnectSize)
-		c.b.logRefusedConn(c.clientID, c.nc.RemoteAddr(), "packet before CONNACK larger than limits.max_connect_size", "max", limit)
+		c.b.logRefusedConn(c.clientID, c.nc.RemoteAddr(), "packet before CONNACK larger than limits.max_connect_size", "max", maxSize)
 	case errors.Is(err, errPreAuthMemory):
 		c.refused(refusedPreAuthMemory)
 		c.b.logRefusedConn(c.clientID, c.nc.RemoteAddr(), "no memory left for packets before CONNACK (limits.max_preauth_memory)", "max", o.MaxPreAuthMemory)

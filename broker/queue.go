@@ -51,31 +51,35 @@ func (s *session) enqueue(o *store.Outbound) (ok, refused bool) {
 		_, _, policy := s.queueLimits(s.b.opts())
 		switch policy {
 		case RefusePublisher:
-			s.b.stats.queueRefused.Add(1)
-			s.b.hooks.dropped(s.client.Load(), o.Message, DropQueueRefused)
+			s.b.dropped(s.client.Load(), o.Message, DropQueueRefused)
 			return false, true
 		case DropOldest:
 			for len(s.queue) > 0 && !s.room(n) {
 				old := s.queue[0]
 				s.unqueue(0, 1)
-				s.b.stats.droppedQueueFull.Add(1)
-				s.b.hooks.dropped(s.client.Load(), old.Message, DropQueueFull)
+				s.b.dropped(s.client.Load(), old.Message, DropQueueFull)
 				if old.QoS > 0 {
 					s.persist(func(st store.Store) store.Ticket { return st.DeleteOutbound(s.id, old.Seq) })
 				}
 			}
 		}
 		if !s.room(n) {
-			s.b.stats.droppedQueueFull.Add(1)
-			s.b.hooks.dropped(s.client.Load(), o.Message, DropQueueFull)
+			s.b.dropped(s.client.Load(), o.Message, DropQueueFull)
 			return false, false
 		}
 	}
+	s.push(o)
+	return true, false
+}
+
+// push appends o to the queue and counts it, whether or not there is room
+// (enqueue checks). s.mu must be held, or s not yet shared (restore).
+func (s *session) push(o *store.Outbound) {
+	n := queuedSize(o.Message)
 	s.queue = append(s.queue, o)
 	s.queuedBytes += n
 	s.b.stats.queuedBytes.Add(n)
 	s.b.stats.queued.Add(1)
-	return true, false
 }
 
 // unqueue removes s.queue[i:j]. s.mu must be held.

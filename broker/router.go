@@ -78,8 +78,7 @@ func (r *router) match(b *Broker, m *Message, from string) {
 			r.targets[n] = t
 			n++
 		} else {
-			b.stats.notAuthorized.Add(1) // the subscriber may not read this topic
-			b.hooks.dropped(t.s.client.Load(), m, DropNotAuthorized)
+			b.dropped(t.s.client.Load(), m, DropNotAuthorized)
 		}
 	}
 	clear(r.targets[n:])
@@ -178,8 +177,7 @@ func (r *router) pickShared(g sharedHit, m *Message, authz auth.Authorizer, read
 	}
 	pick, ok := r.b.shared.pick(g.group, g.filter, r.members[g.from:g.to], r.from, nil, mayRead)
 	if !ok {
-		r.b.stats.droppedNoMember.Add(1)
-		r.b.hooks.dropped(nil, m, DropNoSharedMember)
+		r.b.dropped(nil, m, DropNoSharedMember)
 		return
 	}
 	t := target{s: pick.Key, delivery: delivery{qos: pick.Val.qos, retain: pick.Val.retainAsPublished, group: g.group, filter: g.filter}}

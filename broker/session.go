@@ -172,8 +172,7 @@ func (s *session) sendNew(c *conn, o *store.Outbound, enc *encoder) store.Ticket
 	b := enc.bytes(c.version, o.Message, true, o.SubIDs)
 	if !c.fits(len(b)) {
 		// Too large for this client: dropped as if delivered [MQTT-3.1.2-25].
-		s.b.stats.tooLarge.Add(1)
-		s.b.hooks.dropped(c.client, o.Message, DropTooLarge)
+		s.b.dropped(c.client, o.Message, DropTooLarge)
 		return s.persist(func(st store.Store) store.Ticket { return st.DeleteOutbound(s.id, o.Seq) })
 	}
 	o.PacketID = s.freeID()
@@ -224,8 +223,7 @@ func (s *session) fill() {
 		n++
 		switch {
 		case expired(o.Message, now):
-			s.b.stats.expired.Add(1)
-			s.b.hooks.dropped(c.client, o.Message, DropExpired)
+			s.b.dropped(c.client, o.Message, DropExpired)
 			if o.QoS > 0 {
 				s.persist(func(st store.Store) store.Ticket { return st.DeleteOutbound(s.id, o.Seq) })
 			}
@@ -268,8 +266,7 @@ func (s *session) sendAgain(c *conn) bool {
 		enc.reset()
 		b := enc.bytes(c.version, o.Message, true, o.SubIDs)
 		if !c.fits(len(b)) {
-			s.b.stats.tooLarge.Add(1)
-			s.b.hooks.dropped(c.client, o.Message, DropTooLarge)
+			s.b.dropped(c.client, o.Message, DropTooLarge)
 			delete(s.inflight, o.PacketID)
 			s.persist(func(st store.Store) store.Ticket { return st.DeleteOutbound(s.id, o.Seq) })
 			continue

@@ -55,7 +55,8 @@ type Stats struct {
 
 // RefusedCounts counts connections refused, by reason, since start. A
 // client refused with a CONNACK counts once, under the reason its
-// CONNACK gives.
+// CONNACK gives, but for KeepAlive and Other, which have no code of their
+// own.
 type RefusedCounts struct {
 	BadCredentials    int64 // bad username or password (0x04 / 0x86), enhanced authentication included
 	NotAuthorized     int64 // not authorized (0x05 / 0x87): by the Authenticator, or a will it may not publish
@@ -118,6 +119,27 @@ type counters struct {
 	throttled                               atomic.Int64
 	// preAuth is the MaxPreAuthMemory budget in use (preauth.go).
 	preAuth atomic.Int64
+}
+
+// dropCounter returns the counter of messages dropped for r.
+func (k *counters) dropCounter(r DropReason) *atomic.Int64 {
+	switch r {
+	case DropQueueFull:
+		return &k.droppedQueueFull
+	case DropSlow:
+		return &k.droppedSlow
+	case DropExpired:
+		return &k.expired
+	case DropNotAuthorized:
+		return &k.notAuthorized
+	case DropNoSharedMember:
+		return &k.droppedNoMember
+	case DropTooLarge:
+		return &k.tooLarge
+	case DropQueueRefused:
+		return &k.queueRefused
+	}
+	panic("broker: unknown DropReason " + r.String())
 }
 
 // connected counts a connection accepted, and the peak.

@@ -51,8 +51,7 @@ func (s *session) dropExpired(now time.Time) {
 			continue
 		}
 		s.unqueue(i, i+1)
-		s.b.stats.expired.Add(1)
-		s.b.hooks.dropped(s.client.Load(), o.Message, DropExpired)
+		s.b.dropped(s.client.Load(), o.Message, DropExpired)
 		if o.QoS > 0 {
 			s.persist(func(st store.Store) store.Ticket { return st.DeleteOutbound(s.id, o.Seq) })
 		}

@@ -103,14 +103,12 @@ func (c *conn) sendPublish(m *Message, b []byte, qos byte, retain, dup bool, id 
 	// The size check matches session.sendNew's, so a message counted in
 	// flight is never dropped here.
 	if !c.fits(len(b)) {
-		c.b.stats.tooLarge.Add(1) // [MQTT-3.1.2-25]
-		c.b.hooks.dropped(c.client, m, DropTooLarge)
+		c.b.dropped(c.client, m, DropTooLarge) // [MQTT-3.1.2-25]
 		return false
 	}
 	buf := c.ob.reserve()
 	if qos == 0 && len(*buf)+len(b) > c.b.opts().MaxWriteBuffer {
-		c.b.stats.droppedSlow.Add(1)
-		c.b.hooks.dropped(c.client, m, DropSlow)
+		c.b.dropped(c.client, m, DropSlow)
 		return false
 	}
 	start := len(*buf)
@@ -253,10 +251,8 @@ func (c *conn) writeLoop() {
 		durable := c.ob.durable
 		c.ob.mu.Unlock()
 
-		err := c.b.store.Wait(durable)
-		if err != nil {
-			c.b.storeFailed(err) // what waited for it is never sent
-		} else {
+		err := c.b.wait(durable) // on failure, what waited for it is never sent
+		if err == nil {
 			c.nc.SetWriteDeadline(time.Now().Add(c.b.opts().WriteTimeout))
 			var n int
 			n, err = c.nc.Write(*buf)
