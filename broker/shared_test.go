@@ -166,3 +166,54 @@ func TestSharedQoS2NotRedeliveredOnSessionEnd(t *testing.T) {
 		t.Errorf("QoS 2 message %q (already sent to the ended member as %q) delivered again to another member: %+v", p.(*packet.Publish).Payload, got.Payload, p)
 	}
 }
+
+// A shared delivery the member refuses (PUBACK or PUBREC of 0x80 or more)
+// is discarded, not offered to another member, and the refusing member's
+// window is free again.
+// Checks [MQTT-4.8.2-6].
+func TestSharedRefusedNotRedelivered(t *testing.T) {
+	for _, qos := range []byte{1, 2} {
+		t.Run(fmt.Sprintf("QoS %d", qos), func(t *testing.T) {
+			b := mt.StartBroker(t, broker.Options{SharedStrategy: broker.Sticky, MaxInflight: 1})
+			refusing := mt.Dial(t, b.Addr, packet.V5)
+			refusing.Connect("refusing", true)
+			refusing.Subscribe(1, qos, "$share/g/jobs")
+			other := mt.Dial(t, b.Addr, packet.V5)
+			other.Connect("other", true)
+			other.Subscribe(1, qos, "$share/g/jobs")
+			pub := mt.Dial(t, b.Addr, packet.V5)
+			pub.Connect("pub", true)
+			send := func(id uint16, payload string) {
+				pub.Send(&packet.Publish{Topic: "jobs", QoS: qos, PacketID: id, Payload: []byte(payload)})
+				if qos == 1 {
+					mt.Expect[*packet.Puback](pub)
+				} else {
+					mt.Expect[*packet.Pubrec](pub)
+					pub.Send(&packet.Pubrel{PacketID: id})
+					mt.Expect[*packet.Pubcomp](pub)
+				}
+			}
+			send(1, "refused")
+			// Sticky: whoever got the first message gets the next while
+			// connected; the test plays the refusing member with it.
+			first, second := refusing, other
+			p, err := refusing.ReadWithin(500 * time.Millisecond)
+			if err != nil {
+				first, second = other, refusing
+				p = mt.Expect[*packet.Publish](other)
+			}
+			got := p.(*packet.Publish)
+			if qos == 1 {
+				first.Send(&packet.Puback{PacketID: got.PacketID, ReasonCode: packet.UnspecifiedError})
+			} else {
+				first.Send(&packet.Pubrec{PacketID: got.PacketID, ReasonCode: packet.UnspecifiedError})
+			}
+			second.ExpectNothing(200 * time.Millisecond)
+			send(2, "next")
+			if p := mt.Expect[*packet.Publish](first); string(p.Payload) != "next" {
+				t.Fatalf("got %q, want the next message in the freed window", p.Payload)
+			}
+			second.ExpectNothing(100 * time.Millisecond)
+		})
+	}
+}
