@@ -183,25 +183,7 @@ func TestBridgeCrashKill9(t *testing.T) {
 	cancel()
 	wg.Wait()
 
-	var sent, acked [3]int
-	resent := 0
-	for _, r := range byName {
-		sent[r.qos] += r.sent
-		acked[r.qos] += r.ackedN
-		resent += r.resent
-		if r.err != nil {
-			t.Errorf("publisher %s: %v", r.name, r.err)
-		}
-		if r.inflight > 0 {
-			t.Errorf("publisher %s: %d messages still unacknowledged or uncompleted at the end", r.name, r.inflight)
-		}
-		if len(r.sessionLost) > 0 {
-			t.Errorf("publisher %s: session not present on %v", r.name, r.sessionLost)
-		}
-		if len(r.notes) > 0 {
-			t.Logf("publisher %s notes: %v", r.name, r.notes)
-		}
-	}
+	sent, acked, resent := tallyPublishers(t, byName, true)
 	c := checkSubscriber(t, sub.result(), byName, crash)
 	for _, q := range []int{1, 2} {
 		t.Logf("QoS %d: sent=%d acked=%d received=%d duplicates=%d lost=%d of %d acknowledged",
