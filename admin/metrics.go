@@ -29,7 +29,7 @@ func NewMetrics() *Metrics {
 	m := &Metrics{reg: prometheus.NewRegistry()}
 	delivery := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "tern_delivery_latency_seconds",
-		Help:    "Time from a PUBLISH being read to its copy being handed to a subscriber's connection.",
+		Help:    "Time from a PUBLISH being read to its copies being handed to the connections of the subscribers it went to at once; one observation per delivery.",
 		Buckets: []float64{50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1, 2.5, 5},
 	}, []string{"qos"})
 	for q := range m.delivery {

@@ -19,6 +19,9 @@ type encoder struct {
 	// readAt is when the message being routed was read (monoNow), for
 	// Observer.DeliveryLatency; zero: not observed. reset leaves it.
 	readAt int64
+	// delivered counts, by QoS, the copies handed over since readAt was
+	// set, for the router to report once it is done.
+	delivered [3]int32
 }
 
 // reset forgets the cached encodings; buffers grown by an unusually large

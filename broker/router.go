@@ -119,17 +119,34 @@ func (r *router) deliver(m *Message) (ticket store.Ticket, refused bool) {
 		r.targets, r.idx = nil, make(map[*session]int)
 	}
 	r.enc.reset()
+	b.reportDeliveries(&r.enc)
 	r.enc.readAt, r.readAt = 0, 0
 	return ticket, refused
 }
 
-// observe reports a delivery of the message enc encodes, now appended to
-// the subscriber's output, to the Observer: only for a message being
-// routed (enc.readAt set), not one that waited in a queue.
+// observe counts a delivery of the message enc encodes, now appended to
+// the subscriber's output: only for a message being routed (enc.readAt
+// set), not one that waited in a queue. reportDeliveries tells the
+// Observer.
 func (b *Broker) observe(enc *encoder, qos byte) {
-	if b.observer != nil && enc.readAt != 0 {
-		b.observer.DeliveryLatency(qos, time.Duration(monoNow()-enc.readAt))
+	if enc.readAt != 0 {
+		enc.delivered[qos]++
 	}
+}
+
+// reportDeliveries tells the Observer of the deliveries counted in enc,
+// with one reading of the clock for them all, and clears the counts.
+func (b *Broker) reportDeliveries(enc *encoder) {
+	if b.observer == nil || enc.readAt == 0 || enc.delivered == [3]int32{} {
+		return
+	}
+	d := time.Duration(monoNow() - enc.readAt)
+	for qos, n := range enc.delivered {
+		for range n {
+			b.observer.DeliveryLatency(byte(qos), d)
+		}
+	}
+	enc.delivered = [3]int32{}
 }
 
 // epoch is the origin of monoNow.

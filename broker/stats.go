@@ -236,9 +236,10 @@ type Observer interface {
 	// DeliveryLatency reports one delivery at qos (the QoS it goes to
 	// the subscriber with): d is the time from the moment the broker had
 	// read the PUBLISH (or Publish was called, or a will became due) to
-	// the moment its copy for this subscriber was appended to the
-	// subscriber's output buffer, ready for the writer, which writes it
-	// at once unless earlier output is still being written. It covers authorization, hooks,
+	// the moment its copies for all the subscribers it went to at once
+	// were appended to their output buffers, ready for the writers (the
+	// clock is read once per message, not per subscriber: on some
+	// machines reading it costs a system call). It covers authorization, hooks,
 	// matching, the store writes submitted (not the wait for them) and
 	// encoding. Messages that wait in a session's queue (for a free
 	// in-flight slot or an offline client), resends, retained messages
