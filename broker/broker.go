@@ -30,6 +30,7 @@ type Broker struct {
 	stats    counters
 	shared   sharedPicker
 	observer Observer // Options.Observer, fixed by New
+	cluster  Cluster  // Options.Cluster, fixed by New
 	// retainedFullLogged is when a full retained set was last logged
 	// (Unix ns).
 	retainedFullLogged atomic.Int64
@@ -65,6 +66,7 @@ func New(opts Options) (*Broker, error) {
 	b.options.Store(&opts)
 	b.shared.strategy = opts.SharedStrategy
 	b.observer = opts.Observer
+	b.cluster = opts.Cluster
 	if b.store == nil {
 		b.store = memory.New()
 	}
@@ -117,23 +119,7 @@ func (b *Broker) restore() error {
 		if st.Session.Will != nil {
 			wills = append(wills, st.Session)
 		}
-		for _, sub := range st.Subscriptions {
-			s.subs[sub.Filter] = sub
-			b.subs.Add(sub.Filter, s, optsOf(sub))
-		}
-		for i := range st.Outbound {
-			o := &st.Outbound[i]
-			s.seq = max(s.seq, o.Seq)
-			if o.State == store.Queued {
-				s.push(o) // within the limits when stored
-			} else {
-				s.inflight[o.PacketID] = o
-				s.nextID = max(s.nextID, o.PacketID)
-			}
-		}
-		for _, id := range st.InboundQoS2 {
-			s.inQoS2[id] = struct{}{}
-		}
+		b.load(s, &st)
 		b.sessions[s.id] = s
 	}
 	// Pending wills are armed once every subscription is back; one already
@@ -154,6 +140,27 @@ func (b *Broker) restore() error {
 		b.log.Info("restored state", "sessions", len(states), "retained", len(retained))
 	}
 	return nil
+}
+
+// load gives s the subscriptions and messages of st.
+func (b *Broker) load(s *session, st *store.SessionState) {
+	for _, sub := range st.Subscriptions {
+		s.subs[sub.Filter] = sub
+		b.subscribe(sub.Filter, s, optsOf(sub))
+	}
+	for i := range st.Outbound {
+		o := &st.Outbound[i]
+		s.seq = max(s.seq, o.Seq)
+		if o.State == store.Queued {
+			s.push(o) // within the limits when stored
+		} else {
+			s.inflight[o.PacketID] = o
+			s.nextID = max(s.nextID, o.PacketID)
+		}
+	}
+	for _, id := range st.InboundQoS2 {
+		s.inQoS2[id] = struct{}{}
+	}
 }
 
 func optsOf(sub store.Subscription) subOpts {
@@ -284,5 +291,6 @@ func (b *Broker) Close() error {
 func (b *Broker) Publish(m *Message) error {
 	var r router
 	t, _ := r.route(b, m, "")
+	r.forward(m)
 	return b.wait(t)
 }

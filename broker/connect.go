@@ -157,6 +157,19 @@ func (c *conn) connect(p *packet.Connect) error {
 		}
 		c.sessionExpiry = p.Properties.SessionExpiry
 	}
+	if nodes := c.b.cluster; nodes != nil {
+		// The id is taken over cluster-wide first: a connection with it
+		// on another node is closed and its session comes here.
+		ctx, cancel := context.WithTimeout(context.Background(), authTimeout)
+		release, err := nodes.Claim(ctx, c.client, idGrant == auth.ClientIDAllowed, p.CleanStart)
+		cancel()
+		if errors.Is(err, errNotOwner) {
+			return c.refuse(packet.RefusedIdentifierRejected, errIDNotAllowed, "identity", cl.Identity(), "err", err)
+		} else if err != nil {
+			return c.refuse(packet.RefusedServerUnavailable, "cluster unavailable", "err", err)
+		}
+		defer release()
+	}
 	if err := c.b.attach(c, id, p.CleanStart, expiry, window, ack, idGrant == auth.ClientIDAllowed); err != nil {
 		if errors.Is(err, errNotOwner) {
 			// The same words as a refusal by rule: the client learns
@@ -454,7 +467,7 @@ func (b *Broker) detach(c *conn, will *Message, delay time.Duration) {
 	b.redistribute(s, end)
 	if end {
 		for _, f := range s.filters() {
-			b.subs.Remove(f, s)
+			b.unsubscribe(f, s)
 		}
 	}
 	if will != nil {
@@ -473,7 +486,7 @@ func (b *Broker) discard(s *session) (*pendingWill, store.Ticket) {
 	w := s.takeWill()
 	s.mu.Unlock()
 	for _, f := range s.filters() {
-		b.subs.Remove(f, s)
+		b.unsubscribe(f, s)
 	}
 	return w, b.store.DeleteSession(s.id)
 }

@@ -108,6 +108,7 @@ func (b *Broker) publishWill(w *pendingWill) {
 	}
 	var r router
 	r.route(b, w.msg, w.from)
+	r.forward(w.msg)
 }
 
 // expire ends an offline session whose expiry interval has passed.

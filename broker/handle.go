@@ -196,6 +196,7 @@ func (c *conn) onPublish(p *packet.Publish) error {
 	} else {
 		ticket, code = c.publish(m, p.QoS, p.PacketID, code)
 	}
+	c.router.forward(m)
 	// Acknowledged only once durable: the writer waits for the ticket.
 	c.after(ticket)
 	switch p.QoS {
@@ -366,7 +367,7 @@ func (c *conn) onSubscribe(p *packet.Subscribe) error {
 		durable = max(durable, s.persist(func(st store.Store) store.Ticket { return st.PutSubscription(s.id, rec) }))
 		s.mu.Unlock()
 		// [MQTT-3.8.4-3] a repeated filter replaces the subscription.
-		c.b.subs.Add(sub.Filter, s, optsOf(rec))
+		c.b.subscribe(sub.Filter, s, optsOf(rec))
 		codes[i] = packet.ReasonCode(sub.QoS)
 		for _, h := range c.b.hooks.subscribe {
 			h.OnSubscribe(c.client, sub)
@@ -444,7 +445,7 @@ func (c *conn) onUnsubscribe(p *packet.Unsubscribe) {
 		}
 		s.mu.Unlock()
 		if ok {
-			c.b.subs.Remove(f, s)
+			c.b.unsubscribe(f, s)
 			for _, h := range c.b.hooks.unsubscribe {
 				h.OnUnsubscribe(c.client, f)
 			}

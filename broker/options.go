@@ -120,6 +120,9 @@ type Options struct {
 	// Observer, if not nil, is told the latency of deliveries (see
 	// Observer.DeliveryLatency); nil costs nothing on the delivery path.
 	Observer Observer
+	// Cluster, if not nil, joins the broker to other nodes (package
+	// cluster); nil: a single node, and no cluster code runs.
+	Cluster Cluster
 }
 
 func (o *Options) setDefaults() {
@@ -201,11 +204,11 @@ func (b *Broker) opts() *Options { return b.options.Load() }
 // what its CONNACK announced (Maximum Packet Size, Receive Maximum, Topic
 // Alias Maximum, keep alive and the feature switches) holds for that
 // connection and changes for new ones. Logger, Store, Hooks and
-// SharedStrategy and Observer are fixed by New and keep their values.
+// SharedStrategy, Observer and Cluster are fixed by New and keep their values.
 func (b *Broker) Reload(o Options) {
 	old := b.opts()
 	o.Logger, o.Store, o.Hooks, o.SharedStrategy = old.Logger, old.Store, old.Hooks, old.SharedStrategy
-	o.Observer = old.Observer
+	o.Observer, o.Cluster = old.Observer, old.Cluster
 	o.setDefaults()
 	b.options.Store(&o)
 }

@@ -19,6 +19,7 @@ import (
 type router struct {
 	b       *Broker
 	from    string // publishing client, for No Local
+	remote  bool   // the message comes from another node: neither retained nor forwarded here
 	idx     map[*session]int
 	targets []target
 	groups  []sharedHit
@@ -68,7 +69,11 @@ func (r *router) match(b *Broker, m *Message, from string) {
 		r.sharedFn = r.sharedGroup
 	}
 	r.from = from
-	b.subs.Match(m.Topic, r.eachFn, r.sharedFn)
+	if b.cluster == nil {
+		b.subs.Match(m.Topic, r.eachFn, r.sharedFn)
+	} else {
+		b.subs.Match(m.Topic, r.eachFn, nil) // shared groups: Cluster.Forward
+	}
 	clear(r.idx)
 	authz := b.opts().Authorizer
 	_, readAll := authz.(auth.AllowAll)
@@ -102,7 +107,7 @@ func (r *router) deliver(m *Message) (ticket store.Ticket, refused bool) {
 	var taken bool
 	b := r.b
 	r.enc.readAt = r.readAt
-	if m.Retain && !b.opts().DisableRetain {
+	if m.Retain && !b.opts().DisableRetain && !r.remote {
 		ticket = b.retain(m)
 	}
 	for i := range r.targets {
@@ -120,7 +125,7 @@ func (r *router) deliver(m *Message) (ticket store.Ticket, refused bool) {
 	}
 	r.enc.reset()
 	b.reportDeliveries(&r.enc)
-	r.enc.readAt, r.readAt = 0, 0
+	r.enc.readAt, r.readAt, r.remote = 0, 0, false
 	return ticket, refused
 }
 

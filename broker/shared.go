@@ -145,7 +145,12 @@ func (b *Broker) redistribute(s *session, ending bool) {
 		mayRead := func(to *session) bool { return authz.Authorize(to.client.Load(), auth.Read, o.Message.Topic) }
 		to, found := b.shared.pick(o.SharedGroup, o.SharedFilter, members, "", s, mayRead)
 		if !found || (!to.Key.online.Load() && !ending) {
-			continue // nobody better placed: it stays where it is
+			// Nobody better placed here: in a cluster, a member on
+			// another node may be; otherwise it stays where it is.
+			if (!found || ending) && b.handOver(o.Message, o.SharedGroup, o.SharedFilter) {
+				s.release(o)
+			}
+			continue
 		}
 		d := delivery{qos: min(o.Message.QoS, to.Val.qos), group: o.SharedGroup, filter: o.SharedFilter}
 		if to.Val.subID != 0 {

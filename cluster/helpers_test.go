@@ -1,0 +1,220 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ternmq/tern/broker"
+	"github.com/ternmq/tern/client"
+	"github.com/ternmq/tern/packet"
+	"github.com/ternmq/tern/store/pebble"
+)
+
+// testNode is one node of a test cluster: a broker on a loopback port
+// with its cluster membership.
+type testNode struct {
+	name, addr, dir string
+	node            *Node
+	b               *broker.Broker
+	ln              net.Listener
+	served          chan error
+}
+
+func testLogger() *slog.Logger {
+	if os.Getenv("TERN_CLUSTER_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// newNode makes node name on cluster port port, joining peers, with its
+// data in dir (a Pebble store there: sessions survive a restart), and
+// starts it; it is stopped when the test ends.
+func newNode(t testing.TB, name, dir string, port, replicas int, peers []string) *testNode {
+	t.Helper()
+	tn := &testNode{name: name, dir: dir}
+	n, err := New(Config{Node: name, Listen: fmt.Sprintf("127.0.0.1:%d", port), Peers: peers, DataDir: dir,
+		Logger: testLogger(), Replicas: replicas})
+	if err != nil {
+		t.Fatalf("node %s: %v", name, err)
+	}
+	st, err := pebble.Open(dir+"/store", pebble.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := broker.New(broker.Options{Store: st, Cluster: n, Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn.node, tn.b = n, b
+	t.Cleanup(tn.stop)
+	return tn
+}
+
+// serve starts the node's cluster membership and its listener.
+func (tn *testNode) serve(t testing.TB) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := tn.node.Start(ctx, tn.b); err != nil {
+		t.Error(err)
+		return
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	tn.ln, tn.addr = ln, ln.Addr().String()
+	tn.served = make(chan error, 1)
+	go func() { tn.served <- tn.b.Serve(ln) }()
+}
+
+// stop closes the broker, then leaves the cluster.
+func (tn *testNode) stop() {
+	if tn.b == nil {
+		return
+	}
+	tn.b.Close()
+	if tn.served != nil {
+		<-tn.served
+	}
+	tn.node.Close()
+	tn.b = nil
+}
+
+func freePorts(t testing.TB, n int) []int {
+	var ports []int
+	for range n {
+		p, err := freePort("127.0.0.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports = append(ports, p)
+	}
+	return ports
+}
+
+// startCluster starts n nodes, each listing the others as peers, as a
+// deployment would, and waits until they see each other and JetStream
+// is up.
+func startCluster(t testing.TB, n int) []*testNode {
+	t.Helper()
+	ports := freePorts(t, n)
+	nodes := make([]*testNode, n)
+	for i := range n {
+		var peers []string
+		for j, p := range ports {
+			if j != i {
+				peers = append(peers, fmt.Sprintf("127.0.0.1:%d", p))
+			}
+		}
+		nodes[i] = newNode(t, fmt.Sprintf("n%d", i+1), t.TempDir(), ports[i], min(n, 3), peers)
+	}
+	var wg sync.WaitGroup
+	for _, tn := range nodes {
+		wg.Go(func() { tn.serve(t) })
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	waitFor(t, 20*time.Second, "every node sees every other", func() bool {
+		for _, tn := range nodes {
+			if len(tn.node.Nodes()) != n {
+				return false
+			}
+		}
+		return true
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, tn := range nodes {
+		if err := tn.node.Ready(ctx); err != nil {
+			t.Fatalf("node %s not ready: %v", tn.name, err)
+		}
+	}
+	return nodes
+}
+
+func waitFor(t testing.TB, d time.Duration, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting until %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// collector gathers what a client receives.
+type collector struct {
+	mu   sync.Mutex
+	msgs []*packet.Publish
+}
+
+func (c *collector) add(p *packet.Publish) {
+	c.mu.Lock()
+	c.msgs = append(c.msgs, p)
+	c.mu.Unlock()
+}
+
+func (c *collector) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.msgs)
+}
+
+func (c *collector) all() []*packet.Publish {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]*packet.Publish(nil), c.msgs...)
+}
+
+// connect connects a client to addr; received messages go to the
+// returned collector.
+func connect(t testing.TB, addr string, o client.Options) (*client.Client, *collector) {
+	t.Helper()
+	col := &collector{}
+	o.Address = addr
+	if o.OnMessage == nil {
+		o.OnMessage = col.add
+	}
+	if o.Version == 0 {
+		o.Version = packet.V5
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := client.Connect(ctx, o)
+	if err != nil {
+		t.Fatalf("connect %s to %s: %v", o.ClientID, addr, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c, col
+}
+
+func subscribe(t testing.TB, c *client.Client, filter string, qos byte) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := c.Subscribe(ctx, packet.Subscription{Filter: filter, QoS: qos}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func publish(t testing.TB, c *client.Client, p *packet.Publish) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Publish(ctx, p); err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,285 @@
+package cluster
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/ternmq/tern/auth"
+	"github.com/ternmq/tern/broker"
+	"github.com/ternmq/tern/store"
+)
+
+// A client id belongs to one node at a time. The owners bucket (JetStream
+// key-value, replicated) maps each id to its node; a connect takes the id
+// over with compare-and-set, which orders simultaneous connects: each
+// asks the owner before it (by the bucket's revision) to let go, and the
+// last one wins [MQTT-3.1.4-3].
+const ownersBucket = "tern_owners"
+
+type owners struct {
+	n     *Node
+	mu    sync.Mutex
+	locks map[string]*claimLock
+	kvMu  sync.Mutex
+	kv    jetstream.KeyValue
+	sub   *nats.Subscription
+}
+
+// claimLock orders this node's claims of one id and the takeovers other
+// nodes ask of it.
+type claimLock struct {
+	mu    sync.Mutex
+	users int    // holders and waiters, under owners.mu
+	rev   uint64 // the revision of a claim in progress here, under owners.mu
+}
+
+// takeover is what a node that took a client id over asks its previous
+// owner.
+type takeover struct {
+	ID       string        `json:"id"`
+	Rev      uint64        `json:"rev"`
+	Identity auth.Identity `json:"identity"`
+	Granted  bool          `json:"granted"`
+	Clean    bool          `json:"clean"`
+}
+
+type takeoverReply struct {
+	Status  string              `json:"status"` // "ok", "superseded", "not_owner", "error"
+	Error   string              `json:"error,omitempty"`
+	Session *store.SessionState `json:"session,omitempty"`
+}
+
+func (o *owners) init() { o.locks = make(map[string]*claimLock) }
+
+func ownerKey(id string) string { return "c" + base64.RawURLEncoding.EncodeToString([]byte(id)) }
+
+func ownSubject(node string) string { return "tern.own." + node }
+
+func (o *owners) start(n *Node) error {
+	o.n = n
+	var err error
+	o.sub, err = n.queue.Subscribe(ownSubject(n.cfg.Node), func(m *nats.Msg) { go o.serve(m) })
+	return err
+}
+
+// bucket returns the owners bucket, creating it the first time: JetStream
+// may need a moment after the nodes start to elect its leader.
+func (o *owners) bucket(ctx context.Context) (jetstream.KeyValue, error) {
+	o.kvMu.Lock()
+	defer o.kvMu.Unlock()
+	if o.kv != nil {
+		return o.kv, nil
+	}
+	kv, err := openBucket(ctx, o.n, jetstream.KeyValueConfig{Bucket: ownersBucket, History: 1})
+	if err != nil {
+		return nil, err
+	}
+	o.kv = kv
+	return kv, nil
+}
+
+// openBucket binds to a key-value bucket, or creates it with this node's
+// replica count; another node may have created it with its own.
+func openBucket(ctx context.Context, n *Node, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	for {
+		// Each try bounded: a request made before JetStream had a
+		// leader is never answered.
+		try, cancel := context.WithTimeout(ctx, 2*time.Second)
+		kv, err := n.js.KeyValue(try, cfg.Bucket)
+		if errors.Is(err, jetstream.ErrBucketNotFound) {
+			cfg.Replicas = n.cfg.replicas()
+			kv, err = n.js.CreateKeyValue(try, cfg)
+		}
+		cancel()
+		if err == nil {
+			return kv, nil
+		}
+		// Not ready yet, not enough nodes yet for the replicas, or
+		// created by another node meanwhile (bound to next time round).
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("cluster: bucket %s: %w", cfg.Bucket, err)
+		}
+		n.log.Debug("cluster: bucket not open yet", "bucket", cfg.Bucket, "err", err)
+		select {
+		case <-time.After(250 * time.Millisecond):
+		case <-ctx.Done():
+			return nil, fmt.Errorf("cluster: bucket %s: %w", cfg.Bucket, err)
+		}
+	}
+}
+
+func (o *owners) lock(id string) *claimLock {
+	o.mu.Lock()
+	l := o.locks[id]
+	if l == nil {
+		l = &claimLock{}
+		o.locks[id] = l
+	}
+	l.users++
+	o.mu.Unlock()
+	l.mu.Lock()
+	return l
+}
+
+func (o *owners) unlock(id string, l *claimLock) {
+	o.mu.Lock()
+	l.rev = 0
+	if l.users--; l.users == 0 {
+		delete(o.locks, id)
+	}
+	o.mu.Unlock()
+	l.mu.Unlock()
+}
+
+// Claim implements broker.Cluster.
+func (n *Node) Claim(ctx context.Context, c *auth.Client, granted, clean bool) (func(), error) {
+	o := &n.owners
+	id := c.ClientID
+	l := o.lock(id)
+	release := func() { o.unlock(id, l) }
+	if n.alone() {
+		return release, nil // nobody else to take it from
+	}
+	prev, rev, err := o.take(ctx, id)
+	if err != nil {
+		release()
+		return nil, err
+	}
+	if prev == "" || prev == n.cfg.Node {
+		return release, nil // a local takeover, if any, is the broker's
+	}
+	req, _ := json.Marshal(takeover{ID: id, Rev: rev, Identity: c.Identity(), Granted: granted, Clean: clean})
+	reply, err := n.queue.RequestWithContext(ctx, ownSubject(prev), req)
+	if err != nil {
+		// The previous owner is gone (or does not answer): its session
+		// went with it, and the client starts afresh here.
+		n.log.Info("cluster: client id taken from a node that did not answer", "client", id, "from", prev, "err", err)
+		return release, nil
+	}
+	var r takeoverReply
+	if err := json.Unmarshal(reply.Data, &r); err != nil {
+		release()
+		return nil, fmt.Errorf("cluster: takeover reply from %s: %w", prev, err)
+	}
+	switch r.Status {
+	case "ok":
+		n.stats.takeovers.Add(1)
+		if r.Session != nil {
+			if err := n.b.ImportSession(r.Session); err != nil {
+				release()
+				return nil, err
+			}
+		}
+		return release, nil
+	case "not_owner":
+		// Not this client's to take: the id goes back to where it was.
+		if kv, err := o.bucket(ctx); err == nil {
+			kv.Update(ctx, ownerKey(id), []byte(prev), rev)
+		}
+		release()
+		return nil, fmt.Errorf("%w: %s", broker.ErrNotOwner, r.Error)
+	case "superseded":
+		release()
+		return nil, fmt.Errorf("cluster: client id %q taken by a later connect on node %s", id, prev)
+	}
+	release()
+	return nil, fmt.Errorf("cluster: takeover on node %s: %s", prev, r.Error)
+}
+
+// take records this node as id's owner and returns the previous owner
+// ("" for none) and the record's new revision.
+func (o *owners) take(ctx context.Context, id string) (prev string, rev uint64, err error) {
+	kv, err := o.bucket(ctx)
+	if err != nil {
+		return "", 0, err
+	}
+	key, self := ownerKey(id), []byte(o.n.cfg.Node)
+	for {
+		e, err := kv.Get(ctx, key)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			prev = ""
+			rev, err = kv.Create(ctx, key, self)
+		case err == nil:
+			prev = string(e.Value())
+			rev, err = kv.Update(ctx, key, self, e.Revision())
+		}
+		if err == nil {
+			o.mu.Lock()
+			o.locks[id].rev = rev
+			o.mu.Unlock()
+			return prev, rev, nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			return "", 0, fmt.Errorf("cluster: owner of client id: %w", err)
+		}
+		if ctx.Err() != nil {
+			return "", 0, ctx.Err()
+		}
+		// Another node took it meanwhile: take it from that one.
+	}
+}
+
+// serve answers a takeover asked by the node that now owns a client id.
+func (o *owners) serve(m *nats.Msg) {
+	var req takeover
+	if err := json.Unmarshal(m.Data, &req); err != nil {
+		o.respond(m, takeoverReply{Status: "error", Error: err.Error()})
+		return
+	}
+	o.mu.Lock()
+	if l := o.locks[req.ID]; l != nil && l.rev > req.Rev {
+		// A connect here took the id after the asker did: the asker's
+		// client lost before it began.
+		o.mu.Unlock()
+		o.respond(m, takeoverReply{Status: "superseded"})
+		return
+	}
+	o.mu.Unlock()
+	l := o.lock(req.ID)
+	st, err := o.n.b.ReleaseSession(req.ID, req.Identity, req.Granted, req.Clean)
+	o.unlock(req.ID, l)
+	switch {
+	case errors.Is(err, broker.ErrNotOwner):
+		o.respond(m, takeoverReply{Status: "not_owner", Error: err.Error()})
+	case err != nil:
+		o.respond(m, takeoverReply{Status: "error", Error: err.Error()})
+	default:
+		o.n.stats.released.Add(1)
+		o.respond(m, takeoverReply{Status: "ok", Session: st})
+	}
+}
+
+func (o *owners) respond(m *nats.Msg, r takeoverReply) {
+	data, _ := json.Marshal(r)
+	if err := m.Respond(data); err != nil {
+		o.n.log.Warn("cluster: takeover reply", "err", err)
+	}
+}
+
+// reconcile drops the sessions restored here that another node took over
+// while this one was down: the client id is that node's now.
+func (o *owners) reconcile(ctx context.Context) {
+	kv, err := o.bucket(ctx)
+	if err != nil {
+		o.n.log.Warn("cluster: sessions not checked against their owners", "err", err)
+		return
+	}
+	for _, id := range o.n.b.SessionIDs() {
+		l := o.lock(id)
+		if e, err := kv.Get(ctx, ownerKey(id)); err == nil && string(e.Value()) != o.n.cfg.Node {
+			// It lives on there: no will goes out here.
+			if _, err := o.n.b.ReleaseSession(id, auth.Identity{}, true, false); err == nil {
+				o.n.log.Info("cluster: stale session dropped: another node owns the client id", "client", id, "owner", string(e.Value()))
+			}
+		}
+		o.unlock(id, l)
+	}
+}

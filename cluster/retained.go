@@ -1,0 +1,168 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/ternmq/tern/store"
+)
+
+// Retained messages live in a JetStream stream that keeps the last
+// message of each subject: "tern.ret." and the topic's subject. A set is
+// the message, a clear the message with an empty payload (kept like a set,
+// so that every node sees it). Every node follows the stream from its
+// start and applies it, in the stream's order, to its own copy; a node
+// that publishes a retained message stores it here before it goes into
+// the stream, so the stream's order decides between nodes.
+const (
+	retainedStream = "TERN_RETAINED"
+	retainedPrefix = "tern.ret."
+)
+
+type retainedSync struct {
+	n      *Node
+	once   sync.Once
+	ready  chan struct{} // closed once in step with the stream
+	cancel context.CancelFunc
+	mu     sync.Mutex
+	stream jetstream.Stream
+}
+
+// publish puts a retained message set or cleared here into the stream.
+// A QoS 1 or 2 one is in the stream before the publisher's acknowledgement
+// (the caller waits); QoS 0 goes without waiting.
+func (r *retainedSync) publish(m *store.Message) {
+	data := appendEnvelope(nil, &envelope{origin: r.n.instance, msg: m})
+	subj := retainedPrefix + Subject(m.Topic)
+	if m.QoS == 0 {
+		if _, err := r.n.js.PublishAsync(subj, data); err != nil {
+			r.n.logOnce("retained", "cluster: retained message not replicated", "topic", m.Topic, "err", err)
+		}
+		return
+	}
+	ctx, cancel := r.n.ctx(5 * time.Second)
+	defer cancel()
+	if _, err := r.n.js.Publish(ctx, subj, data); err != nil {
+		r.n.logOnce("retained", "cluster: retained message not replicated", "topic", m.Topic, "err", err)
+	}
+}
+
+func (r *retainedSync) start(ctx context.Context, n *Node) error {
+	r.n = n
+	r.ready = make(chan struct{})
+	runCtx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	n.wg.Add(1)
+	go r.run(runCtx)
+	select {
+	case <-r.ready:
+	case <-ctx.Done():
+		n.log.Warn("cluster: retained messages not yet in step with the cluster; continuing in the background")
+	}
+	return nil
+}
+
+func (r *retainedSync) close() {
+	if r.cancel != nil {
+		r.cancel()
+	}
+}
+
+// run opens the stream (waiting for JetStream) and follows it.
+func (r *retainedSync) run(ctx context.Context) {
+	defer r.n.wg.Done()
+	var s jetstream.Stream
+	for {
+		var err error
+		if s, err = r.open(ctx); err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		r.n.logOnce("retained-open", "cluster: waiting for JetStream to open the retained stream", "err", err)
+		select {
+		case <-time.After(250 * time.Millisecond):
+		case <-ctx.Done():
+			return
+		}
+	}
+	info, err := s.Info(ctx)
+	var seen map[string]bool
+	if err == nil && info.State.Msgs > 0 {
+		seen = make(map[string]bool)
+	} else {
+		r.caughtUp(nil)
+	}
+	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{retainedPrefix + ">"},
+		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
+	})
+	if err != nil {
+		r.n.log.Error("cluster: retained messages are not followed", "err", err)
+		r.caughtUp(nil)
+		return
+	}
+	cc, err := cons.Consume(func(msg jetstream.Msg) {
+		e, err := decodeEnvelope(msg.Data())
+		if err != nil {
+			r.n.stats.malformed.Add(1)
+			return
+		}
+		r.n.b.RemoteRetained(e.msg)
+		if seen != nil {
+			seen[e.msg.Topic] = true
+			if md, err := msg.Metadata(); err == nil && md.NumPending == 0 {
+				r.caughtUp(seen)
+				seen = nil
+			}
+		}
+	})
+	if err != nil {
+		r.n.log.Error("cluster: retained messages are not followed", "err", err)
+		r.caughtUp(nil)
+		return
+	}
+	<-ctx.Done()
+	cc.Stop()
+}
+
+// caughtUp marks the node in step with the stream, the first time. A
+// topic cleared while this node was away is in the stream (a clear is
+// kept like a set) and has been applied; one retained here that the
+// stream does not hold at all (seen) was set while the stream could not
+// be reached, alone or before the cluster formed: it goes in now.
+func (r *retainedSync) caughtUp(seen map[string]bool) {
+	r.once.Do(func() {
+		for _, t := range r.n.b.RetainedTopics() {
+			if !seen[t] {
+				if m, err := r.n.b.RetainedMessage(t); err == nil {
+					r.publish(m)
+				}
+			}
+		}
+		close(r.ready)
+	})
+}
+
+func (r *retainedSync) open(ctx context.Context) (jetstream.Stream, error) {
+	octx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	s, err := r.n.js.Stream(octx, retainedStream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		s, err = r.n.js.CreateStream(octx, jetstream.StreamConfig{
+			Name:              retainedStream,
+			Subjects:          []string{retainedPrefix + ">"},
+			MaxMsgsPerSubject: 1,
+			Replicas:          r.n.cfg.replicas(),
+			Storage:           jetstream.FileStorage,
+		})
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			s, err = r.n.js.Stream(octx, retainedStream)
+		}
+	}
+	return s, err
+}

@@ -1,0 +1,161 @@
+package cluster
+
+import (
+	"sync"
+
+	"github.com/nats-io/nats.go"
+	"github.com/ternmq/tern/store"
+	"github.com/ternmq/tern/topic"
+)
+
+// inboxSize is how many forwarded messages may wait for this node's
+// delivery goroutine before NATS counts it a slow consumer.
+const inboxSize = 1 << 16
+
+// routes holds the NATS subscriptions for this node's plain
+// subscriptions and forwards what this node publishes.
+type routes struct {
+	n       *Node
+	mu      sync.Mutex
+	filters map[string]*interest
+	started bool
+	inbox   chan *nats.Msg
+
+	fwd sync.Mutex // orders seq with the wire
+	seq uint64
+	buf []byte
+}
+
+// interest is how many sessions here subscribe to a filter, and its NATS
+// subscriptions while any do.
+type interest struct {
+	count int
+	subs  []*nats.Subscription
+}
+
+func (r *routes) init() {
+	r.filters = make(map[string]*interest)
+	r.inbox = make(chan *nats.Msg, inboxSize)
+}
+
+// Subscribed implements broker.Cluster.
+func (n *Node) Subscribed(filter string) {
+	if group, inner, ok := topic.ParseShared(filter); ok {
+		n.shares.add(group, inner)
+		return
+	}
+	r := &n.routes
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	i := r.filters[filter]
+	if i == nil {
+		i = &interest{}
+		r.filters[filter] = i
+	}
+	if i.count++; i.count == 1 && r.started {
+		r.subscribe(filter, i)
+	}
+}
+
+// Unsubscribed implements broker.Cluster.
+func (n *Node) Unsubscribed(filter string) {
+	if group, inner, ok := topic.ParseShared(filter); ok {
+		n.shares.remove(group, inner)
+		return
+	}
+	r := &n.routes
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	i := r.filters[filter]
+	if i == nil {
+		return
+	}
+	if i.count--; i.count == 0 {
+		for _, s := range i.subs {
+			s.Unsubscribe()
+		}
+		delete(r.filters, filter)
+	}
+}
+
+// subscribe makes the NATS subscriptions of filter. r.mu must be held.
+func (r *routes) subscribe(filter string, i *interest) {
+	for _, subj := range FilterSubjects(filter) {
+		s, err := r.n.pub.ChanSubscribe(subj, r.inbox)
+		if err != nil {
+			r.n.log.Error("cluster: subscribe", "filter", filter, "subject", subj, "err", err)
+			continue
+		}
+		s.SetPendingLimits(-1, -1)
+		i.subs = append(i.subs, s)
+	}
+}
+
+func (r *routes) start(n *Node) error {
+	r.n = n
+	r.mu.Lock()
+	r.started = true
+	for f, i := range r.filters {
+		r.subscribe(f, i)
+	}
+	r.mu.Unlock()
+	n.wg.Add(1)
+	go r.receive()
+	return n.pub.Flush()
+}
+
+// receive delivers what other nodes forward, in the order it arrives, and
+// once: a message matching several of this node's subjects comes once
+// per subject, in a row.
+func (r *routes) receive() {
+	defer r.n.wg.Done()
+	last := make(map[uint64]uint64) // origin instance -> last seq delivered
+	for {
+		var m *nats.Msg
+		select {
+		case m = <-r.inbox:
+		case <-r.n.stop:
+			return
+		}
+		e, err := decodeEnvelope(m.Data)
+		if err != nil {
+			r.n.stats.malformed.Add(1)
+			continue
+		}
+		if e.seq <= last[e.origin] {
+			continue
+		}
+		last[e.origin] = e.seq
+		r.n.stats.received.Add(1)
+		r.n.b.RemotePublish(e.msg, e.from)
+	}
+}
+
+// Forward implements broker.Cluster: one NATS message on the topic's
+// subject reaches the nodes with interest and the shared groups.
+func (n *Node) Forward(m *store.Message, from string) {
+	r := &n.routes
+	subj := Subject(m.Topic)
+	r.fwd.Lock()
+	r.seq++
+	r.buf = appendEnvelope(r.buf[:0], &envelope{origin: n.instance, seq: r.seq, from: from, msg: m})
+	var err error
+	if int64(len(r.buf)) > n.pub.MaxPayload() {
+		err = nats.ErrMaxPayload
+	} else {
+		err = n.pub.Publish(subj, r.buf)
+	}
+	if cap(r.buf) > 64<<10 {
+		r.buf = nil
+	}
+	r.fwd.Unlock()
+	if err != nil {
+		n.stats.forwardFailed.Add(1)
+		n.logOnce("forward", "cluster: a message was not forwarded to other nodes", "topic", m.Topic, "err", err)
+	} else {
+		n.stats.forwarded.Add(1)
+	}
+	if m.Retain {
+		n.ret.publish(m)
+	}
+}

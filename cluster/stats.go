@@ -1,0 +1,57 @@
+package cluster
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Stats counts a node's cluster traffic since it started.
+type Stats struct {
+	Forwarded     uint64 // messages published here and sent to NATS
+	ForwardFailed uint64 // not sent: NATS refused them (too large, connection closed)
+	Received      uint64 // messages from other nodes delivered here
+	Malformed     uint64 // forwarded messages that did not decode
+	HandedOver    uint64 // shared-group messages passed to another node's member
+	Takeovers     uint64 // client ids taken over from another node
+	Released      uint64 // client ids given up to another node
+}
+
+type counters struct {
+	forwarded, forwardFailed, received, malformed atomic.Uint64
+	handedOver, takeovers, released               atomic.Uint64
+}
+
+// Stats returns the node's counts.
+func (n *Node) Stats() Stats {
+	c := &n.stats
+	return Stats{
+		Forwarded: c.forwarded.Load(), ForwardFailed: c.forwardFailed.Load(), Received: c.received.Load(),
+		Malformed: c.malformed.Load(), HandedOver: c.handedOver.Load(), Takeovers: c.takeovers.Load(),
+		Released: c.released.Load(),
+	}
+}
+
+// logLimiter logs a failure of one kind at most once a minute: a failing
+// NATS must not flood the log with one line per message.
+type logLimiter struct {
+	mu   sync.Mutex
+	last map[string]time.Time
+}
+
+func (n *Node) logOnce(kind, msg string, args ...any) {
+	l := &n.logLimit
+	l.mu.Lock()
+	now := time.Now()
+	if l.last == nil {
+		l.last = make(map[string]time.Time)
+	}
+	due := now.Sub(l.last[kind]) >= time.Minute
+	if due {
+		l.last[kind] = now
+	}
+	l.mu.Unlock()
+	if due {
+		n.log.Warn(msg, args...)
+	}
+}
