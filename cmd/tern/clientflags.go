@@ -2,11 +2,16 @@ package main
 
 import (
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
+	"net/url"
+	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -127,6 +132,66 @@ func (f *cliFlags) usage() {
 		}
 		fmt.Fprintf(w, "  %s\n    \t%s\n", names, strings.ReplaceAll(usage, "\n", "\n    \t"))
 	}
+}
+
+// tlsFlags are the TLS options of tern pub, sub and bench.
+type tlsFlags struct {
+	caFile, certFile, keyFile string
+	insecure                  bool
+}
+
+func (t *tlsFlags) register(f *cliFlags) {
+	f.stringVar(&t.caFile, "", "cafile", "", "PEM `file` of CAs that sign the broker's certificate (tls://, wss://)")
+	f.stringVar(&t.certFile, "", "cert", "", "client certificate PEM `file` (with --key)")
+	f.stringVar(&t.keyFile, "", "key", "", "client key PEM `file`")
+	f.boolVar(&t.insecure, "", "insecure", "do not verify the broker's certificate")
+}
+
+// config returns the TLS configuration for urls: nil when none of them
+// is tls:// or wss:// (and then no TLS flag may be set).
+func (t *tlsFlags) config(urls []string) (*tls.Config, error) {
+	if !slices.ContainsFunc(urls, secureURL) {
+		if t.caFile != "" || t.insecure || t.certFile != "" || t.keyFile != "" {
+			return nil, errors.New("--cafile, --cert and --insecure need a tls:// or wss:// --url")
+		}
+		return nil, nil
+	}
+	// The server name is each URL's host, filled in by whoever dials it.
+	tc := &tls.Config{InsecureSkipVerify: t.insecure, ClientSessionCache: tls.NewLRUClientSessionCache(0)}
+	if t.caFile != "" {
+		pem, err := os.ReadFile(t.caFile)
+		if err != nil {
+			return nil, fmt.Errorf("--cafile: %w", err)
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--cafile %s: no PEM certificates", t.caFile)
+		}
+	}
+	if (t.certFile == "") != (t.keyFile == "") {
+		return nil, errors.New("--cert and --key go together")
+	}
+	if t.certFile != "" {
+		c, err := tls.LoadX509KeyPair(t.certFile, t.keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("--cert/--key: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{c}
+	}
+	return tc, nil
+}
+
+// secureURL reports whether a broker URL is one that TLS applies to.
+func secureURL(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return false
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "tls", "ssl", "mqtts", "wss":
+		return true
+	}
+	return false
 }
 
 // clientFlags are the connection options tern pub and tern sub share,
