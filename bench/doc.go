@@ -4,8 +4,9 @@
 // with end-to-end latency percentiles.
 //
 // Run takes a Config (start from DefaultConfig) and returns a Result, which
-// prints itself as tern bench's text summary (WriteText) or as JSON
-// (WriteJSON).
+// prints itself as tern bench's text summary (WriteText), as JSON
+// (WriteJSON) or as a self-contained HTML page (WriteHTML); a Report puts
+// several results side by side on one page.
 //
 //	cfg := bench.DefaultConfig()
 //	cfg.Scenario = "fanout" // 1 publisher -> Clients subscribers

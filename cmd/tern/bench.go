@@ -40,6 +40,7 @@ type benchFlags struct {
 	version    string
 	keepAlive  int
 	json       bool
+	report     string
 	cpuProfile string
 }
 
@@ -74,6 +75,8 @@ func parseBench(args []string, stderr io.Writer) (*benchFlags, error) {
 	f.stringVar(&c.Shared, "", "shared", "", "subscribers join shared subscription `group` ($share/group/...)")
 	f.stringVar(&cfg.version, "V", "protocol-version", "311", "MQTT `version`: 31, 311 or 5")
 	f.boolVar(&cfg.json, "", "json", "print the summary as one JSON object on stdout")
+	f.stringVar(&cfg.report, "", "report", "", "also write an HTML report to `file`: throughput over time, latency histogram\n"+
+		"and percentiles, the run's parameters (one page, no external resources)")
 	f.stringVar(&c.IDPrefix, "i", "id-prefix", "", "client id `prefix`; ids are prefix-pub-N, prefix-sub-N (default tern-bench-<random>)")
 	f.stringVar(&c.Username, "u", "username", "", "user `name`")
 	f.stringVar(&c.Password, "P", "pw", "", "`password`")
@@ -170,6 +173,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	} else {
 		err = res.WriteText(stdout)
 	}
+	if err == nil && cfg.report != "" {
+		err = writeReport(cfg.report, res)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", cmd, err)
 		return exitFail
@@ -178,6 +184,22 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return exitFail
 	}
 	return exitOK
+}
+
+// writeReport writes res's HTML page to path.
+func writeReport(path string, res *bench.Result) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("--report: %w", err)
+	}
+	if err := res.WriteHTML(f); err != nil {
+		f.Close()
+		return fmt.Errorf("--report: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("--report: %w", err)
+	}
+	return nil
 }
 
 // isTerminal reports whether w is a terminal, where a live progress line

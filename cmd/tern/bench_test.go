@@ -204,3 +204,29 @@ func TestBenchJSON(t *testing.T) {
 			res.Connections, res.Sent, res.Acked, res.Received, res.Loss, res.Latency.Count, res.URL)
 	}
 }
+
+// tern bench --report writes the run's page, with its numbers.
+func TestBenchReportFlag(t *testing.T) {
+	b := mt.StartBroker(t, broker.Options{})
+	file := filepath.Join(t.TempDir(), "run.html")
+	res := runBenchJSON(t, b.Addr, "fanout", "-c", "2", "-n", "50", "-q", "1", "--report", file)
+	doc, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"<!DOCTYPE html>", "<svg", "fanout: 1 publisher -&gt; 2 subscribers", "tcp://" + b.Addr,
+		"p50 ", "100 (", "50 messages per publisher"} {
+		if !strings.Contains(string(doc), want) {
+			t.Errorf("the report lacks %q", want)
+		}
+	}
+	if res.Received != 100 {
+		t.Errorf("received %d", res.Received)
+	}
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"bench", "conn", "-h", "127.0.0.1", "-p", "1", "-c", "1", "-d", "1ms",
+		"--report", filepath.Join(t.TempDir(), "no", "such", "dir.html")}, nil, &out, &errb); code != exitFail ||
+		!strings.Contains(errb.String(), "--report") {
+		t.Errorf("unwritable report: exit %d, stderr %q", code, errb.String())
+	}
+}
