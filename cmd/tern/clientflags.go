@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
@@ -199,6 +200,8 @@ func secureURL(raw string) bool {
 type clientFlags struct {
 	host        string
 	port        int
+	urls        []string // --url, in order: the first is tried first
+	tls         tlsFlags
 	id          string
 	username    string
 	password    string
@@ -219,6 +222,13 @@ func (c *clientFlags) register(f *cliFlags) {
 	c.fs = f
 	f.stringVar(&c.host, "h", "host", "localhost", "broker `host`")
 	f.intVar(&c.port, "p", "port", 1883, "broker `port`")
+	f.funcVar("", "url", "broker `URL`: tcp://, tls://, ws:// or wss:// host:port[/path] (overrides -h, -p);\n"+
+		"repeat it for several brokers (nodes of a cluster): the first that answers is used, and\n"+
+		"with -c the next one in turn whenever the connection fails", func(s string) error {
+		c.urls = append(c.urls, s)
+		return nil
+	})
+	c.tls.register(f)
 	f.stringVar(&c.id, "i", "id", "", "client `id` (default: generated for 3.1/3.1.1, assigned by the broker for 5)")
 	f.stringVar(&c.username, "u", "username", "", "user `name`")
 	f.stringVar(&c.password, "P", "pw", "", "`password`")
@@ -262,7 +272,19 @@ func (c *clientFlags) options() (client.Options, error) {
 	if c.keepAlive < 0 || c.keepAlive > 65535 {
 		return o, fmt.Errorf("keep alive %d: want 0 to 65535 seconds", c.keepAlive)
 	}
-	o.Address = net.JoinHostPort(c.host, strconv.Itoa(c.port))
+	if len(c.urls) > 0 {
+		for _, u := range c.urls {
+			if err := checkURL(u); err != nil {
+				return o, err
+			}
+		}
+		o.URL = c.urls[0]
+	} else {
+		o.Address = net.JoinHostPort(c.host, strconv.Itoa(c.port))
+	}
+	if o.TLSConfig, err = c.tls.config(c.urls); err != nil {
+		return o, err
+	}
 	o.Version = v
 	o.ClientID = c.id
 	o.CleanStart = !c.noClean
@@ -298,6 +320,45 @@ func (c *clientFlags) options() (client.Options, error) {
 		o.Will = &packet.Will{Topic: c.willTopic, Payload: []byte(c.willPayload), QoS: byte(c.willQoS), Retain: c.willRetain}
 	}
 	return o, nil
+}
+
+// checkURL refuses a --url the client could not dial, before connecting.
+func checkURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("--url: %w", err)
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "tcp", "mqtt", "tls", "ssl", "mqtts", "ws", "wss":
+	default:
+		return fmt.Errorf("--url %q: want tcp://, tls://, ws:// or wss:// with a host", raw)
+	}
+	if u.Hostname() == "" {
+		return fmt.Errorf("--url %q: want tcp://, tls://, ws:// or wss:// with a host", raw)
+	}
+	return nil
+}
+
+// connectAny connects to the first of urls that answers (o's Address or
+// URL when there are fewer than two). Every one is tried, refusals
+// included: a node of a cluster may refuse while it starts or stops.
+func connectAny(ctx context.Context, o client.Options, urls []string) (*client.Client, error) {
+	if len(urls) < 2 {
+		return client.Connect(ctx, o)
+	}
+	var errs []string
+	for _, u := range urls {
+		o.URL = u
+		c, err := client.Connect(ctx, o)
+		if err == nil {
+			return c, nil
+		}
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		errs = append(errs, u+": "+errText(err))
+	}
+	return nil, errors.New(strings.Join(errs, "; "))
 }
 
 // tracer returns a client.Options.Trace that prints packets as
