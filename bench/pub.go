@@ -144,7 +144,7 @@ func (p *benchPub) run(pace benchPace, stop <-chan struct{}, drain time.Duration
 	if err != nil || p.qos == 0 {
 		return err
 	}
-	return p.drain(drain) // after Ctrl-C too: what is in flight is not lost
+	return p.drain(drain) // when stopped early too: what is in flight is not lost
 }
 
 func (p *benchPub) publish(pace benchPace, tick, deadline <-chan time.Time, stop <-chan struct{}) error {

@@ -88,7 +88,7 @@ func benchRun(ctx context.Context, cfg *config) (*Result, error) {
 	case len(plan.pubs) > 0:
 		r.publish(stop)
 		r.phase.Store("draining")
-		r.drain() // after Ctrl-C too: it ends after --drain without progress
+		r.drain() // when ctx ended too: it ends after Drain without progress
 	default: // conn and sub: hold (and receive) for -d, or until -n each (sub)
 		r.hold(stop)
 		r.pubEnd = time.Now()
