@@ -3,6 +3,12 @@
 # Debian's Mosquitto, on loopback, alternating between the two brokers, and
 # print a side-by-side table. See bench/README.md for how to read it.
 #
+#   bench/compare.sh                 the table on stdout
+#   bench/compare.sh --report DIR    and DIR/index.html: one page with both brokers side
+#                                    by side (throughput over time, latency histograms,
+#                                    parameters), DIR/ROW.BROKER.html for each run and
+#                                    DIR/ROW.BROKER.json, the tern bench --json summaries
+#
 # Environment (all optional):
 #   DUR=10s          how long each scenario publishes (conn: holds)
 #   CLIENTS=10       -c for fanin, fanout and pub
@@ -18,6 +24,29 @@
 #   KEEP=1           keep the work directory (JSON results, broker logs)
 set -euo pipefail
 
+REPORT=
+while [ $# -gt 0 ]; do
+	case $1 in
+	--report)
+		[ $# -ge 2 ] || { echo "compare.sh: --report needs a directory" >&2; exit 2; }
+		REPORT=$2
+		shift 2
+		;;
+	--report=*)
+		REPORT=${1#--report=}
+		shift
+		;;
+	-h | --help)
+		sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+		exit 0
+		;;
+	*)
+		echo "compare.sh: unknown argument $1 (see --help)" >&2
+		exit 2
+		;;
+	esac
+done
+
 DUR=${DUR:-10s}
 CLIENTS=${CLIENTS:-10}
 PAIRS=${PAIRS:-50}
@@ -31,6 +60,10 @@ MOSQ_PORT=${MOSQ_PORT:-18832}
 MOSQUITTO=${MOSQUITTO:-/usr/sbin/mosquitto}
 TERN_ARGS=${TERN_ARGS:-}
 
+if [ -n "$REPORT" ]; then
+	mkdir -p "$REPORT"
+	REPORT=$(cd "$REPORT" && pwd)
+fi
 cd "$(dirname "$0")/.."
 for c in jq column; do command -v "$c" >/dev/null || { echo "compare.sh needs $c" >&2; exit 1; }; done
 [ -x "$MOSQUITTO" ] || { echo "no $MOSQUITTO: apt-get install mosquitto" >&2; exit 1; }
@@ -56,6 +89,9 @@ trap 'exit 130' INT TERM
 echo "building tern..." >&2
 go build -o "$work/tern" ./cmd/tern
 tern="$work/tern"
+if [ -n "$REPORT" ]; then
+	go build -o "$work/htmlreport" ./bench/htmlreport
+fi
 
 cat >"$work/mosquitto.conf" <<EOF
 listener $MOSQ_PORT 127.0.0.1
@@ -126,11 +162,12 @@ hz=$(getconf CLK_TCK)
 measure() {
 	local broker=$1 pid=$2 port=$3 row=$4 out="$work/$4.$1"
 	kill -0 "$pid" 2>/dev/null || { echo "$broker is not running; log:" >&2; cat "$work/$broker.log" >&2; exit 1; }
-	local rss0 peak t0 c0 c1 t1 bpid
+	local rss0 peak t0 c0 c1 t1 bpid report=()
+	[ -n "$REPORT" ] && report=(--report "$REPORT/$row.$broker.html")
 	rss0=$(rss_kb "$pid"); peak=$rss0
 	c0=$(cpu_ticks "$pid"); t0=$(date +%s.%N)
 	# shellcheck disable=SC2046
-	"$tern" bench $(scenario_args "$row") -h 127.0.0.1 -p "$port" -s "$SIZE" -d "$DUR" $BENCH_ARGS --json >"$out.json" 2>"$out.err" &
+	"$tern" bench $(scenario_args "$row") -h 127.0.0.1 -p "$port" -s "$SIZE" -d "$DUR" $BENCH_ARGS --json "${report[@]}" >"$out.json" 2>"$out.err" &
 	bpid=$!
 	while kill -0 "$bpid" 2>/dev/null; do
 		r=$(rss_kb "$pid" 2>/dev/null || echo 0)
@@ -176,8 +213,9 @@ for row in $SCENARIOS; do
 	n=$((n + 1))
 done
 
-printf '\n%s, %s per scenario, %s-byte payloads, on %s cores%s\n' \
-	"$(date -u +%Y-%m-%dT%H:%MZ)" "$DUR" "$SIZE" "$(nproc)" "${BENCH_ARGS:+, tern bench $BENCH_ARGS}"
+heading=$(printf '%s, %s per scenario, %s-byte payloads, on %s cores%s' \
+	"$(date -u +%Y-%m-%dT%H:%MZ)" "$DUR" "$SIZE" "$(nproc)" "${BENCH_ARGS:+, tern bench $BENCH_ARGS}")
+printf '\n%s\n' "$heading"
 {
 	echo "scenario|Tern msg/s|p50|p99|loss|cpu%|+RSS|Mosquitto msg/s|p50|p99|loss|cpu%|+RSS|Tern/Mosq"
 	for row in $SCENARIOS; do
@@ -190,3 +228,20 @@ printf '\n%s, %s per scenario, %s-byte payloads, on %s cores%s\n' \
 echo
 echo "msg/s: received per second (pub: acknowledged per second; conn: connections per second, p50/p99 connect latency, loss column = connected/attempted)."
 echo "cpu%: the broker's CPU time over the run, in % of one core; +RSS: its peak resident memory growth during the run."
+
+if [ -n "$REPORT" ]; then
+	args=(-o "$REPORT/index.html" -title "Tern vs Mosquitto: tern bench on loopback"
+		-subtitle "$heading; $("$tern" version | head -1 || true), $("$MOSQUITTO" -h 2>&1 | head -1 || true)")
+	for row in $SCENARIOS; do
+		args+=(-section "$row ($(scenario_args "$row"))")
+		for b in tern mosquitto; do
+			cp "$work/$row.$b.json" "$REPORT/$row.$b.json" 2>/dev/null || true
+			read -r _ _ _ _ cpu rss <<<"$(fields "$row" "$b")"
+			args+=("$b=$REPORT/$row.$b.json" -x "cpu%=$cpu" -x "+RSS=$((rss / 1024))MiB")
+		done
+	done
+	args+=(-note "rate: messages received per second (pub: acknowledged per second; conn: connections per second, connect latency, loss = connected/attempted). cpu%: the broker's CPU time over the run, in % of one core; +RSS: its peak resident memory growth during the run."
+		-note "Both brokers and the load generator share this machine: run it more than once and look at the spread. Rows without -r flood, so their latencies are mostly queueing; the paced rows compare latency at equal load.")
+	"$work/htmlreport" "${args[@]}"
+	echo "report: $REPORT/index.html" >&2
+fi

@@ -1,12 +1,18 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
+	"net/url"
+	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -129,11 +135,73 @@ func (f *cliFlags) usage() {
 	}
 }
 
+// tlsFlags are the TLS options of tern pub, sub and bench.
+type tlsFlags struct {
+	caFile, certFile, keyFile string
+	insecure                  bool
+}
+
+func (t *tlsFlags) register(f *cliFlags) {
+	f.stringVar(&t.caFile, "", "cafile", "", "PEM `file` of CAs that sign the broker's certificate (tls://, wss://)")
+	f.stringVar(&t.certFile, "", "cert", "", "client certificate PEM `file` (with --key)")
+	f.stringVar(&t.keyFile, "", "key", "", "client key PEM `file`")
+	f.boolVar(&t.insecure, "", "insecure", "do not verify the broker's certificate")
+}
+
+// config returns the TLS configuration for urls: nil when none of them
+// is tls:// or wss:// (and then no TLS flag may be set).
+func (t *tlsFlags) config(urls []string) (*tls.Config, error) {
+	if !slices.ContainsFunc(urls, secureURL) {
+		if t.caFile != "" || t.insecure || t.certFile != "" || t.keyFile != "" {
+			return nil, errors.New("--cafile, --cert and --insecure need a tls:// or wss:// --url")
+		}
+		return nil, nil
+	}
+	// The server name is each URL's host, filled in by whoever dials it.
+	tc := &tls.Config{InsecureSkipVerify: t.insecure, ClientSessionCache: tls.NewLRUClientSessionCache(0)}
+	if t.caFile != "" {
+		pem, err := os.ReadFile(t.caFile)
+		if err != nil {
+			return nil, fmt.Errorf("--cafile: %w", err)
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--cafile %s: no PEM certificates", t.caFile)
+		}
+	}
+	if (t.certFile == "") != (t.keyFile == "") {
+		return nil, errors.New("--cert and --key go together")
+	}
+	if t.certFile != "" {
+		c, err := tls.LoadX509KeyPair(t.certFile, t.keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("--cert/--key: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{c}
+	}
+	return tc, nil
+}
+
+// secureURL reports whether a broker URL is one that TLS applies to.
+func secureURL(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return false
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "tls", "ssl", "mqtts", "wss":
+		return true
+	}
+	return false
+}
+
 // clientFlags are the connection options tern pub and tern sub share,
 // named as in mosquitto_pub and mosquitto_sub.
 type clientFlags struct {
 	host        string
 	port        int
+	urls        []string // --url, in order: the first is tried first
+	tls         tlsFlags
 	id          string
 	username    string
 	password    string
@@ -154,6 +222,13 @@ func (c *clientFlags) register(f *cliFlags) {
 	c.fs = f
 	f.stringVar(&c.host, "h", "host", "localhost", "broker `host`")
 	f.intVar(&c.port, "p", "port", 1883, "broker `port`")
+	f.funcVar("", "url", "broker `URL`: tcp://, tls://, ws:// or wss:// host:port[/path] (overrides -h, -p);\n"+
+		"repeat it for several brokers (nodes of a cluster): the first that answers is used, and\n"+
+		"with -c the next one in turn whenever the connection fails", func(s string) error {
+		c.urls = append(c.urls, s)
+		return nil
+	})
+	c.tls.register(f)
 	f.stringVar(&c.id, "i", "id", "", "client `id` (default: generated for 3.1/3.1.1, assigned by the broker for 5)")
 	f.stringVar(&c.username, "u", "username", "", "user `name`")
 	f.stringVar(&c.password, "P", "pw", "", "`password`")
@@ -197,7 +272,19 @@ func (c *clientFlags) options() (client.Options, error) {
 	if c.keepAlive < 0 || c.keepAlive > 65535 {
 		return o, fmt.Errorf("keep alive %d: want 0 to 65535 seconds", c.keepAlive)
 	}
-	o.Address = net.JoinHostPort(c.host, strconv.Itoa(c.port))
+	if len(c.urls) > 0 {
+		for _, u := range c.urls {
+			if err := checkURL(u); err != nil {
+				return o, err
+			}
+		}
+		o.URL = c.urls[0]
+	} else {
+		o.Address = net.JoinHostPort(c.host, strconv.Itoa(c.port))
+	}
+	if o.TLSConfig, err = c.tls.config(c.urls); err != nil {
+		return o, err
+	}
 	o.Version = v
 	o.ClientID = c.id
 	o.CleanStart = !c.noClean
@@ -233,6 +320,45 @@ func (c *clientFlags) options() (client.Options, error) {
 		o.Will = &packet.Will{Topic: c.willTopic, Payload: []byte(c.willPayload), QoS: byte(c.willQoS), Retain: c.willRetain}
 	}
 	return o, nil
+}
+
+// checkURL refuses a --url the client could not dial, before connecting.
+func checkURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("--url: %w", err)
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "tcp", "mqtt", "tls", "ssl", "mqtts", "ws", "wss":
+	default:
+		return fmt.Errorf("--url %q: want tcp://, tls://, ws:// or wss:// with a host", raw)
+	}
+	if u.Hostname() == "" {
+		return fmt.Errorf("--url %q: want tcp://, tls://, ws:// or wss:// with a host", raw)
+	}
+	return nil
+}
+
+// connectAny connects to the first of urls that answers (o's Address or
+// URL when there are fewer than two). Every one is tried, refusals
+// included: a node of a cluster may refuse while it starts or stops.
+func connectAny(ctx context.Context, o client.Options, urls []string) (*client.Client, error) {
+	if len(urls) < 2 {
+		return client.Connect(ctx, o)
+	}
+	var errs []string
+	for _, u := range urls {
+		o.URL = u
+		c, err := client.Connect(ctx, o)
+		if err == nil {
+			return c, nil
+		}
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		errs = append(errs, u+": "+errText(err))
+	}
+	return nil, errors.New(strings.Join(errs, "; "))
 }
 
 // tracer returns a client.Options.Trace that prints packets as

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"strings"
@@ -20,11 +21,15 @@ func checkOptions(t *testing.T, got, want client.Options) {
 	if !strings.HasPrefix(got.ClientID, want.ClientID) || (want.ClientID == "" && got.ClientID != "") {
 		t.Errorf("ClientID %q, want %q", got.ClientID, want.ClientID)
 	}
-	if got.Address != want.Address || got.Version != want.Version || got.CleanStart != want.CleanStart ||
+	if got.Address != want.Address || got.URL != want.URL || got.Version != want.Version || got.CleanStart != want.CleanStart ||
 		got.KeepAlive != want.KeepAlive {
-		t.Errorf("options %s v%d clean=%v ka=%v, want %s v%d clean=%v ka=%v",
-			got.Address, got.Version, got.CleanStart, got.KeepAlive,
-			want.Address, want.Version, want.CleanStart, want.KeepAlive)
+		t.Errorf("options %q %q v%d clean=%v ka=%v, want %q %q v%d clean=%v ka=%v",
+			got.Address, got.URL, got.Version, got.CleanStart, got.KeepAlive,
+			want.Address, want.URL, want.Version, want.CleanStart, want.KeepAlive)
+	}
+	if (got.TLSConfig == nil) != (want.TLSConfig == nil) ||
+		(got.TLSConfig != nil && got.TLSConfig.InsecureSkipVerify != want.TLSConfig.InsecureSkipVerify) {
+		t.Errorf("TLS config %+v, want %+v", got.TLSConfig, want.TLSConfig)
 	}
 	if got.UsernameSet != want.UsernameSet || got.Username != want.Username ||
 		got.PasswordSet != want.PasswordSet || string(got.Password) != string(want.Password) {
@@ -90,6 +95,15 @@ func TestClientFlags(t *testing.T) {
 				o.Will = &packet.Will{Topic: "w/t", Payload: []byte("bye"), QoS: 2, Retain: true}
 			})},
 		{"will topic alone", []string{"--will-topic", "w"}, optionsWith(func(o *client.Options) { o.Will = &packet.Will{Topic: "w"} })},
+		{"url", []string{"--url", "ws://h/mqtt", "-h", "ignored"}, optionsWith(func(o *client.Options) { o.Address, o.URL = "", "ws://h/mqtt" })},
+		{"several urls: the first first", []string{"--url", "tcp://a:1", "--url", "tcp://b:2"},
+			optionsWith(func(o *client.Options) { o.Address, o.URL = "", "tcp://a:1" })},
+		{"tls url", []string{"--url", "tls://h", "--insecure"}, optionsWith(func(o *client.Options) {
+			o.Address, o.URL, o.TLSConfig = "", "tls://h", &tls.Config{InsecureSkipVerify: true}
+		})},
+		{"tls url among others", []string{"--url", "tcp://a", "--url", "wss://h/mqtt"}, optionsWith(func(o *client.Options) {
+			o.Address, o.URL, o.TLSConfig = "", "tcp://a", &tls.Config{}
+		})},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -133,6 +147,12 @@ func TestClientFlagErrors(t *testing.T) {
 		{[]string{"--no-such-flag"}, ""},
 		{[]string{"-h"}, ""},
 		{[]string{"extra"}, "unexpected argument"},
+		{[]string{"--url", "http://h"}, "want tcp://"},
+		{[]string{"--url", "tcp://a", "--url", "tcp://"}, "with a host"},
+		{[]string{"--insecure"}, "need a tls://"},
+		{[]string{"--url", "tcp://a", "--cafile", "ca.pem"}, "need a tls://"},
+		{[]string{"--url", "tls://a", "--cafile", "/nonexistent/ca.pem"}, "--cafile"},
+		{[]string{"--url", "tls://a", "--cert", "c.pem"}, "--cert and --key go together"},
 	}
 	for _, tc := range cases {
 		for _, cmd := range []string{"pub", "sub"} {

@@ -111,7 +111,7 @@ func runPub(ctx context.Context, args []string, stdin io.Reader, _, stderr io.Wr
 		payload = []byte(cfg.message)
 	}
 
-	c, err := client.Connect(ctx, o)
+	c, err := connectAny(ctx, o, cfg.urls)
 	if err != nil {
 		return fail(err)
 	}

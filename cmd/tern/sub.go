@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -130,7 +131,7 @@ func runSub(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 
-	c, err := dialSub(ctx, o, cfg.noClean, stderr)
+	c, err := dialSub(ctx, o, cfg.urls, cfg.noClean, stderr)
 	if err != nil {
 		if ctx.Err() != nil {
 			err = errors.New("interrupted while connecting")
@@ -202,12 +203,13 @@ type subConn struct {
 	close      func()
 }
 
-// dialSub connects; with persistent, a connection lost later is made
-// again, but the first must succeed (a wrong address is reported, not
-// retried).
-func dialSub(ctx context.Context, o client.Options, persistent bool, stderr io.Writer) (*subConn, error) {
+// dialSub connects, to the first of urls that answers when there are
+// several. With persistent, a connection lost later is made again (to the
+// next of urls, in turn), but the first must succeed: a wrong address is
+// reported, not retried; with several URLs, once each has failed.
+func dialSub(ctx context.Context, o client.Options, urls []string, persistent bool, stderr io.Writer) (*subConn, error) {
 	if !persistent {
-		c, err := client.Connect(ctx, o)
+		c, err := connectAny(ctx, o, urls)
 		if err != nil {
 			return nil, err
 		}
@@ -216,19 +218,38 @@ func dialSub(ctx context.Context, o client.Options, persistent bool, stderr io.W
 	}
 	firstErr := make(chan error, 1)
 	var connected atomic.Bool
+	var servers []string
+	if len(urls) > 1 {
+		servers = urls
+	}
+	var firstErrs []string // the first round's failures; OnConnectError's (one call at a time)
 	s, err := client.NewSession(client.SessionOptions{
 		Options: o,
+		Servers: servers,
 		OnConnect: func(*packet.Connack) {
 			connected.Store(true)
 		},
 		OnConnectError: func(err error) {
-			if !connected.Load() {
+			switch {
+			case connected.Load():
+				fmt.Fprintf(stderr, "tern sub: reconnecting: %s\n", errText(err))
+			case len(servers) == 0:
 				select {
 				case firstErr <- err:
 				default:
 				}
-			} else {
-				fmt.Fprintf(stderr, "tern sub: reconnecting: %s\n", errText(err))
+			default:
+				// Each server has its turn before tern sub gives up.
+				firstErrs = append(firstErrs, servers[len(firstErrs)%len(servers)]+": "+errText(err))
+				if len(firstErrs) == len(servers) {
+					select {
+					case firstErr <- errors.New(strings.Join(firstErrs, "; ")):
+					default:
+					}
+				} else if !errors.As(err, new(*client.ConnectError)) {
+					// (A refusal may end the session: it would not be tried.)
+					fmt.Fprintf(stderr, "tern sub: %s; trying the next server\n", firstErrs[len(firstErrs)-1])
+				}
 			}
 		},
 		OnConnectionLost: func(err error) {

@@ -1,12 +1,10 @@
-package main
+package bench
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"io"
 	"net"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -76,8 +74,7 @@ func (refuseSub1) Authenticate(_ context.Context, c *auth.Client) error {
 // delivered everything to every subscriber that existed.
 func TestBenchFailedSubscriberIsNotLoss(t *testing.T) {
 	b := mt.StartBroker(t, broker.Options{Authenticator: refuseSub1{}})
-	host, port, _ := net.SplitHostPort(b.Addr)
-	res := runBenchArgs(t, []string{"bench", "fanout", "-h", host, "-p", port, "-c", "3", "-n", "100", "-q", "1", "--json", "--drain", "300ms"})
+	res := run(t, conf("fanout", b.Addr, func(c *Config) { c.Clients, c.Count, c.QoS, c.Drain = 3, 100, 1, 300*time.Millisecond }))
 	t.Logf("connections %+v sent %d received %d expected %v loss %v receivers %d with loss %d",
 		res.Connections, res.Sent, res.Received, ptrText(res.Expected), ptrText(res.Loss), res.Receivers, res.ReceiversWithLoss)
 	if res.Loss == nil || *res.Loss != 0 {
@@ -105,15 +102,16 @@ func TestBenchStuckBrokerDoesNotHang(t *testing.T) {
 			defer c.Close()                       // and never read again
 		}
 	}()
-	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-	done := make(chan int, 1)
+	done := make(chan struct{})
 	go func() {
-		var out, errb bytes.Buffer
-		done <- run(context.Background(), []string{"bench", "pub", "-h", "127.0.0.1", "-p", port, "-c", "1", "-s", "60000", "-d", "200ms", "--drain", "200ms"}, nil, &out, &errb)
+		defer close(done)
+		_, _ = Run(context.Background(), conf("pub", ln.Addr().String(), func(c *Config) {
+			c.Clients, c.Size, c.Duration, c.Drain = 1, 60000, 200*time.Millisecond, 200*time.Millisecond
+		}))
 	}()
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):
-		t.Fatal("tern bench still running 5 s after its end")
+		t.Fatal("Run still running 5 s after its end")
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"encoding/binary"
@@ -16,8 +16,33 @@ const (
 	benchStampSeq  = 8  // 4 bytes: the publisher's sequence number, from 0
 	benchStampPub  = 12 // 4 bytes: publisher index
 	benchStampRun  = 16 // 4 bytes: run id, so that strays from another run are not counted
-	benchHeaderLen = 20
+
+	// HeaderLen is the length of the stamp every payload starts with (see
+	// ParseStamp): the smallest payload size.
+	HeaderLen = 20
 )
+
+// Stamp is what a bench payload's first HeaderLen bytes say.
+type Stamp struct {
+	Sent      time.Time // when the publisher wrote the message
+	Seq       uint32    // the publisher's sequence number, from 0
+	Publisher uint32    // the publisher's index
+	Run       uint32    // the run's random id (never 0)
+}
+
+// ParseStamp reads the stamp a payload starts with; false when it is too
+// short to hold one.
+func ParseStamp(payload []byte) (Stamp, bool) {
+	if len(payload) < HeaderLen {
+		return Stamp{}, false
+	}
+	return Stamp{
+		Sent:      time.Unix(0, int64(binary.BigEndian.Uint64(payload[benchStampTime:]))),
+		Seq:       binary.BigEndian.Uint32(payload[benchStampSeq:]),
+		Publisher: binary.BigEndian.Uint32(payload[benchStampPub:]),
+		Run:       binary.BigEndian.Uint32(payload[benchStampRun:]),
+	}, true
+}
 
 // benchBatch bounds how many messages a publisher writes per lock, so that
 // it looks at its acks, its deadline and its PUBRELs often.
@@ -51,7 +76,7 @@ type benchPub struct {
 	endSend time.Time     // when the last message was written
 }
 
-func newBenchPub(c *benchConn, cfg *benchConfig, index int, topic string) (*benchPub, error) {
+func newBenchPub(c *benchConn, cfg *config, index int, topic string) (*benchPub, error) {
 	p := &benchPub{c: c, qos: byte(cfg.qos), window: int32(cfg.window), ackc: make(chan struct{}, 1)}
 	if c.serverRecvMax > 0 && p.qos > 0 {
 		p.window = min(p.window, int32(c.serverRecvMax)) // [MQTT-3.3.4-7]
@@ -119,7 +144,7 @@ func (p *benchPub) run(pace benchPace, stop <-chan struct{}, drain time.Duration
 	if err != nil || p.qos == 0 {
 		return err
 	}
-	return p.drain(drain) // after Ctrl-C too: what is in flight is not lost
+	return p.drain(drain) // when stopped early too: what is in flight is not lost
 }
 
 func (p *benchPub) publish(pace benchPace, tick, deadline <-chan time.Time, stop <-chan struct{}) error {

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"encoding/binary"
@@ -28,7 +28,7 @@ const benchClockSkew = int64(time.Hour)
 
 // record takes one arrived payload.
 func (s *benchSub) record(payload []byte, now int64) {
-	if len(payload) < benchHeaderLen {
+	if len(payload) < HeaderLen {
 		s.foreign.Add(1)
 		return
 	}

@@ -1,8 +1,7 @@
-package main
+package bench
 
 import (
 	"context"
-	"io"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,9 +14,8 @@ const benchConnectConcurrency = 100
 
 // benchRunner runs one scenario: connect, publish, drain, count.
 type benchRunner struct {
-	cfg    *benchConfig
-	plan   benchPlan
-	stderr io.Writer
+	cfg  *config
+	plan benchPlan
 
 	mu       sync.Mutex // guards what follows
 	conns    []*benchConn
@@ -26,6 +24,8 @@ type benchRunner struct {
 	connHist latencyHist
 	errs     map[string]int
 	failed   int
+	servers  map[string]*ServerConns // by URL
+	timeline []Sample                // once a second from the start of publishing
 
 	recvs []*benchRecv
 
@@ -40,9 +40,9 @@ type benchRunner struct {
 
 // benchRun runs cfg's scenario and returns its summary. It fails only for
 // what makes the run meaningless; failed connections are counted instead.
-func benchRun(ctx context.Context, cfg *benchConfig, stderr io.Writer) (*benchResult, error) {
+func benchRun(ctx context.Context, cfg *config) (*Result, error) {
 	plan := planBench(cfg)
-	r := &benchRunner{cfg: cfg, plan: plan, stderr: stderr, errs: map[string]int{},
+	r := &benchRunner{cfg: cfg, plan: plan, errs: map[string]int{}, servers: map[string]*ServerConns{},
 		pubs: make([]*benchPub, len(plan.pubs)), subs: make([]*benchSub, len(plan.subs))}
 	for _, rp := range plan.recvs {
 		r.recvs = append(r.recvs, newBenchRecv(rp))
@@ -69,31 +69,37 @@ func benchRun(ctx context.Context, cfg *benchConfig, stderr io.Writer) (*benchRe
 	// Subscribers first, so that they miss nothing from the first message.
 	r.connectAll(ctx, len(plan.subs), func(ctx context.Context, i int) error { return r.openSub(ctx, connCtx, i) })
 	r.connectAll(ctx, len(plan.idle), func(ctx context.Context, i int) error {
-		c, err := r.open(ctx, connCtx, plan.idle[i], benchBufIdle, benchBufIdle)
-		if err == nil {
-			c.start()
+		t := cfg.targets[i%len(cfg.targets)]
+		c, err := r.open(ctx, connCtx, t, plan.idle[i], benchBufIdle, benchBufIdle)
+		if err != nil {
+			return err
 		}
-		return err
+		c.start()
+		r.served(t, nil)
+		return nil
 	})
 	r.connectAll(ctx, len(plan.pubs), func(ctx context.Context, i int) error { return r.openPub(ctx, connCtx, i) })
 	r.connEnd = time.Now()
 
 	r.phase.Store("running")
 	r.pubStart = time.Now()
+	stopTimeline := r.sampler()
 	switch {
 	case len(plan.pubs) > 0:
 		r.publish(stop)
 		r.phase.Store("draining")
-		r.drain() // after Ctrl-C too: it ends after --drain without progress
+		r.drain() // when ctx ended too: it ends after Drain without progress
 	default: // conn and sub: hold (and receive) for -d, or until -n each (sub)
 		r.hold(stop)
 		r.pubEnd = time.Now()
 	}
+	stopTimeline()
 	r.drainEnd = time.Now()
 	r.phase.Store("closing")
 	stopProgress()
 	lost := r.lostConns() // before closing: a connection we end is not lost
 	r.closeAll()          // the readers stop: what they counted is final
+	r.sample(r.drainEnd)  // the rest, so that the timeline adds up to the totals
 	return r.result(lost), nil
 }
 
@@ -143,11 +149,13 @@ func (r *benchRunner) fail(n int, err error) {
 	r.errs[err.Error()] += n
 }
 
-// open dials, completes the handshake and records the connect latency.
-func (r *benchRunner) open(ctx, connCtx context.Context, id string, rbuf, wbuf int) (*benchConn, error) {
+// open dials target, completes the handshake and records the connect
+// latency. A failure is counted against target (see served).
+func (r *benchRunner) open(ctx, connCtx context.Context, target benchTarget, id string, rbuf, wbuf int) (*benchConn, error) {
 	t0 := time.Now()
-	c, err := dialBench(ctx, connCtx, r.cfg, id, rbuf, wbuf)
+	c, err := dialBench(ctx, connCtx, r.cfg, target, id, rbuf, wbuf)
 	if err != nil {
+		r.served(target, err)
 		return nil, err
 	}
 	d := time.Since(t0)
@@ -163,7 +171,8 @@ func (r *benchRunner) open(ctx, connCtx context.Context, id string, rbuf, wbuf i
 // after the SUBACK, so that the handshake may use the codec.
 func (r *benchRunner) openSub(ctx, connCtx context.Context, i int) error {
 	p := r.plan.subs[i]
-	c, err := r.open(ctx, connCtx, p.id, benchBufBig, benchBufSmall)
+	t := r.cfg.subTargets[i%len(r.cfg.subTargets)]
+	c, err := r.open(ctx, connCtx, t, p.id, benchBufBig, benchBufSmall)
 	if err != nil {
 		return err
 	}
@@ -177,9 +186,11 @@ func (r *benchRunner) openSub(ctx, connCtx context.Context, i int) error {
 	if err := c.subscribe(sctx, p.filter, byte(r.cfg.qos)); err != nil {
 		c.start() // so that close finds a reader to wait for
 		r.connected.Add(-1)
+		r.served(t, err)
 		return err
 	}
 	c.start()
+	r.served(t, nil)
 	if s.recv != nil {
 		s.recv.subscribed.Store(true)
 	}
@@ -191,7 +202,8 @@ func (r *benchRunner) openSub(ctx, connCtx context.Context, i int) error {
 
 func (r *benchRunner) openPub(ctx, connCtx context.Context, i int) error {
 	p := r.plan.pubs[i]
-	c, err := r.open(ctx, connCtx, p.id, benchBufSmall, benchBufBig)
+	t := r.cfg.targets[i%len(r.cfg.targets)]
+	c, err := r.open(ctx, connCtx, t, p.id, benchBufSmall, benchBufBig)
 	if err != nil {
 		return err
 	}
@@ -199,8 +211,10 @@ func (r *benchRunner) openPub(ctx, connCtx context.Context, i int) error {
 	c.start()
 	if err != nil {
 		r.connected.Add(-1)
+		r.served(t, err)
 		return err
 	}
+	r.served(t, nil)
 	r.mu.Lock()
 	r.pubs[i] = pub
 	r.mu.Unlock()
@@ -210,11 +224,10 @@ func (r *benchRunner) openPub(ctx, connCtx context.Context, i int) error {
 // publish runs every connected publisher from one start time and waits
 // for them to finish (and to drain their windows).
 func (r *benchRunner) publish(stop <-chan struct{}) {
-	pace := benchPace{count: r.cfg.count, rate: r.cfg.rate, start: time.Now()}
+	pace := benchPace{count: r.cfg.count, rate: r.cfg.rate, start: r.pubStart}
 	if r.cfg.duration > 0 {
 		pace.deadline = pace.start.Add(r.cfg.duration)
 	}
-	r.pubStart = pace.start
 	var wg sync.WaitGroup
 	for _, p := range r.pubs {
 		if p == nil {
@@ -359,6 +372,61 @@ func (r *benchRunner) pinger() (stop func()) {
 	}()
 	var once sync.Once
 	return func() { once.Do(func() { close(quit) }) }
+}
+
+// served counts a connection to target that completed its handshake
+// (err nil) or failed.
+func (r *benchRunner) served(target benchTarget, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	url := target.String()
+	sc := r.servers[url]
+	if sc == nil {
+		sc = &ServerConns{URL: url}
+		r.servers[url] = sc
+	}
+	if err != nil {
+		sc.Failed++
+	} else {
+		sc.OK++
+	}
+}
+
+// sampler records the totals once a second, from the start of
+// publishing (pubStart), for the timeline.
+func (r *benchRunner) sampler() (stop func()) {
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case now := <-t.C:
+				r.sample(now)
+			}
+		}
+	}()
+	var once sync.Once
+	return func() { once.Do(func() { close(quit); <-done }) }
+}
+
+// sample appends to the timeline what was sent, acknowledged and
+// received since the last sample.
+func (r *benchRunner) sample(now time.Time) {
+	sent, acked, recv := r.totals()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var prev Sample
+	for _, s := range r.timeline {
+		prev.Sent += s.Sent
+		prev.Acked += s.Acked
+		prev.Received += s.Received
+	}
+	r.timeline = append(r.timeline, Sample{T: now.Sub(r.pubStart).Seconds(),
+		Sent: sent - prev.Sent, Acked: acked - prev.Acked, Received: recv - prev.Received})
 }
 
 // closeAll disconnects every connection and waits for its reader.

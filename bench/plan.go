@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"strconv"
@@ -42,7 +42,7 @@ func wildcardTopic(pattern string) string {
 	return strings.ReplaceAll(pattern, "%i", "+")
 }
 
-func planBench(cfg *benchConfig) benchPlan {
+func planBench(cfg *config) benchPlan {
 	var p benchPlan
 	n := cfg.clients
 	filter := func(f string) string {

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bufio"
@@ -15,7 +15,7 @@ import (
 func TestBenchHotPathsDoNotAllocate(t *testing.T) {
 	for _, v := range []byte{packet.V311, packet.V5} {
 		for _, qos := range []int{0, 1, 2} {
-			cfg := &benchConfig{qos: qos, size: 64, window: 100, level: v, runID: 7}
+			cfg := &config{qos: qos, size: 64, window: 100, level: v, runID: 7}
 			c := &benchConn{version: v, r: bufio.NewReader(bytes.NewReader(nil)), w: bufio.NewWriterSize(io.Discard, 4096)}
 			p, err := newBenchPub(c, cfg, 3, "bench/3")
 			if err != nil {

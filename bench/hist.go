@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"math"
@@ -115,4 +115,61 @@ func (h *latencyHist) mean() time.Duration {
 		return 0
 	}
 	return time.Duration(h.sum / float64(h.n))
+}
+
+// Coarse buckets, for charts and JSON: 8 per power of two (each at most
+// 12.5% of its value wide), single values below 16 ns.
+const coarseSub = 3
+
+// coarseIndex maps a value (ns, not negative) to its coarse bucket.
+func coarseIndex(v int64) int {
+	if v < 2<<coarseSub {
+		return int(v)
+	}
+	e := bits.Len64(uint64(v)) - coarseSub - 1 // v>>e is in [8, 16)
+	return 2<<coarseSub + (e-1)<<coarseSub + int(v>>e) - 1<<coarseSub
+}
+
+// coarseBounds returns the smallest and largest value of coarse bucket i.
+func coarseBounds(i int) (lo, hi int64) {
+	if i < 2<<coarseSub {
+		return int64(i), int64(i)
+	}
+	e := (i-2<<coarseSub)>>coarseSub + 1
+	m := int64((i-2<<coarseSub)&(1<<coarseSub-1) + 1<<coarseSub)
+	return m << e, (m+1)<<e - 1
+}
+
+// buckets returns the histogram at coarse resolution, in microseconds,
+// from the first bucket with a sample to the last (empty ones between
+// included). A fine bucket lies within one coarse bucket, since both
+// split powers of two evenly; the last fine bucket, which holds the
+// values beyond the range, is counted at the maximum.
+func (h *latencyHist) buckets() []Bucket {
+	if h.n == 0 {
+		return nil
+	}
+	counts := map[int]uint64{}
+	first, last := -1, -1
+	for i, c := range h.counts {
+		if c == 0 {
+			continue
+		}
+		lo, _ := histBounds(i)
+		if i == histMaxIdx {
+			lo = h.max
+		}
+		ci := coarseIndex(lo)
+		counts[ci] += uint64(c)
+		if first < 0 || ci < first {
+			first = ci
+		}
+		last = max(last, ci)
+	}
+	out := make([]Bucket, 0, last-first+1)
+	for i := first; i <= last; i++ {
+		lo, hi := coarseBounds(i)
+		out = append(out, Bucket{Lo: float64(lo) / 1e3, Hi: float64(hi) / 1e3, Count: counts[i]})
+	}
+	return out
 }

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bufio"
@@ -60,12 +60,12 @@ const (
 // benchDialTimeout bounds dial, CONNECT..CONNACK and SUBSCRIBE..SUBACK.
 const benchDialTimeout = 10 * time.Second
 
-// dialBench connects and completes the MQTT handshake. connCtx ends the
-// connection's life (WebSocket), ctx only this call.
-func dialBench(ctx, connCtx context.Context, cfg *benchConfig, id string, rbuf, wbuf int) (*benchConn, error) {
+// dialBench connects to target and completes the MQTT handshake. connCtx
+// ends the connection's life (WebSocket), ctx only this call.
+func dialBench(ctx, connCtx context.Context, cfg *config, target benchTarget, id string, rbuf, wbuf int) (*benchConn, error) {
 	ctx, cancel := context.WithTimeout(ctx, benchDialTimeout)
 	defer cancel()
-	nc, err := cfg.target.dial(ctx, connCtx)
+	nc, err := target.dial(ctx, connCtx)
 	if err != nil {
 		return nil, err
 	}

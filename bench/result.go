@@ -1,10 +1,9 @@
-package main
+package bench
 
 import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -13,23 +12,34 @@ import (
 	"github.com/ternmq/tern/packet"
 )
 
-// benchResult is the summary of a run; its JSON form is what --json prints.
-// Counts are of what happened, never of what should have: received counts
-// arrivals, and loss is what the publishers sent that no arrival matched.
-type benchResult struct {
-	Scenario    string  `json:"scenario"`
-	URL         string  `json:"url"`
-	Protocol    string  `json:"protocol"`
-	QoS         int     `json:"qos"`
-	PayloadSize int     `json:"payload_size"`
-	Publishers  int     `json:"publishers"`
-	Subscribers int     `json:"subscribers"`
-	Shared      string  `json:"shared_group,omitempty"`
-	RatePerPub  float64 `json:"rate_per_publisher"` // 0: unlimited
+// Result is the summary of a run; its JSON form is what tern bench --json
+// prints. Counts are of what happened, never of what should have:
+// received counts arrivals, and loss is what the publishers sent that no
+// arrival matched.
+type Result struct {
+	Scenario       string    `json:"scenario"`
+	URL            string    `json:"url"`                // where: the URL, or who went where when there are several
+	URLs           []string  `json:"urls"`               // Config.URLs (publishers, idle connections)
+	SubURLs        []string  `json:"sub_urls,omitempty"` // Config.SubURLs (subscribers), when set
+	Protocol       string    `json:"protocol"`
+	QoS            int       `json:"qos"`
+	PayloadSize    int       `json:"payload_size"`
+	Publishers     int       `json:"publishers"`
+	Subscribers    int       `json:"subscribers"`
+	Shared         string    `json:"shared_group,omitempty"`
+	RatePerPub     float64   `json:"rate_per_publisher"`         // 0: unlimited
+	Topic          string    `json:"topic"`                      // the pattern, %i the client index
+	Window         int       `json:"window"`                     // QoS 1/2 messages in flight per publisher
+	Count          int       `json:"count,omitempty"`            // messages per publisher asked for (-n); 0: for a duration
+	DurationSet    float64   `json:"duration_set_s,omitempty"`   // the duration asked for (-d), seconds
+	ConnectRateSet float64   `json:"connect_rate_set,omitempty"` // --connect-rate; 0: unlimited
+	KeepAlive      int       `json:"keepalive_s"`
+	Started        time.Time `json:"started"`
 
-	Connections    benchConnCounts `json:"connections"`
-	ConnectRate    float64         `json:"connect_rate"` // handshakes completed per second
-	ConnectLatency benchLatency    `json:"connect_latency"`
+	Connections    ConnCounts    `json:"connections"`
+	Servers        []ServerConns `json:"servers,omitempty"` // per URL, when there are several
+	ConnectRate    float64       `json:"connect_rate"`      // handshakes completed per second
+	ConnectLatency Latency       `json:"connect_latency"`
 
 	DurationS float64 `json:"duration_s"` // publishing (or holding, for conn and sub)
 	DrainS    float64 `json:"drain_s"`    // waiting for the last acks and deliveries
@@ -51,19 +61,38 @@ type benchResult struct {
 	Receivers         int     `json:"receivers"`
 	ReceiversWithLoss int     `json:"receivers_with_loss"`
 
-	Latency benchLatency `json:"latency"`
-	Errors  []benchError `json:"errors,omitempty"`
+	Latency Latency      `json:"latency"`
+	Errors  []ErrorCount `json:"errors,omitempty"`
+
+	// Timeline is what happened each second from the start of publishing
+	// (or holding) to the end of the drain; its counts add up to Sent,
+	// Acked and Received.
+	Timeline []Sample `json:"timeline"`
+	// LatencyHistogram and ConnectHistogram are the latencies' histograms
+	// at 8 buckets per power of two, from the first bucket with a sample
+	// to the last.
+	LatencyHistogram []Bucket `json:"latency_histogram,omitempty"`
+	ConnectHistogram []Bucket `json:"connect_latency_histogram,omitempty"`
 }
 
-type benchConnCounts struct {
+// ConnCounts counts the connections of a run.
+type ConnCounts struct {
 	Attempted int `json:"attempted"`
 	OK        int `json:"ok"`     // handshake (and SUBACK) completed
 	Failed    int `json:"failed"` // never connected
 	Lost      int `json:"lost"`   // connected, then closed by the broker or the network before the end
 }
 
-// benchLatency is in microseconds.
-type benchLatency struct {
+// ServerConns counts the connections made to one URL.
+type ServerConns struct {
+	URL    string `json:"url"`
+	OK     int    `json:"ok"`     // handshake (and SUBACK) completed
+	Failed int    `json:"failed"` // dial, handshake or SUBSCRIBE failed
+}
+
+// Latency is a latency distribution's summary, in microseconds.
+// Percentiles are nearest-rank.
+type Latency struct {
 	Count uint64  `json:"count"`
 	Mean  float64 `json:"mean_us"`
 	P50   float64 `json:"p50_us"`
@@ -73,14 +102,33 @@ type benchLatency struct {
 	Max   float64 `json:"max_us"`
 }
 
-type benchError struct {
+// ErrorCount is one reason connections failed or were lost, and how
+// often.
+type ErrorCount struct {
 	Error string `json:"error"`
 	Count int    `json:"count"`
 }
 
-func latencyOf(h *latencyHist) benchLatency {
+// Sample is one interval of the timeline: what was sent, acknowledged and
+// received from the previous sample's T to T.
+type Sample struct {
+	T        float64 `json:"t"` // seconds from the start of publishing
+	Sent     uint64  `json:"sent"`
+	Acked    uint64  `json:"acked"`
+	Received uint64  `json:"received"`
+}
+
+// Bucket is a histogram bucket: Count samples from Lo to Hi
+// microseconds, both included.
+type Bucket struct {
+	Lo    float64 `json:"lo_us"`
+	Hi    float64 `json:"hi_us"`
+	Count uint64  `json:"count"`
+}
+
+func latencyOf(h *latencyHist) Latency {
 	us := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 }
-	return benchLatency{Count: h.n, Mean: us(h.mean()), P50: us(h.quantile(0.5)), P90: us(h.quantile(0.9)),
+	return Latency{Count: h.n, Mean: us(h.mean()), P50: us(h.quantile(0.5)), P90: us(h.quantile(0.9)),
 		P99: us(h.quantile(0.99)), P999: us(h.quantile(0.999)), Max: us(time.Duration(h.max))}
 }
 
@@ -111,13 +159,24 @@ func (r *benchRunner) lostConns() map[string]int {
 // result counts what the run did, after the readers have stopped, so that
 // every count and the latency histogram cover the same arrivals; lost is
 // from lostConns.
-func (r *benchRunner) result(lost map[string]int) *benchResult {
+func (r *benchRunner) result(lost map[string]int) *Result {
 	cfg := r.cfg
-	res := &benchResult{Scenario: cfg.scenario, URL: cfg.target.String(), Protocol: protocolName(cfg.level),
+	res := &Result{Scenario: cfg.scenario, URLs: cfg.urls, SubURLs: cfg.subURLs, Protocol: protocolName(cfg.level),
 		QoS: cfg.qos, PayloadSize: cfg.size, Publishers: len(r.plan.pubs), Subscribers: len(r.plan.subs),
-		Shared: cfg.shared, RatePerPub: cfg.rate}
+		Shared: cfg.shared, RatePerPub: cfg.rate, Topic: cfg.topic, Window: cfg.window, Count: cfg.count,
+		DurationSet: cfg.duration.Seconds(), ConnectRateSet: cfg.connectRate, KeepAlive: cfg.keepAlive,
+		Started: r.connStart}
+	res.URL = res.where(cfg.targets, cfg.subTargets, len(r.plan.idle))
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if len(r.servers) > 1 {
+		for _, sc := range r.servers {
+			res.Servers = append(res.Servers, *sc)
+		}
+		sort.Slice(res.Servers, func(i, j int) bool { return res.Servers[i].URL < res.Servers[j].URL })
+	}
+	res.Timeline = append([]Sample{}, r.timeline...)
+	res.ConnectHistogram = r.connHist.buckets()
 	res.Connections.Attempted = len(r.plan.idle) + len(r.plan.pubs) + len(r.plan.subs)
 	res.Connections.Failed = r.failed
 	res.Connections.OK = int(r.connected.Load())
@@ -176,7 +235,7 @@ func (r *benchRunner) result(lost map[string]int) *benchResult {
 		res.Foreign += s.foreign.Load()
 	}
 	for e, n := range r.errs {
-		res.Errors = append(res.Errors, benchError{e, n})
+		res.Errors = append(res.Errors, ErrorCount{e, n})
 	}
 	sort.Slice(res.Errors, func(i, j int) bool {
 		if res.Errors[i].Count != res.Errors[j].Count {
@@ -202,6 +261,7 @@ func (r *benchRunner) result(lost map[string]int) *benchResult {
 		last = max(last, s.last)
 	}
 	res.Latency = latencyOf(&h)
+	res.LatencyHistogram = h.buckets()
 	// Receive rate: from the start of publishing (or the first arrival,
 	// when the publishers are not ours) to the last arrival.
 	from := r.pubStart.UnixNano()
@@ -214,11 +274,37 @@ func (r *benchRunner) result(lost map[string]int) *benchResult {
 	return res
 }
 
-func (res *benchResult) writeJSON(w io.Writer) error {
+// where says where the connections went: the URL when there is one.
+func (res *Result) where(targets, subTargets []benchTarget, idle int) string {
+	names := func(ts []benchTarget) string {
+		s := make([]string, len(ts))
+		for i, t := range ts {
+			s[i] = t.String()
+		}
+		return strings.Join(s, ", ")
+	}
+	pubs, subs := names(targets), names(subTargets)
+	switch {
+	case res.Subscribers == 0 || pubs == subs:
+		return pubs
+	case res.Publishers == 0 && idle == 0:
+		return subs
+	}
+	return "publishers on " + pubs + "; subscribers on " + subs
+}
+
+// WriteJSON writes res as one JSON object and a newline (tern bench --json).
+func (res *Result) WriteJSON(w io.Writer) error {
 	return json.NewEncoder(w).Encode(res)
 }
 
-func (res *benchResult) writeText(w io.Writer) error {
+// WriteText writes the summary tern bench prints.
+func (res *Result) WriteText(w io.Writer) error {
+	_, err := io.WriteString(w, res.text())
+	return err
+}
+
+func (res *Result) text() string {
 	var b strings.Builder
 	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
 	if res.Scenario == "conn" {
@@ -228,6 +314,17 @@ func (res *benchResult) writeText(w io.Writer) error {
 	}
 	c := res.Connections
 	p("connections  %d ok, %d failed, %d lost (of %d); %.0f/s; connect %s\n", c.OK, c.Failed, c.Lost, c.Attempted, res.ConnectRate, res.ConnectLatency.short())
+	if len(res.Servers) > 0 {
+		var s []string
+		for _, sc := range res.Servers {
+			t := fmt.Sprintf("%s %d ok", sc.URL, sc.OK)
+			if sc.Failed > 0 {
+				t += fmt.Sprintf(", %d failed", sc.Failed)
+			}
+			s = append(s, t)
+		}
+		p("servers      %s\n", strings.Join(s, "; "))
+	}
 	if res.Publishers == 0 {
 		p("held         %.2f s\n", res.DurationS)
 	} else {
@@ -253,12 +350,11 @@ func (res *benchResult) writeText(w io.Writer) error {
 	for _, e := range res.Errors {
 		p("error        %dx %s\n", e.Count, e.Error)
 	}
-	_, err := io.WriteString(w, b.String())
-	return err
+	return b.String()
 }
 
 // shape describes who talked to whom.
-func (res *benchResult) shape() string {
+func (res *Result) shape() string {
 	plural := func(n int, s string) string {
 		if n == 1 {
 			return "1 " + s
@@ -293,14 +389,14 @@ func durText(us float64) string {
 	return fmt.Sprintf("%.0fµs", float64(d)/1e3)
 }
 
-func (l benchLatency) short() string {
+func (l Latency) short() string {
 	if l.Count == 0 {
 		return "-"
 	}
 	return fmt.Sprintf("p50 %s p99 %s max %s", durText(l.P50), durText(l.P99), durText(l.Max))
 }
 
-func (l benchLatency) long() string {
+func (l Latency) long() string {
 	if l.Count == 0 {
 		return "- (no stamped messages arrived)"
 	}
@@ -308,22 +404,12 @@ func (l benchLatency) long() string {
 		durText(l.P50), durText(l.P90), durText(l.P99), durText(l.P999), durText(l.Max), durText(l.Mean), l.Count)
 }
 
-// isTerminal reports whether w is a terminal, where a live progress line
-// belongs; piped or redirected output stays quiet.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
-}
-
-// progress prints a live line on stderr once a second while the run goes,
-// when stderr is a terminal. The counts are sums of per-connection atomics:
+// progress prints a live line on Config.Progress once a second while the
+// run goes. The counts are sums of per-connection atomics:
 // no counter is shared by the hot paths.
 func (r *benchRunner) progress() (stop func()) {
-	if !r.cfg.progress {
+	w := r.cfg.progress
+	if w == nil {
 		return func() {}
 	}
 	quit, done := make(chan struct{}), make(chan struct{})
@@ -336,12 +422,12 @@ func (r *benchRunner) progress() (stop func()) {
 		for {
 			select {
 			case <-quit:
-				fmt.Fprint(r.stderr, "\r\x1b[K")
+				fmt.Fprint(w, "\r\x1b[K")
 				return
 			case now := <-t.C:
 				sent, acked, recv := r.totals()
 				phase, _ := r.phase.Load().(string)
-				fmt.Fprintf(r.stderr, "\r\x1b[K%4.0fs %-10s conns %d/%d  sent %d (%s/s)  acked %d  recv %d (%s/s)",
+				fmt.Fprintf(w, "\r\x1b[K%4.0fs %-10s conns %d/%d  sent %d (%s/s)  acked %d  recv %d (%s/s)",
 					now.Sub(start).Seconds(), phase, r.connected.Load(), len(r.plan.idle)+len(r.plan.pubs)+len(r.plan.subs),
 					sent, rateText(float64(sent-lastSent)), acked, recv, rateText(float64(recv-lastRecv)))
 				lastSent, lastRecv = sent, recv
