@@ -201,6 +201,10 @@ func connect(t testing.TB, addr string, o client.Options) (*client.Client, *coll
 	return c, col
 }
 
+func ctxT() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), 10*time.Second)
+}
+
 func subscribe(t testing.TB, c *client.Client, filter string, qos byte) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

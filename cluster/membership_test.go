@@ -1,0 +1,95 @@
+package cluster
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ternmq/tern/client"
+	"github.com/ternmq/tern/packet"
+)
+
+// TestRestartCatchesUp: a node that was down comes back in step: the
+// retained messages set and cleared meanwhile, and no stale copy of a
+// session that moved to another node.
+func TestRestartCatchesUp(t *testing.T) {
+	nodes := startCluster(t, 3)
+	pub, _ := connect(t, nodes[0].addr, client.Options{ClientID: "rs-pub", CleanStart: true})
+	publish(t, pub, &packet.Publish{Topic: "ret/keep", QoS: 1, Retain: true, Payload: []byte("k")})
+	publish(t, pub, &packet.Publish{Topic: "ret/clear", QoS: 1, Retain: true, Payload: []byte("c")})
+	waitFor(t, 5*time.Second, "n2 has them", func() bool { return retainedOn(nodes[1].b) == "ret/clear=c ret/keep=k" })
+	away, _ := connect(t, nodes[1].addr, client.Options{ClientID: "rs-away", Properties: expiry(300)})
+	subscribe(t, away, "rs/x", 1)
+	away.Disconnect()
+	<-away.Done()
+
+	n2 := nodes[1]
+	port := n2.node.cfg.Listen
+	peers := n2.node.cfg.Peers
+	n2.stop()
+	publish(t, pub, &packet.Publish{Topic: "ret/clear", QoS: 1, Retain: true})
+	publish(t, pub, &packet.Publish{Topic: "ret/new", QoS: 1, Retain: true, Payload: []byte("n")})
+	// The client comes back elsewhere while its node is down: it starts
+	// afresh there, and the id is that node's now.
+	back, _ := connect(t, nodes[2].addr, client.Options{ClientID: "rs-away", Properties: expiry(300)})
+	if back.Connack().SessionPresent {
+		t.Fatal("session present, but its node is down")
+	}
+
+	var p int
+	fmt.Sscanf(port[strings.LastIndex(port, ":")+1:], "%d", &p)
+	re := newNode(t, "n2", n2.dir, p, 3, peers)
+	re.serve(t)
+	ctx, cancel := ctxT()
+	defer cancel()
+	if err := re.node.Ready(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := retainedOn(re.b); got != "ret/keep=k ret/new=n" {
+		t.Fatalf("restarted node retains %q, want ret/keep=k ret/new=n", got)
+	}
+	waitFor(t, 5*time.Second, "the stale session dropped", func() bool {
+		_, _, err := re.b.Client("rs-away")
+		return err != nil
+	})
+	if info, _, err := nodes[2].b.Client("rs-away"); err != nil || !info.Connected {
+		t.Fatalf("the live session is hurt: %+v %v", info, err)
+	}
+}
+
+// TestJoinAtRuntime: a fourth node that knows one peer joins a running
+// cluster and routes both ways.
+func TestJoinAtRuntime(t *testing.T) {
+	nodes := startCluster(t, 3)
+	pub, _ := connect(t, nodes[0].addr, client.Options{ClientID: "join-pub", CleanStart: true})
+	publish(t, pub, &packet.Publish{Topic: "join/ret", QoS: 1, Retain: true, Payload: []byte("r")})
+
+	n4 := newNode(t, "n4", t.TempDir(), freePorts(t, 1)[0], 3, []string{nodes[0].node.ClusterAddr()})
+	n4.serve(t)
+	waitFor(t, 20*time.Second, "every node sees four", func() bool {
+		for _, tn := range append(nodes, n4) {
+			if len(tn.node.Nodes()) != 4 {
+				return false
+			}
+		}
+		return true
+	})
+	ctx, cancel := ctxT()
+	defer cancel()
+	if err := n4.node.Ready(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sub4, got4 := connect(t, n4.addr, client.Options{ClientID: "join-sub4", CleanStart: true})
+	subscribe(t, sub4, "join/#", 1)
+	waitFor(t, 5*time.Second, "the retained message on the new node", func() bool { return got4.len() == 1 })
+	sub1, got1 := connect(t, nodes[1].addr, client.Options{ClientID: "join-sub1", CleanStart: true})
+	subscribe(t, sub1, "join/#", 1)
+	waitForInterest(t, nodes[0], "join/x")
+	waitForInterest(t, n4, "join/x")
+	time.Sleep(200 * time.Millisecond)
+	pub4, _ := connect(t, n4.addr, client.Options{ClientID: "join-pub4", CleanStart: true})
+	publish(t, pub4, &packet.Publish{Topic: "join/x", QoS: 1, Payload: []byte("from4")})
+	publish(t, pub, &packet.Publish{Topic: "join/x", QoS: 1, Payload: []byte("from1")})
+	waitFor(t, 5*time.Second, "both ways", func() bool { return got4.len() == 3 && got1.len() == 3 })
+}
