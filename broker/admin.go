@@ -197,12 +197,15 @@ func (b *Broker) RetainedMessage(topic string) (*Message, error) {
 }
 
 // DeleteRetained removes the message retained for topic, from memory and
-// from the store (it returns once that is stored), or returns
-// ErrNoRetained.
+// from the store (it returns once that is stored), on every node of a
+// cluster, or returns ErrNoRetained.
 func (b *Broker) DeleteRetained(topic string) error {
 	t, ok := b.retained.delete(topic, b.store)
 	if !ok {
 		return fmt.Errorf("topic %q: %w", topic, ErrNoRetained)
+	}
+	if b.cluster != nil && !isSys(topic) {
+		b.cluster.Unretain(topic)
 	}
 	return b.wait(t)
 }

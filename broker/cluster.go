@@ -40,6 +40,13 @@ type Cluster interface {
 	// release is called once the connection is attached or refused.
 	// errNotOwner-wrapping errors refuse a client of another identity.
 	Claim(ctx context.Context, c *auth.Client, granted, clean bool) (release func(), err error)
+	// Ended reports that the session of a client id ended here, so that
+	// the id is nobody's any more (HasSession tells whether a new one
+	// began meanwhile). It must not block.
+	Ended(clientID string)
+	// Unretain clears the message retained for topic on every node, as
+	// an administrator asked here (a client clears one with a PUBLISH).
+	Unretain(topic string)
 }
 
 // ErrNotOwner is returned by ReleaseSession for a client of another
@@ -133,6 +140,20 @@ func (b *Broker) RetainedTopics() []string {
 	})
 	b.retained.mu.RUnlock()
 	return topics
+}
+
+// ended tells the cluster that the session of id ended here.
+func (b *Broker) ended(id string) {
+	if b.cluster != nil {
+		b.cluster.Ended(id)
+	}
+}
+
+// HasSession reports whether there is a session of client id here.
+func (b *Broker) HasSession(id string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.sessions[id] != nil
 }
 
 // SessionIDs returns the client ids of this node's sessions.

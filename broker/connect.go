@@ -469,6 +469,7 @@ func (b *Broker) detach(c *conn, will *Message, delay time.Duration) {
 		for _, f := range s.filters() {
 			b.unsubscribe(f, s)
 		}
+		b.ended(s.id)
 	}
 	if will != nil {
 		b.publishWill(&pendingWill{msg: will, from: s.id})
@@ -488,6 +489,7 @@ func (b *Broker) discard(s *session) (*pendingWill, store.Ticket) {
 	for _, f := range s.filters() {
 		b.unsubscribe(f, s)
 	}
+	b.ended(s.id)
 	return w, b.store.DeleteSession(s.id)
 }
 

@@ -14,6 +14,7 @@ type Broker interface {
 	RetainedTopics() []string
 	RetainedMessage(topic string) (*store.Message, error)
 	SessionIDs() []string
+	HasSession(id string) bool
 	ReleaseSession(id string, to auth.Identity, granted, clean bool) (*store.SessionState, error)
 	ImportSession(st *store.SessionState) error
 }

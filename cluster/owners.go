@@ -30,6 +30,7 @@ type owners struct {
 	kvMu  sync.Mutex
 	kv    jetstream.KeyValue
 	sub   *nats.Subscription
+	ended chan string // ids whose sessions ended here, to forget
 }
 
 // claimLock orders this node's claims of one id and the takeovers other
@@ -56,7 +57,10 @@ type takeoverReply struct {
 	Session *store.SessionState `json:"session,omitempty"`
 }
 
-func (o *owners) init() { o.locks = make(map[string]*claimLock) }
+func (o *owners) init() {
+	o.locks = make(map[string]*claimLock)
+	o.ended = make(chan string, 4096)
+}
 
 func ownerKey(id string) string { return "c" + base64.RawURLEncoding.EncodeToString([]byte(id)) }
 
@@ -66,7 +70,48 @@ func (o *owners) start(n *Node) error {
 	o.n = n
 	var err error
 	o.sub, err = n.queue.Subscribe(ownSubject(n.cfg.Node), func(m *nats.Msg) { go o.serve(m) })
+	n.wg.Add(1)
+	go o.forget()
 	return err
+}
+
+// Ended implements broker.Cluster. An id whose session ended is dropped
+// from the bucket, so that it does not grow with every id ever seen;
+// when too many end at once some stay, which costs a record and, at the
+// id's next connect elsewhere, one question to this node.
+func (n *Node) Ended(id string) {
+	select {
+	case n.owners.ended <- id:
+	default:
+	}
+}
+
+// forget deletes the owner records of ended sessions that are still this
+// node's and have no new session here.
+func (o *owners) forget() {
+	defer o.n.wg.Done()
+	for {
+		var id string
+		select {
+		case id = <-o.ended:
+		case <-o.n.stop:
+			return
+		}
+		if o.n.alone() {
+			continue
+		}
+		l := o.lock(id)
+		if !o.n.b.HasSession(id) {
+			ctx, cancel := o.n.ctx(5 * time.Second)
+			if kv, err := o.bucket(ctx); err == nil {
+				if e, err := kv.Get(ctx, ownerKey(id)); err == nil && string(e.Value()) == o.n.cfg.Node {
+					kv.Delete(ctx, ownerKey(id), jetstream.LastRevision(e.Revision()))
+				}
+			}
+			cancel()
+		}
+		o.unlock(id, l)
+	}
 }
 
 // bucket returns the owners bucket, creating it the first time: JetStream

@@ -50,6 +50,11 @@ func (r *retainedSync) publish(m *store.Message) {
 	}
 }
 
+// Unretain implements broker.Cluster.
+func (n *Node) Unretain(topic string) {
+	n.ret.publish(&store.Message{Topic: topic, QoS: 1, Retain: true})
+}
+
 func (r *retainedSync) start(ctx context.Context, n *Node) error {
 	r.n = n
 	r.ready = make(chan struct{})

@@ -20,6 +20,36 @@ func TestState(t *testing.T) {
 	t.Run("SimultaneousConnects", func(t *testing.T) { testSimultaneousConnects(t, nodes) })
 	t.Run("Will", func(t *testing.T) { testWill(t, nodes) })
 	t.Run("Retained", func(t *testing.T) { testRetained(t, nodes) })
+	t.Run("Forget", func(t *testing.T) { testForget(t, nodes) })
+}
+
+// testForget: the owner record of a session that ended goes, so the
+// bucket does not keep every client id ever seen; one that lives on stays.
+func testForget(t *testing.T, nodes []*testNode) {
+	owner := func(id string) string {
+		ctx, cancel := ctxT()
+		defer cancel()
+		kv, err := nodes[0].node.owners.bucket(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := kv.Get(ctx, ownerKey(id))
+		if err != nil {
+			return ""
+		}
+		return string(e.Value())
+	}
+	brief, _ := connect(t, nodes[1].addr, client.Options{ClientID: "brief", CleanStart: true})
+	kept, _ := connect(t, nodes[1].addr, client.Options{ClientID: "kept", Properties: expiry(300)})
+	if owner("brief") != "n2" || owner("kept") != "n2" {
+		t.Fatalf("owners %q and %q, want n2", owner("brief"), owner("kept"))
+	}
+	brief.Disconnect()
+	kept.Disconnect()
+	waitFor(t, 5*time.Second, "the ended session's id forgotten", func() bool { return owner("brief") == "" })
+	if owner("kept") != "n2" {
+		t.Fatalf("a persistent session's owner is %q", owner("kept"))
+	}
 }
 
 func expiry(s uint32) packet.Properties { return packet.Properties{SessionExpiry: &s} }
@@ -157,6 +187,13 @@ func testRetained(t *testing.T, nodes []*testNode) {
 	waitFor(t, 5*time.Second, "the retained message", func() bool { return got.len() == 1 })
 	if m := got.all()[0]; m.Topic != "ret/a" || string(m.Payload) != "a2" || !m.Retain {
 		t.Fatalf("new subscriber got %s=%q retain %v", m.Topic, m.Payload, m.Retain)
+	}
+	// An administrator's delete on one node clears it everywhere.
+	if err := nodes[2].b.DeleteRetained("ret/a"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tn := range nodes {
+		waitFor(t, 5*time.Second, "cleared on "+tn.name, func() bool { return retainedOn(tn.b) == "" })
 	}
 }
 
