@@ -42,6 +42,7 @@ type Broker struct {
 	conns     map[*conn]struct{}
 	listeners map[net.Listener]struct{}
 	closed    bool
+	draining  bool // Drain was called: no new connections
 	wg        sync.WaitGroup // live connections
 
 	admission admission
@@ -186,7 +187,7 @@ func (b *Broker) Serve(l net.Listener) error {
 		nc, err := l.Accept()
 		if err != nil {
 			b.mu.Lock()
-			closed := b.closed
+			closed := b.closed || b.draining
 			b.mu.Unlock()
 			if closed {
 				return ErrServerClosed
@@ -226,7 +227,7 @@ func (b *Broker) open(nc net.Conn) *conn {
 		return nil
 	}
 	b.mu.Lock()
-	if b.closed {
+	if b.closed || b.draining {
 		b.mu.Unlock()
 		b.release(ip)
 		nc.Close()
@@ -246,6 +247,32 @@ func (b *Broker) forget(c *conn) {
 	b.mu.Unlock()
 	b.release(hostOf(c.nc.RemoteAddr()))
 	b.wg.Done()
+}
+
+// Drain stops the listeners and ends every client's connection as Close
+// does (a v5 client is told the server is shutting down, 0x8B), but keeps
+// the sessions and the store: in a cluster, clients that reconnect to
+// other nodes take their sessions from here meanwhile (ReleaseSession).
+// It returns once the connections have ended; Close follows.
+func (b *Broker) Drain() {
+	b.mu.Lock()
+	if b.closed || b.draining {
+		b.mu.Unlock()
+		return
+	}
+	b.draining = true
+	for l := range b.listeners {
+		l.Close()
+	}
+	conns := make([]*conn, 0, len(b.conns))
+	for c := range b.conns {
+		conns = append(conns, c)
+	}
+	b.mu.Unlock()
+	for _, c := range conns {
+		c.shutdown()
+	}
+	b.wg.Wait()
 }
 
 // Close stops the listeners, disconnects every client after flushing what

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -92,4 +93,31 @@ func TestJoinAtRuntime(t *testing.T) {
 	publish(t, pub4, &packet.Publish{Topic: "join/x", QoS: 1, Payload: []byte("from4")})
 	publish(t, pub, &packet.Publish{Topic: "join/x", QoS: 1, Payload: []byte("from1")})
 	waitFor(t, 5*time.Second, "both ways", func() bool { return got4.len() == 3 && got1.len() == 3 })
+}
+
+// TestDrainHandsSessionsOver: a node that drains (SIGTERM) tells its v5
+// clients it is shutting down (0x8B) and, until it leaves, hands their
+// sessions to the nodes they reconnect to.
+func TestDrainHandsSessionsOver(t *testing.T) {
+	nodes := startCluster(t, 3)
+	o := client.Options{ClientID: "drained", Properties: expiry(300)}
+	c, _ := connect(t, nodes[0].addr, o)
+	subscribe(t, c, "dr/x", 1)
+	nodes[0].b.Drain()
+	select {
+	case <-c.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the client is still connected to a drained node")
+	}
+	if !errors.Is(c.Err(), packet.ServerShuttingDown) {
+		t.Fatalf("client ended with %v, want 0x8B", c.Err())
+	}
+	again, got := connect(t, nodes[1].addr, o)
+	if !again.Connack().SessionPresent {
+		t.Fatal("the session did not come over from the draining node")
+	}
+	waitForInterest(t, nodes[2], "dr/x")
+	pub, _ := connect(t, nodes[2].addr, client.Options{ClientID: "dr-pub", CleanStart: true})
+	publish(t, pub, &packet.Publish{Topic: "dr/x", QoS: 1, Payload: []byte("x")})
+	waitFor(t, 5*time.Second, "delivery to the moved session", func() bool { return got.len() == 1 })
 }
