@@ -42,7 +42,7 @@ type Broker struct {
 	conns     map[*conn]struct{}
 	listeners map[net.Listener]struct{}
 	closed    bool
-	draining  bool // Drain was called: no new connections
+	draining  bool           // Drain was called: no new connections
 	wg        sync.WaitGroup // live connections
 
 	admission admission
