@@ -31,6 +31,9 @@ type Broker struct {
 	shared   sharedPicker
 	observer Observer // Options.Observer, fixed by New
 	cluster  Cluster  // Options.Cluster, fixed by New
+	// remoteRouters keep the scratch of routing messages from other
+	// nodes, as each connection's router does for its own.
+	remoteRouters sync.Pool
 	// retainedFullLogged is when a full retained set was last logged
 	// (Unix ns).
 	retainedFullLogged atomic.Int64

@@ -84,13 +84,17 @@ func isSys(name string) bool { return strings.HasPrefix(name, "$SYS/") }
 // the publishing client, for No Local. The message is not retained here
 // (RemoteRetained does that) nor forwarded again.
 func (b *Broker) RemotePublish(m *Message, from string) {
-	var r router
+	r, _ := b.remoteRouters.Get().(*router)
+	if r == nil {
+		r = new(router)
+	}
 	if b.observer != nil {
 		r.readAt = monoNow()
 	}
 	r.match(b, m, from)
 	r.remote = true
 	r.deliver(m)
+	b.remoteRouters.Put(r)
 }
 
 // RemoteShared delivers m to one member on this node of the shared group

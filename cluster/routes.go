@@ -86,7 +86,6 @@ func (r *routes) subscribe(filter string, i *interest) {
 			r.n.log.Error("cluster: subscribe", "filter", filter, "subject", subj, "err", err)
 			continue
 		}
-		s.SetPendingLimits(-1, -1)
 		i.subs = append(i.subs, s)
 	}
 }

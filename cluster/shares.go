@@ -104,7 +104,6 @@ func (s *shares) subscribe(k groupKey, g *shareGroup, i int) {
 			s.n.log.Error("cluster: shared subscription", "group", k.group, "filter", k.filter, "err", err)
 			continue
 		}
-		sub.SetPendingLimits(-1, -1)
 		g.members[i] = append(g.members[i], sub)
 		s.bySub[sub] = k
 	}
