@@ -202,4 +202,3 @@ func procStatus(pid int, field string) string {
 	}
 	return "?"
 }
-
