@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -76,42 +77,61 @@ func (r *retainedSync) close() {
 	}
 }
 
-// run opens the stream (waiting for JetStream) and follows it.
+// run opens the stream (waiting for JetStream) and follows it. Until it
+// has read the stream to its end once, the node is not in step: an error
+// on the way is retried, never taken for an empty stream, or this node's
+// stale copy would go back into the stream.
 func (r *retainedSync) run(ctx context.Context) {
 	defer r.n.wg.Done()
-	var s jetstream.Stream
 	for {
-		var err error
-		if s, err = r.open(ctx); err == nil {
-			break
+		cc, err := r.follow(ctx)
+		if err == nil {
+			<-ctx.Done()
+			cc.Stop()
+			return
 		}
 		if ctx.Err() != nil {
 			return
 		}
-		r.n.logOnce("retained-open", "cluster: waiting for JetStream to open the retained stream", "err", err)
+		r.n.logOnce("retained-open", "cluster: waiting for JetStream to follow the retained messages", "err", err)
 		select {
 		case <-time.After(250 * time.Millisecond):
 		case <-ctx.Done():
 			return
 		}
 	}
-	info, err := s.Info(ctx)
-	var seen map[string]bool
-	if err == nil && info.State.Msgs > 0 {
-		seen = make(map[string]bool)
-	} else {
-		r.caughtUp(nil)
+}
+
+// follow starts applying the stream's messages, from the last of each
+// topic on.
+func (r *retainedSync) follow(ctx context.Context) (jetstream.ConsumeContext, error) {
+	s, err := r.open(ctx)
+	if err != nil {
+		return nil, err
 	}
-	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+	ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	info, err := s.Info(ictx)
+	cancel()
+	if err != nil {
+		return nil, err
+	}
+	if err := r.replicaCurrent(info); err != nil {
+		return nil, err
+	}
+	seen := make(map[string]bool)
+	if info.State.Msgs == 0 {
+		r.caughtUp(seen)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	cons, err := s.OrderedConsumer(cctx, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{retainedPrefix + ">"},
 		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
 	})
+	cancel()
 	if err != nil {
-		r.n.log.Error("cluster: retained messages are not followed", "err", err)
-		r.caughtUp(nil)
-		return
+		return nil, err
 	}
-	cc, err := cons.Consume(func(msg jetstream.Msg) {
+	return cons.Consume(func(msg jetstream.Msg) {
 		e, err := decodeEnvelope(msg.Data())
 		if err != nil {
 			r.n.stats.malformed.Add(1)
@@ -126,13 +146,25 @@ func (r *retainedSync) run(ctx context.Context) {
 			}
 		}
 	})
-	if err != nil {
-		r.n.log.Error("cluster: retained messages are not followed", "err", err)
-		r.caughtUp(nil)
-		return
+}
+
+// replicaCurrent refuses to follow the stream through this node's replica
+// of it while that is behind the leader: a node back from a restart has
+// an old copy, and a consumer may be served from it.
+func (r *retainedSync) replicaCurrent(info *jetstream.StreamInfo) error {
+	c := info.Cluster
+	if r.n.srv == nil || c == nil || c.Leader == r.n.cfg.Node {
+		return nil
 	}
-	<-ctx.Done()
-	cc.Stop()
+	if c.Leader == "" {
+		return errors.New("the retained stream has no leader")
+	}
+	for _, p := range c.Replicas {
+		if p.Name == r.n.cfg.Node && (!p.Current || p.Lag > 0) {
+			return fmt.Errorf("this node's replica of the retained stream is behind (lag %d)", p.Lag)
+		}
+	}
+	return nil
 }
 
 // caughtUp marks the node in step with the stream, the first time. A
@@ -142,6 +174,7 @@ func (r *retainedSync) run(ctx context.Context) {
 // be reached, alone or before the cluster formed: it goes in now.
 func (r *retainedSync) caughtUp(seen map[string]bool) {
 	r.once.Do(func() {
+		r.n.log.Debug("cluster: retained messages in step", "topics", len(seen))
 		for _, t := range r.n.b.RetainedTopics() {
 			if !seen[t] {
 				if m, err := r.n.b.RetainedMessage(t); err == nil {
