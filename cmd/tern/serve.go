@@ -117,6 +117,9 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	if cfg.Cluster.enabled() {
 		if _, err := clusterConfig(cfg, "", log); err != nil {
+			if cfg.clusterKey != nil {
+				err = fmt.Errorf("%s: %w", *configPath, err)
+			}
 			fmt.Fprintf(stderr, "tern serve: config: %v\n", err)
 			return 2
 		}
