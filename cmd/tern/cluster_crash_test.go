@@ -173,7 +173,7 @@ func TestClusterKill9(t *testing.T) {
 			}
 		}
 	}
-	b.WriteString("\nlost: QoS 1 acknowledged and never received; QoS 0 sent and never received. failed: Publish returned an error.")
+	b.WriteString("\nacked: QoS 1 PUBACK received (QoS 0: written to a connection). lost: QoS 1 acknowledged and never received; QoS 0 sent and never received. failed: Publish returned an error.")
 	for _, s := range subs {
 		s.mu.Lock()
 		var ups []string

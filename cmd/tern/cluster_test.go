@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
 
 	"github.com/ternmq/tern/client"
 	mt "github.com/ternmq/tern/internal/mqtttest"
@@ -355,4 +358,72 @@ func TestClusterInterop(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Logf("took %v", time.Since(begin).Round(time.Millisecond))
+}
+
+// TestClusterExternalNATS: nodes that join through an existing NATS
+// (--cluster-nats, here one nats-server with JetStream and a user and
+// password, run by the test) form one broker as embedded ones do.
+func TestClusterExternalNATS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs two tern serve processes; skipped with -short")
+	}
+	pub, sub := mosquitto(t, "mosquitto_pub"), mosquitto(t, "mosquitto_sub")
+	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
+		StoreDir: t.TempDir(), Username: "tern", Password: "s3cret", NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	t.Cleanup(ns.Shutdown)
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	begin := time.Now()
+	var nodes []*clusterNode
+	for i := range 2 {
+		cn := &clusterNode{name: fmt.Sprintf("x%d", i+1), admin: freeAddr(t)}
+		conf := writeConfig(t, fmt.Sprintf("cluster:\n  node: %s\n  nats_urls: [%q]\n  user: tern\n  password: s3cret\n", cn.name, ns.ClientURL()))
+		addr := freeAddr(t)
+		cn.brokerProc = runBrokerProc(t, addr, []string{"serve", "--config", conf, "--listen", addr, "--data-dir", t.TempDir(),
+			"--admin", cn.admin, "--log-level", "warn"}, begin)
+		nodes = append(nodes, cn)
+	}
+	for _, cn := range nodes {
+		cn.awaitReady(t, 2)
+	}
+	hp := func(cn *clusterNode) []string {
+		h, p := hostPort(t, cn.addr)
+		return []string{"-h", h, "-p", p}
+	}
+	out := &mt.SyncBuffer{}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, sub, append(hp(nodes[1]), "-q", "1", "-t", "ext/#", "-v")...)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	mt.Eventually(t, "a message from x1 at mosquitto_sub on x2", func() bool {
+		if err := exec.Command(pub, append(hp(nodes[0]), "-q", "1", "-t", "ext/a", "-m", "over NATS")...).Run(); err != nil {
+			t.Fatalf("mosquitto_pub: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+		return strings.Contains(out.String(), "ext/a over NATS\n")
+	})
+	// Retained messages go through the external JetStream too.
+	if err := exec.Command(pub, append(hp(nodes[0]), "-q", "1", "-r", "-t", "ext/kept", "-m", "retained")...).Run(); err != nil {
+		t.Fatal(err)
+	}
+	mt.Eventually(t, "the retained message on x2", func() bool {
+		b, _ := exec.Command(sub, append(hp(nodes[1]), "-t", "ext/kept", "-C", "1", "-W", "1", "-v")...).Output()
+		return string(b) == "ext/kept retained\n"
+	})
+	// Wrong credentials: the node does not start.
+	conf := writeConfig(t, fmt.Sprintf("cluster:\n  node: x3\n  nats_urls: [%q]\n  user: tern\n  password: wrong\n", ns.ClientURL()))
+	var errb bytes.Buffer
+	if code := run(ctx, []string{"serve", "--config", conf, "--listen", "127.0.0.1:0", "--no-persist", "--admin", ""}, nil, io.Discard, &errb); code == 0 ||
+		!strings.Contains(errb.String(), "uthorization") {
+		t.Errorf("a node with a wrong NATS password: exit %d, %s", code, errb.String())
+	}
 }
