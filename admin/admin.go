@@ -61,6 +61,10 @@ type Config struct {
 	Reload func() error
 	// UI holds the dashboard's files, index.html at the top; nil: none.
 	UI fs.FS
+	// Cluster, if not nil, is the cluster this node belongs to: GET
+	// /api/v1/cluster shows it, /metrics counts its traffic
+	// (tern_cluster_*), and /readyz waits for its Health.
+	Cluster Cluster
 
 	Logger *slog.Logger // default: discard
 }
@@ -99,6 +103,11 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Logger, metrics: cfg.Metrics}
 	if err := s.metrics.register(cfg.Broker); err != nil {
 		return nil, err
+	}
+	if cfg.Cluster != nil {
+		if err := s.metrics.reg.Register(clusterCollector{cfg.Cluster}); err != nil {
+			return nil, fmt.Errorf("admin: cluster metrics: %w", err)
+		}
 	}
 	s.auth.Store(newAuthState(cfg.Auth))
 	s.SetReady("starting")

@@ -39,6 +39,7 @@ func (s *Server) routes() http.Handler {
 	guarded("GET /metrics", s.metrics.handler().ServeHTTP)
 	guarded("GET /api/v1/info", s.info)
 	guarded("GET /api/v1/stats", s.stats)
+	guarded("GET /api/v1/cluster", s.cluster)
 	guarded("GET /api/v1/clients", s.clients)
 	guarded("GET /api/v1/clients/{id}", s.client)
 	guarded("POST /api/v1/clients/{id}/disconnect", s.disconnect)
@@ -122,12 +123,18 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// readyz: ready while the listeners are open (SetReady) and the broker
-// can keep its promises (Health).
+// readyz: ready while the listeners are open (SetReady), the broker can
+// keep its promises (Health) and, in a cluster, once the node's
+// replicated state is open (Cluster.Health).
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	reason := *s.notReady.Load()
 	if reason == "" {
 		if err := s.cfg.Broker.Health(); err != nil {
+			reason = err.Error()
+		}
+	}
+	if reason == "" && s.cfg.Cluster != nil {
+		if err := s.cfg.Cluster.Health(); err != nil {
 			reason = err.Error()
 		}
 	}

@@ -20,7 +20,8 @@ type SysSource interface {
 const SysPrefix = "$SYS/broker/"
 
 // SysTopics is how many topics the publisher keeps under SysPrefix, all
-// of them retained: 19 values and 21 load averages.
+// of them retained: 19 values and 21 load averages; a node of a cluster
+// (SetCluster) keeps one more, cluster/nodes.
 const SysTopics = 40
 
 // loadWindows are the averaging windows of the load topics, with their
@@ -61,6 +62,7 @@ type Sys struct {
 	started  time.Time
 	interval time.Duration
 	log      *slog.Logger
+	cluster  Cluster // nil: a single node
 
 	sent  map[string]string // topic -> payload last published
 	last  time.Time         // of the previous update; zero before the first
@@ -78,6 +80,12 @@ func NewSys(src SysSource, version string, started time.Time, interval time.Dura
 	return &Sys{src: src, version: version, started: started, interval: interval, log: log,
 		sent: make(map[string]string), loads: make([][3]float64, len(loadCounters))}
 }
+
+// SetCluster makes the publisher a cluster node's: cluster/nodes carries
+// the names of the nodes c hears from, sorted and comma-separated
+// (ClusterNodeNames). $SYS stays on each node: every node publishes its
+// own. Call it before Run.
+func (s *Sys) SetCluster(c Cluster) { s.cluster = c }
 
 // Run publishes at once and then every interval until ctx ends.
 func (s *Sys) Run(ctx context.Context) {
@@ -156,6 +164,9 @@ func (s *Sys) values(st broker.Stats, now time.Time) []sysValue {
 		{"retained messages/count", n(st.Retained), false},
 		{"store/messages/count", n(stored), false},
 		{"store/messages/bytes", n(st.RetainedBytes + st.QueuedBytes), false}, // [contract]
+	}
+	if s.cluster != nil {
+		vals = append(vals, sysValue{"cluster/nodes", ClusterNodeNames(s.cluster), false})
 	}
 	s.advanceLoads(st, now)
 	for i, c := range loadCounters {

@@ -139,6 +139,7 @@ func (f *fakeAPI) handler(static http.Handler) http.Handler {
 	mux.Handle("GET /", static)
 	mux.HandleFunc("GET /api/v1/info", f.info)
 	mux.HandleFunc("GET /api/v1/stats", f.stats)
+	mux.HandleFunc("GET /api/v1/cluster", f.cluster)
 	mux.HandleFunc("GET /api/v1/clients", f.listClients)
 	mux.HandleFunc("GET /api/v1/clients/{id}", f.client)
 	mux.HandleFunc("POST /api/v1/clients/{id}/disconnect", f.auth(f.disconnect))
@@ -213,6 +214,21 @@ func (f *fakeAPI) info(w http.ResponseWriter, r *http.Request) {
 		"uptime_seconds": int64(time.Since(f.started).Seconds()),
 		"listeners":      f.listeners,
 		"limits":         map[string]any{"max_connections": 10000, "max_packet_size": 268435455, "max_queued_messages": 1000},
+	})
+}
+
+// cluster is a node of three.
+func (f *fakeAPI) cluster(w http.ResponseWriter, r *http.Request) {
+	now := time.Now().UTC()
+	writeJSON(w, http.StatusOK, map[string]any{
+		"enabled": true, "node": "edge-1", "ready": true,
+		"nodes": []map[string]any{
+			{"name": "edge-1", "self": true, "last_seen": now},
+			{"name": "edge-2", "self": false, "last_seen": now.Add(-400 * time.Millisecond)},
+			{"name": "edge-3", "self": false, "last_seen": now.Add(-900 * time.Millisecond)},
+		},
+		"stats": map[string]uint64{"forwarded": 120345, "forward_failed": 0, "received": 98012, "malformed": 0,
+			"handed_over": 12, "takeovers": 3, "released": 2},
 	})
 }
 

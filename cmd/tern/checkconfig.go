@@ -15,8 +15,9 @@ const checkConfigUsage = `Usage: tern check-config <file>
 Loads and checks a configuration file as 'tern serve --config <file>' would
 (keys and values, listeners and their certificates, password and ACL files,
 limits, storage settings, the admin server's credentials, webhook URLs and
-events, bridges and their password and certificate files) without opening
-a socket or the store. Prints "ok"
+events, bridges and their password and certificate files, the cluster
+section and its NATS credentials and TLS files) without opening a socket or
+the store. Prints "ok"
 and exits 0 when the configuration is good; prints what is wrong and exits 1
 otherwise.
 `
@@ -85,6 +86,13 @@ func validateConfig(cfg Config) error {
 	if !off(cfg.Storage.Persist) {
 		if _, err := pebble.ParseDurability(cfg.Storage.Durability); err != nil {
 			errs = append(errs, fmt.Errorf("storage: %w", err))
+		}
+	}
+	// The cluster section: names, addresses, NATS URLs, credentials and
+	// TLS files; its errors carry their line.
+	if cfg.Cluster.enabled() {
+		if _, err := clusterConfig(cfg, cfg.Storage.DataDir, slog.New(slog.DiscardHandler)); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)

@@ -47,6 +47,16 @@ func TestCheckConfig(t *testing.T) {
 			[]string{"webhooks[1]", "message.lost", "a/#/b"}},
 		{"webhook unknown key", "webhooks:\n  - url: http://h/\n    timeot: 5s\n", []string{"line 3", "timeot"}},
 		{"admin users without a password file", "admin:\n  users: [root]\n", []string{"admin.users", "password_file"}},
+		{"cluster", "cluster:\n  node: n1\n  listen: 127.0.0.1:7001\n  peers: [127.0.0.1:7002, 127.0.0.1:7003]\n  replicas: 3\n", nil},
+		{"cluster over NATS", "cluster:\n  node: n1\n  nats_urls: [nats://127.0.0.1:4222, tls://nats.example:4222]\n  user: tern\n  password: x\n" +
+			"  tls: {ca_file: " + token + "}\n", []string{"line 6", "tls.ca_file", "no PEM certificate"}},
+		{"cluster node name", "log_level: info\ncluster:\n  node: \"node 1\"\n  listen: 127.0.0.1:7001\n", []string{"line 3", "node name \"node 1\""}},
+		{"cluster without listen", "cluster:\n  node: n1\n  peers: [127.0.0.1:7002]\n", []string{"line 1", "listen"}},
+		{"cluster bad peer", "cluster:\n  node: n1\n  listen: 127.0.0.1:7001\n  peers:\n    - 127.0.0.1:7002\n    - nohost\n", []string{"line 6", "nohost"}},
+		{"cluster replicas", "cluster:\n  node: n1\n  nats_urls: [nats://h:4222]\n  replicas: 7\n", []string{"line 4", "replicas 7"}},
+		{"cluster credentials without nats_urls", "cluster:\n  node: n1\n  listen: 127.0.0.1:7001\n  token: t\n", []string{"line 4", "nats_urls"}},
+		{"cluster bad NATS URL", "cluster:\n  node: n1\n  nats_urls:\n    - http://h:4222\n", []string{"line 4", "scheme \"http\""}},
+		{"cluster unknown key", "cluster:\n  node: n1\n  peer: [127.0.0.1:7002]\n", []string{"line 3", "peer"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := writeConfig(t, tc.text)

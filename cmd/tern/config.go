@@ -42,6 +42,13 @@ type Config struct {
 	// applies changes, restarting only the bridges that changed.
 	Bridges []bridge.Config `yaml:"bridges"`
 
+	// Cluster joins this node to others that form one broker with it
+	// (cluster.go); read at start.
+	Cluster ClusterConfig `yaml:"cluster"`
+	// clusterKey and clusterValue are the cluster section's nodes in the
+	// file, for the lines of its errors.
+	clusterKey, clusterValue *yaml.Node
+
 	// SysInterval is how often the broker's counters are published under
 	// $SYS/broker/; unset: every 10s; 0 or negative: never. Read at start.
 	SysInterval *time.Duration `yaml:"sys_interval"`
@@ -134,6 +141,10 @@ func loadConfig(path string, into *Config) error {
 	var file Config
 	if err := dec.Decode(&file); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
+	}
+	var doc yaml.Node
+	if yaml.Unmarshal(data, &doc) == nil {
+		file.clusterKey, file.clusterValue = findCluster(&doc)
 	}
 	if file.Listeners == nil {
 		file.Listeners = into.Listeners

@@ -19,6 +19,7 @@ import (
 	"github.com/ternmq/tern/admin"
 	"github.com/ternmq/tern/bridge"
 	"github.com/ternmq/tern/broker"
+	"github.com/ternmq/tern/cluster"
 	"github.com/ternmq/tern/listener"
 	"github.com/ternmq/tern/store"
 	"github.com/ternmq/tern/store/memory"
@@ -32,6 +33,7 @@ type serveFlags struct {
 	noPersist                                bool
 	config                                   string
 	admin                                    *string
+	cluster                                  clusterFlags
 }
 
 // flagSet is the flag set of tern serve, writing into f.
@@ -48,6 +50,26 @@ func (f *serveFlags) flagSet(stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&f.dataDir, "data-dir", "", "keep sessions and messages in `dir` (default ./data)")
 	fs.StringVar(&f.durability, "durability", "", "sync, batch or none (default sync)")
 	fs.BoolVar(&f.noPersist, "no-persist", false, "keep everything in memory: nothing survives a restart")
+	fs.Func("node", "this node's `name` in a cluster (letters, digits, - and _)", func(s string) error {
+		f.cluster.node = &s
+		return nil
+	})
+	fs.Func("cluster-listen", "accept routes from the other nodes of a cluster on `host:port` (a private network: routes are not authenticated)", func(s string) error {
+		f.cluster.listen = &s
+		return nil
+	})
+	fs.Func("cluster-peer", "another node's --cluster-listen `host:port` (repeatable)", func(s string) error {
+		f.cluster.peers = append(f.cluster.peers, s)
+		return nil
+	})
+	fs.Func("cluster-nats", "join a cluster through an existing NATS cluster at `nats://host:port[,...]` (repeatable) instead of --cluster-listen", func(s string) error {
+		for u := range strings.SplitSeq(s, ",") {
+			if u = strings.TrimSpace(u); u != "" {
+				f.cluster.nats = append(f.cluster.nats, u)
+			}
+		}
+		return nil
+	})
 	fs.Func("admin", "admin HTTP server (health, metrics, API, dashboard) on `host:port`; \"\": none (default "+defaultAdminAddress+")", func(s string) error {
 		f.admin = &s
 		return nil
@@ -93,7 +115,16 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "tern serve: config: %v\n", err)
 		return 2
 	}
-	webhooks := cfg.Webhooks
+	if cfg.Cluster.enabled() {
+		if _, err := clusterConfig(cfg, "", log); err != nil {
+			if cfg.clusterKey != nil {
+				err = fmt.Errorf("%s: %w", *configPath, err)
+			}
+			fmt.Fprintf(stderr, "tern serve: config: %v\n", err)
+			return 2
+		}
+	}
+	webhooks, clusterSection := cfg.Webhooks, cfg.Cluster
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -109,6 +140,9 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		}
 		if !reflect.DeepEqual(cfg.Webhooks, webhooks) {
 			log.Warn("webhooks are read at start: the changed webhooks section applies after a restart")
+		}
+		if !reflect.DeepEqual(cfg.Cluster, clusterSection) {
+			log.Warn("the cluster section is read at start: the change applies after a restart")
 		}
 		a, err := adminAuth(cfg)
 		bridges = cfg.Bridges
@@ -148,6 +182,7 @@ func (f *serveFlags) apply(cfg *Config) {
 	if f.admin != nil {
 		cfg.Admin.Address = f.admin
 	}
+	f.cluster.apply(&cfg.Cluster)
 }
 
 // reloader puts a new configuration in force when a signal arrives or
@@ -236,10 +271,66 @@ func serve(ctx context.Context, cfg Config, opts broker.Options, ready func([]ne
 	for _, h := range hooks {
 		opts.Hooks = append(opts.Hooks, h)
 	}
+	// The cluster node before the broker, whose Options.Cluster it is,
+	// and after the store: a second broker on the same data directory is
+	// refused by the store before NATS touches the files there.
+	var node *cluster.Node
+	var nodeAdmin *clusterAdmin
+	if cfg.Cluster.enabled() {
+		dir := cfg.Storage.DataDir
+		if off(cfg.Storage.Persist) && cfg.Cluster.embedded() {
+			// Nothing of this node survives a restart: JetStream's files
+			// neither. The other nodes keep the replicated state.
+			if dir, err = os.MkdirTemp("", "tern-cluster-"); err != nil {
+				opts.Store.Close()
+				return fmt.Errorf("cluster: %w", err)
+			}
+			defer os.RemoveAll(dir)
+			log.Warn("persistence off: the cluster's JetStream files go to a temporary directory, removed at exit", "dir", dir)
+		}
+		cc, err := clusterConfig(cfg, dir, log)
+		if err == nil {
+			node, err = cluster.New(cc)
+		}
+		if err != nil {
+			opts.Store.Close()
+			return err
+		}
+		opts.Cluster = node
+		nodeAdmin = &clusterAdmin{n: node}
+	}
 	b, err := broker.New(opts)
 	if err != nil {
+		if node != nil {
+			node.Close()
+		}
 		opts.Store.Close()
 		return err
+	}
+	// closeBroker drains the broker (MQTT 5 clients get DISCONNECT 0x8B,
+	// all are closed and may go to another node), then leaves the cluster.
+	closeBroker := func() error {
+		err := b.Close()
+		if node != nil {
+			node.Close()
+		}
+		return err
+	}
+	// The node routes for the broker before any client connects. It
+	// waits a while for the retained messages to be in step with the
+	// cluster; /readyz waits for all of its replicated state.
+	readyCtx, stopAwaitReady := context.WithCancel(context.Background())
+	defer stopAwaitReady()
+	if node != nil {
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := node.Start(sctx, b)
+		cancel()
+		if err != nil {
+			closeBroker()
+			return fmt.Errorf("cluster: %w", err)
+		}
+		log.Info("cluster node started", "node", node.Name(), "cluster_address", node.ClusterAddr())
+		go nodeAdmin.awaitReady(readyCtx, log)
 	}
 	var ls []net.Listener
 	closeAll := func() {
@@ -252,7 +343,7 @@ func serve(ctx context.Context, cfg Config, opts broker.Options, ready func([]ne
 		l, err := listener.Listen(lc)
 		if err != nil {
 			closeAll()
-			b.Close()
+			closeBroker()
 			return err
 		}
 		ls = append(ls, l)
@@ -268,6 +359,9 @@ func serve(ctx context.Context, cfg Config, opts broker.Options, ready func([]ne
 		}
 		ac := admin.Config{Broker: b, Metrics: metrics, Auth: adminCreds, Version: versionString(), Listeners: infos,
 			Limits: limitsMap(cfg.Limits), UI: dashboardFiles, Logger: log}
+		if nodeAdmin != nil {
+			ac.Cluster = nodeAdmin
+		}
 		if rl != nil {
 			ac.Reload = func() error {
 				res := make(chan error, 1)
@@ -281,7 +375,7 @@ func serve(ctx context.Context, cfg Config, opts broker.Options, ready func([]ne
 		}
 		if adm, err = admin.New(ac); err != nil {
 			closeAll()
-			b.Close()
+			closeBroker()
 			return err
 		}
 		go func() {
@@ -325,6 +419,9 @@ func serve(ctx context.Context, cfg Config, opts broker.Options, ready func([]ne
 	sysDone := make(chan struct{})
 	if iv := cfg.sysInterval(); iv > 0 {
 		sys := admin.NewSys(b, versionString(), time.Now(), iv, log)
+		if nodeAdmin != nil {
+			sys.SetCluster(nodeAdmin)
+		}
 		go func() { defer close(sysDone); sys.Run(sysCtx) }()
 	} else {
 		close(sysDone)
@@ -365,8 +462,14 @@ func serve(ctx context.Context, cfg Config, opts broker.Options, ready func([]ne
 	if adm != nil {
 		adm.SetReady("shutting down")
 	}
+	stopAwaitReady()
 	cerr := b.Close()
 	wg.Wait()
+	if node != nil {
+		// After the broker: its clients were told to go, and a takeover
+		// of their sessions by another node is still answered meanwhile.
+		node.Close()
+	}
 	closeWebhooks(hooks, log)
 	if adm != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

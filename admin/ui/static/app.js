@@ -465,11 +465,40 @@ function renderOverview() {
     h('section', { class: 'server', 'aria-labelledby': 'server-h' },
       h('h2', { id: 'server-h' }, 'Server'),
       h('div', { id: 'server-info' }, 'Loading…')),
+    h('section', { class: 'cluster', id: 'cluster', 'aria-labelledby': 'cluster-h', hidden: true },
+      h('h2', { id: 'cluster-h' }, 'Cluster'),
+      h('div', { id: 'cluster-info' })),
     h('details', { class: 'counters' },
       h('summary', {}, 'All counters'),
       h('div', { id: 'all-counters' })));
   loadInfo().then(showInfo, (e) => failed($('#server-info'), e));
+  loadCluster();
   updateOverview();
+}
+
+// loadCluster shows the cluster this node belongs to, if any: its nodes
+// and its cluster traffic. A single node (or a server without the
+// endpoint) shows nothing.
+async function loadCluster() {
+  let c;
+  try {
+    c = await api('GET', '/api/v1/cluster', { quiet: true });
+  } catch {
+    return;
+  }
+  const el = $('#cluster-info');
+  if (!el || !c || !c.enabled) return;
+  el.closest('section').hidden = false;
+  const st = c.stats || {};
+  el.replaceChildren(
+    h('dl', { class: 'facts' },
+      h('dt', {}, 'This node'), h('dd', {}, c.node),
+      h('dt', {}, 'State'), h('dd', {}, c.ready ? 'ready' : `not ready: ${c.reason || ''}`),
+      h('dt', {}, 'Forwarded'), h('dd', {}, num(st.forwarded)),
+      h('dt', {}, 'Received from other nodes'), h('dd', {}, num(st.received)),
+      h('dt', {}, 'Client ids taken over / released'), h('dd', {}, `${num(st.takeovers)} / ${num(st.released)}`)),
+    table(`Nodes (${c.nodes.length})`, ['Node', 'Last heard'], c.nodes.map((n) =>
+      h('tr', {}, h('td', {}, n.self ? `${n.name} (this node)` : n.name), h('td', {}, n.self ? 'now' : when(n.last_seen)))), 'none'));
 }
 
 async function loadInfo() {

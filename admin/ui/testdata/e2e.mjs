@@ -114,7 +114,11 @@ async function run(browser) {
   assert.match(await page.locator('#chart-messages').getAttribute('aria-label'), /in [\d,.]+, out [\d,.]+/);
   await page.locator('#server-info', { hasText: 'v0.9.0-e2e' }).waitFor();
   assert.match(await text('#server-info'), new RegExp(WS.replace(/^ws:\/\//, '').replace(/\/mqtt$/, '').replace(/\./g, '\\.')));
-  step('overview: figures and three charts drawn');
+  await page.locator('#cluster', { hasText: 'edge-3' }).waitFor();
+  assert.match(await text('#cluster'), /edge-1 \(this node\)/);
+  assert.match(await text('#cluster'), /Nodes \(3\)/);
+  assert.match(await text('#cluster'), /120,345/);
+  step('overview: figures, three charts drawn, the cluster\'s nodes');
   await snap('overview');
 
   // -- keyboard: the first Tab reaches the skip link, Enter moves focus to main --

@@ -38,7 +38,8 @@ async function run(browser) {
   await page.locator('#server-info table', { hasText: MQTT_ADDR }).waitFor();
   assert.match(await text('#server-info table'), /tcp/);
   assert.match(await text('#server-info table'), /ws/);
-  step('overview: one connection, one subscription, the listeners');
+  assert.equal(await page.locator('#cluster').isHidden(), true, 'a single node shows no cluster');
+  step('overview: one connection, one subscription, the listeners, no cluster');
 
   // -- clients: tern sub is there; Kick asks for the token --
   await page.getByRole('link', { name: 'Clients', exact: true }).click();

@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# cluster.sh: run the same `tern bench` scenarios against a three-node Tern
+# cluster on loopback (publishers on node 1, subscribers on node 2) and
+# against a single Tern node (the same binary without cluster flags),
+# alternating between the two, and print them side by side. See the
+# Cluster section of bench/README.md.
+#
+# Environment (all optional):
+#   DUR=10s          how long each scenario publishes
+#   CLIENTS=10       -c for fanin and fanout
+#   PAIRS=50         -c for p2p
+#   SIZE=64          payload bytes (-s)
+#   RATE=100         msg/s per publisher in the p2p *-paced rows (latency at a fixed load)
+#   FAN_RATE=500     msg/s per publisher in the fanin and fanout *-paced rows
+#   BENCH_ARGS=      extra tern bench flags for every run
+#   SCENARIOS="fanin-q0 fanin-q1 p2p-q0 p2p-q1 fanout-q0 fanout-q1
+#              fanin-q0-paced fanin-q1-paced p2p-q0-paced p2p-q1-paced fanout-q0-paced fanout-q1-paced"
+#   PORT=18840       the single node listens on PORT, the cluster's nodes on
+#                    PORT+1..3 (MQTT) and PORT+11..13 (routes)
+#   TERN_ARGS=       extra `tern serve` flags for every node
+#   KEEP=1           keep the work directory (JSON results, broker logs)
+set -euo pipefail
+
+case ${1:-} in
+-h | --help)
+	sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+	exit 0
+	;;
+esac
+
+DUR=${DUR:-10s}
+CLIENTS=${CLIENTS:-10}
+PAIRS=${PAIRS:-50}
+SIZE=${SIZE:-64}
+RATE=${RATE:-100}
+FAN_RATE=${FAN_RATE:-500}
+BENCH_ARGS=${BENCH_ARGS:-}
+SCENARIOS=${SCENARIOS:-"fanin-q0 fanin-q1 p2p-q0 p2p-q1 fanout-q0 fanout-q1
+	fanin-q0-paced fanin-q1-paced p2p-q0-paced p2p-q1-paced fanout-q0-paced fanout-q1-paced"}
+PORT=${PORT:-18840}
+TERN_ARGS=${TERN_ARGS:-}
+
+cd "$(dirname "$0")/.."
+command -v jq >/dev/null && command -v column >/dev/null || { echo "cluster.sh needs jq and column" >&2; exit 1; }
+for p in "$PORT" $((PORT + 1)) $((PORT + 2)) $((PORT + 3)) $((PORT + 11)) $((PORT + 12)) $((PORT + 13)); do
+	if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+		echo "port $p is in use: set PORT" >&2
+		exit 1
+	fi
+done
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/tern-cluster-bench.XXXXXX")
+pids=()
+cleanup() {
+	# Only the processes this script started, by their ids.
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	if [ -n "${KEEP:-}" ]; then echo "results kept in $work" >&2; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+echo "building tern..." >&2
+go build -o "$work/tern" ./cmd/tern
+tern="$work/tern"
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+# The limits of compare.sh: 100 QoS 1/2 messages in flight and room to
+# queue 100000 per client.
+cat >"$work/tern.yaml" <<EOF
+limits:
+  max_inflight: 100
+  max_queued_messages: 100000
+EOF
+
+"$tern" serve --config "$work/tern.yaml" --listen "127.0.0.1:$PORT" --no-persist --admin "" --log-level warn $TERN_ARGS \
+	>"$work/single.log" 2>&1 &
+pids+=($!); single_pid=$!
+node_pids=()
+for i in 1 2 3; do
+	peers=()
+	for j in 1 2 3; do [ "$i" = "$j" ] || peers+=(--cluster-peer "127.0.0.1:$((PORT + 10 + j))"); done
+	"$tern" serve --config "$work/tern.yaml" --listen "127.0.0.1:$((PORT + i))" --no-persist --admin "127.0.0.1:$((PORT + 20 + i))" \
+		--log-level warn --node "n$i" --cluster-listen "127.0.0.1:$((PORT + 10 + i))" "${peers[@]}" $TERN_ARGS \
+		>"$work/n$i.log" 2>&1 &
+	pids+=($!); node_pids+=($!)
+done
+# Every node ready (JetStream up) and the single node accepting.
+for _ in $(seq 300); do
+	ok=0
+	(exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && ok=1
+	for i in 1 2 3; do
+		curl -sf "http://127.0.0.1:$((PORT + 20 + i))/readyz" >/dev/null 2>&1 && ok=$((ok + 1))
+	done
+	[ "$ok" = 4 ] && break
+	sleep 0.1
+done
+[ "$ok" = 4 ] || { echo "brokers not ready; logs:" >&2; tail -n 20 "$work"/*.log >&2; exit 1; }
+
+scenario_args() {
+	case $1 in
+	fanin-q0) echo "fanin -c $CLIENTS -q 0" ;;
+	fanin-q1) echo "fanin -c $CLIENTS -q 1" ;;
+	fanout-q0) echo "fanout -c $CLIENTS -q 0" ;;
+	fanout-q1) echo "fanout -c $CLIENTS -q 1" ;;
+	p2p-q0) echo "p2p -c $PAIRS -q 0" ;;
+	p2p-q1) echo "p2p -c $PAIRS -q 1" ;;
+	fanin-q0-paced) echo "fanin -c $CLIENTS -q 0 -r $FAN_RATE" ;;
+	fanin-q1-paced) echo "fanin -c $CLIENTS -q 1 -r $FAN_RATE" ;;
+	p2p-q0-paced) echo "p2p -c $PAIRS -q 0 -r $RATE" ;;
+	p2p-q1-paced) echo "p2p -c $PAIRS -q 1 -r $RATE" ;;
+	fanout-q0-paced) echo "fanout -c $CLIENTS -q 0 -r $FAN_RATE" ;;
+	fanout-q1-paced) echo "fanout -c $CLIENTS -q 1 -r $FAN_RATE" ;;
+	*) echo "unknown scenario $1" >&2; exit 2 ;;
+	esac
+}
+
+# where KIND: the tern bench flags that place the clients.
+where() {
+	if [ "$1" = single ]; then
+		echo "--url tcp://127.0.0.1:$PORT"
+	else
+		echo "--url tcp://127.0.0.1:$((PORT + 1)) --sub-url tcp://127.0.0.1:$((PORT + 2))"
+	fi
+}
+
+cpu_ticks() { local t=0; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }
+hz=$(getconf CLK_TCK)
+
+measure() { # KIND ROW
+	local kind=$1 row=$2 out="$work/$2.$1" c0 c1 t0 t1
+	local procs=("$single_pid")
+	[ "$kind" = cluster ] && procs=("${node_pids[@]}")
+	for p in "${procs[@]}"; do kill -0 "$p" 2>/dev/null || { echo "a broker exited; logs:" >&2; tail -n 20 "$work"/*.log >&2; exit 1; }; done
+	# shellcheck disable=SC2046
+	echo "tern bench $(scenario_args "$row") $(where "$kind") -s $SIZE -d $DUR $BENCH_ARGS" >"$out.cmd"
+	c0=$(cpu_ticks "${procs[@]}"); t0=$(date +%s.%N)
+	# shellcheck disable=SC2046
+	"$tern" bench $(scenario_args "$row") $(where "$kind") -s "$SIZE" -d "$DUR" $BENCH_ARGS --json >"$out.json" 2>"$out.err" ||
+		{ echo "tern bench $row ($kind) failed:" >&2; cat "$out.err" >&2; }
+	c1=$(cpu_ticks "${procs[@]}"); t1=$(date +%s.%N)
+	awk -v c="$((c1 - c0))" -v hz="$hz" -v t0="$t0" -v t1="$t1" 'BEGIN { printf "%.0f\n", 100 * c / hz / (t1 - t0) }' >"$out.cpu"
+}
+
+fields() { # ROW KIND: "rate p50 p99 loss cpu"
+	local f="$work/$1.$2"
+	[ -s "$f.json" ] || { echo "0 - - - -"; return; }
+	echo "$(jq -r '[.recv_rate, .latency.p50_us, .latency.p99_us, (.loss_pct | tostring | .[0:5]) + "%"] | map(if . == null then "-" elif type == "number" then (. * 10 | round / 10 | tostring) else . end) | join(" ")' "$f.json") $(cat "$f.cpu")"
+}
+
+ms() {
+	awk -v u="$1" 'BEGIN { if (u == "-") print "-"; else if (u >= 1e6) printf "%.2fs\n", u / 1e6; else if (u >= 1000) printf "%.2fms\n", u / 1000; else printf "%.0fµs\n", u }'
+}
+
+n=0
+for row in $SCENARIOS; do
+	scenario_args "$row" >/dev/null
+	if [ $((n % 2)) -eq 0 ]; then order="single cluster"; else order="cluster single"; fi
+	for k in $order; do
+		echo "$row: $k..." >&2
+		measure "$k" "$row"
+	done
+	n=$((n + 1))
+done
+
+printf '\n%s, %s per scenario, %s-byte payloads, on %s cores%s\n' \
+	"$(date -u +%Y-%m-%dT%H:%MZ)" "$DUR" "$SIZE" "$(nproc)" "${BENCH_ARGS:+, tern bench $BENCH_ARGS}"
+{
+	echo "scenario|single msg/s|p50|p99|loss|cpu%|cluster msg/s|p50|p99|loss|cpu%|cluster/single"
+	for row in $SCENARIOS; do
+		read -r sr sp50 sp99 sl scpu <<<"$(fields "$row" single)"
+		read -r cr cp50 cp99 cl ccpu <<<"$(fields "$row" cluster)"
+		ratio=$(awk -v a="$cr" -v b="$sr" 'BEGIN { if (b + 0 > 0) printf "%.2fx", a / b; else print "-" }')
+		echo "$row ($(scenario_args "$row"))|$(printf '%.0f' "$sr")|$(ms "$sp50")|$(ms "$sp99")|$sl|$scpu|$(printf '%.0f' "$cr")|$(ms "$cp50")|$(ms "$cp99")|$cl|$ccpu|$ratio"
+	done
+} | column -t -s '|'
+echo
+echo "msg/s: received per second. cpu%: broker CPU over the run in % of one core (cluster: the three nodes together)."
+echo "single: $(where single); cluster: $(where cluster) (publishers on node 1, subscribers on node 2). Commands:"
+for row in $SCENARIOS; do for k in single cluster; do echo "  $(cat "$work/$row.$k.cmd")"; done; done
