@@ -40,6 +40,7 @@ type ClusterStats struct {
 	HandedOver    uint64 `json:"handed_over"`    // shared-group messages passed to another node's member
 	Takeovers     uint64 `json:"takeovers"`      // client ids taken over from another node
 	Released      uint64 `json:"released"`       // client ids given up to another node
+	Dropped       uint64 `json:"dropped"`        // from other nodes, lost here because this node fell behind
 }
 
 // clusterJSON is GET /api/v1/cluster.
@@ -105,6 +106,8 @@ var (
 			func(s *ClusterStats) uint64 { return s.Takeovers }},
 		{prometheus.NewDesc("tern_cluster_released_total", "Client ids given up to another node.", nil, nil),
 			func(s *ClusterStats) uint64 { return s.Released }},
+		{prometheus.NewDesc("tern_cluster_dropped_total", "Messages from other nodes lost on this node because it fell behind (between nodes, delivery is at most once).", nil, nil),
+			func(s *ClusterStats) uint64 { return s.Dropped }},
 	}
 )
 

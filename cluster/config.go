@@ -46,6 +46,9 @@ func (c *Config) Validate() error {
 	if !nodeName.MatchString(c.Node) {
 		return fmt.Errorf("cluster: node name %q: 1 to 64 letters, digits, '-' or '_'", c.Node)
 	}
+	if c.Replicas < 0 || c.Replicas > 5 {
+		return fmt.Errorf("cluster: replicas %d: 1 to 5", c.Replicas)
+	}
 	if len(c.NATSURLs) > 0 {
 		if c.Listen != "" || len(c.Peers) > 0 {
 			return errors.New("cluster: nats_urls connects to an existing NATS cluster; listen and peers are for the embedded one")
@@ -59,9 +62,6 @@ func (c *Config) Validate() error {
 		if _, _, err := net.SplitHostPort(a); err != nil {
 			return fmt.Errorf("cluster: address %q: %v", a, err)
 		}
-	}
-	if c.Replicas < 0 || c.Replicas > 5 {
-		return fmt.Errorf("cluster: replicas %d: 1 to 5", c.Replicas)
 	}
 	return nil
 }

@@ -201,6 +201,32 @@ func connect(t testing.TB, addr string, o client.Options) (*client.Client, *coll
 	return c, col
 }
 
+// connectAfterLoss connects as a client does after a node was lost: while
+// JetStream elects new leaders (seconds), connects are refused with
+// "server unavailable", and the client tries again.
+func connectAfterLoss(t testing.TB, addr string, o client.Options) (*client.Client, *collector) {
+	t.Helper()
+	col := &collector{}
+	o.Address, o.OnMessage = addr, col.add
+	if o.Version == 0 {
+		o.Version = packet.V5
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := ctxT()
+		c, err := client.Connect(ctx, o)
+		cancel()
+		if err == nil {
+			t.Cleanup(func() { c.Close() })
+			return c, col
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("connect %s to %s: %v", o.ClientID, addr, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 func ctxT() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), 10*time.Second)
 }

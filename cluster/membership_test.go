@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -33,7 +34,7 @@ func TestRestartCatchesUp(t *testing.T) {
 	publish(t, pub, &packet.Publish{Topic: "ret/new", QoS: 1, Retain: true, Payload: []byte("n")})
 	// The client comes back elsewhere while its node is down: it starts
 	// afresh there, and the id is that node's now.
-	back, _ := connect(t, nodes[2].addr, client.Options{ClientID: "rs-away", Properties: expiry(300)})
+	back, _ := connectAfterLoss(t, nodes[2].addr, client.Options{ClientID: "rs-away", Properties: expiry(300)})
 	if back.Connack().SessionPresent {
 		t.Fatal("session present, but its node is down")
 	}
@@ -120,4 +121,34 @@ func TestDrainHandsSessionsOver(t *testing.T) {
 	pub, _ := connect(t, nodes[2].addr, client.Options{ClientID: "dr-pub", CleanStart: true})
 	publish(t, pub, &packet.Publish{Topic: "dr/x", QoS: 1, Payload: []byte("x")})
 	waitFor(t, 5*time.Second, "delivery to the moved session", func() bool { return got.len() == 1 })
+}
+
+// TestRetainedWhileAlone: a node cut off from every other keeps serving
+// its clients, and what they retain meanwhile reaches the others once
+// they are back.
+func TestRetainedWhileAlone(t *testing.T) {
+	nodes := startCluster(t, 3)
+	var cfgs [][]string
+	for _, tn := range nodes[1:] {
+		cfgs = append(cfgs, append([]string{tn.node.cfg.Listen}, tn.node.cfg.Peers...))
+		tn.stop()
+	}
+	waitFor(t, 10*time.Second, "n1 alone", nodes[0].node.alone)
+	pub, _ := connect(t, nodes[0].addr, client.Options{ClientID: "alone-pub", CleanStart: true})
+	publish(t, pub, &packet.Publish{Topic: "ret/alone", QoS: 1, Retain: true, Payload: []byte("a")})
+	var back []*testNode
+	for i, tn := range nodes[1:] {
+		var p int
+		fmt.Sscanf(cfgs[i][0][strings.LastIndex(cfgs[i][0], ":")+1:], "%d", &p)
+		re := newNode(t, tn.name, tn.dir, p, 3, cfgs[i][1:])
+		back = append(back, re)
+	}
+	var wg sync.WaitGroup
+	for _, re := range back {
+		wg.Go(func() { re.serve(t) })
+	}
+	wg.Wait()
+	for _, re := range back {
+		waitFor(t, 30*time.Second, "the retained message on "+re.name, func() bool { return retainedOn(re.b) == "ret/alone=a" })
+	}
 }

@@ -77,7 +77,7 @@ func New(cfg Config) (*Node, error) {
 		n.queue, err = n.connect("queue")
 	}
 	if err == nil {
-		n.js, err = jetstream.New(n.queue)
+		n.js, err = jetstream.New(n.queue, jetstream.WithPublishAsyncErrHandler(n.asyncFailed))
 	}
 	if err != nil {
 		n.Close()
@@ -200,7 +200,11 @@ func (n *Node) connect(role string, extra ...nats.Option) (*nats.Conn, error) {
 		}),
 		nats.ReconnectHandler(func(*nats.Conn) { n.log.Info("cluster: NATS connection back", "role", role) }),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-			n.log.Error("cluster: NATS", "role", role, "err", err)
+			if errors.Is(err, nats.ErrSlowConsumer) {
+				n.logOnce("slow", "cluster: this node falls behind what other nodes forward; messages are dropped (tern_cluster_dropped_total)")
+				return
+			}
+			n.logOnce("nats-"+role, "cluster: NATS", "role", role, "err", err)
 		}),
 	}
 	opts = append(opts, extra...)
@@ -311,18 +315,18 @@ func (n *Node) ctx(d time.Duration) (context.Context, context.CancelFunc) {
 	return ctx, cancel
 }
 
-// natsLogger passes the embedded server's notices and errors to the
-// broker's log.
+// natsLogger passes the embedded server's messages to the broker's log, a
+// level lower than the server's own: its warnings and errors are mostly
+// routine in a cluster (a route to a node that is down, a snapshot), and
+// the cluster's real failures are logged by this package.
 type natsLogger struct{ log *slog.Logger }
 
 func (l natsLogger) Noticef(format string, v ...any) {
 	l.log.Debug("nats: " + fmt.Sprintf(format, v...))
 }
-func (l natsLogger) Warnf(format string, v ...any) { l.log.Warn("nats: " + fmt.Sprintf(format, v...)) }
+func (l natsLogger) Warnf(format string, v ...any)  { l.log.Debug("nats: " + fmt.Sprintf(format, v...)) }
+func (l natsLogger) Errorf(format string, v ...any) { l.log.Info("nats: " + fmt.Sprintf(format, v...)) }
 func (l natsLogger) Fatalf(format string, v ...any) {
-	l.log.Error("nats: " + fmt.Sprintf(format, v...))
-}
-func (l natsLogger) Errorf(format string, v ...any) {
 	l.log.Error("nats: " + fmt.Sprintf(format, v...))
 }
 func (l natsLogger) Debugf(format string, v ...any) {}

@@ -118,15 +118,20 @@ func (o *owners) forget() {
 // may need a moment after the nodes start to elect its leader.
 func (o *owners) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 	o.kvMu.Lock()
-	defer o.kvMu.Unlock()
-	if o.kv != nil {
-		return o.kv, nil
+	kv := o.kv
+	o.kvMu.Unlock()
+	if kv != nil {
+		return kv, nil
 	}
+	// Not under kvMu: one connect waiting for JetStream must not hold up
+	// the others, which wait (each within its own deadline) alike.
 	kv, err := openBucket(ctx, o.n, jetstream.KeyValueConfig{Bucket: ownersBucket, History: 1})
 	if err != nil {
 		return nil, err
 	}
+	o.kvMu.Lock()
 	o.kv = kv
+	o.kvMu.Unlock()
 	return kv, nil
 }
 

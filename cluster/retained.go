@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/ternmq/tern/store"
 )
@@ -24,30 +25,106 @@ const (
 )
 
 type retainedSync struct {
-	n      *Node
-	once   sync.Once
-	ready  chan struct{} // closed once in step with the stream
-	cancel context.CancelFunc
-	mu     sync.Mutex
-	stream jetstream.Stream
+	n       *Node
+	once    sync.Once
+	ready   chan struct{} // closed once in step with the stream
+	cancel  context.CancelFunc
+	mu      sync.Mutex
+	pending map[string]*store.Message // not yet in the stream, by topic
 }
 
 // publish puts a retained message set or cleared here into the stream.
 // A QoS 1 or 2 one is in the stream before the publisher's acknowledgement
-// (the caller waits); QoS 0 goes without waiting.
+// (the caller waits); QoS 0 goes without waiting. One that cannot go in
+// now (this node is cut off, JetStream has no majority) is kept and goes
+// in once it can, unless a newer one for its topic came meanwhile.
 func (r *retainedSync) publish(m *store.Message) {
+	if r.n.alone() {
+		r.later(m)
+		return
+	}
 	data := appendEnvelope(nil, &envelope{origin: r.n.instance, msg: m})
 	subj := retainedPrefix + Subject(m.Topic)
 	if m.QoS == 0 {
+		// A failure after this is told to asyncFailed.
 		if _, err := r.n.js.PublishAsync(subj, data); err != nil {
-			r.n.logOnce("retained", "cluster: retained message not replicated", "topic", m.Topic, "err", err)
+			r.failed(m, err)
 		}
 		return
 	}
 	ctx, cancel := r.n.ctx(5 * time.Second)
 	defer cancel()
 	if _, err := r.n.js.Publish(ctx, subj, data); err != nil {
-		r.n.logOnce("retained", "cluster: retained message not replicated", "topic", m.Topic, "err", err)
+		r.failed(m, err)
+	}
+}
+
+// asyncFailed is told of a QoS 0 retained message the stream refused.
+func (n *Node) asyncFailed(_ jetstream.JetStream, m *nats.Msg, err error) {
+	if e, derr := decodeEnvelope(m.Data); derr == nil {
+		n.ret.failed(e.msg, err)
+	}
+}
+
+func (r *retainedSync) failed(m *store.Message, err error) {
+	r.n.logOnce("retained", "cluster: a retained message is not replicated yet; it will be when JetStream can take it", "topic", m.Topic, "err", err)
+	r.later(m)
+}
+
+// maxPending bounds the retained messages kept for the stream while it
+// cannot take them.
+const maxPending = 100_000
+
+// later keeps m for the stream.
+func (r *retainedSync) later(m *store.Message) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.pending == nil {
+		r.pending = make(map[string]*store.Message)
+	}
+	if _, ok := r.pending[m.Topic]; !ok && len(r.pending) >= maxPending {
+		r.n.logOnce("retained-pending", "cluster: too many retained messages wait for the stream; this one stays on this node only", "topic", m.Topic)
+		return
+	}
+	r.pending[m.Topic] = m
+}
+
+// retry puts the kept messages into the stream, while the node is in
+// step with the cluster.
+func (r *retainedSync) retry(ctx context.Context) {
+	defer r.n.wg.Done()
+	for {
+		select {
+		case <-time.After(time.Second):
+		case <-ctx.Done():
+			return
+		}
+		r.mu.Lock()
+		pending := r.pending
+		r.pending = nil
+		r.mu.Unlock()
+		if len(pending) == 0 {
+			continue
+		}
+		n := 0
+		for _, m := range pending {
+			if r.n.alone() {
+				r.later(m)
+				continue
+			}
+			data := appendEnvelope(nil, &envelope{origin: r.n.instance, msg: m})
+			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			_, err := r.n.js.Publish(pctx, retainedPrefix+Subject(m.Topic), data)
+			cancel()
+			if err != nil {
+				r.later(m)
+				continue
+			}
+			n++
+		}
+		if n > 0 {
+			r.n.log.Info("cluster: retained messages set while the stream was out of reach are replicated now", "messages", n)
+		}
 	}
 }
 
@@ -61,8 +138,9 @@ func (r *retainedSync) start(ctx context.Context, n *Node) error {
 	r.ready = make(chan struct{})
 	runCtx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
-	n.wg.Add(1)
+	n.wg.Add(2)
 	go r.run(runCtx)
+	go r.retry(runCtx)
 	select {
 	case <-r.ready:
 	case <-ctx.Done():

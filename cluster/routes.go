@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"hash/fnv"
+	"runtime"
 	"sync"
 
 	"github.com/nats-io/nats.go"
@@ -10,7 +12,7 @@ import (
 
 // inboxSize is how many forwarded messages may wait for this node's
 // delivery goroutine before NATS counts it a slow consumer.
-const inboxSize = 1 << 16
+const inboxSize = 1 << 18
 
 // routes holds the NATS subscriptions for this node's plain
 // subscriptions and forwards what this node publishes.
@@ -103,16 +105,44 @@ func (r *routes) start(n *Node) error {
 	return n.pub.Flush()
 }
 
-// receive delivers what other nodes forward, in the order it arrives, and
-// once: a message matching several of this node's subjects comes once
-// per subject, in a row.
+// receive hands what other nodes forward to delivery workers by subject:
+// one topic's messages stay in order in one worker, and the copies NATS
+// delivers of a message matching several of this node's subjects (in a
+// row, same subject) meet there and are delivered once. Several workers
+// route in parallel, as each local publisher's connection does.
 func (r *routes) receive() {
+	defer r.n.wg.Done()
+	workers := make([]chan *nats.Msg, runtime.GOMAXPROCS(0))
+	for i := range workers {
+		workers[i] = make(chan *nats.Msg, 1024)
+		r.n.wg.Add(1)
+		go r.deliver(workers[i])
+	}
+	for {
+		var m *nats.Msg
+		select {
+		case m = <-r.inbox:
+		case <-r.n.stop:
+			return
+		}
+		h := fnv.New32a()
+		h.Write([]byte(m.Subject))
+		select {
+		case workers[h.Sum32()%uint32(len(workers))] <- m:
+		case <-r.n.stop:
+			return
+		}
+	}
+}
+
+// deliver routes one worker's share of forwarded messages here.
+func (r *routes) deliver(in <-chan *nats.Msg) {
 	defer r.n.wg.Done()
 	last := make(map[uint64]uint64) // origin instance -> last seq delivered
 	for {
 		var m *nats.Msg
 		select {
-		case m = <-r.inbox:
+		case m = <-in:
 		case <-r.n.stop:
 			return
 		}
@@ -128,6 +158,22 @@ func (r *routes) receive() {
 		r.n.stats.received.Add(1)
 		r.n.b.RemotePublish(e.msg, e.from)
 	}
+}
+
+// dropped counts the forwarded messages NATS dropped because this node
+// did not take them fast enough.
+func (r *routes) dropped() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var n uint64
+	for _, i := range r.filters {
+		for _, s := range i.subs {
+			if d, err := s.Dropped(); err == nil {
+				n += uint64(d)
+			}
+		}
+	}
+	return n
 }
 
 // Forward implements broker.Cluster: one NATS message on the topic's

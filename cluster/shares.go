@@ -160,6 +160,20 @@ func (s *shares) receive() {
 	}
 }
 
+// dropped counts the shared-group messages NATS dropped because this
+// node did not take them fast enough.
+func (s *shares) dropped() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var n uint64
+	for sub := range s.bySub {
+		if d, err := sub.Dropped(); err == nil {
+			n += uint64(d)
+		}
+	}
+	return n
+}
+
 // HandOver implements broker.Cluster: a member of (group, filter) on
 // some node takes m, or nobody does (false).
 func (n *Node) HandOver(m *store.Message, group, filter string) bool {

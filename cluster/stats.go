@@ -12,9 +12,13 @@ type Stats struct {
 	ForwardFailed uint64 // not sent: NATS refused them (too large, connection closed)
 	Received      uint64 // messages from other nodes delivered here
 	Malformed     uint64 // forwarded messages that did not decode
-	HandedOver    uint64 // shared-group messages passed to another node's member
-	Takeovers     uint64 // client ids taken over from another node
-	Released      uint64 // client ids given up to another node
+	// Dropped counts messages from other nodes lost here because this
+	// node fell behind (NATS drops what a slow subscriber cannot take):
+	// between nodes, delivery is at most once.
+	Dropped    uint64
+	HandedOver uint64 // shared-group messages passed to another node's member
+	Takeovers  uint64 // client ids taken over from another node
+	Released   uint64 // client ids given up to another node
 }
 
 type counters struct {
@@ -28,7 +32,7 @@ func (n *Node) Stats() Stats {
 	return Stats{
 		Forwarded: c.forwarded.Load(), ForwardFailed: c.forwardFailed.Load(), Received: c.received.Load(),
 		Malformed: c.malformed.Load(), HandedOver: c.handedOver.Load(), Takeovers: c.takeovers.Load(),
-		Released: c.released.Load(),
+		Released: c.released.Load(), Dropped: n.routes.dropped() + n.shares.dropped(),
 	}
 }
 

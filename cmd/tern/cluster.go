@@ -19,6 +19,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/ternmq/tern/admin"
+	"github.com/ternmq/tern/broker"
 	"github.com/ternmq/tern/cluster"
 )
 
@@ -42,6 +43,19 @@ type ClusterConfig struct {
 	TLS         *ClusterTLS `yaml:"tls"`
 	// Replicas of the replicated state; 0: min(3, nodes).
 	Replicas int `yaml:"replicas"`
+	// DrainTimeout is how long a stopping node keeps its clients'
+	// sessions for the nodes they reconnect to; nil: defaultDrainTimeout.
+	DrainTimeout *time.Duration `yaml:"drain_timeout"`
+}
+
+// defaultDrainTimeout is cluster.drain_timeout when unset.
+const defaultDrainTimeout = 10 * time.Second
+
+func (c *ClusterConfig) drainTimeout() time.Duration {
+	if c.DrainTimeout == nil {
+		return defaultDrainTimeout
+	}
+	return *c.DrainTimeout
 }
 
 // ClusterTLS is TLS to an existing NATS cluster.
@@ -54,7 +68,8 @@ type ClusterTLS struct {
 // enabled reports whether the section asks for a cluster at all.
 func (c *ClusterConfig) enabled() bool {
 	return c.Node != "" || c.Listen != "" || len(c.Peers) > 0 || len(c.NATSURLs) > 0 ||
-		c.Credentials != "" || c.User != "" || c.Password != "" || c.Token != "" || c.tls() != nil || c.Replicas != 0
+		c.Credentials != "" || c.User != "" || c.Password != "" || c.Token != "" || c.tls() != nil || c.Replicas != 0 ||
+		c.DrainTimeout != nil
 }
 
 // tls is the TLS subsection, nil when it sets nothing.
@@ -82,9 +97,8 @@ func clusterConfig(cfg Config, dataDir string, log *slog.Logger) (cluster.Config
 	if err := cc.Validate(); err != nil {
 		bad(err)
 	}
-	if !c.embedded() && (c.Replicas < 0 || c.Replicas > 5) {
-		// Validate checks this for the embedded server only.
-		bad(fmt.Errorf("cluster: replicas %d: 1 to 5", c.Replicas))
+	if c.DrainTimeout != nil && *c.DrainTimeout < 0 {
+		bad(fmt.Errorf("cluster: drain_timeout %v: not negative", *c.DrainTimeout))
 	}
 	if c.embedded() {
 		if c.Credentials != "" || c.User != "" || c.Password != "" || c.Token != "" || c.tls() != nil {
@@ -243,7 +257,7 @@ func (c *clusterAdmin) Nodes() []admin.ClusterNode {
 func (c *clusterAdmin) Stats() admin.ClusterStats {
 	s := c.n.Stats()
 	return admin.ClusterStats{Forwarded: s.Forwarded, ForwardFailed: s.ForwardFailed, Received: s.Received,
-		Malformed: s.Malformed, HandedOver: s.HandedOver, Takeovers: s.Takeovers, Released: s.Released}
+		Malformed: s.Malformed, HandedOver: s.HandedOver, Takeovers: s.Takeovers, Released: s.Released, Dropped: s.Dropped}
 }
 
 func (c *clusterAdmin) Health() error {
@@ -298,4 +312,17 @@ func (f *clusterFlags) apply(c *ClusterConfig) {
 	if len(f.nats) > 0 {
 		c.NATSURLs = slices.Clone(f.nats)
 	}
+}
+
+// drain ends every connection (MQTT 5 clients are told 0x8B) and keeps
+// the sessions until the nodes their clients reconnect to have taken them
+// over, or until timeout: what is left then stays in this node's store.
+func drain(b *broker.Broker, timeout time.Duration, log *slog.Logger) {
+	start := time.Now()
+	b.Drain()
+	before := len(b.SessionIDs())
+	for left := before; left > 0 && time.Since(start) < timeout; left = len(b.SessionIDs()) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	log.Info("drained", "sessions", before, "taken_over", before-len(b.SessionIDs()), "took", time.Since(start).Round(time.Millisecond))
 }

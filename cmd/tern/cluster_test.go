@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -102,9 +104,15 @@ func startClusterProcs(t *testing.T, n int, begin time.Time, extra ...string) []
 	for i := range n {
 		nodes[i] = &clusterNode{name: fmt.Sprintf("n%d", i+1), admin: freeAddr(t), route: freeAddr(t)}
 	}
+	// A short drain: the tests' clients that are gone do not come back
+	// for their sessions, and the stop must not wait the default 10 s.
+	conf := filepath.Join(t.TempDir(), "cluster.yaml")
+	if err := os.WriteFile(conf, []byte("cluster:\n  drain_timeout: 1s\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for i, cn := range nodes {
 		args := []string{"serve", "--listen", "", "--node", cn.name, "--cluster-listen", cn.route,
-			"--data-dir", t.TempDir(), "--admin", cn.admin, "--log-level", "warn"}
+			"--data-dir", t.TempDir(), "--admin", cn.admin, "--log-level", "warn", "--config", conf}
 		for j, o := range nodes {
 			if j != i {
 				args = append(args, "--cluster-peer", o.route)

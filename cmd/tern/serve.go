@@ -463,6 +463,9 @@ func serve(ctx context.Context, cfg Config, opts broker.Options, ready func([]ne
 		adm.SetReady("shutting down")
 	}
 	stopAwaitReady()
+	if node != nil {
+		drain(b, cfg.Cluster.drainTimeout(), log)
+	}
 	cerr := b.Close()
 	wg.Wait()
 	if node != nil {
