@@ -45,6 +45,8 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzTrieMatch$$' -fuzztime=$(FUZZTIME) ./topic/
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeRecord$$' -fuzztime=30000x ./store/pebble/
 	$(GO) test -run='^$$' -fuzz='^FuzzConnSequence$$' -fuzztime=20000x ./broker/
+	$(GO) test -run='^$$' -fuzz='^FuzzSubject$$' -fuzztime=$(FUZZTIME) ./cluster/
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeEnvelope$$' -fuzztime=$(FUZZTIME) ./cluster/
 
 bench:
-	$(GO) test -run='^$$' -bench=. -benchmem ./packet/ ./topic/ ./broker/ ./store/pebble/
+	$(GO) test -run='^$$' -bench=. -benchmem ./packet/ ./topic/ ./broker/ ./store/pebble/ ./cluster/
