@@ -13,8 +13,8 @@ import (
 // BenchmarkFanout: durable QoS 1 fan-out, one publisher: a message is
 // put for each of n persistent sessions and the publisher waits for the
 // store (as the broker does before PUBACK). Beside JetStream on one
-// server (R1) and on three (R3, with every group batched, the default,
-// and with single writes), the Pebble store at its default (fsync
+// server (R1) and on three (R3; and R3 with every group an atomic
+// batch, BatchAll), the Pebble store at its default (fsync
 // per group) for comparison. msgs/s counts published messages; B/msg the
 // bytes the store wrote per published message: for JetStream the
 // subjects, headers and data it published, for Pebble its batches.
@@ -68,9 +68,9 @@ func BenchmarkFanout(b *testing.B) {
 		servers  int
 		batching jsstore.Batching
 	}{
-		{"jetstream-R1", 1, jsstore.BatchAuto},
-		{"jetstream-R3", 3, jsstore.BatchAuto},
-		{"jetstream-R3-unbatched", 3, jsstore.BatchAtomic},
+		{"jetstream-R1", 1, jsstore.BatchAtomic},
+		{"jetstream-R3", 3, jsstore.BatchAtomic},
+		{"jetstream-R3-batched", 3, jsstore.BatchAll},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			ss := startServers(b, c.servers)

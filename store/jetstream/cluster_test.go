@@ -16,21 +16,26 @@ import (
 )
 
 // TestClusterStore runs the conformance suite on three servers with
-// three replicas; each reopen goes through another server.
+// three replicas, with single writes and with every group batched; each
+// reopen goes through another server.
 func TestClusterStore(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a three-server cluster")
 	}
 	ss := startServers(t, 3)
 	js := []jetstream.JetStream{ss.connect(t, 0), ss.connect(t, 1), ss.connect(t, 2)}
-	storetest.Run(t, func(t *testing.T) storetest.Opener {
-		b := bucket()
-		n := 0
-		return func(t *testing.T) store.Store {
-			n++
-			return mustOpen(t, js[n%3], jsstore.Options{Bucket: b, Replicas: 3, AttemptTimeout: time.Second})
-		}
-	})
+	for _, batching := range []jsstore.Batching{jsstore.BatchAtomic, jsstore.BatchAll} {
+		t.Run(fmt.Sprint("batching=", batching), func(t *testing.T) {
+			storetest.Run(t, func(t *testing.T) storetest.Opener {
+				b := bucket()
+				n := 0
+				return func(t *testing.T) store.Store {
+					n++
+					return mustOpen(t, js[n%3], jsstore.Options{Bucket: b, Replicas: 3, Batching: batching})
+				}
+			})
+		})
+	}
 }
 
 // leader returns the index of the server leading the bucket's stream.

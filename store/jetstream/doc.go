@@ -75,10 +75,10 @@
 // (the server's max_batch_size, 1000 by default); a larger atomic group
 // is split and is then atomic only per part (logged). While a batch is on
 // its way the next group gathers, so concurrent atomic groups share
-// batches. Options.Batching says whether other writes are batches too
-// (the default with replicas: one acknowledgement per group, faster) or
-// go one by one, pipelined, up to Options.MaxInflight unacknowledged (the
-// default with one replica, where the server stages each batch on disk).
+// batches. Other writes go one by one, pipelined, up to
+// Options.MaxInflight unacknowledged; Options.Batching can make every
+// group a batch instead (one acknowledgement per group, and the batch
+// headers stored with each write).
 //
 // Every write sets a key to a value or deletes it: resending a suffix of
 // the writes in order leaves the same state whether or not some of them

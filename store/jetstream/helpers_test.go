@@ -34,7 +34,7 @@ func freePort(t testing.TB) int {
 
 // startServers starts n servers (n > 1: a cluster) with their JetStream
 // files in temporary directories; they stop when the test ends.
-func startServers(t testing.TB, n int) *servers {
+func startServers(t testing.TB, n int, mods ...func(*server.Options)) *servers {
 	t.Helper()
 	ports, clientPorts := make([]int, n), make([]int, n)
 	for i := range ports {
@@ -58,6 +58,9 @@ func startServers(t testing.TB, n int) *servers {
 					o.Routes = append(o.Routes, server.RoutesFromStr(fmt.Sprintf("nats-route://127.0.0.1:%d", p))...)
 				}
 			}
+		}
+		for _, mod := range mods {
+			mod(o)
 		}
 		ss.opts = append(ss.opts, o)
 		ss.srvs = append(ss.srvs, nil)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,12 +26,16 @@ type record struct {
 // scan reads the current value of every key matching filters (every key
 // when none), with one ordered consumer that ends with the read.
 func (s *Store) scan(ctx context.Context, filters ...string) (map[string]record, error) {
+	return s.scanWith(ctx, filters)
+}
+
+func (s *Store) scanWith(ctx context.Context, filters []string, opts ...jetstream.WatchOpt) (map[string]record, error) {
 	var w jetstream.KeyWatcher
 	var err error
 	if len(filters) == 0 {
-		w, err = s.kv.WatchAll(ctx)
+		w, err = s.kv.WatchAll(ctx, opts...)
 	} else {
-		w, err = s.kv.WatchFiltered(ctx, filters)
+		w, err = s.kv.WatchFiltered(ctx, filters, opts...)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("jsstore: read %s: %w", s.opts.Bucket, err)
@@ -266,10 +271,16 @@ func (s *Store) Sweep() error {
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.OpTimeout)
 	defer cancel()
 	start := time.Now()
-	recs, err := s.scan(ctx)
+	recs, err := s.scan(ctx, kindSession+".>", kindSessionP+".>")
 	if err != nil {
 		return err
 	}
+	// Messages: only their keys and ages.
+	msgs, err := s.scanWith(ctx, []string{kindMessage + ".>"}, jetstream.MetaOnly())
+	if err != nil {
+		return err
+	}
+	maps.Copy(recs, msgs)
 	g := s.gather(recs, false)
 	refs := make(map[string]int)
 	for ctok, l := range g.sessions {

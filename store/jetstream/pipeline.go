@@ -340,6 +340,10 @@ func (p *pipeline) publish(u *unit) bool {
 	case errors.Is(err, nats.ErrReconnectBufExceeded):
 		p.due(err)
 		return false
+	case errors.Is(err, nats.ErrMaxPayload):
+		s.fail(fmt.Errorf("jsstore: a record larger than the server's max_payload (%d bytes; see MaxValueSize): %w",
+			s.nc.MaxPayload(), err))
+		return false
 	default:
 		s.fail(fmt.Errorf("jsstore: publish: %w", err))
 		return false

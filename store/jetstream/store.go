@@ -40,7 +40,7 @@ type Options struct {
 	// included, before the store fails. Default 30 s.
 	WriteTimeout time.Duration
 	// AttemptTimeout is how long the store waits for an acknowledgement
-	// before it resends. Default 5 s.
+	// before it resends. Default 2 s.
 	AttemptTimeout time.Duration
 	// MarkerTTL is how long a delete's marker stays in the stream. Default
 	// 1 min; at least 1 s.
@@ -51,8 +51,8 @@ type Options struct {
 	// MaxBatch is the most messages in one atomic batch: the server's
 	// limit (max_batch_size), 1000 by default.
 	MaxBatch int
-	// Batching says which writes go in atomic batches; by default every
-	// group when Replicas > 1, only atomic groups with one replica.
+	// Batching says which writes go in atomic batches; by default only
+	// atomic groups.
 	Batching Batching
 	// MaxInflight bounds the writes published and not yet acknowledged.
 	// Default 8192.
@@ -83,7 +83,7 @@ func (o *Options) defaults() error {
 		o.WriteTimeout = 30 * time.Second
 	}
 	if o.AttemptTimeout <= 0 {
-		o.AttemptTimeout = 5 * time.Second
+		o.AttemptTimeout = 2 * time.Second
 	}
 	if o.MarkerTTL <= 0 {
 		o.MarkerTTL = time.Minute
@@ -94,12 +94,6 @@ func (o *Options) defaults() error {
 	}
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = 1000
-	}
-	if o.Batching == BatchAuto {
-		o.Batching = BatchAtomic
-		if o.Replicas > 1 {
-			o.Batching = BatchAll
-		}
 	}
 	if o.MaxInflight <= 0 {
 		o.MaxInflight = 8192
@@ -116,19 +110,26 @@ func (o *Options) defaults() error {
 // Batching says which writes are published as atomic batches.
 //
 // A batch takes one acknowledgement where single writes take one each,
-// and a replicated stream proposes it in one go: with three replicas,
-// batching every group raised the fan-out throughput 1.3 to 1.7 times
-// (BenchmarkFanout), for about 60 bytes of batch headers per write. With
-// one replica, the server stages each batch on disk before committing
-// it, which costs milliseconds: there only atomic groups should be
-// batches.
+// and a replicated stream proposes it in one go; but the server stores
+// the batch headers (about 60 bytes) with every write, and while a batch
+// is on its way the next group waits, where single writes are pipelined.
+// In BenchmarkFanout with three replicas on one 2-core machine, batching
+// every group was sometimes faster and sometimes slower than single
+// writes, for twice the bytes. With one replica the server stages each
+// batch on disk first, which costs milliseconds.
 type Batching int
 
 const (
-	BatchAuto   Batching = iota // BatchAll when Replicas > 1, else BatchAtomic
-	BatchAtomic                 // atomic groups only
+	BatchAtomic Batching = iota // atomic groups only (the default)
 	BatchAll                    // every group
 )
+
+func (b Batching) String() string {
+	if b == BatchAll {
+		return "all"
+	}
+	return "atomic"
+}
 
 // ErrClosed is the error for writes after Close.
 var ErrClosed = errors.New("jsstore: closed")
@@ -411,6 +412,16 @@ func (s *Store) noop() store.Ticket {
 func (s *Store) put(key string, v []byte) {
 	s.pending = append(s.pending, op{subj: s.prefix + key, data: v})
 }
+
+// headroom is kept below the connection's maximum payload for the
+// headers of a write.
+const headroom = 1024
+
+// MaxValueSize is the largest record the store can write through its
+// connection (the NATS server's max_payload, less room for headers): a
+// message's topic, payload and properties must fit, or the write fails the
+// store. Bound the broker's maximum packet size by it.
+func (s *Store) MaxValueSize() int { return int(s.nc.MaxPayload()) - headroom }
 
 // purge adds deleting key. mu must be held.
 func (s *Store) purge(key string) {

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+
 	"github.com/ternmq/tern/packet"
 	"github.com/ternmq/tern/store"
 	jsstore "github.com/ternmq/tern/store/jetstream"
@@ -380,6 +382,22 @@ func TestServerRestart(t *testing.T) {
 		}
 	}
 	waitFor(t, 5*time.Second, "the message is deleted", func() bool { return count(keys(t, js, b), "m.") == 0 })
+}
+
+// TestTooLarge: a record larger than the server takes fails the store
+// with a clear error; MaxValueSize says the bound beforehand.
+func TestTooLarge(t *testing.T) {
+	ss := startServers(t, 1, func(o *server.Options) { o.MaxPayload = 64 << 10 })
+	st := mustOpen(t, ss.connect(t, 0), jsstore.Options{Bucket: bucket()})
+	defer st.Close()
+	if n := st.MaxValueSize(); n <= 0 || n >= 64<<10 {
+		t.Fatalf("MaxValueSize: %d", n)
+	}
+	mustWait(t, st, st.PutOutbound("a", store.Outbound{Seq: 1, QoS: 1, Message: &store.Message{Topic: "t", Payload: make([]byte, st.MaxValueSize()-100)}}))
+	err := st.Wait(st.PutOutbound("a", store.Outbound{Seq: 2, QoS: 1, Message: &store.Message{Topic: "t", Payload: make([]byte, 64<<10)}}))
+	if err == nil || !strings.Contains(err.Error(), "max_payload") {
+		t.Errorf("oversized write: %v", err)
+	}
 }
 
 // TestRefusedAfterClose: writes after Close are refused.
