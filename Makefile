@@ -44,6 +44,8 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzValidate$$' -fuzztime=$(FUZZTIME) ./topic/
 	$(GO) test -run='^$$' -fuzz='^FuzzTrieMatch$$' -fuzztime=$(FUZZTIME) ./topic/
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeRecord$$' -fuzztime=30000x ./store/pebble/
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeRecord$$' -fuzztime=30000x ./store/jetstream/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseKey$$' -fuzztime=30000x ./store/jetstream/
 	$(GO) test -run='^$$' -fuzz='^FuzzConnSequence$$' -fuzztime=20000x ./broker/
 	$(GO) test -run='^$$' -fuzz='^FuzzSubject$$' -fuzztime=$(FUZZTIME) ./cluster/
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeEnvelope$$' -fuzztime=$(FUZZTIME) ./cluster/

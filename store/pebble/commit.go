@@ -42,8 +42,8 @@ type committer struct {
 	committed atomic.Uint64
 	err       error
 
-	commits, syncs atomic.Uint64
-	onCommit       func(time.Duration, int) // Options.OnCommit
+	commits, syncs, bytes atomic.Uint64
+	onCommit              func(time.Duration, int) // Options.OnCommit
 }
 
 func (c *committer) start(db *pebble.DB, d Durability, syncInterval time.Duration) {
@@ -147,6 +147,7 @@ func (c *committer) commit(b *pebble.Batch, t store.Ticket) {
 		err = b.Commit(c.write)
 		took, records = time.Since(start), int(b.Count())
 		c.commits.Add(1)
+		c.bytes.Add(uint64(len(b.Repr())))
 		if c.write.Sync {
 			c.syncs.Add(1)
 		}

@@ -102,13 +102,15 @@ func (s *Store) Close() error {
 	return s.db.Close()
 }
 
-// Stats counts commits (groups written) and fsyncs since Open.
+// Stats counts commits (groups written), fsyncs, and the bytes of the
+// groups written (keys, values and batch framing, as they go to the
+// write-ahead log) since Open.
 type Stats struct {
-	Commits, Syncs uint64
+	Commits, Syncs, Bytes uint64
 }
 
 func (s *Store) Stats() Stats {
-	return Stats{Commits: s.commits.Load(), Syncs: s.syncs.Load()}
+	return Stats{Commits: s.commits.Load(), Syncs: s.syncs.Load(), Bytes: s.bytes.Load()}
 }
 
 func (s *Store) Wait(t store.Ticket) error { return s.wait(t) }
