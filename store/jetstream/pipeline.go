@@ -337,15 +337,17 @@ func (p *pipeline) publish(u *unit) bool {
 	switch {
 	case err == nil:
 		return true
-	case errors.Is(err, nats.ErrReconnectBufExceeded):
-		p.due(err)
-		return false
 	case errors.Is(err, nats.ErrMaxPayload):
 		s.fail(fmt.Errorf("jsstore: a record larger than the server's max_payload (%d bytes; see MaxValueSize): %w",
 			s.nc.MaxPayload(), err))
 		return false
-	default:
+	case errors.Is(err, nats.ErrConnectionClosed):
 		s.fail(fmt.Errorf("jsstore: publish: %w", err))
+		return false
+	default:
+		// The connection broke under the write, or its reconnect buffer
+		// is full: sent again once it is back, within WriteTimeout.
+		p.due(err)
 		return false
 	}
 }
