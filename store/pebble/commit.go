@@ -43,6 +43,9 @@ type committer struct {
 	err       error
 
 	commits, syncs atomic.Uint64
+	// records and bytes submitted: sets, deletes and range deletes, and
+	// their keys and values (Stats).
+	records, bytes atomic.Uint64
 	onCommit       func(time.Duration, int) // Options.OnCommit
 }
 
@@ -86,6 +89,8 @@ func (c *committer) apply(op int, kv []byte, k int) store.Ticket {
 	}
 	t := c.next
 	c.mu.Unlock()
+	c.records.Add(1)
+	c.bytes.Add(uint64(len(kv)))
 	select {
 	case c.kick <- struct{}{}:
 	default:

@@ -102,13 +102,17 @@ func (s *Store) Close() error {
 	return s.db.Close()
 }
 
-// Stats counts commits (groups written) and fsyncs since Open.
+// Stats counts since Open: commits (groups written), fsyncs, and the
+// records submitted (sets, deletes and range deletes) with the bytes of
+// their keys and values.
 type Stats struct {
 	Commits, Syncs uint64
+	Records, Bytes uint64
 }
 
 func (s *Store) Stats() Stats {
-	return Stats{Commits: s.commits.Load(), Syncs: s.syncs.Load()}
+	return Stats{Commits: s.commits.Load(), Syncs: s.syncs.Load(),
+		Records: s.records.Load(), Bytes: s.bytes.Load()}
 }
 
 func (s *Store) Wait(t store.Ticket) error { return s.wait(t) }
