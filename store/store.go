@@ -7,6 +7,9 @@ import (
 )
 
 // Message is an application message as stored: immutable once written.
+// The broker passes the same *Message for every session a message is
+// queued for, so that a store may keep it once for them all and give the
+// outbound messages Load returns one shared *Message again.
 type Message struct {
 	Topic      string
 	Payload    []byte
@@ -90,6 +93,9 @@ type Store interface {
 	PutSubscription(clientID string, sub Subscription) Ticket
 	DeleteSubscription(clientID, filter string) Ticket
 
+	// PutOutbound adds or replaces the outbound message (clientID,
+	// o.Seq); a replacement that keeps o.Message and changes its state or
+	// packet id need not write the message again.
 	PutOutbound(clientID string, o Outbound) Ticket
 	DeleteOutbound(clientID string, seq uint64) Ticket
 

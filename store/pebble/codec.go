@@ -274,8 +274,26 @@ func decodeSubscription(v []byte) (store.Subscription, error) {
 	return s, d.done()
 }
 
-func appendOutbound(dst []byte, o *store.Outbound) []byte {
+// How an outbound record holds its message, in the byte after the
+// shared subscription: inline (the only way before message bodies, and
+// still for a message no other record shares), or as a reference to a
+// body record m<id>.
+const (
+	outboundNoMessage = iota
+	outboundInline
+	outboundRef
+)
+
+// appendOutbound encodes o with a reference to body ref, or with its
+// message inline when ref is 0.
+func appendOutbound(dst []byte, o *store.Outbound, ref uint64) []byte {
 	start := len(dst)
+	return finishOutbound(appendOutboundHead(dst, o), start, o.Message, ref)
+}
+
+// appendOutboundHead encodes all of o but its message: the head a record
+// held back until its batch is committed keeps (bodies.go).
+func appendOutboundHead(dst []byte, o *store.Outbound) []byte {
 	dst = begin(dst)
 	dst = appendUvarint(dst, o.Seq)
 	dst = appendUvarint(dst, uint64(o.PacketID))
@@ -286,38 +304,59 @@ func appendOutbound(dst []byte, o *store.Outbound) []byte {
 		dst = appendUvarint(dst, uint64(id))
 	}
 	dst = appendString(dst, o.SharedGroup)
-	dst = appendString(dst, o.SharedFilter)
-	dst = appendBool(dst, o.Message != nil)
-	if o.Message != nil {
-		dst = appendMessage(dst, o.Message)
+	return appendString(dst, o.SharedFilter)
+}
+
+// finishOutbound appends the message, by reference ref or else inline,
+// to the head that starts at dst[start], and seals the record.
+func finishOutbound(dst []byte, start int, m *store.Message, ref uint64) []byte {
+	switch {
+	case ref != 0:
+		dst = appendUvarint(append(dst, outboundRef), ref)
+	case m != nil:
+		dst = appendMessage(append(dst, outboundInline), m)
+	default:
+		dst = append(dst, outboundNoMessage)
 	}
 	return seal(dst, start)
 }
 
-func decodeOutbound(v []byte) (store.Outbound, error) {
+// decodeOutbound decodes an outbound record. A record that refers to a
+// body returns its id, not 0, and no Message: the caller looks it up.
+func decodeOutbound(v []byte) (o store.Outbound, ref uint64, err error) {
 	d, err := unseal(v)
 	if err != nil {
-		return store.Outbound{}, err
+		return store.Outbound{}, 0, err
 	}
-	o := store.Outbound{Seq: d.uvarint(), PacketID: uint16(d.uvarint()), State: d.byte(), QoS: d.byte(), Retain: d.bool()}
+	o = store.Outbound{Seq: d.uvarint(), PacketID: uint16(d.uvarint()), State: d.byte(), QoS: d.byte(), Retain: d.bool()}
 	n := d.uvarint()
 	for i := uint64(0); i < n && d.err == nil; i++ {
 		o.SubIDs = append(o.SubIDs, uint32(d.uvarint()))
 	}
 	o.SharedGroup = d.string()
 	o.SharedFilter = d.string()
-	if d.bool() {
+	switch d.byte() {
+	case outboundNoMessage:
+	case outboundInline:
 		o.Message = d.message()
+	case outboundRef:
+		if ref = d.uvarint(); ref == 0 {
+			d.err = errCorrupt
+		}
+	default:
+		d.err = errCorrupt
 	}
-	return o, d.done()
+	return o, ref, d.done()
 }
 
-func appendRetained(dst []byte, m *store.Message) []byte {
+// appendMessageRecord encodes a message on its own: a retained message or
+// a message body.
+func appendMessageRecord(dst []byte, m *store.Message) []byte {
 	start := len(dst)
 	return seal(appendMessage(begin(dst), m), start)
 }
 
-func decodeRetained(v []byte) (*store.Message, error) {
+func decodeMessageRecord(v []byte) (*store.Message, error) {
 	d, err := unseal(v)
 	if err != nil {
 		return nil, err

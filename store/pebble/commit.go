@@ -42,8 +42,15 @@ type committer struct {
 	committed atomic.Uint64
 	err       error
 
-	commits, syncs, bytes atomic.Uint64
-	onCommit              func(time.Duration, int) // Options.OnCommit
+	commits, syncs atomic.Uint64
+	// records and bytes submitted: sets, deletes and range deletes, and
+	// their keys and values (Stats).
+	records, bytes atomic.Uint64
+	onCommit       func(time.Duration, int) // Options.OnCommit
+	// seal, if not nil, adds the writes held back for the end of the
+	// pending batch (bodies.go); it runs with mu held, just before the
+	// committer takes the batch.
+	seal func(w writer)
 }
 
 func (c *committer) start(db *pebble.DB, d Durability, syncInterval time.Duration) {
@@ -71,19 +78,29 @@ const (
 // apply adds one write to the pending batch, which copies kv, and returns
 // its ticket.
 func (c *committer) apply(op int, kv []byte, k int) store.Ticket {
+	return c.submit(func(w writer) {
+		switch op {
+		case opSet:
+			w.set(kv[:k], kv[k:])
+		case opDelete:
+			w.delete(kv[:k])
+		case opDeleteRange:
+			w.deleteRange(kv[:k], kv[k:])
+		}
+	})
+}
+
+// submit runs f with c.mu held and returns the ticket of the writes f
+// adds: they land in one batch, in the order of all other submissions,
+// so state that f keeps beside the database (the message bodies' index)
+// changes in the order of the writes that record it.
+func (c *committer) submit(f func(w writer)) store.Ticket {
 	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()
 		return store.Ticket(^uint64(0)) // never committed: Wait fails
 	}
-	switch op {
-	case opSet:
-		c.pending.Set(kv[:k], kv[k:], nil)
-	case opDelete:
-		c.pending.Delete(kv[:k], nil)
-	case opDeleteRange:
-		c.pending.DeleteRange(kv[:k], kv[k:], nil)
-	}
+	f(writer{c})
 	t := c.next
 	c.mu.Unlock()
 	select {
@@ -91,6 +108,42 @@ func (c *committer) apply(op int, kv []byte, k int) store.Ticket {
 	default:
 	}
 	return t
+}
+
+// writer adds writes to the pending batch, which copies what it is
+// given, and counts them. It is valid only inside submit.
+type writer struct{ c *committer }
+
+func (w writer) set(k, v []byte) {
+	w.c.pending.Set(k, v, nil)
+	w.count(len(k) + len(v))
+}
+
+func (w writer) delete(k []byte) {
+	w.c.pending.Delete(k, nil)
+	w.count(len(k))
+}
+
+func (w writer) deleteRange(start, end []byte) {
+	w.c.pending.DeleteRange(start, end, nil)
+	w.count(len(start) + len(end))
+}
+
+func (w writer) count(n int) {
+	w.c.records.Add(1)
+	w.c.bytes.Add(uint64(n))
+}
+
+// flush commits what is pending and waits for it.
+func (c *committer) flush() error {
+	c.mu.Lock()
+	t := c.next
+	c.mu.Unlock()
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+	return c.wait(t)
 }
 
 func (c *committer) atomic(f func()) {
@@ -120,6 +173,9 @@ func (c *committer) loop(batchSync bool, interval time.Duration) {
 		}
 		c.hold.Lock()
 		c.mu.Lock()
+		if c.seal != nil {
+			c.seal(writer{c})
+		}
 		b, t, last := c.pending, c.next, c.closing
 		if !last {
 			c.pending = c.db.NewBatch()
@@ -147,7 +203,6 @@ func (c *committer) commit(b *pebble.Batch, t store.Ticket) {
 		err = b.Commit(c.write)
 		took, records = time.Since(start), int(b.Count())
 		c.commits.Add(1)
-		c.bytes.Add(uint64(len(b.Repr())))
 		if c.write.Sync {
 			c.syncs.Add(1)
 		}

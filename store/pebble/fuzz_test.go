@@ -14,9 +14,11 @@ import (
 func FuzzDecodeRecord(f *testing.F) {
 	m := &store.Message{Topic: "a/b", Payload: []byte("p"), QoS: 1}
 	f.Add(appendSession(nil, &store.Session{ClientID: "c", Version: 5, Will: m})[headerLen:])
-	f.Add(appendOutbound(nil, &store.Outbound{Seq: 7, QoS: 2, SubIDs: []uint32{1}, Message: m})[headerLen:])
+	f.Add(appendOutbound(nil, &store.Outbound{Seq: 7, QoS: 2, SubIDs: []uint32{1}, Message: m}, 0)[headerLen:])
+	f.Add(appendOutbound(nil, &store.Outbound{Seq: 7, QoS: 2, SubIDs: []uint32{1}, Message: m}, 1<<40)[headerLen:])
+	f.Add(appendOutbound(nil, &store.Outbound{Seq: 8, PacketID: 3, State: store.Released, QoS: 2}, 0)[headerLen:])
 	f.Add(appendSubscription(nil, &store.Subscription{SubscriptionID: 3})[headerLen:])
-	f.Add(appendRetained(nil, m)[headerLen:])
+	f.Add(appendMessageRecord(nil, m)[headerLen:])
 	f.Fuzz(func(t *testing.T, body []byte) {
 		v := seal(append(begin(nil), body...), 0)
 		if s, err := decodeSession(v); err == nil {
@@ -25,13 +27,21 @@ func FuzzDecodeRecord(f *testing.F) {
 				t.Fatalf("session round trip: %+v -> %+v, %v", s, again, err)
 			}
 		}
-		if o, err := decodeOutbound(v); err == nil {
-			again, err := decodeOutbound(appendOutbound(nil, &o))
-			if err != nil || !reflect.DeepEqual(again, o) {
-				t.Fatalf("outbound round trip: %+v -> %+v, %v", o, again, err)
+		if o, ref, err := decodeOutbound(v); err == nil {
+			if ref != 0 && o.Message != nil {
+				t.Fatalf("outbound with both a reference (%d) and a message", ref)
+			}
+			again, ref2, err := decodeOutbound(appendOutbound(nil, &o, ref))
+			if err != nil || ref2 != ref || !reflect.DeepEqual(again, o) {
+				t.Fatalf("outbound round trip: %+v ref %d -> %+v ref %d, %v", o, ref, again, ref2, err)
+			}
+		}
+		if m, err := decodeMessageRecord(v); err == nil {
+			again, err := decodeMessageRecord(appendMessageRecord(nil, m))
+			if err != nil || !reflect.DeepEqual(again, m) {
+				t.Fatalf("message round trip: %+v -> %+v, %v", m, again, err)
 			}
 		}
 		decodeSubscription(v)
-		decodeRetained(v)
 	})
 }

@@ -5,19 +5,23 @@ import "encoding/binary"
 // Key layout. A session's records share the prefix kind+clientID+0x00,
 // which no client id contains (MQTT strings exclude U+0000
 // [MQTT-1.5.4-2]), so one range delete removes them all, and outbound
-// records sort by sequence number.
+// records sort by sequence number. A message queued for several sessions
+// is stored once, as a body their outbound records refer to by its id
+// (bodies.go).
 //
 //	s<client>                 session
 //	u<client>\x00<filter>     subscription
 //	o<client>\x00<seq:8>      outbound message
 //	q<client>\x00<id:2>       inbound QoS 2 packet id
 //	r<topic>                  retained message
+//	m<id:8>                   message body
 const (
 	kindSession      = 's'
 	kindSubscription = 'u'
 	kindOutbound     = 'o'
 	kindInbound      = 'q'
 	kindRetained     = 'r'
+	kindBody         = 'm'
 )
 
 // sessionKinds are the record kinds stored under a client id prefix.
@@ -34,6 +38,10 @@ func appendPrefix(dst []byte, kind byte, clientID string) []byte {
 
 func appendSeqKey(dst []byte, clientID string, seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(appendPrefix(dst, kindOutbound, clientID), seq)
+}
+
+func appendBodyKey(dst []byte, id uint64) []byte {
+	return binary.BigEndian.AppendUint64(append(dst, kindBody), id)
 }
 
 func appendInboundKey(dst []byte, clientID string, id uint16) []byte {

@@ -68,6 +68,7 @@ type Store struct {
 	dir string
 	log *slog.Logger
 	committer
+	bodies bodyIndex // guarded by committer.mu
 }
 
 var _ store.Store = (*Store)(nil)
@@ -90,8 +91,19 @@ func Open(dir string, o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", dir, err)
 	}
+	last, err := lastBodyID(db)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: open %s: %w", dir, err)
+	}
 	s := &Store{db: db, dir: dir, log: o.Logger}
+	s.bodies.init(last + 1)
 	s.onCommit = o.OnCommit
+	s.seal = func(w writer) {
+		bp := bufPool.Get().(*[]byte)
+		*bp = s.bodies.seal(w, *bp)
+		bufPool.Put(bp)
+	}
 	s.start(db, o.Durability, o.SyncInterval)
 	return s, nil
 }
@@ -102,15 +114,17 @@ func (s *Store) Close() error {
 	return s.db.Close()
 }
 
-// Stats counts commits (groups written), fsyncs, and the bytes of the
-// groups written (keys, values and batch framing, as they go to the
-// write-ahead log) since Open.
+// Stats counts since Open: commits (groups written), fsyncs, and the
+// records submitted (sets, deletes and range deletes) with the bytes of
+// their keys and values.
 type Stats struct {
-	Commits, Syncs, Bytes uint64
+	Commits, Syncs uint64
+	Records, Bytes uint64
 }
 
 func (s *Store) Stats() Stats {
-	return Stats{Commits: s.commits.Load(), Syncs: s.syncs.Load(), Bytes: s.bytes.Load()}
+	return Stats{Commits: s.commits.Load(), Syncs: s.syncs.Load(),
+		Records: s.records.Load(), Bytes: s.bytes.Load()}
 }
 
 func (s *Store) Wait(t store.Ticket) error { return s.wait(t) }
@@ -139,13 +153,24 @@ func (s *Store) PutSession(sess store.Session) store.Ticket {
 		func(b []byte) []byte { return appendSession(b, &sess) })
 }
 
+// DeleteSession deletes the session's records, one range per kind, and
+// the message bodies only they referred to, in one batch.
 func (s *Store) DeleteSession(id string) store.Ticket {
-	t := s.put(opDelete, func(b []byte) []byte { return appendKey(b, kindSession, id) }, nil)
-	for _, kind := range sessionKinds {
-		t = s.put(opDeleteRange,
-			func(b []byte) []byte { return appendPrefix(b, kind, id) },
-			func(b []byte) []byte { return append(appendKey(b, kind, id), 1) })
-	}
+	bp := bufPool.Get().(*[]byte)
+	b := *bp
+	t := s.submit(func(w writer) {
+		b = appendKey(b[:0], kindSession, id)
+		w.delete(b)
+		for _, kind := range sessionKinds {
+			b = appendPrefix(b[:0], kind, id)
+			k := len(b)
+			b = append(appendKey(b, kind, id), 1)
+			w.deleteRange(b[:k], b[k:])
+		}
+		b = s.bodies.dropSession(w, b, id)
+	})
+	*bp = b
+	bufPool.Put(bp)
 	return t
 }
 
@@ -161,14 +186,24 @@ func (s *Store) DeleteSubscription(id, filter string) store.Ticket {
 	}, nil)
 }
 
+// PutOutbound writes o's record: its message inline, or a reference to
+// the message's body when other records share it (bodies.go).
 func (s *Store) PutOutbound(id string, o store.Outbound) store.Ticket {
-	return s.put(opSet,
-		func(b []byte) []byte { return appendSeqKey(b, id, o.Seq) },
-		func(b []byte) []byte { return appendOutbound(b, &o) })
+	bp := bufPool.Get().(*[]byte)
+	b := *bp
+	t := s.submit(func(w writer) { b = s.bodies.put(w, b, id, &o) })
+	*bp = b
+	bufPool.Put(bp)
+	return t
 }
 
 func (s *Store) DeleteOutbound(id string, seq uint64) store.Ticket {
-	return s.put(opDelete, func(b []byte) []byte { return appendSeqKey(b, id, seq) }, nil)
+	bp := bufPool.Get().(*[]byte)
+	b := *bp
+	t := s.submit(func(w writer) { b = s.bodies.delete(w, b, id, seq) })
+	*bp = b
+	bufPool.Put(bp)
+	return t
 }
 
 func (s *Store) PutInboundQoS2(id string, pid uint16) store.Ticket {
@@ -182,7 +217,7 @@ func (s *Store) DeleteInboundQoS2(id string, pid uint16) store.Ticket {
 func (s *Store) PutRetained(m *store.Message) store.Ticket {
 	return s.put(opSet,
 		func(b []byte) []byte { return appendKey(b, kindRetained, m.Topic) },
-		func(b []byte) []byte { return appendRetained(b, m) })
+		func(b []byte) []byte { return appendMessageRecord(b, m) })
 }
 
 func (s *Store) DeleteRetained(topic string) store.Ticket {
@@ -191,14 +226,24 @@ func (s *Store) DeleteRetained(topic string) store.Ticket {
 
 // Load reads everything back. A record that fails its checksum or does
 // not parse is reported, deleted and skipped, and so is a record whose
-// session is gone: the broker starts with what is valid, never with a
-// guess. An error from the database itself fails the load.
+// session is gone or whose message body is missing, and a body no record
+// refers to: the broker starts with what is valid, never with a guess. An
+// error from the database itself fails the load.
+//
+// Each message body is decoded once: the outbound records that refer to
+// it share one *store.Message, which PutOutbound then recognizes. Load
+// rebuilds the index of bodies from what it reads, so it must not run
+// while other writes are submitted (the broker loads before it starts).
 func (s *Store) Load() ([]store.SessionState, []*store.Message, error) {
+	if err := s.flush(); err != nil {
+		return nil, nil, err
+	}
 	it, err := s.db.NewIter(nil)
 	if err != nil {
 		return nil, nil, fmt.Errorf("store: %w", err)
 	}
-	l := loader{sessions: make(map[string]*store.SessionState)}
+	l := loader{sessions: make(map[string]*store.SessionState), bodies: make(map[uint64]*body)}
+	l.index.init(0)
 	for it.First(); it.Valid(); it.Next() {
 		l.record(it.Key(), it.Value())
 	}
@@ -206,6 +251,17 @@ func (s *Store) Load() ([]store.SessionState, []*store.Message, error) {
 		return nil, nil, fmt.Errorf("store: reading %s: %w", s.dir, err)
 	}
 	states := l.states()
+	for id, bd := range l.bodies {
+		if bd.refs == 0 {
+			l.drop(appendBodyKey(nil, id))
+			continue
+		}
+		l.index.byMsg[bd.msg] = bd
+	}
+	s.mu.Lock()
+	l.index.next = s.bodies.next
+	s.bodies = l.index
+	s.mu.Unlock()
 	if len(l.bad) > 0 {
 		var t store.Ticket
 		for _, k := range l.bad {
@@ -214,6 +270,7 @@ func (s *Store) Load() ([]store.SessionState, []*store.Message, error) {
 		if err := s.Wait(t); err != nil {
 			return nil, nil, err
 		}
+		slices.SortFunc(l.bad, bytes.Compare)
 		s.log.Error("store: skipped and deleted damaged or orphaned records",
 			"dir", s.dir, "count", len(l.bad), "first", fmt.Sprintf("%q", l.bad[0]))
 	}
@@ -224,6 +281,8 @@ func (s *Store) Load() ([]store.SessionState, []*store.Message, error) {
 type loader struct {
 	sessions map[string]*store.SessionState
 	retained []*store.Message
+	bodies   map[uint64]*body
+	index    bodyIndex   // the bodies the loaded records refer to
 	later    [][2][]byte // per-session records, key and value
 	bad      [][]byte    // keys of records to drop
 }
@@ -243,12 +302,20 @@ func (l *loader) record(k, v []byte) {
 		}
 	case kindRetained:
 		var m *store.Message
-		if m, err = decodeRetained(v); err == nil && m.Topic == string(k[1:]) {
+		if m, err = decodeMessageRecord(v); err == nil && m.Topic == string(k[1:]) {
 			l.retained = append(l.retained, m)
 			return
 		}
+	case kindBody:
+		var m *store.Message
+		if m, err = decodeMessageRecord(v); err == nil && len(k) == 9 {
+			id := binary.BigEndian.Uint64(k[1:])
+			l.bodies[id] = &body{id: id, msg: m}
+			return
+		}
 	default:
-		// Per-session records: attached once every session is known.
+		// Per-session records: attached once every session and body is
+		// known.
 		l.later = append(l.later, [2][]byte{bytes.Clone(k), bytes.Clone(v)})
 		return
 	}
@@ -268,9 +335,24 @@ func (l *loader) attach(st *store.SessionState, kind byte, suffix, v []byte) boo
 		}
 		st.Subscriptions = append(st.Subscriptions, sub)
 	case kindOutbound:
-		o, err := decodeOutbound(v)
+		o, ref, err := decodeOutbound(v)
 		if err != nil || len(suffix) != 8 || o.Seq != binary.BigEndian.Uint64(suffix) {
 			return false
+		}
+		if ref != 0 {
+			bd := l.bodies[ref]
+			if bd == nil {
+				return false
+			}
+			o.Message = bd.msg
+			bd.refs++
+			id := st.Session.ClientID
+			refs := l.index.bySession[id]
+			if refs == nil {
+				refs = make(map[uint64]*body)
+				l.index.bySession[id] = refs
+			}
+			refs[o.Seq] = bd
 		}
 		st.Outbound = append(st.Outbound, o)
 	case kindInbound:

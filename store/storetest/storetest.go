@@ -3,6 +3,7 @@
 package storetest
 
 import (
+	"fmt"
 	"reflect"
 	"sync"
 	"testing"
@@ -23,6 +24,7 @@ func Run(t *testing.T, newOpener func(t *testing.T) Opener) {
 	t.Run("Deletes", func(t *testing.T) { testDeletes(t, newOpener(t)) })
 	t.Run("LaterWriteWins", func(t *testing.T) { testLaterWriteWins(t, newOpener(t)) })
 	t.Run("ConcurrentWriters", func(t *testing.T) { testConcurrent(t, newOpener(t)) })
+	t.Run("FanOut", func(t *testing.T) { testFanOut(t, newOpener(t)) })
 }
 
 func u8(v byte) *byte { return &v }
@@ -229,4 +231,95 @@ func testConcurrent(t *testing.T, open Opener) {
 			}
 		}
 	}
+}
+
+// testFanOut: one *Message queued for many sessions, as the broker queues
+// a publication for every subscriber, then each copy taken its own way
+// (sent, released, acknowledged, its session deleted, replaced by
+// another message); every session loads exactly what is left of it, also
+// after further writes with the messages Load returned.
+func testFanOut(t *testing.T, open Opener) {
+	st := open(t)
+	m, m2, m3 := fullMessage("f/1"), &store.Message{Topic: "f/2", Payload: []byte("two"), QoS: 1}, &store.Message{Topic: "f/3", QoS: 2}
+	const n = 50
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("s%02d", i)
+		st.PutSession(store.Session{ClientID: ids[i], Version: 5, ExpiryInterval: 0xFFFFFFFF})
+		st.PutOutbound(ids[i], store.Outbound{Seq: 1, QoS: 1, Message: m})
+		st.PutOutbound(ids[i], store.Outbound{Seq: 2, QoS: 1, SubIDs: []uint32{uint32(i + 1)}, Message: m2})
+	}
+	// What each session should load, by seq.
+	want := make(map[string]map[uint64]store.Outbound)
+	for i, id := range ids {
+		want[id] = map[uint64]store.Outbound{
+			1: {Seq: 1, QoS: 1, Message: m},
+			2: {Seq: 2, QoS: 1, SubIDs: []uint32{uint32(i + 1)}, Message: m2},
+		}
+	}
+	var tk store.Ticket
+	for i, id := range ids {
+		switch i / 10 {
+		case 0: // sent
+			o := store.Outbound{Seq: 1, PacketID: uint16(i + 1), State: store.Sent, QoS: 1, Message: m}
+			tk = st.PutOutbound(id, o)
+			want[id][1] = o
+		case 1: // released: the message is no longer needed
+			o := store.Outbound{Seq: 1, PacketID: uint16(i + 1), State: store.Released, QoS: 2}
+			tk = st.PutOutbound(id, o)
+			want[id][1] = o
+		case 2: // acknowledged
+			tk = st.DeleteOutbound(id, 1)
+			delete(want[id], 1)
+		case 3: // session ended
+			tk = st.DeleteSession(id)
+			delete(want, id)
+		case 4: // another message under the same seq
+			o := store.Outbound{Seq: 2, QoS: 2, Message: m3}
+			tk = st.PutOutbound(id, o)
+			want[id][2] = o
+		}
+	}
+	mustWait(t, st, tk)
+	check := func(st store.Store) []store.SessionState {
+		t.Helper()
+		states, _ := load(t, st)
+		if len(states) != len(want) {
+			t.Fatalf("loaded %d sessions, want %d", len(states), len(want))
+		}
+		for _, s := range states {
+			w := want[s.Session.ClientID]
+			if len(s.Outbound) != len(w) {
+				t.Errorf("%s: %d outbound, want %d", s.Session.ClientID, len(s.Outbound), len(w))
+			}
+			for _, o := range s.Outbound {
+				if !reflect.DeepEqual(o, w[o.Seq]) {
+					t.Errorf("%s: outbound %d:\n got %+v\nwant %+v", s.Session.ClientID, o.Seq, o, w[o.Seq])
+				}
+			}
+		}
+		return states
+	}
+	st = reopen(t, open, st)
+	states := check(st)
+	// Writes with the loaded messages: the rest of the copies of m are
+	// sent, then those of m2 acknowledged.
+	for _, s := range states {
+		for _, o := range s.Outbound {
+			id := s.Session.ClientID
+			switch {
+			case o.Seq == 1 && o.State == store.Queued:
+				o.State, o.PacketID = store.Sent, 100
+				tk = st.PutOutbound(id, o)
+				want[id][1] = o
+			case o.Seq == 2 && o.QoS == 1:
+				tk = st.DeleteOutbound(id, 2)
+				delete(want[id], 2)
+			}
+		}
+	}
+	mustWait(t, st, tk)
+	st = reopen(t, open, st)
+	defer st.Close()
+	check(st)
 }
