@@ -32,6 +32,8 @@ type router struct {
 	// Method values built once: passing them to Match does not allocate.
 	eachFn   func(*session, subOpts)
 	sharedFn func(string, string, []topic.Member[*session, subOpts])
+	atomicFn func()
+	atomic   atomicDelivery
 }
 
 type target struct {
@@ -57,8 +59,24 @@ func (r *router) route(b *Broker, m *Message, from string) (store.Ticket, bool) 
 		r.readAt = monoNow()
 	}
 	r.match(b, m, from)
-	return r.deliver(m)
+	// One commit for every session's copy, so that the store writes the
+	// message once for them all (as for a client's publish).
+	r.atomic.m = m
+	b.store.Atomic(r.atomicFn)
+	t, refused := r.atomic.t, r.atomic.refused
+	r.atomic = atomicDelivery{}
+	return t, refused
 }
+
+// atomicDelivery is deliver's message and results, passed through
+// store.Atomic by a method value made once (no allocation per message).
+type atomicDelivery struct {
+	m       *Message
+	t       store.Ticket
+	refused bool
+}
+
+func (r *router) deliverAtomic() { r.atomic.t, r.atomic.refused = r.deliver(r.atomic.m) }
 
 // match collects the sessions m goes to, each authorized to read it.
 func (r *router) match(b *Broker, m *Message, from string) {
@@ -67,6 +85,7 @@ func (r *router) match(b *Broker, m *Message, from string) {
 		r.idx = make(map[*session]int)
 		r.eachFn = r.each
 		r.sharedFn = r.sharedGroup
+		r.atomicFn = r.deliverAtomic
 	}
 	r.from = from
 	if b.cluster == nil {
