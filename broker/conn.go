@@ -113,6 +113,12 @@ func (c *conn) closeWith(err error) {
 	c.closeOnce.Do(func() {
 		c.ob.mu.Lock()
 		c.ob.closed = true
+		if t := c.ob.flushTimer; t != nil {
+			// A pending timer would keep the closed connection, its
+			// session and buffers live for flushTimeout.
+			t.Stop()
+			c.ob.flushTimer = nil
+		}
 		c.ob.mu.Unlock()
 		c.nc.Close()
 	})
@@ -334,10 +340,12 @@ func (c *conn) cleanup(err error) {
 	closing := c.ob.closing
 	c.ob.mu.Unlock()
 	if closing {
+		t := time.NewTimer(flushTimeout)
 		select {
 		case <-c.flushed:
-		case <-time.After(flushTimeout):
+		case <-t.C:
 		}
+		t.Stop()
 	}
 	c.setErr(err)
 	c.ob.mu.Lock()

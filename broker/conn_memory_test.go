@@ -93,3 +93,49 @@ func measureIdle(b *testing.B, dial func() (net.Conn, error)) {
 		b.ReportMetric(float64(h1+s1-h0-s0)/n, "bytes/conn")
 	}
 }
+
+// TestChurnReleasesConnections checks that a connection is garbage as soon
+// as it has ended: no timer (keep alive, flush, linger, write deadline)
+// may hold it, its buffers or its session until it fires. The live heap
+// right after the last of many connect/DISCONNECT cycles is back at its
+// baseline, give or take a bound far below one connection per cycle.
+func TestChurnReleasesConnections(t *testing.T) {
+	mt.Versions(t, func(t *testing.T, v byte) {
+		br := mt.StartBroker(t, broker.Options{})
+		cycle := func(i int) {
+			c, err := net.Dial("tcp", br.Addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			w, _ := (&packet.Connect{ProtocolLevel: v, ClientID: fmt.Sprint("churn-", i), CleanStart: true, KeepAlive: 60}).Append(nil, v)
+			w, _ = (&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: fmt.Sprintf("churn/%d/#", i), QoS: 1}}}).Append(w, v)
+			w, _ = (&packet.Disconnect{}).Append(w, v)
+			if _, err := c.Write(w); err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, c) // CONNACK, SUBACK, then the broker's FIN
+		}
+		settled := func() {
+			mt.Eventually(t, "every connection served to its end", func() bool { return br.LiveConns() == 0 })
+			if st := br.Stats(); st.Connections != 0 || st.Sessions != 0 {
+				t.Fatalf("%d connections and %d sessions left", st.Connections, st.Sessions)
+			}
+		}
+		for i := range 200 { // warm up pools and the runtime's caches
+			cycle(i)
+		}
+		settled()
+		before := mt.HeapAlloc()
+		n := 5000
+		if testing.Short() {
+			n = 1000
+		}
+		for i := range n {
+			cycle(i)
+		}
+		settled()
+		// No waiting for timers: this is right after the last close.
+		mt.HeapBound(t, fmt.Sprintf("%d connect/DISCONNECT cycles", n), before, int64(n)*200)
+	}, packet.V311, packet.V5)
+}

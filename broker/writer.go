@@ -43,6 +43,9 @@ type outbox struct {
 	// once flushed rather than close, halfClosed says it did, lingering
 	// that the reading side now drains input.
 	linger, halfClosed, lingering bool
+	// flushTimer closes a finishing connection that does not flush within
+	// flushTimeout; it holds the connection, so closing stops it.
+	flushTimer *time.Timer
 }
 
 // after holds back everything queued from now on until the store writes
@@ -212,7 +215,7 @@ func (c *conn) finishLast(last packet.Packet, linger bool) {
 	c.ob.closing = true
 	c.ob.linger = linger
 	c.kick()
-	time.AfterFunc(flushTimeout, func() { c.closeWith(errFlushTimeout) })
+	c.ob.flushTimer = time.AfterFunc(flushTimeout, func() { c.closeWith(errFlushTimeout) })
 }
 
 func clearReasonString(p packet.Packet) {
