@@ -223,7 +223,7 @@ func (s *session) info() ClientInfo {
 		ProtocolVersion: s.version,
 		Persistent:      s.persistent,
 		ExpiresAt:       s.expiresAt,
-		Subscriptions:   len(s.subs),
+		Subscriptions:   s.subs.len(),
 		Queued:          len(s.queue),
 		Inflight:        len(s.inflight),
 	}
@@ -246,8 +246,8 @@ func (s *session) info() ClientInfo {
 // search, ordered by filter. s.mu must not be held.
 func (s *session) subscriptions(search string) []SubscriptionInfo {
 	s.mu.Lock()
-	subs := make([]SubscriptionInfo, 0, len(s.subs))
-	for _, sub := range s.subs {
+	subs := make([]SubscriptionInfo, 0, s.subs.len())
+	for sub := range s.subs.all() {
 		if strings.Contains(sub.Filter, search) {
 			subs = append(subs, subscriptionInfo(s.id, sub))
 		}

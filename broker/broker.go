@@ -118,7 +118,7 @@ func (b *Broker) restore() error {
 			wills = append(wills, st.Session)
 		}
 		for _, sub := range st.Subscriptions {
-			s.subs[sub.Filter] = sub
+			s.subs.put(sub)
 			b.subs.Add(sub.Filter, s, optsOf(sub))
 		}
 		for i := range st.Outbound {
@@ -127,12 +127,12 @@ func (b *Broker) restore() error {
 			if o.State == store.Queued {
 				s.push(o) // within the limits when stored
 			} else {
-				s.inflight[o.PacketID] = o
+				s.putInflight(o)
 				s.nextID = max(s.nextID, o.PacketID)
 			}
 		}
 		for _, id := range st.InboundQoS2 {
-			s.inQoS2[id] = struct{}{}
+			s.putInQoS2(id)
 		}
 		b.sessions[s.id] = s
 	}
@@ -195,19 +195,12 @@ func (b *Broker) Serve(l net.Listener) error {
 			return err
 		}
 		delay = 0
-		go b.ServeConn(nc)
+		go b.serveConn(nc, false)
 	}
 }
 
 // ServeConn serves one client connection until it ends.
-func (b *Broker) ServeConn(nc net.Conn) {
-	c := b.open(nc)
-	if c == nil {
-		return
-	}
-	c.serve()
-	b.forget(c)
-}
+func (b *Broker) ServeConn(nc net.Conn) { b.serveConn(nc, true) }
 
 // open admits nc and registers its connection; nil: refused.
 func (b *Broker) open(nc net.Conn) *conn {

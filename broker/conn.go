@@ -9,16 +9,17 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/ternmq/tern/auth"
 	"github.com/ternmq/tern/packet"
 )
 
-// readBufferSize is small on purpose: most MQTT packets are small, larger
-// bodies are read straight into their own buffer, and the memory budget
-// per idle connection is a few KB.
-const readBufferSize = 512
+// readBufferSize is the buffer a connection borrows while it has input
+// to handle (poll.go): larger bodies are read straight into their own
+// buffer, and an idle connection holds none.
+const readBufferSize = 4096
 
 // flushTimeout bounds how long a closing connection may take to write its
 // last packets.
@@ -28,7 +29,22 @@ const flushTimeout = 5 * time.Second
 type conn struct {
 	b  *Broker
 	nc net.Conn
-	br *bufio.Reader
+
+	// The reading side (poll.go): a buffer borrowed while input is being
+	// handled, and a byte read while waiting without one.
+	br     *bufio.Reader
+	peek   [1]byte
+	peeked bool
+	// rstate says whether a goroutine reads the connection or it is
+	// parked; rc is the socket the poller watches (nil: a goroutine waits
+	// for input), registered there since the first park as pollFD and
+	// pollGen; keepAliveTimer wakes a parked connection at its deadline.
+	rstate         atomic.Int32
+	registered     bool
+	pollFD         int32
+	pollGen        uint32
+	rc             syscall.RawConn
+	keepAliveTimer *time.Timer
 
 	// Set during CONNECT, read-only afterwards; version is also read by
 	// Close from another goroutine, so it is written under ob.mu.
@@ -71,10 +87,12 @@ type conn struct {
 
 	will         *packet.Will // cleared by DISCONNECT [MQTT-3.1.2-10]
 	disconnected bool         // the client sent DISCONNECT
-	router       router
+	// router is the routing scratch, borrowed from routerPool for a burst
+	// of input like the read buffer.
+	router *router
 
 	ob      outbox
-	flushed chan struct{} // closed once a finishing connection is flushed
+	flushed chan struct{} // closed once a finishing connection is flushed; made by finishLast, under ob.mu
 	done    chan struct{} // closed when the connection is fully cleaned up
 
 	errOnce   sync.Once
@@ -86,25 +104,55 @@ func newConn(b *Broker, nc net.Conn) *conn {
 	c := &conn{
 		b: b, nc: nc,
 		announced: b.opts(), // until CONNECT
-		flushed:   make(chan struct{}),
 		done:      make(chan struct{}),
 	}
-	c.br = bufio.NewReaderSize(countingReader{c}, readBufferSize)
 	return c
 }
 
-// countingReader counts the bytes a connection reads, for ByteRate and
-// the statistics.
+// countingReader is what the read buffer reads from: the byte waitInput
+// read first, if any, then the connection.
 type countingReader struct{ c *conn }
 
 func (r countingReader) Read(p []byte) (int, error) {
-	n, err := r.c.nc.Read(p)
-	r.c.bytesIn += n
+	c := r.c
+	if !c.peeked || len(p) == 0 {
+		return c.read(p)
+	}
+	c.peeked = false
+	p[0] = c.peek[0]
+	if len(p) == 1 {
+		return 1, nil
+	}
+	// A packet is at least 2 bytes: the rest of this one is on its way.
+	n, err := c.read(p[1:])
+	return n + 1, err
+}
+
+// read reads from the connection and counts the bytes, for ByteRate and
+// the statistics.
+func (c *conn) read(p []byte) (int, error) {
+	n, err := c.nc.Read(p)
+	c.bytesIn += n
 	if n > 0 {
-		r.c.bytesRead.Add(int64(n))
-		r.c.b.stats.bytesIn.Add(int64(n))
+		c.bytesRead.Add(int64(n))
+		c.b.stats.bytesIn.Add(int64(n))
 	}
 	return n, err
+}
+
+// waitInput waits for input with no buffer: it reads one byte, for the
+// read buffer to return first.
+func (c *conn) waitInput() error {
+	for {
+		n, err := c.read(c.peek[:])
+		if n == 1 {
+			c.peeked = true
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
 }
 
 // closeWith closes the network connection at once; err is why.
@@ -121,6 +169,7 @@ func (c *conn) closeWith(err error) {
 		}
 		c.ob.mu.Unlock()
 		c.nc.Close()
+		c.wake() // a parked connection reads the close and ends
 	})
 }
 
@@ -153,14 +202,26 @@ func (c *conn) setVersion(v byte) {
 	c.ob.mu.Unlock()
 }
 
-// serve reads and handles packets until the connection ends.
+// serveConn serves nc. With wait it returns once the connection has
+// ended; without, once the connection is idle and parked (poll.go).
+func (b *Broker) serveConn(nc net.Conn, wait bool) {
+	c := b.open(nc)
+	if c == nil {
+		return
+	}
+	if !wait {
+		c.rc = pollable(nc)
+	}
+	c.serve()
+}
+
+// serve reads and handles packets until the connection ends or parks.
 //
 // This goroutine only waits for input, and so stays at the smallest stack
-// size: an idle connection costs 2 KB of stack instead of 4 KB, because a
-// goroutine that once grew deep (handling CONNECT, routing a PUBLISH)
-// never shrinks back while parked in the network poller. Each burst of
-// input is handled on a goroutine of its own, which grows as deep as it
-// needs and exits when the read buffer is empty.
+// size: a goroutine that once grew deep (handling CONNECT, routing a
+// PUBLISH) never shrinks back while parked in the network poller. Each
+// burst of input is handled on a goroutine of its own, which grows as
+// deep as it needs and exits when the input is handled.
 func (c *conn) serve() {
 	// [MQTT-3.1.0-1] CONNECT first, within ConnectTimeout.
 	c.nc.SetReadDeadline(time.Now().Add(c.b.opts().ConnectTimeout))
@@ -174,20 +235,23 @@ func (c *conn) serve() {
 		}()
 		<-res
 	}
-	var err error
 	for {
-		if _, perr := c.br.Peek(1); perr != nil {
-			err = c.readFailed(perr)
-			break
+		if err := c.waitInput(); err != nil {
+			c.endReading(c.readFailed(err))
+			return
 		}
-		go c.burst(res)
-		r := <-res
-		if r.done {
-			err = r.err
-			break
+		go func() {
+			done, err := c.burst()
+			res <- burstResult{done, err}
+		}()
+		if r := <-res; r.done {
+			c.endReading(r.err)
+			return
+		}
+		if c.sess != nil && c.park() {
+			return
 		}
 	}
-	c.end(err)
 }
 
 type burstResult struct {
@@ -206,24 +270,29 @@ func (c *conn) end(err error) {
 	c.cleanup(err)
 }
 
-// burst handles the packets buffered, the first CONNECT included; a
-// packet only partly buffered is read to its end.
-func (c *conn) burst(res chan<- burstResult) {
+// burst handles the input that has arrived, the first CONNECT included,
+// with a borrowed read buffer: the packets buffered, and a packet only
+// partly buffered read to its end. done reports that the connection
+// ends, for err.
+func (c *conn) burst() (done bool, err error) {
+	c.borrowReader()
+	if _, err := c.br.Peek(1); err != nil {
+		return true, c.readFailed(err)
+	}
 	if c.sess == nil {
 		if err := c.readConnect(); err != nil {
-			res <- burstResult{true, err}
-			return
+			return true, err
 		}
 		c.nc.SetReadDeadline(time.Time{})
 		c.moveDeadline()
 	}
 	for c.br.Buffered() > 0 {
 		if done, err := c.step(); done {
-			res <- burstResult{true, err}
-			return
+			return true, err
 		}
 	}
-	res <- burstResult{}
+	c.releaseReader()
+	return false, nil
 }
 
 // readConnect reads and handles the CONNECT [MQTT-3.1.0-1]. Its body
@@ -337,12 +406,12 @@ func (c *conn) step() (done bool, err error) {
 // waits on it.
 func (c *conn) cleanup(err error) {
 	c.ob.mu.Lock()
-	closing := c.ob.closing
+	closing, flushed := c.ob.closing, c.flushed
 	c.ob.mu.Unlock()
 	if closing {
 		t := time.NewTimer(flushTimeout)
 		select {
-		case <-c.flushed:
+		case <-flushed:
 		case <-t.C:
 		}
 		t.Stop()

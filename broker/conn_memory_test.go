@@ -72,14 +72,14 @@ func measureIdle(b *testing.B, dial func() (net.Conn, error)) {
 		return c
 	}
 	for range b.N {
-		measure := func() (heap, stack uint64) {
+		measure := func() (heap, stack int64) {
 			// Stacks shrink by half per GC while mostly unused: settle them.
 			for range 4 {
 				runtime.GC()
 			}
 			var ms runtime.MemStats
 			runtime.ReadMemStats(&ms)
-			return ms.HeapInuse, ms.StackInuse
+			return int64(ms.HeapInuse), int64(ms.StackInuse)
 		}
 		h0, s0 := measure()
 		for i := range n {

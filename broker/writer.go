@@ -213,6 +213,7 @@ func (c *conn) finishLast(last packet.Packet, linger bool) {
 		}
 	}
 	c.ob.closing = true
+	c.flushed = make(chan struct{})
 	c.ob.linger = linger
 	c.kick()
 	c.ob.flushTimer = time.AfterFunc(flushTimeout, func() { c.closeWith(errFlushTimeout) })
@@ -235,7 +236,7 @@ func (c *conn) writeLoop() {
 			putBuf(c.ob.out)
 			putBuf(c.ob.spare)
 			c.ob.out, c.ob.spare = nil, nil
-			closing, closed, linger := c.ob.closing, c.ob.closed, c.ob.linger
+			closing, closed, linger, flushed := c.ob.closing, c.ob.closed, c.ob.linger, c.flushed
 			c.ob.mu.Unlock()
 			if closing {
 				if !closed && linger && halfClose(c.nc) {
@@ -244,8 +245,9 @@ func (c *conn) writeLoop() {
 					c.ob.mu.Unlock()
 				} else {
 					c.nc.Close()
+					c.wake() // a parked connection reads the close and ends
 				}
-				close(c.flushed)
+				close(flushed)
 			}
 			return
 		}

@@ -1,0 +1,133 @@
+package broker
+
+import (
+	"bufio"
+	"sync"
+	"time"
+)
+
+// Idle connections cost no goroutine and no buffer.
+//
+// Most MQTT connections are idle most of the time, so what an idle one
+// holds is what the broker's memory is made of. A goroutine waiting in a
+// read costs at least 2 KB of stack, its read buffer more. So a
+// connection whose input is handled parks: its reading goroutine exits
+// and its buffer goes back to readerPool. Whatever comes first then
+// starts a new goroutine (wake): the poller (poll_linux.go) when input or
+// a hang-up arrives, the keep-alive timer when the client's time is up,
+// or a close by the broker (closeWith, the writer). The goroutine
+// borrows a buffer, handles the input, and parks the connection again.
+//
+// Connections the poller cannot watch keep a goroutine that waits with a
+// one-byte read and no buffer: TLS, WebSocket and PROXY-protocol
+// connections (something in front of the socket buffers their input),
+// those served by ServeConn (which returns only once its connection has
+// ended), and every connection on systems other than Linux.
+
+// The reading side's states.
+const (
+	reading int32 = iota // a goroutine reads the connection (or ended it)
+	parked               // nothing reads it: wake starts a goroutine
+)
+
+// readerPool holds the read buffers of the connections not parked.
+var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBufferSize) }}
+
+// routerPool holds the routing scratch of the connections not parked.
+var routerPool = sync.Pool{New: func() any { return new(router) }}
+
+// borrowReader gives the reading side a buffer and routing scratch for a
+// burst of input.
+func (c *conn) borrowReader() {
+	if c.br == nil {
+		c.br = readerPool.Get().(*bufio.Reader)
+		c.br.Reset(countingReader{c})
+	}
+	if c.router == nil {
+		c.router = routerPool.Get().(*router)
+		c.router.b = c.b // a pooled one may have routed for another broker
+	}
+}
+
+// releaseReader gives them back; nothing may be buffered.
+func (c *conn) releaseReader() {
+	if c.br != nil {
+		c.br.Reset(nil)
+		readerPool.Put(c.br)
+		c.br = nil
+	}
+	if c.router != nil {
+		routerPool.Put(c.router)
+		c.router = nil
+	}
+}
+
+// wake starts a goroutine to read a parked connection.
+func (c *conn) wake() {
+	if c.rstate.CompareAndSwap(parked, reading) {
+		go c.run()
+	}
+}
+
+// run reads a connection woken from parking until it can park again.
+func (c *conn) run() {
+	for {
+		if done, err := c.burst(); done {
+			c.endReading(err)
+			return
+		}
+		if c.park() {
+			return
+		}
+	}
+}
+
+// park leaves a connection whose input is all handled to the poller, and
+// reports whether it did; if not, the caller reads on: the connection
+// cannot be parked, or was closed meanwhile. Only the reading goroutine
+// calls it, and once it returns true, the connection is no longer that
+// goroutine's.
+func (c *conn) park() bool {
+	if c.rc == nil {
+		return false
+	}
+	if c.keepAlive > 0 {
+		// [MQTT-3.1.2-24] no goroutine watches the read deadline of a
+		// parked connection: this timer wakes it once it has passed, and
+		// the read that follows fails with the timeout.
+		d := time.Duration(c.deadlineAt-time.Now().UnixNano()) + c.keepAlive*3/2
+		if c.keepAliveTimer == nil {
+			c.keepAliveTimer = time.AfterFunc(d, c.wake)
+		} else {
+			c.keepAliveTimer.Reset(d)
+		}
+	}
+	if !c.registered {
+		// Registered disarmed, while the connection is still ours.
+		if err := c.register(); err != nil {
+			c.rc = nil // it keeps a goroutine, then
+			return false
+		}
+	}
+	c.rstate.Store(parked)
+	// Armed only now: input that came in the meantime wakes it at once
+	// (arming looks at the socket as it is), and the wake-ups that found
+	// it still reading were for input already handled, or for a close
+	// that makes arming fail.
+	if c.arm() != nil {
+		return !c.rstate.CompareAndSwap(parked, reading)
+	}
+	return true
+}
+
+// endReading ends the connection after the last burst, for err, and
+// forgets it.
+func (c *conn) endReading(err error) {
+	c.releaseReader()
+	if c.keepAliveTimer != nil {
+		c.keepAliveTimer.Stop() // it holds the connection
+	}
+	c.end(err)
+	c.unregister()
+	c.b.forget(c)
+}
