@@ -121,7 +121,7 @@ func (b *Broker) Disconnect(id string) error {
 		"reason", packet.AdministrativeAction.Error())
 	// Not the reading side: no lingering (see finish).
 	c.finishWith(errKicked, packet.AdministrativeAction, false)
-	<-c.done
+	<-c.ended()
 	return nil
 }
 

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -25,43 +24,52 @@ const readBufferSize = 4096
 // last packets.
 const flushTimeout = 5 * time.Second
 
-// conn is one client network connection.
+// conn is one client network connection. Most connections are idle most
+// of the time, so its size counts: small fields are kept together, and
+// what few connections use is in x.
 type conn struct {
 	b  *Broker
 	nc net.Conn
 
-	// The reading side (poll.go): a buffer borrowed while input is being
-	// handled, and a byte read while waiting without one.
-	br     *bufio.Reader
-	peek   [1]byte
-	peeked bool
-	// rstate says whether a goroutine reads the connection or it is
-	// parked; rc is the socket the poller watches (nil: a goroutine waits
-	// for input), registered there since the first park as pollFD and
-	// pollGen; keepAliveTimer wakes a parked connection at its deadline.
-	rstate         atomic.Int32
-	registered     bool
-	pollFD         int32
-	pollGen        uint32
-	rc             syscall.RawConn
-	keepAliveTimer *time.Timer
+	// The reading side (poll.go): a buffer and routing scratch borrowed
+	// while input is being handled, and a byte read while waiting
+	// without them. rstate says whether a goroutine reads the connection
+	// or it is parked; rc is the socket the poller watches (nil: a
+	// goroutine waits for input), registered there since the first park
+	// as pollFD and pollGen; kaSlot and kaIndex place it in keepAlives
+	// (kaSlot 0: not there), under keepAlives.mu, and inWheel says it is
+	// there, for the reading side.
+	br         *bufio.Reader
+	router     *router
+	rc         syscall.RawConn
+	rstate     atomic.Int32
+	pollFD     int32
+	pollGen    uint32
+	kaSlot     int32
+	kaIndex    int32
+	peek       [1]byte
+	peeked     bool
+	registered bool
+	inWheel    bool
 
 	// Set during CONNECT, read-only afterwards; version is also read by
 	// Close from another goroutine, so it is written under ob.mu.
-	version  byte
-	clientID string
+	version byte
+	// refusal is why CONNECT was not accepted, counted once reading
+	// CONNECT ends (readConnect); the reading side's.
+	refusal      refusal
+	disconnected bool // the client sent DISCONNECT; the reading side's
+	clientID     string
 	// client is who the client is. It is shared with the session and read
 	// by other connections' routing, so it is never changed in place.
 	client    *auth.Client
 	keepAlive time.Duration
 	sess      *session
-	maxOut    int               // v5 client's Maximum Packet Size; 0: no limit
-	aliases   outAliases        // v5 server-to-client topic aliases; under ob.mu
-	inAliases map[uint16]string // v5 client-to-server topic aliases
-	// v5 enhanced authentication: the method the connection was
-	// authenticated with, and a re-authentication in progress.
+	maxOut    int        // v5 client's Maximum Packet Size; 0: no limit
+	aliases   outAliases // v5 server-to-client topic aliases; under ob.mu
+	// authMethod is the v5 enhanced authentication method the connection
+	// was authenticated with.
 	authMethod string
-	reauth     auth.Exchange
 	// announced are the options in force at CONNECT: what the CONNACK
 	// announced from them (Maximum Packet Size, Receive Maximum, Topic
 	// Alias Maximum, the availability flags) holds for the connection
@@ -71,40 +79,49 @@ type conn struct {
 	// v5 Session Expiry Interval from CONNECT (nil: absent), which
 	// DISCONNECT may change but not from 0 [MQTT-3.14.2-2].
 	sessionExpiry *uint32
-	// connectedAt is when CONNECT was accepted; refusal why it was not,
-	// counted once reading CONNECT ends (readConnect). Both the reading
-	// side's until CONNACK, read-only afterwards.
+	// connectedAt is when CONNECT was accepted: the reading side's until
+	// CONNACK, read-only afterwards.
 	connectedAt time.Time
-	refusal     refusal
 	// Bytes read from and written to nc, for ClientInfo.
 	bytesRead, bytesWritten atomic.Int64
 
 	// The reading side's alone (serve and its bursts, one at a time):
-	// inbound rate limits, and when the keep-alive deadline last moved.
-	msgRate, byteRate bucket
-	bytesIn           int   // read from nc since the last throttle
-	deadlineAt        int64 // Unix ns
+	// bytes read since the last throttle, when the keep-alive deadline
+	// last moved (written by it alone), and what is rarely needed.
+	bytesIn    int          // read from nc since the last throttle
+	deadlineAt atomic.Int64 // Unix ns; keepAlives reads it
+	x          *connRare
 
-	will         *packet.Will // cleared by DISCONNECT [MQTT-3.1.2-10]
-	disconnected bool         // the client sent DISCONNECT
-	// router is the routing scratch, borrowed from routerPool for a burst
-	// of input like the read buffer.
-	router *router
+	will *packet.Will // cleared by DISCONNECT [MQTT-3.1.2-10]
 
 	ob      outbox
 	flushed chan struct{} // closed once a finishing connection is flushed; made by finishLast, under ob.mu
-	done    chan struct{} // closed when the connection is fully cleaned up
+	done    chan struct{} // closed when the connection is fully cleaned up; made by ended, under ob.mu
+	// closeErr is the first reason the connection ended; under ob.mu.
+	closeErr error
+}
 
-	errOnce   sync.Once
-	closeErr  error // the first reason the connection ended
-	closeOnce sync.Once
+// connRare is the reading side's state that few connections need, made
+// on first use.
+type connRare struct {
+	msgRate, byteRate bucket            // inbound rate limits
+	inAliases         map[uint16]string // v5 client-to-server topic aliases
+	reauth            auth.Exchange     // a v5 re-authentication in progress
+}
+
+// rare returns the connection's rarely needed state. Only the reading side
+// calls it.
+func (c *conn) rare() *connRare {
+	if c.x == nil {
+		c.x = new(connRare)
+	}
+	return c.x
 }
 
 func newConn(b *Broker, nc net.Conn) *conn {
 	c := &conn{
 		b: b, nc: nc,
 		announced: b.opts(), // until CONNECT
-		done:      make(chan struct{}),
 	}
 	return c
 }
@@ -157,24 +174,37 @@ func (c *conn) waitInput() error {
 
 // closeWith closes the network connection at once; err is why.
 func (c *conn) closeWith(err error) {
-	c.setErr(err)
-	c.closeOnce.Do(func() {
-		c.ob.mu.Lock()
-		c.ob.closed = true
-		if t := c.ob.flushTimer; t != nil {
-			// A pending timer would keep the closed connection, its
-			// session and buffers live for flushTimeout.
-			t.Stop()
-			c.ob.flushTimer = nil
-		}
+	c.ob.mu.Lock()
+	c.setErrLocked(err)
+	if c.ob.ncClosed {
 		c.ob.mu.Unlock()
-		c.nc.Close()
-		c.wake() // a parked connection reads the close and ends
-	})
+		return
+	}
+	c.ob.ncClosed, c.ob.closed = true, true
+	if t := c.ob.flushTimer; t != nil {
+		// A pending timer would keep the closed connection, its
+		// session and buffers live for flushTimeout.
+		t.Stop()
+		c.ob.flushTimer = nil
+	}
+	c.ob.mu.Unlock()
+	c.nc.Close()
+	c.wake() // a parked connection reads the close and ends
 }
 
+// setErr records err as why the connection ended, unless a reason (nil
+// too) was recorded before.
 func (c *conn) setErr(err error) {
-	c.errOnce.Do(func() { c.closeErr = err })
+	c.ob.mu.Lock()
+	c.setErrLocked(err)
+	c.ob.mu.Unlock()
+}
+
+// setErrLocked is setErr with ob.mu held.
+func (c *conn) setErrLocked(err error) {
+	if !c.ob.errSet {
+		c.ob.errSet, c.closeErr = true, err
+	}
 }
 
 // takeOver ends the connection because another one claimed its session.
@@ -354,8 +384,8 @@ func (c *conn) moveDeadline() {
 	if c.keepAlive == 0 {
 		return
 	}
-	if now := time.Now(); now.UnixNano()-c.deadlineAt >= int64(time.Millisecond) {
-		c.deadlineAt = now.UnixNano()
+	if now := time.Now(); now.UnixNano()-c.deadlineAt.Load() >= int64(time.Millisecond) {
+		c.deadlineAt.Store(now.UnixNano())
 		c.nc.SetReadDeadline(now.Add(c.keepAlive * 3 / 2))
 	}
 }
@@ -423,7 +453,9 @@ func (c *conn) cleanup(err error) {
 	if !linger {
 		c.closeWith(err)
 	}
+	c.ob.mu.Lock()
 	err = c.closeErr
+	c.ob.mu.Unlock()
 	if c.sess != nil {
 		// DISCONNECT cleared the will unless v5 reason 0x04.
 		will, delay := c.willMessage()
@@ -438,12 +470,35 @@ func (c *conn) cleanup(err error) {
 	} else {
 		c.b.log.Debug("connection closed", "client", c.clientID, "remote", c.nc.RemoteAddr())
 	}
-	close(c.done)
+	c.ob.mu.Lock()
+	c.ob.ended = true
+	done := c.done
+	c.ob.mu.Unlock()
+	if done != nil {
+		close(done)
+	}
 	if linger {
 		c.linger()
 		c.closeWith(err)
 	}
 }
+
+// ended returns a channel closed once the connection is fully cleaned up
+// (its session detached, its will published). It is made only for who
+// waits: most connections end with nobody waiting.
+func (c *conn) ended() <-chan struct{} {
+	c.ob.mu.Lock()
+	defer c.ob.mu.Unlock()
+	if c.done == nil {
+		if c.ob.ended {
+			return closedChan
+		}
+		c.done = make(chan struct{})
+	}
+	return c.done
+}
+
+var closedChan = func() chan struct{} { ch := make(chan struct{}); close(ch); return ch }()
 
 // willMessage returns the will to publish [MQTT-3.1.2-8], if any, with
 // its v5 Will Delay Interval. It passes what any PUBLISH passes, now:

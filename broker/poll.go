@@ -91,16 +91,12 @@ func (c *conn) park() bool {
 	if c.rc == nil {
 		return false
 	}
-	if c.keepAlive > 0 {
+	if c.keepAlive > 0 && !c.inWheel {
 		// [MQTT-3.1.2-24] no goroutine watches the read deadline of a
-		// parked connection: this timer wakes it once it has passed, and
-		// the read that follows fails with the timeout.
-		d := time.Duration(c.deadlineAt-time.Now().UnixNano()) + c.keepAlive*3/2
-		if c.keepAliveTimer == nil {
-			c.keepAliveTimer = time.AfterFunc(d, c.wake)
-		} else {
-			c.keepAliveTimer.Reset(d)
-		}
+		// parked connection: keepAlives wakes it once it has passed,
+		// and the read that follows fails with the timeout.
+		keepAlives.add(c)
+		c.inWheel = true
 	}
 	if !c.registered {
 		// Registered disarmed, while the connection is still ours.
@@ -124,10 +120,112 @@ func (c *conn) park() bool {
 // forgets it.
 func (c *conn) endReading(err error) {
 	c.releaseReader()
-	if c.keepAliveTimer != nil {
-		c.keepAliveTimer.Stop() // it holds the connection
+	if c.inWheel {
+		keepAlives.remove(c) // it holds the connection
 	}
 	c.end(err)
 	c.unregister()
 	c.b.forget(c)
+}
+
+// keepAliveWheel wakes parked connections whose keep-alive deadline has
+// passed [MQTT-3.1.2-24]: a timer each would cost a connection some 140
+// bytes, the wheel a slot in one of its buckets. A connection is in the
+// bucket of the tick its deadline falls in (or the wheel's last, for a
+// deadline beyond its span); when the tick has passed, a connection whose
+// deadline has moved since goes to its new bucket, one whose deadline
+// has passed is woken (if parked: a connection being read watches its
+// read deadline itself) and looked at again a tick later. So a
+// connection is woken at most two ticks late, never early, and costs the
+// wheel about one look per keep-alive period.
+type keepAliveWheel struct {
+	mu      sync.Mutex
+	slots   [wheelSlots][]*conn
+	n       int   // connections in the wheel
+	next    int64 // the tick to process next
+	running bool  // a goroutine ticks; it stops when the wheel is empty
+}
+
+const (
+	wheelTick  = 250 * time.Millisecond
+	wheelSlots = 2048 // 512 s
+)
+
+var keepAlives keepAliveWheel
+
+// keepAliveDue is when c's keep-alive deadline passes, in Unix ns.
+func (c *conn) keepAliveDue() int64 {
+	return c.deadlineAt.Load() + int64(c.keepAlive*3/2)
+}
+
+// add puts c, which has a keep alive, in the wheel until remove.
+func (w *keepAliveWheel) add(c *conn) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.running {
+		w.running = true
+		w.next = time.Now().UnixNano() / int64(wheelTick)
+		go w.run()
+	}
+	w.insert(c, c.keepAliveDue())
+	w.n++
+}
+
+// insert puts c in the bucket of the first tick that ends after due,
+// within the wheel's span. mu must be held.
+func (w *keepAliveWheel) insert(c *conn, due int64) {
+	t := due/int64(wheelTick) + 1
+	t = min(max(t, w.next), w.next+wheelSlots-1)
+	i := t % wheelSlots
+	c.kaSlot, c.kaIndex = int32(i)+1, int32(len(w.slots[i]))
+	w.slots[i] = append(w.slots[i], c)
+}
+
+// remove takes c out of the wheel, if it is there.
+func (w *keepAliveWheel) remove(c *conn) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if c.kaSlot == 0 {
+		return
+	}
+	i := c.kaSlot - 1
+	s := w.slots[i]
+	last := len(s) - 1
+	s[c.kaIndex] = s[last]
+	s[c.kaIndex].kaIndex = c.kaIndex
+	s[last] = nil
+	w.slots[i] = s[:last]
+	if last == 0 {
+		w.slots[i] = nil
+	}
+	c.kaSlot = 0
+	w.n--
+}
+
+func (w *keepAliveWheel) run() {
+	t := time.NewTicker(wheelTick)
+	defer t.Stop()
+	for range t.C {
+		now := time.Now().UnixNano()
+		w.mu.Lock()
+		for ; w.next <= now/int64(wheelTick); w.next++ {
+			i := w.next % wheelSlots
+			due := w.slots[i]
+			w.slots[i] = nil
+			for _, c := range due {
+				at := c.keepAliveDue()
+				if at <= now {
+					c.wake()
+					at = now + int64(wheelTick)
+				}
+				w.insert(c, at)
+			}
+		}
+		if w.n == 0 {
+			w.running = false
+			w.mu.Unlock()
+			return
+		}
+		w.mu.Unlock()
+	}
 }

@@ -26,23 +26,26 @@ type subOpts struct {
 type session struct {
 	b  *Broker
 	id string
-
-	online atomic.Bool // conn != nil, readable without mu
 	// client is who deliveries are authorized for (auth.Read): the last
 	// connection's identity, kept while offline and across restarts.
 	client atomic.Pointer[auth.Client]
 
-	mu         sync.Mutex
+	online atomic.Bool // conn != nil, readable without mu
+
+	mu sync.Mutex
+	// Under mu (the small fields first: a session is kept for every
+	// client, connected or not, and its size counts).
 	persistent bool   // kept and stored while offline
-	expiry     uint32 // v5 Session Expiry Interval in seconds; neverExpires for 3.1.1
 	gone       bool   // discarded: late deliveries from in-progress routes are dropped
+	version    byte   // of the last connection
+	expiry     uint32 // v5 Session Expiry Interval in seconds; neverExpires for 3.1.1
+	nextID     uint16
 
 	// While offline: when the session ends, and a will waiting for its delay.
 	expiryTimer *time.Timer
 	expiresAt   time.Time
 	will        *pendingWill
 	conn        *conn // nil while offline
-	version     byte
 	subs        subSet
 	inflight    map[uint16]*store.Outbound // sent, not yet acknowledged; nil until the first
 	// resend holds what is in flight from an earlier connection and not
@@ -52,7 +55,6 @@ type session struct {
 	queue       []*store.Outbound // waiting for a free in-flight slot or a connection
 	queuedBytes int64             // queuedSize of everything in queue
 	window      int               // in-flight limit for the current connection
-	nextID      uint16
 	seq         uint64
 	inQoS2      map[uint16]struct{} // nil until the first
 }

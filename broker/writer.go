@@ -43,6 +43,9 @@ type outbox struct {
 	// once flushed rather than close, halfClosed says it did, lingering
 	// that the reading side now drains input.
 	linger, halfClosed, lingering bool
+	// ncClosed: closeWith closed the connection; errSet: conn.closeErr
+	// holds why it ended; ended: cleanup is done (conn.ended).
+	ncClosed, errSet, ended bool
 	// flushTimer closes a finishing connection that does not flush within
 	// flushTimeout; it holds the connection, so closing stops it.
 	flushTimer *time.Timer
