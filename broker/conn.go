@@ -316,9 +316,19 @@ func (c *conn) burst() (done bool, err error) {
 		c.nc.SetReadDeadline(time.Time{})
 		c.moveDeadline()
 	}
-	for c.br.Buffered() > 0 {
-		if done, err := c.step(); done {
-			return true, err
+	for {
+		for c.br.Buffered() > 0 {
+			if done, err := c.step(); done {
+				return true, err
+			}
+		}
+		if _, ok := c.nc.(tlsConn); !ok || c.rc == nil {
+			break
+		}
+		if more, err := c.tlsPending(); err != nil {
+			return true, c.readFailed(err)
+		} else if !more {
+			break
 		}
 	}
 	c.releaseReader()

@@ -2,6 +2,9 @@ package broker
 
 import (
 	"bufio"
+	"crypto/tls"
+	"errors"
+	"net"
 	"sync"
 	"time"
 )
@@ -18,11 +21,17 @@ import (
 // or a close by the broker (closeWith, the writer). The goroutine
 // borrows a buffer, handles the input, and parks the connection again.
 //
+// A TLS connection parks like a socket, the poller watching the socket
+// under it, once TLS has nothing buffered either (tlsPending): input it
+// read from the socket along with the last, still to decrypt, would be
+// out of the poller's sight.
+//
 // Connections the poller cannot watch keep a goroutine that waits with a
-// one-byte read and no buffer: TLS, WebSocket and PROXY-protocol
-// connections (something in front of the socket buffers their input),
-// those served by ServeConn (which returns only once its connection has
-// ended), and every connection on systems other than Linux.
+// one-byte read and no buffer: WebSocket and PROXY-protocol connections
+// (something in front of the socket buffers their input where no one can
+// look), those served by ServeConn (which returns only once its
+// connection has ended), and every connection on systems other than
+// Linux.
 
 // The reading side's states.
 const (
@@ -228,4 +237,38 @@ func (w *keepAliveWheel) run() {
 		}
 		w.mu.Unlock()
 	}
+}
+
+// tlsConn is a TLS connection (a *tls.Conn, or a listener's type around
+// one).
+type tlsConn interface {
+	net.Conn
+	NetConn() net.Conn
+	ConnectionState() tls.ConnectionState
+}
+
+// tlsPending reports whether the TLS layer of a connection to be parked
+// holds input it has read from the socket: a record that came with the
+// last one, which no poller would see. It reads with a deadline that
+// has passed: TLS returns what it has buffered and fails on the socket
+// at once (a timeout, which does not break the TLS connection). err is
+// any other failure.
+func (c *conn) tlsPending() (bool, error) {
+	c.nc.SetReadDeadline(time.Unix(0, 1))
+	_, err := c.br.Peek(1)
+	// Back to the keep-alive deadline (one that passed meanwhile fails
+	// the next read, as it should).
+	if c.keepAlive == 0 {
+		c.nc.SetReadDeadline(time.Time{})
+	} else {
+		c.nc.SetReadDeadline(time.Unix(0, c.deadlineAt.Load()).Add(c.keepAlive * 3 / 2))
+	}
+	var ne net.Error
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.As(err, &ne) && ne.Timeout():
+		return false, nil
+	}
+	return false, err
 }

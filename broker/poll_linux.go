@@ -58,10 +58,15 @@ func sharedPoller() *poller {
 	return thePoller
 }
 
-// pollable returns nc's raw connection if nc can be parked: a TCP or unix
-// socket as accepted, with nothing in front of it that buffers input (TLS,
-// WebSocket and PROXY-protocol connections do).
+// pollable returns the raw connection of nc's socket if nc can be
+// parked: a TCP or unix socket as accepted, or TLS right on one (burst
+// reads what TLS buffered before it parks: tlsPending). Not WebSocket or
+// PROXY-protocol connections, whose input is buffered where no one can
+// look.
 func pollable(nc net.Conn) syscall.RawConn {
+	if tc, ok := nc.(tlsConn); ok {
+		nc = tc.NetConn()
+	}
 	var sc syscall.Conn
 	switch x := nc.(type) {
 	case *net.TCPConn:
