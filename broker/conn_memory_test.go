@@ -139,3 +139,61 @@ func TestChurnReleasesConnections(t *testing.T) {
 		mt.HeapBound(t, fmt.Sprintf("%d connect/DISCONNECT cycles", n), before, int64(n)*200)
 	}, packet.V311, packet.V5)
 }
+
+// TestIdleConnectionHeapBound: an idle connection with one subscription
+// parks, so it holds no goroutine, and the heap it costs stays within a
+// generous bound (about 2 KB here for both ends of the connection, which
+// are in this process; it was 5.5-7.5 KB with a goroutine and buffers per
+// connection): a regression to a goroutine or a buffer per idle
+// connection fails it.
+func TestIdleConnectionHeapBound(t *testing.T) {
+	br := mt.StartBroker(t, broker.Options{})
+	const n = 1000
+	conns := make([]net.Conn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	open := func(i int) {
+		c, err := net.Dial("tcp", br.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		w, _ := (&packet.Connect{ProtocolLevel: 4, ClientID: fmt.Sprint("idle-", i), CleanStart: true, KeepAlive: 600}).Append(nil, 4)
+		w, _ = (&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: fmt.Sprintf("idle/%d/cmd", i), QoS: 1}}}).Append(w, 4)
+		if _, err := c.Write(w); err != nil {
+			t.Fatal(err)
+		}
+		var buf [9]byte // CONNACK (4) + SUBACK (5)
+		if _, err := io.ReadFull(c, buf[:]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 50 { // warm up pools, the poller, the keep-alive wheel
+		open(i)
+	}
+	measure := func() (heap, stack int64, goroutines int) {
+		for range 4 { // stacks shrink by half per GC while mostly unused
+			runtime.GC()
+		}
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return int64(ms.HeapAlloc), int64(ms.StackInuse), runtime.NumGoroutine()
+	}
+	h0, s0, g0 := measure()
+	for i := range n {
+		open(50 + i)
+	}
+	mt.Eventually(t, "connections parked", func() bool { return runtime.NumGoroutine() < g0+n/10 })
+	h1, s1, g1 := measure()
+	perConn := float64(h1-h0+s1-s0) / n
+	t.Logf("%d idle connections: %.0f heap + stack bytes each (both ends), %d goroutines more", n, perConn, g1-g0)
+	if g1-g0 > n/10 {
+		t.Errorf("%d goroutines more for %d idle connections: they do not park", g1-g0, n)
+	}
+	if perConn > 3500 {
+		t.Errorf("%.0f heap + stack bytes per idle connection, want at most 3500", perConn)
+	}
+}
