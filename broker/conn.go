@@ -107,6 +107,7 @@ type connRare struct {
 	msgRate, byteRate bucket            // inbound rate limits
 	inAliases         map[uint16]string // v5 client-to-server topic aliases
 	reauth            auth.Exchange     // a v5 re-authentication in progress
+	drained           int               // bytes readNow read
 }
 
 // rare returns the connection's rarely needed state. Only the reading side
@@ -146,9 +147,13 @@ func (r countingReader) Read(p []byte) (int, error) {
 }
 
 // read reads from the connection and counts the bytes, for ByteRate and
-// the statistics.
-func (c *conn) read(p []byte) (int, error) {
-	n, err := c.nc.Read(p)
+// the statistics. A connection taken over reads only what has arrived.
+func (c *conn) read(p []byte) (n int, err error) {
+	if c.rstate.Load()&takenOver != 0 && !c.isTLS() {
+		n, err = c.readNow(p)
+	} else if n, err = c.nc.Read(p); n == 0 && err != nil && c.rstate.Load()&takenOver != 0 && !c.isTLS() {
+		n, err = c.readNow(p) // takeOver cut a wait short
+	}
 	c.bytesIn += n
 	if n > 0 {
 		c.bytesRead.Add(int64(n))
@@ -208,8 +213,23 @@ func (c *conn) setErrLocked(err error) {
 }
 
 // takeOver ends the connection because another one claimed its session.
+// A connection the poller watches first handles what it has received
+// already, and waits for nothing more: a client that acknowledged a
+// message and reconnected at once must not get it again because its
+// PUBACK was still in the old connection's socket. (TLS keeps what is in
+// the socket out of reach without waiting: a TLS connection handles only
+// what TLS has buffered.)
 func (c *conn) takeOver() {
-	c.finishWith(errTakenOver, packet.SessionTakenOver, false)
+	if c.rc == nil {
+		c.finishWith(errTakenOver, packet.SessionTakenOver, false)
+		return
+	}
+	c.rstate.Or(takenOver)
+	// A read waiting for input gives up (read then reads without
+	// waiting); a deadline the reading side sets after this is set before
+	// it looks at the flag.
+	c.nc.SetReadDeadline(time.Unix(0, 1))
+	c.wake() // burst ends it, with errTakenOver
 }
 
 // shutdown ends the connection because the broker stops, and cuts short
@@ -267,7 +287,7 @@ func (c *conn) serve() {
 	}
 	for {
 		if err := c.waitInput(); err != nil {
-			c.endReading(c.readFailed(err))
+			c.endReading(c.whyEnded(c.readFailed(err)))
 			return
 		}
 		go func() {
@@ -305,6 +325,11 @@ func (c *conn) end(err error) {
 // partly buffered read to its end. done reports that the connection
 // ends, for err.
 func (c *conn) burst() (done bool, err error) {
+	defer func() {
+		if done {
+			err = c.whyEnded(err)
+		}
+	}()
 	c.borrowReader()
 	if _, err := c.br.Peek(1); err != nil {
 		return true, c.readFailed(err)
@@ -313,7 +338,7 @@ func (c *conn) burst() (done bool, err error) {
 		if err := c.readConnect(); err != nil {
 			return true, err
 		}
-		c.nc.SetReadDeadline(time.Time{})
+		c.setReadDeadline(time.Time{})
 		c.moveDeadline()
 	}
 	for {
@@ -322,7 +347,7 @@ func (c *conn) burst() (done bool, err error) {
 				return true, err
 			}
 		}
-		if _, ok := c.nc.(tlsConn); !ok || c.rc == nil {
+		if c.rc == nil || !c.isTLS() {
 			break
 		}
 		if more, err := c.tlsPending(); err != nil {
@@ -396,7 +421,28 @@ func (c *conn) moveDeadline() {
 	}
 	if now := time.Now(); now.UnixNano()-c.deadlineAt.Load() >= int64(time.Millisecond) {
 		c.deadlineAt.Store(now.UnixNano())
-		c.nc.SetReadDeadline(now.Add(c.keepAlive * 3 / 2))
+		c.setReadDeadline(now.Add(c.keepAlive * 3 / 2))
+	}
+}
+
+// whyEnded returns why reading ended with err: a connection taken over
+// (takeOver) ends once it has handled what had arrived, the first read
+// that would wait failing.
+func (c *conn) whyEnded(err error) error {
+	if err == nil || c.rstate.Load()&takenOver == 0 {
+		return err
+	}
+	c.finishWith(errTakenOver, packet.SessionTakenOver, false)
+	return errTakenOver
+}
+
+// setReadDeadline sets the read deadline of the connection, unless it is
+// taken over: then reads must not wait (takeOver sets a deadline that has
+// passed after the flag, and this looks at the flag after setting it).
+func (c *conn) setReadDeadline(t time.Time) {
+	c.nc.SetReadDeadline(t)
+	if c.rstate.Load()&takenOver != 0 {
+		c.nc.SetReadDeadline(time.Unix(0, 1))
 	}
 }
 

@@ -33,11 +33,15 @@ import (
 // connection has ended), and every connection on systems other than
 // Linux.
 
-// The reading side's states.
+// The reading side's states, and a flag.
 const (
-	reading int32 = iota // a goroutine reads the connection (or ended it)
-	parked               // nothing reads it: wake starts a goroutine
+	reading   int32 = 0 // a goroutine reads the connection (or ended it)
+	parked    int32 = 1 // nothing reads it: wake starts a goroutine
+	takenOver int32 = 2 // flag: handle what has arrived, without waiting, then end (takeOver)
 )
+
+// errNoInput is readNow's: nothing more has arrived.
+var errNoInput = errors.New("no input without waiting")
 
 // readerPool holds the read buffers of the connections not parked.
 var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBufferSize) }}
@@ -73,8 +77,15 @@ func (c *conn) releaseReader() {
 
 // wake starts a goroutine to read a parked connection.
 func (c *conn) wake() {
-	if c.rstate.CompareAndSwap(parked, reading) {
-		go c.run()
+	for {
+		v := c.rstate.Load()
+		if v&parked == 0 {
+			return
+		}
+		if c.rstate.CompareAndSwap(v, v&^parked) {
+			go c.run()
+			return
+		}
 	}
 }
 
@@ -114,7 +125,9 @@ func (c *conn) park() bool {
 			return false
 		}
 	}
-	c.rstate.Store(parked)
+	if !c.rstate.CompareAndSwap(reading, parked) {
+		return false // taken over: the caller reads what has arrived, then ends
+	}
 	// Armed only now: input that came in the meantime wakes it at once
 	// (arming looks at the socket as it is), and the wake-ups that found
 	// it still reading were for input already handled, or for a close
@@ -247,6 +260,12 @@ type tlsConn interface {
 	ConnectionState() tls.ConnectionState
 }
 
+// isTLS reports whether c is a TLS connection.
+func (c *conn) isTLS() bool {
+	_, ok := c.nc.(tlsConn)
+	return ok
+}
+
 // tlsPending reports whether the TLS layer of a connection to be parked
 // holds input it has read from the socket: a record that came with the
 // last one, which no poller would see. It reads with a deadline that
@@ -259,9 +278,9 @@ func (c *conn) tlsPending() (bool, error) {
 	// Back to the keep-alive deadline (one that passed meanwhile fails
 	// the next read, as it should).
 	if c.keepAlive == 0 {
-		c.nc.SetReadDeadline(time.Time{})
+		c.setReadDeadline(time.Time{})
 	} else {
-		c.nc.SetReadDeadline(time.Unix(0, c.deadlineAt.Load()).Add(c.keepAlive * 3 / 2))
+		c.setReadDeadline(time.Unix(0, c.deadlineAt.Load()).Add(c.keepAlive * 3 / 2))
 	}
 	var ne net.Error
 	switch {

@@ -3,6 +3,7 @@
 package broker
 
 import (
+	"io"
 	"net"
 	"os"
 	"sync"
@@ -177,4 +178,36 @@ func (p *poller) loop() {
 			}
 		}
 	}
+}
+
+// readNow reads what has arrived on c's socket (not TLS), without
+// waiting and whatever the read deadline: errNoInput once nothing has,
+// or after lingerBytes (a client that keeps sending to a connection
+// taken over is not served for ever).
+func (c *conn) readNow(p []byte) (int, error) {
+	x := c.rare()
+	if x.drained >= lingerBytes {
+		return 0, errNoInput
+	}
+	var n int
+	var rerr error
+	err := c.rc.Control(func(fd uintptr) {
+		for {
+			if n, rerr = syscall.Read(int(fd), p); rerr != syscall.EINTR {
+				return
+			}
+		}
+	})
+	switch {
+	case err != nil:
+		return 0, err
+	case rerr == syscall.EAGAIN:
+		return 0, errNoInput
+	case rerr != nil:
+		return 0, rerr
+	case n == 0:
+		return 0, io.EOF
+	}
+	x.drained += n
+	return n, nil
 }

@@ -17,3 +17,5 @@ func (c *conn) register() error { return errors.ErrUnsupported }
 func (c *conn) arm() error { return errors.ErrUnsupported }
 
 func (c *conn) unregister() {}
+
+func (c *conn) readNow([]byte) (int, error) { return 0, errNoInput }
