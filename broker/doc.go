@@ -38,10 +38,12 @@
 //
 // A connection whose input is handled parks (poll.go): no goroutine waits
 // for it and it holds no read buffer. On Linux a poller of its own, over
-// the runtime's network poller, starts a goroutine when input arrives;
-// the keep-alive timer and a close start one too. Connections the poller
-// cannot watch (TLS, WebSocket, PROXY protocol, ServeConn) keep a
-// goroutine waiting with a one-byte read and no buffer.
+// the runtime's network poller, starts a goroutine when input arrives on
+// the socket (under TLS too, once TLS has nothing buffered); a
+// process-wide keep-alive wheel, a close and a take-over start one too.
+// Connections the poller cannot watch (WebSocket, PROXY protocol,
+// ServeConn's) keep a goroutine waiting with a one-byte read and no
+// buffer.
 //
 // # Ending a connection
 //
