@@ -16,10 +16,11 @@ import (
 // read costs at least 2 KB of stack, its read buffer more. So a
 // connection whose input is handled parks: its reading goroutine exits
 // and its buffer goes back to readerPool. Whatever comes first then
-// starts a new goroutine (wake): the poller (poll_linux.go) when input or
-// a hang-up arrives, the keep-alive timer when the client's time is up,
-// or a close by the broker (closeWith, the writer). The goroutine
-// borrows a buffer, handles the input, and parks the connection again.
+// starts a new goroutine (wake): the poller (poll_linux.go) when input
+// or a hang-up arrives, the keep-alive wheel when the client's time is
+// up, a close by the broker (closeWith, the writer), or a take-over. The
+// goroutine borrows a buffer, handles the input, and parks the
+// connection again.
 //
 // A TLS connection parks like a socket, the poller watching the socket
 // under it, once TLS has nothing buffered either (tlsPending): input it
@@ -118,12 +119,10 @@ func (c *conn) park() bool {
 		keepAlives.add(c)
 		c.inWheel = true
 	}
-	if !c.registered {
-		// Registered disarmed, while the connection is still ours.
-		if err := c.register(); err != nil {
-			c.rc = nil // it keeps a goroutine, then
-			return false
-		}
+	if !c.registered && c.register() != nil {
+		// The kernel refused (fs.epoll.max_user_watches, say): the
+		// connection keeps its goroutine, and tries again next time.
+		return false
 	}
 	if !c.rstate.CompareAndSwap(reading, parked) {
 		return false // taken over: the caller reads what has arrived, then ends
