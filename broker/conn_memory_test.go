@@ -1,6 +1,7 @@
 package broker_test
 
 import (
+	"bufio"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -110,11 +111,22 @@ func TestChurnReleasesConnections(t *testing.T) {
 			defer c.Close()
 			w, _ := (&packet.Connect{ProtocolLevel: v, ClientID: fmt.Sprint("churn-", i), CleanStart: true, KeepAlive: 60}).Append(nil, v)
 			w, _ = (&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: fmt.Sprintf("churn/%d/#", i), QoS: 1}}}).Append(w, v)
-			w, _ = (&packet.Disconnect{}).Append(w, v)
 			if _, err := c.Write(w); err != nil {
 				t.Fatal(err)
 			}
-			io.Copy(io.Discard, c) // CONNACK, SUBACK, then the broker's FIN
+			br := bufio.NewReader(c)
+			for range 2 { // CONNACK, SUBACK
+				if _, err := packet.ReadPacket(br, v, 0); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Parked by now, most times: in the poller and the keep-alive
+			// wheel.
+			w, _ = (&packet.Disconnect{}).Append(nil, v)
+			if _, err := c.Write(w); err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, c) // the broker's FIN
 		}
 		settled := func() {
 			mt.Eventually(t, "every connection served to its end", func() bool { return br.LiveConns() == 0 })
