@@ -333,6 +333,9 @@ func TestStoreFailureStopsAcknowledging(t *testing.T) {
 				}
 			}
 		}
+		// The goroutine that saw the failure logs it right after making
+		// Health report it.
+		mt.Eventually(t, "the store failure logged", func() bool { return countLines(logs.String(), "no longer acknowledged") > 0 })
 		if n := countLines(logs.String(), "no longer acknowledged"); n != 1 {
 			t.Fatalf("store failure logged %d times, want once:\n%s", n, logs.String())
 		}

@@ -121,7 +121,7 @@ func (b *Broker) Disconnect(id string) error {
 		"reason", packet.AdministrativeAction.Error())
 	// Not the reading side: no lingering (see finish).
 	c.finishWith(errKicked, packet.AdministrativeAction, false)
-	<-c.done
+	<-c.ended()
 	return nil
 }
 
@@ -226,7 +226,7 @@ func (s *session) info() ClientInfo {
 		ProtocolVersion: s.version,
 		Persistent:      s.persistent,
 		ExpiresAt:       s.expiresAt,
-		Subscriptions:   len(s.subs),
+		Subscriptions:   s.subs.len(),
 		Queued:          len(s.queue),
 		Inflight:        len(s.inflight),
 	}
@@ -249,8 +249,8 @@ func (s *session) info() ClientInfo {
 // search, ordered by filter. s.mu must not be held.
 func (s *session) subscriptions(search string) []SubscriptionInfo {
 	s.mu.Lock()
-	subs := make([]SubscriptionInfo, 0, len(s.subs))
-	for _, sub := range s.subs {
+	subs := make([]SubscriptionInfo, 0, s.subs.len())
+	for sub := range s.subs.all() {
 		if strings.Contains(sub.Filter, search) {
 			subs = append(subs, subscriptionInfo(s.id, sub))
 		}

@@ -73,13 +73,14 @@ func (c *conn) resolveAlias(p *packet.Publish) error {
 		return packet.TopicAliasInvalid
 	}
 	if p.Topic != "" {
-		if c.inAliases == nil {
-			c.inAliases = make(map[uint16]string)
+		x := c.rare()
+		if x.inAliases == nil {
+			x.inAliases = make(map[uint16]string)
 		}
-		c.inAliases[*a] = p.Topic
+		x.inAliases[*a] = p.Topic
 		return nil
 	}
-	t, ok := c.inAliases[*a]
+	t, ok := c.rare().inAliases[*a]
 	if !ok {
 		return packet.ProtocolError // an alias the client never set up
 	}

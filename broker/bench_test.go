@@ -37,7 +37,7 @@ func benchBroker(b *testing.B, subscribers int, qos byte, version byte) *Broker 
 			b.Fatal(err)
 		}
 		sub := store.Subscription{Subscription: packet.Subscription{Filter: "bench/+/data", QoS: qos}}
-		c.sess.subs[sub.Filter] = sub
+		c.sess.subs.put(sub)
 		br.subs.Add(sub.Filter, c.sess, optsOf(sub))
 	}
 	return br

@@ -149,7 +149,7 @@ func (b *Broker) restore() error {
 // load gives s the subscriptions and messages of st.
 func (b *Broker) load(s *session, st *store.SessionState) {
 	for _, sub := range st.Subscriptions {
-		s.subs[sub.Filter] = sub
+		s.subs.put(sub)
 		b.subscribe(sub.Filter, s, optsOf(sub))
 	}
 	for i := range st.Outbound {
@@ -158,12 +158,12 @@ func (b *Broker) load(s *session, st *store.SessionState) {
 		if o.State == store.Queued {
 			s.push(o) // within the limits when stored
 		} else {
-			s.inflight[o.PacketID] = o
+			s.putInflight(o)
 			s.nextID = max(s.nextID, o.PacketID)
 		}
 	}
 	for _, id := range st.InboundQoS2 {
-		s.inQoS2[id] = struct{}{}
+		s.putInQoS2(id)
 	}
 }
 
@@ -206,19 +206,12 @@ func (b *Broker) Serve(l net.Listener) error {
 			return err
 		}
 		delay = 0
-		go b.ServeConn(nc)
+		go b.serveConn(nc, false)
 	}
 }
 
 // ServeConn serves one client connection until it ends.
-func (b *Broker) ServeConn(nc net.Conn) {
-	c := b.open(nc)
-	if c == nil {
-		return
-	}
-	c.serve()
-	b.forget(c)
-}
+func (b *Broker) ServeConn(nc net.Conn) { b.serveConn(nc, true) }
 
 // open admits nc and registers its connection; nil: refused.
 func (b *Broker) open(nc net.Conn) *conn {

@@ -196,7 +196,7 @@ func (b *Broker) ReleaseSession(id string, to auth.Identity, granted, clean bool
 		if old != nil {
 			b.mu.Unlock()
 			old.takeOver()
-			<-old.done
+			<-old.ended()
 			continue
 		}
 		var st *store.SessionState
@@ -226,7 +226,7 @@ func (b *Broker) ReleaseSession(id string, to auth.Identity, granted, clean bool
 func (s *session) export() *store.SessionState {
 	st := &store.SessionState{Session: s.record()}
 	st.Session.Will, st.Session.WillAt = nil, time.Time{}
-	for _, sub := range s.subs {
+	for sub := range s.subs.all() {
 		st.Subscriptions = append(st.Subscriptions, sub)
 	}
 	out := slices.Collect(maps.Values(s.inflight))
@@ -260,7 +260,7 @@ func (b *Broker) ImportSession(st *store.SessionState) error {
 			if c != nil {
 				b.mu.Unlock()
 				c.takeOver()
-				<-c.done
+				<-c.ended()
 				continue
 			}
 			_, t = b.discard(old) // a stale copy: what came is newer

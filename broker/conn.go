@@ -7,45 +7,69 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/ternmq/tern/auth"
 	"github.com/ternmq/tern/packet"
 )
 
-// readBufferSize is small on purpose: most MQTT packets are small, larger
-// bodies are read straight into their own buffer, and the memory budget
-// per idle connection is a few KB.
-const readBufferSize = 512
+// readBufferSize is the buffer a connection borrows while it has input
+// to handle (poll.go): larger bodies are read straight into their own
+// buffer, and an idle connection holds none.
+const readBufferSize = 4096
 
 // flushTimeout bounds how long a closing connection may take to write its
 // last packets.
 const flushTimeout = 5 * time.Second
 
-// conn is one client network connection.
+// conn is one client network connection. Most connections are idle most
+// of the time, so its size counts: small fields are kept together, and
+// what few connections use is in x.
 type conn struct {
 	b  *Broker
 	nc net.Conn
-	br *bufio.Reader
+
+	// The reading side (poll.go): a buffer and routing scratch borrowed
+	// while input is being handled, and a byte read while waiting
+	// without them. rstate says whether a goroutine reads the connection
+	// or it is parked; rc is the socket the poller watches (nil: a
+	// goroutine waits for input), registered there since the first park
+	// as pollFD and pollGen; kaSlot and kaIndex place it in keepAlives
+	// (kaSlot 0: not there), under keepAlives.mu, and inWheel says it is
+	// there, for the reading side.
+	br         *bufio.Reader
+	router     *router
+	rc         syscall.RawConn
+	rstate     atomic.Int32
+	pollFD     int32
+	pollGen    uint32
+	kaSlot     int32
+	kaIndex    int32
+	peek       [1]byte
+	peeked     bool
+	registered bool
+	inWheel    bool
 
 	// Set during CONNECT, read-only afterwards; version is also read by
 	// Close from another goroutine, so it is written under ob.mu.
-	version  byte
-	clientID string
+	version byte
+	// refusal is why CONNECT was not accepted, counted once reading
+	// CONNECT ends (readConnect); the reading side's.
+	refusal      refusal
+	disconnected bool // the client sent DISCONNECT; the reading side's
+	clientID     string
 	// client is who the client is. It is shared with the session and read
 	// by other connections' routing, so it is never changed in place.
 	client    *auth.Client
 	keepAlive time.Duration
 	sess      *session
-	maxOut    int               // v5 client's Maximum Packet Size; 0: no limit
-	aliases   outAliases        // v5 server-to-client topic aliases; under ob.mu
-	inAliases map[uint16]string // v5 client-to-server topic aliases
-	// v5 enhanced authentication: the method the connection was
-	// authenticated with, and a re-authentication in progress.
+	maxOut    int        // v5 client's Maximum Packet Size; 0: no limit
+	aliases   outAliases // v5 server-to-client topic aliases; under ob.mu
+	// authMethod is the v5 enhanced authentication method the connection
+	// was authenticated with.
 	authMethod string
-	reauth     auth.Exchange
 	// announced are the options in force at CONNECT: what the CONNACK
 	// announced from them (Maximum Packet Size, Receive Maximum, Topic
 	// Alias Maximum, the availability flags) holds for the connection
@@ -55,76 +79,157 @@ type conn struct {
 	// v5 Session Expiry Interval from CONNECT (nil: absent), which
 	// DISCONNECT may change but not from 0 [MQTT-3.14.2-2].
 	sessionExpiry *uint32
-	// connectedAt is when CONNECT was accepted; refusal why it was not,
-	// counted once reading CONNECT ends (readConnect). Both the reading
-	// side's until CONNACK, read-only afterwards.
+	// connectedAt is when CONNECT was accepted: the reading side's until
+	// CONNACK, read-only afterwards.
 	connectedAt time.Time
-	refusal     refusal
 	// Bytes read from and written to nc, for ClientInfo.
 	bytesRead, bytesWritten atomic.Int64
 
 	// The reading side's alone (serve and its bursts, one at a time):
-	// inbound rate limits, and when the keep-alive deadline last moved.
-	msgRate, byteRate bucket
-	bytesIn           int   // read from nc since the last throttle
-	deadlineAt        int64 // Unix ns
+	// bytes read since the last throttle, when the keep-alive deadline
+	// last moved (written by it alone), and what is rarely needed.
+	bytesIn    int          // read from nc since the last throttle
+	deadlineAt atomic.Int64 // Unix ns; keepAlives reads it
+	x          *connRare
 
-	will         *packet.Will // cleared by DISCONNECT [MQTT-3.1.2-10]
-	disconnected bool         // the client sent DISCONNECT
-	router       router
+	will *packet.Will // cleared by DISCONNECT [MQTT-3.1.2-10]
 
 	ob      outbox
-	flushed chan struct{} // closed once a finishing connection is flushed
-	done    chan struct{} // closed when the connection is fully cleaned up
+	flushed chan struct{} // closed once a finishing connection is flushed; made by finishLast, under ob.mu
+	done    chan struct{} // closed when the connection is fully cleaned up; made by ended, under ob.mu
+	// closeErr is the first reason the connection ended; under ob.mu.
+	closeErr error
+}
 
-	errOnce   sync.Once
-	closeErr  error // the first reason the connection ended
-	closeOnce sync.Once
+// connRare is the reading side's state that few connections need, made
+// on first use.
+type connRare struct {
+	msgRate, byteRate bucket            // inbound rate limits
+	inAliases         map[uint16]string // v5 client-to-server topic aliases
+	reauth            auth.Exchange     // a v5 re-authentication in progress
+	drained           int               // bytes readNow read
+}
+
+// rare returns the connection's rarely needed state. Only the reading side
+// calls it.
+func (c *conn) rare() *connRare {
+	if c.x == nil {
+		c.x = new(connRare)
+	}
+	return c.x
 }
 
 func newConn(b *Broker, nc net.Conn) *conn {
 	c := &conn{
 		b: b, nc: nc,
 		announced: b.opts(), // until CONNECT
-		flushed:   make(chan struct{}),
-		done:      make(chan struct{}),
 	}
-	c.br = bufio.NewReaderSize(countingReader{c}, readBufferSize)
 	return c
 }
 
-// countingReader counts the bytes a connection reads, for ByteRate and
-// the statistics.
+// countingReader is what the read buffer reads from: the byte waitInput
+// read first, if any, then the connection.
 type countingReader struct{ c *conn }
 
 func (r countingReader) Read(p []byte) (int, error) {
-	n, err := r.c.nc.Read(p)
-	r.c.bytesIn += n
+	c := r.c
+	if !c.peeked || len(p) == 0 {
+		return c.read(p)
+	}
+	c.peeked = false
+	p[0] = c.peek[0]
+	if len(p) == 1 {
+		return 1, nil
+	}
+	// A packet is at least 2 bytes: the rest of this one is on its way.
+	n, err := c.read(p[1:])
+	return n + 1, err
+}
+
+// read reads from the connection and counts the bytes, for ByteRate and
+// the statistics. A connection taken over reads only what has arrived.
+func (c *conn) read(p []byte) (n int, err error) {
+	if c.rstate.Load()&takenOver != 0 && !c.isTLS() {
+		n, err = c.readNow(p)
+	} else if n, err = c.nc.Read(p); n == 0 && err != nil && c.rstate.Load()&takenOver != 0 && !c.isTLS() {
+		n, err = c.readNow(p) // takeOver cut a wait short
+	}
+	c.bytesIn += n
 	if n > 0 {
-		r.c.bytesRead.Add(int64(n))
-		r.c.b.stats.bytesIn.Add(int64(n))
+		c.bytesRead.Add(int64(n))
+		c.b.stats.bytesIn.Add(int64(n))
 	}
 	return n, err
 }
 
-// closeWith closes the network connection at once; err is why.
-func (c *conn) closeWith(err error) {
-	c.setErr(err)
-	c.closeOnce.Do(func() {
-		c.ob.mu.Lock()
-		c.ob.closed = true
-		c.ob.mu.Unlock()
-		c.nc.Close()
-	})
+// waitInput waits for input with no buffer: it reads one byte, for the
+// read buffer to return first.
+func (c *conn) waitInput() error {
+	for {
+		n, err := c.read(c.peek[:])
+		if n == 1 {
+			c.peeked = true
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
 }
 
+// closeWith closes the network connection at once; err is why.
+func (c *conn) closeWith(err error) {
+	c.ob.mu.Lock()
+	c.setErrLocked(err)
+	if c.ob.ncClosed {
+		c.ob.mu.Unlock()
+		return
+	}
+	c.ob.ncClosed, c.ob.closed = true, true
+	if t := c.ob.flushTimer; t != nil {
+		// A pending timer would keep the closed connection, its
+		// session and buffers live for flushTimeout.
+		t.Stop()
+		c.ob.flushTimer = nil
+	}
+	c.ob.mu.Unlock()
+	c.nc.Close()
+	c.wake() // a parked connection reads the close and ends
+}
+
+// setErr records err as why the connection ended, unless a reason (nil
+// too) was recorded before.
 func (c *conn) setErr(err error) {
-	c.errOnce.Do(func() { c.closeErr = err })
+	c.ob.mu.Lock()
+	c.setErrLocked(err)
+	c.ob.mu.Unlock()
+}
+
+// setErrLocked is setErr with ob.mu held.
+func (c *conn) setErrLocked(err error) {
+	if !c.ob.errSet {
+		c.ob.errSet, c.closeErr = true, err
+	}
 }
 
 // takeOver ends the connection because another one claimed its session.
+// A connection the poller watches first handles what it has received
+// already, and waits for nothing more: a client that acknowledged a
+// message and reconnected at once must not get it again because its
+// PUBACK was still in the old connection's socket. (TLS keeps what is in
+// the socket out of reach without waiting: a TLS connection handles only
+// what TLS has buffered.)
 func (c *conn) takeOver() {
-	c.finishWith(errTakenOver, packet.SessionTakenOver, false)
+	if c.rc == nil {
+		c.finishWith(errTakenOver, packet.SessionTakenOver, false)
+		return
+	}
+	c.rstate.Or(takenOver)
+	// A read waiting for input gives up (read then reads without
+	// waiting); a deadline the reading side sets after this is set before
+	// it looks at the flag.
+	c.nc.SetReadDeadline(time.Unix(0, 1))
+	c.wake() // burst ends it, with errTakenOver
 }
 
 // shutdown ends the connection because the broker stops, and cuts short
@@ -147,14 +252,26 @@ func (c *conn) setVersion(v byte) {
 	c.ob.mu.Unlock()
 }
 
-// serve reads and handles packets until the connection ends.
+// serveConn serves nc. With wait it returns once the connection has
+// ended; without, once the connection is idle and parked (poll.go).
+func (b *Broker) serveConn(nc net.Conn, wait bool) {
+	c := b.open(nc)
+	if c == nil {
+		return
+	}
+	if !wait {
+		c.rc = pollable(nc)
+	}
+	c.serve()
+}
+
+// serve reads and handles packets until the connection ends or parks.
 //
 // This goroutine only waits for input, and so stays at the smallest stack
-// size: an idle connection costs 2 KB of stack instead of 4 KB, because a
-// goroutine that once grew deep (handling CONNECT, routing a PUBLISH)
-// never shrinks back while parked in the network poller. Each burst of
-// input is handled on a goroutine of its own, which grows as deep as it
-// needs and exits when the read buffer is empty.
+// size: a goroutine that once grew deep (handling CONNECT, routing a
+// PUBLISH) never shrinks back while parked in the network poller. Each
+// burst of input is handled on a goroutine of its own, which grows as
+// deep as it needs and exits when the input is handled.
 func (c *conn) serve() {
 	// [MQTT-3.1.0-1] CONNECT first, within ConnectTimeout.
 	c.nc.SetReadDeadline(time.Now().Add(c.b.opts().ConnectTimeout))
@@ -168,20 +285,23 @@ func (c *conn) serve() {
 		}()
 		<-res
 	}
-	var err error
 	for {
-		if _, perr := c.br.Peek(1); perr != nil {
-			err = c.readFailed(perr)
-			break
+		if err := c.waitInput(); err != nil {
+			c.endReading(c.whyEnded(c.readFailed(err)))
+			return
 		}
-		go c.burst(res)
-		r := <-res
-		if r.done {
-			err = r.err
-			break
+		go func() {
+			done, err := c.burst()
+			res <- burstResult{done, err}
+		}()
+		if r := <-res; r.done {
+			c.endReading(r.err)
+			return
+		}
+		if c.sess != nil && c.park() {
+			return
 		}
 	}
-	c.end(err)
 }
 
 type burstResult struct {
@@ -200,24 +320,44 @@ func (c *conn) end(err error) {
 	c.cleanup(err)
 }
 
-// burst handles the packets buffered, the first CONNECT included; a
-// packet only partly buffered is read to its end.
-func (c *conn) burst(res chan<- burstResult) {
+// burst handles the input that has arrived, the first CONNECT included,
+// with a borrowed read buffer: the packets buffered, and a packet only
+// partly buffered read to its end. done reports that the connection
+// ends, for err.
+func (c *conn) burst() (done bool, err error) {
+	defer func() {
+		if done {
+			err = c.whyEnded(err)
+		}
+	}()
+	c.borrowReader()
+	if _, err := c.br.Peek(1); err != nil {
+		return true, c.readFailed(err)
+	}
 	if c.sess == nil {
 		if err := c.readConnect(); err != nil {
-			res <- burstResult{true, err}
-			return
+			return true, err
 		}
-		c.nc.SetReadDeadline(time.Time{})
+		c.setReadDeadline(time.Time{})
 		c.moveDeadline()
 	}
-	for c.br.Buffered() > 0 {
-		if done, err := c.step(); done {
-			res <- burstResult{true, err}
-			return
+	for {
+		for c.br.Buffered() > 0 {
+			if done, err := c.step(); done {
+				return true, err
+			}
+		}
+		if c.rc == nil || !c.isTLS() {
+			break
+		}
+		if more, err := c.tlsPending(); err != nil {
+			return true, c.readFailed(err)
+		} else if !more {
+			break
 		}
 	}
-	res <- burstResult{}
+	c.releaseReader()
+	return false, nil
 }
 
 // readConnect reads and handles the CONNECT [MQTT-3.1.0-1]. Its body
@@ -279,9 +419,30 @@ func (c *conn) moveDeadline() {
 	if c.keepAlive == 0 {
 		return
 	}
-	if now := time.Now(); now.UnixNano()-c.deadlineAt >= int64(time.Millisecond) {
-		c.deadlineAt = now.UnixNano()
-		c.nc.SetReadDeadline(now.Add(c.keepAlive * 3 / 2))
+	if now := time.Now(); now.UnixNano()-c.deadlineAt.Load() >= int64(time.Millisecond) {
+		c.deadlineAt.Store(now.UnixNano())
+		c.setReadDeadline(now.Add(c.keepAlive * 3 / 2))
+	}
+}
+
+// whyEnded returns why reading ended with err: a connection taken over
+// (takeOver) ends once it has handled what had arrived, the first read
+// that would wait failing.
+func (c *conn) whyEnded(err error) error {
+	if err == nil || c.rstate.Load()&takenOver == 0 {
+		return err
+	}
+	c.finishWith(errTakenOver, packet.SessionTakenOver, false)
+	return errTakenOver
+}
+
+// setReadDeadline sets the read deadline of the connection, unless it is
+// taken over: then reads must not wait (takeOver sets a deadline that has
+// passed after the flag, and this looks at the flag after setting it).
+func (c *conn) setReadDeadline(t time.Time) {
+	c.nc.SetReadDeadline(t)
+	if c.rstate.Load()&takenOver != 0 {
+		c.nc.SetReadDeadline(time.Unix(0, 1))
 	}
 }
 
@@ -331,13 +492,15 @@ func (c *conn) step() (done bool, err error) {
 // waits on it.
 func (c *conn) cleanup(err error) {
 	c.ob.mu.Lock()
-	closing := c.ob.closing
+	closing, flushed := c.ob.closing, c.flushed
 	c.ob.mu.Unlock()
 	if closing {
+		t := time.NewTimer(flushTimeout)
 		select {
-		case <-c.flushed:
-		case <-time.After(flushTimeout):
+		case <-flushed:
+		case <-t.C:
 		}
+		t.Stop()
 	}
 	c.setErr(err)
 	c.ob.mu.Lock()
@@ -346,7 +509,9 @@ func (c *conn) cleanup(err error) {
 	if !linger {
 		c.closeWith(err)
 	}
+	c.ob.mu.Lock()
 	err = c.closeErr
+	c.ob.mu.Unlock()
 	if c.sess != nil {
 		// DISCONNECT cleared the will unless v5 reason 0x04.
 		will, delay := c.willMessage()
@@ -361,12 +526,35 @@ func (c *conn) cleanup(err error) {
 	} else {
 		c.b.log.Debug("connection closed", "client", c.clientID, "remote", c.nc.RemoteAddr())
 	}
-	close(c.done)
+	c.ob.mu.Lock()
+	c.ob.ended = true
+	done := c.done
+	c.ob.mu.Unlock()
+	if done != nil {
+		close(done)
+	}
 	if linger {
 		c.linger()
 		c.closeWith(err)
 	}
 }
+
+// ended returns a channel closed once the connection is fully cleaned up
+// (its session detached, its will published). It is made only for who
+// waits: most connections end with nobody waiting.
+func (c *conn) ended() <-chan struct{} {
+	c.ob.mu.Lock()
+	defer c.ob.mu.Unlock()
+	if c.done == nil {
+		if c.ob.ended {
+			return closedChan
+		}
+		c.done = make(chan struct{})
+	}
+	return c.done
+}
+
+var closedChan = func() chan struct{} { ch := make(chan struct{}); close(ch); return ch }()
 
 // willMessage returns the will to publish [MQTT-3.1.2-8], if any, with
 // its v5 Will Delay Interval. It passes what any PUBLISH passes, now:

@@ -1,6 +1,7 @@
 package broker_test
 
 import (
+	"bufio"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -72,14 +73,14 @@ func measureIdle(b *testing.B, dial func() (net.Conn, error)) {
 		return c
 	}
 	for range b.N {
-		measure := func() (heap, stack uint64) {
+		measure := func() (heap, stack int64) {
 			// Stacks shrink by half per GC while mostly unused: settle them.
 			for range 4 {
 				runtime.GC()
 			}
 			var ms runtime.MemStats
 			runtime.ReadMemStats(&ms)
-			return ms.HeapInuse, ms.StackInuse
+			return int64(ms.HeapInuse), int64(ms.StackInuse)
 		}
 		h0, s0 := measure()
 		for i := range n {
@@ -91,5 +92,120 @@ func measureIdle(b *testing.B, dial func() (net.Conn, error)) {
 		b.ReportMetric(float64(h1-h0)/n, "heap-bytes/conn")
 		b.ReportMetric(float64(s1-s0)/n, "stack-bytes/conn")
 		b.ReportMetric(float64(h1+s1-h0-s0)/n, "bytes/conn")
+	}
+}
+
+// TestChurnReleasesConnections checks that a connection is garbage as soon
+// as it has ended: no timer (keep alive, flush, linger, write deadline)
+// may hold it, its buffers or its session until it fires. The live heap
+// right after the last of many connect/DISCONNECT cycles is back at its
+// baseline, give or take a bound far below one connection per cycle.
+func TestChurnReleasesConnections(t *testing.T) {
+	mt.Versions(t, func(t *testing.T, v byte) {
+		br := mt.StartBroker(t, broker.Options{})
+		cycle := func(i int) {
+			c, err := net.Dial("tcp", br.Addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			w, _ := (&packet.Connect{ProtocolLevel: v, ClientID: fmt.Sprint("churn-", i), CleanStart: true, KeepAlive: 60}).Append(nil, v)
+			w, _ = (&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: fmt.Sprintf("churn/%d/#", i), QoS: 1}}}).Append(w, v)
+			if _, err := c.Write(w); err != nil {
+				t.Fatal(err)
+			}
+			br := bufio.NewReader(c)
+			for range 2 { // CONNACK, SUBACK
+				if _, err := packet.ReadPacket(br, v, 0); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Parked by now, most times: in the poller and the keep-alive
+			// wheel.
+			w, _ = (&packet.Disconnect{}).Append(nil, v)
+			if _, err := c.Write(w); err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, c) // the broker's FIN
+		}
+		settled := func() {
+			mt.Eventually(t, "every connection served to its end", func() bool { return br.LiveConns() == 0 })
+			if st := br.Stats(); st.Connections != 0 || st.Sessions != 0 {
+				t.Fatalf("%d connections and %d sessions left", st.Connections, st.Sessions)
+			}
+		}
+		for i := range 200 { // warm up pools and the runtime's caches
+			cycle(i)
+		}
+		settled()
+		before := mt.HeapAlloc()
+		n := 5000
+		if testing.Short() {
+			n = 1000
+		}
+		for i := range n {
+			cycle(i)
+		}
+		settled()
+		// No waiting for timers: this is right after the last close.
+		mt.HeapBound(t, fmt.Sprintf("%d connect/DISCONNECT cycles", n), before, int64(n)*200)
+	}, packet.V311, packet.V5)
+}
+
+// TestIdleConnectionHeapBound: an idle connection with one subscription
+// parks, so it holds no goroutine, and the heap it costs stays within a
+// generous bound (about 2 KB here for both ends of the connection, which
+// are in this process; it was 5.5-7.5 KB with a goroutine and buffers per
+// connection): a regression to a goroutine or a buffer per idle
+// connection fails it.
+func TestIdleConnectionHeapBound(t *testing.T) {
+	br := mt.StartBroker(t, broker.Options{})
+	const n = 1000
+	conns := make([]net.Conn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	open := func(i int) {
+		c, err := net.Dial("tcp", br.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		w, _ := (&packet.Connect{ProtocolLevel: 4, ClientID: fmt.Sprint("idle-", i), CleanStart: true, KeepAlive: 600}).Append(nil, 4)
+		w, _ = (&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: fmt.Sprintf("idle/%d/cmd", i), QoS: 1}}}).Append(w, 4)
+		if _, err := c.Write(w); err != nil {
+			t.Fatal(err)
+		}
+		var buf [9]byte // CONNACK (4) + SUBACK (5)
+		if _, err := io.ReadFull(c, buf[:]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 50 { // warm up pools, the poller, the keep-alive wheel
+		open(i)
+	}
+	measure := func() (heap, stack int64, goroutines int) {
+		for range 4 { // stacks shrink by half per GC while mostly unused
+			runtime.GC()
+		}
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return int64(ms.HeapAlloc), int64(ms.StackInuse), runtime.NumGoroutine()
+	}
+	h0, s0, g0 := measure()
+	for i := range n {
+		open(50 + i)
+	}
+	mt.Eventually(t, "connections parked", func() bool { return runtime.NumGoroutine() < g0+n/10 })
+	h1, s1, g1 := measure()
+	perConn := float64(h1-h0+s1-s0) / n
+	t.Logf("%d idle connections: %.0f heap + stack bytes each (both ends), %d goroutines more", n, perConn, g1-g0)
+	if g1-g0 > n/10 {
+		t.Errorf("%d goroutines more for %d idle connections: they do not park", g1-g0, n)
+	}
+	if perConn > 3500 {
+		t.Errorf("%.0f heap + stack bytes per idle connection, want at most 3500", perConn)
 	}
 }

@@ -378,7 +378,7 @@ func (b *Broker) attach(c *conn, id string, clean bool, expiry uint32, window in
 			if old != nil {
 				b.mu.Unlock()
 				old.takeOver()
-				<-old.done
+				<-old.ended()
 				continue
 			}
 		}

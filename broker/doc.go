@@ -34,6 +34,17 @@
 // a QoS 2 PUBLISH to a persistent session, whose packet id must survive a
 // restart.
 //
+// # Idle connections
+//
+// A connection whose input is handled parks (poll.go): no goroutine waits
+// for it and it holds no read buffer. On Linux a poller of its own, over
+// the runtime's network poller, starts a goroutine when input arrives on
+// the socket (under TLS too, once TLS has nothing buffered); a
+// process-wide keep-alive wheel, a close and a take-over start one too.
+// Connections the poller cannot watch (WebSocket, PROXY protocol,
+// ServeConn's) keep a goroutine waiting with a one-byte read and no
+// buffer.
+//
 // # Ending a connection
 //
 // closeWith closes at once; finish queues a last packet and closes once
@@ -42,6 +53,6 @@
 // with a reason code) closes lingering: half-closed once that packet is
 // written, its input drained for at most 2 s and 256 KiB, so that a client
 // still sending reads why instead of a reset (linger.go). cleanup runs
-// once, on the connection's goroutine, whatever ended it: it detaches the
+// once, on the connection's reading goroutine, whatever ended it: it detaches the
 // session, publishes the will and runs the hooks.
 package broker

@@ -89,8 +89,9 @@ func (c *conn) onAuth(p *packet.Auth) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), authTimeout)
 	defer cancel()
+	x := c.rare()
 	switch {
-	case p.ReasonCode == packet.ReAuthenticate && c.reauth == nil:
+	case p.ReasonCode == packet.ReAuthenticate && x.reauth == nil:
 		a := c.b.enhancedAuth(method)
 		if a == nil {
 			// Withdrawn by a reload since this connection authenticated.
@@ -100,21 +101,21 @@ func (c *conn) onAuth(p *packet.Auth) error {
 		if err != nil {
 			return fmt.Errorf("re-authentication: %v: %w", err, packet.UnspecifiedError)
 		}
-		c.reauth = ex
-	case p.ReasonCode == packet.ContinueAuthentication && c.reauth != nil:
+		x.reauth = ex
+	case p.ReasonCode == packet.ContinueAuthentication && x.reauth != nil:
 	default:
 		return fmt.Errorf("AUTH %#x out of turn: %w", byte(p.ReasonCode), packet.ProtocolError)
 	}
-	out, done, err := c.reauth.Step(ctx, p.Properties.AuthData)
+	out, done, err := x.reauth.Step(ctx, p.Properties.AuthData)
 	if err != nil {
-		c.reauth = nil
+		x.reauth = nil
 		return fmt.Errorf("re-authentication failed: %v: %w", err, authFailure(err, packet.NotAuthorized))
 	}
 	code := packet.ContinueAuthentication
 	if done {
 		code = packet.Success
-		name := c.reauth.Username()
-		c.reauth = nil
+		name := x.reauth.Username()
+		x.reauth = nil
 		if name != c.client.Username {
 			// The session belongs to the identity that made it, and the
 			// connection's identity is fixed (routing reads it

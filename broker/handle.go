@@ -224,7 +224,7 @@ func (c *conn) publish(m *Message, qos byte, id uint16, code packet.ReasonCode) 
 	if qos == 2 && (!code.IsFailure() || c.version != packet.V5) {
 		s := c.sess
 		s.mu.Lock()
-		s.inQoS2[id] = struct{}{}
+		s.putInQoS2(id)
 		t = max(t, s.persist(func(st store.Store) store.Ticket { return st.PutInboundQoS2(s.id, id) }))
 		s.mu.Unlock()
 	}
@@ -356,14 +356,14 @@ func (c *conn) onSubscribe(p *packet.Subscribe) error {
 			rec.SubscriptionID = ids[0]
 		}
 		s.mu.Lock()
-		_, existed := s.subs[sub.Filter]
-		if max := c.b.opts().MaxSubscriptions; !existed && max > 0 && len(s.subs) >= max {
+		_, existed := s.subs.get(sub.Filter)
+		if max := c.b.opts().MaxSubscriptions; !existed && max > 0 && s.subs.len() >= max {
 			s.mu.Unlock()
 			codes[i] = c.failure(packet.QuotaExceeded)
 			c.b.log.Debug("subscribe refused: subscription limit", "client", c.clientID, "filter", sub.Filter)
 			continue
 		}
-		s.subs[sub.Filter] = rec
+		s.subs.put(rec)
 		durable = max(durable, s.persist(func(st store.Store) store.Ticket { return st.PutSubscription(s.id, rec) }))
 		s.mu.Unlock()
 		// [MQTT-3.8.4-3] a repeated filter replaces the subscription.
@@ -438,9 +438,8 @@ func (c *conn) onUnsubscribe(p *packet.Unsubscribe) {
 	var durable store.Ticket
 	for i, f := range p.Filters {
 		s.mu.Lock()
-		_, ok := s.subs[f]
+		ok := s.subs.del(f)
 		if ok {
-			delete(s.subs, f)
 			durable = max(durable, s.persist(func(st store.Store) store.Ticket { return st.DeleteSubscription(s.id, f) }))
 		}
 		s.mu.Unlock()

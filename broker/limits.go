@@ -143,11 +143,12 @@ func (c *conn) throttle(msgs, n int) {
 	o := c.b.opts()
 	now := time.Now()
 	var wait time.Duration
+	x := c.rare()
 	if r := float64(o.MessageRate); r > 0 && msgs > 0 {
-		wait = c.msgRate.take(float64(msgs), r, now)
+		wait = x.msgRate.take(float64(msgs), r, now)
 	}
 	if r := float64(o.ByteRate); r > 0 && n > 0 {
-		wait = max(wait, c.byteRate.take(float64(n), r, now))
+		wait = max(wait, x.byteRate.take(float64(n), r, now))
 	}
 	if wait > 0 {
 		c.b.stats.throttled.Add(1)

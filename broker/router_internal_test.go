@@ -47,7 +47,7 @@ func TestRouterScratchShrinks(t *testing.T) {
 				t.Fatal(err)
 			}
 			sub := store.Subscription{Subscription: packet.Subscription{Filter: filter}}
-			c.sess.subs[filter] = sub
+			c.sess.subs.put(sub)
 			br.subs.Add(filter, c.sess, optsOf(sub))
 		}
 	}

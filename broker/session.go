@@ -2,6 +2,7 @@ package broker
 
 import (
 	"cmp"
+	"iter"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -25,25 +26,28 @@ type subOpts struct {
 type session struct {
 	b  *Broker
 	id string
-
-	online atomic.Bool // conn != nil, readable without mu
 	// client is who deliveries are authorized for (auth.Read): the last
 	// connection's identity, kept while offline and across restarts.
 	client atomic.Pointer[auth.Client]
 
-	mu         sync.Mutex
+	online atomic.Bool // conn != nil, readable without mu
+
+	mu sync.Mutex
+	// Under mu (the small fields first: a session is kept for every
+	// client, connected or not, and its size counts).
 	persistent bool   // kept and stored while offline
-	expiry     uint32 // v5 Session Expiry Interval in seconds; neverExpires for 3.1.1
 	gone       bool   // discarded: late deliveries from in-progress routes are dropped
+	version    byte   // of the last connection
+	expiry     uint32 // v5 Session Expiry Interval in seconds; neverExpires for 3.1.1
+	nextID     uint16
 
 	// While offline: when the session ends, and a will waiting for its delay.
 	expiryTimer *time.Timer
 	expiresAt   time.Time
 	will        *pendingWill
 	conn        *conn // nil while offline
-	version     byte
-	subs        map[string]store.Subscription
-	inflight    map[uint16]*store.Outbound // sent, not yet acknowledged
+	subs        subSet
+	inflight    map[uint16]*store.Outbound // sent, not yet acknowledged; nil until the first
 	// resend holds what is in flight from an earlier connection and not
 	// yet sent again on this one, in order: it goes out as the window of
 	// the current connection allows.
@@ -51,19 +55,33 @@ type session struct {
 	queue       []*store.Outbound // waiting for a free in-flight slot or a connection
 	queuedBytes int64             // queuedSize of everything in queue
 	window      int               // in-flight limit for the current connection
-	nextID      uint16
 	seq         uint64
-	inQoS2      map[uint16]struct{}
+	inQoS2      map[uint16]struct{} // nil until the first
 }
 
 func newSession(b *Broker, id string, persistent bool) *session {
 	return &session{
 		b: b, id: id, persistent: persistent,
-		subs:     make(map[string]store.Subscription),
-		inflight: make(map[uint16]*store.Outbound),
-		inQoS2:   make(map[uint16]struct{}),
-		window:   b.opts().MaxInflight,
+		window: b.opts().MaxInflight,
 	}
+}
+
+// putInflight records o as in flight under its packet id. s.mu must be
+// held.
+func (s *session) putInflight(o *store.Outbound) {
+	if s.inflight == nil {
+		s.inflight = make(map[uint16]*store.Outbound)
+	}
+	s.inflight[o.PacketID] = o
+}
+
+// putInQoS2 records the packet id of an inbound QoS 2 message as
+// received. s.mu must be held.
+func (s *session) putInQoS2(id uint16) {
+	if s.inQoS2 == nil {
+		s.inQoS2 = make(map[uint16]struct{})
+	}
+	s.inQoS2[id] = struct{}{}
 }
 
 // persist submits a store write for a persistent session and returns its
@@ -93,7 +111,7 @@ func (s *session) setPersistent(p bool) store.Ticket {
 	s.persistent = true
 	return s.persist(func(st store.Store) store.Ticket {
 		t := st.PutSession(s.record())
-		for _, sub := range s.subs {
+		for sub := range s.subs.all() {
 			t = st.PutSubscription(s.id, sub)
 		}
 		for _, o := range s.inflight {
@@ -177,7 +195,7 @@ func (s *session) sendNew(c *conn, o *store.Outbound, enc *encoder) store.Ticket
 	}
 	o.PacketID = s.freeID()
 	o.State = store.Sent
-	s.inflight[o.PacketID] = o
+	s.putInflight(o)
 	t := s.persist(func(st store.Store) store.Ticket { return st.PutOutbound(s.id, *o) })
 	if o.QoS == 2 {
 		// Sent with its id only once that is stored: a restart must send
@@ -325,9 +343,102 @@ func bySeq(a, b *store.Outbound) int { return cmp.Compare(a.Seq, b.Seq) }
 func (s *session) filters() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	fs := make([]string, 0, len(s.subs))
-	for f := range s.subs {
-		fs = append(fs, f)
+	fs := make([]string, 0, s.subs.len())
+	for sub := range s.subs.all() {
+		fs = append(fs, sub.Filter)
 	}
 	return fs
+}
+
+// subSet is a session's subscriptions, by filter. Most sessions have one
+// or a few, which a slice holds in what they need: a map holds even one
+// in a group of eight slots. Past subSetSmall a map keeps subscribing
+// and unsubscribing O(1).
+type subSet struct {
+	list []store.Subscription
+	m    map[string]store.Subscription // instead of list, past subSetSmall
+}
+
+const subSetSmall = 16
+
+func (ss *subSet) len() int {
+	if ss.m != nil {
+		return len(ss.m)
+	}
+	return len(ss.list)
+}
+
+func (ss *subSet) get(filter string) (store.Subscription, bool) {
+	if ss.m != nil {
+		sub, ok := ss.m[filter]
+		return sub, ok
+	}
+	for _, sub := range ss.list {
+		if sub.Filter == filter {
+			return sub, true
+		}
+	}
+	return store.Subscription{}, false
+}
+
+// put adds sub, replacing the subscription to the same filter.
+func (ss *subSet) put(sub store.Subscription) {
+	if ss.m != nil {
+		ss.m[sub.Filter] = sub
+		return
+	}
+	for i := range ss.list {
+		if ss.list[i].Filter == sub.Filter {
+			ss.list[i] = sub
+			return
+		}
+	}
+	if len(ss.list) < subSetSmall {
+		ss.list = append(ss.list, sub)
+		return
+	}
+	ss.m = make(map[string]store.Subscription, 2*subSetSmall)
+	for _, x := range ss.list {
+		ss.m[x.Filter] = x
+	}
+	ss.m[sub.Filter] = sub
+	ss.list = nil
+}
+
+// del removes the subscription to filter and reports whether there was one.
+func (ss *subSet) del(filter string) bool {
+	if ss.m != nil {
+		_, ok := ss.m[filter]
+		delete(ss.m, filter)
+		return ok
+	}
+	for i := range ss.list {
+		if ss.list[i].Filter == filter {
+			ss.list = slices.Delete(ss.list, i, i+1)
+			if len(ss.list) == 0 {
+				ss.list = nil
+			}
+			return true
+		}
+	}
+	return false
+}
+
+// all yields every subscription, in no particular order.
+func (ss *subSet) all() iter.Seq[store.Subscription] {
+	return func(yield func(store.Subscription) bool) {
+		if ss.m != nil {
+			for _, sub := range ss.m {
+				if !yield(sub) {
+					return
+				}
+			}
+			return
+		}
+		for _, sub := range ss.list {
+			if !yield(sub) {
+				return
+			}
+		}
+	}
 }

@@ -43,6 +43,12 @@ type outbox struct {
 	// once flushed rather than close, halfClosed says it did, lingering
 	// that the reading side now drains input.
 	linger, halfClosed, lingering bool
+	// ncClosed: closeWith closed the connection; errSet: conn.closeErr
+	// holds why it ended; ended: cleanup is done (conn.ended).
+	ncClosed, errSet, ended bool
+	// flushTimer closes a finishing connection that does not flush within
+	// flushTimeout; it holds the connection, so closing stops it.
+	flushTimer *time.Timer
 }
 
 // after holds back everything queued from now on until the store writes
@@ -210,9 +216,10 @@ func (c *conn) finishLast(last packet.Packet, linger bool) {
 		}
 	}
 	c.ob.closing = true
+	c.flushed = make(chan struct{})
 	c.ob.linger = linger
 	c.kick()
-	time.AfterFunc(flushTimeout, func() { c.closeWith(errFlushTimeout) })
+	c.ob.flushTimer = time.AfterFunc(flushTimeout, func() { c.closeWith(errFlushTimeout) })
 }
 
 func clearReasonString(p packet.Packet) {
@@ -232,7 +239,7 @@ func (c *conn) writeLoop() {
 			putBuf(c.ob.out)
 			putBuf(c.ob.spare)
 			c.ob.out, c.ob.spare = nil, nil
-			closing, closed, linger := c.ob.closing, c.ob.closed, c.ob.linger
+			closing, closed, linger, flushed := c.ob.closing, c.ob.closed, c.ob.linger, c.flushed
 			c.ob.mu.Unlock()
 			if closing {
 				if !closed && linger && halfClose(c.nc) {
@@ -241,8 +248,9 @@ func (c *conn) writeLoop() {
 					c.ob.mu.Unlock()
 				} else {
 					c.nc.Close()
+					c.wake() // a parked connection reads the close and ends
 				}
-				close(c.flushed)
+				close(flushed)
 			}
 			return
 		}

@@ -5,13 +5,34 @@ import "strings"
 // node is one level of filters. The node reached by the levels of a filter
 // holds that filter's subscriptions. The mutating methods require the
 // trie's write lock, match the read lock.
+//
+// Most nodes have a few literal children at most (the levels under
+// "devices/<id>/" of one device), so they are a slice while there are
+// few: a map would cost a group of eight slots even for one. What few
+// nodes need, a map of many children and shared groups, is in x.
 type node[K comparable, V any] struct {
-	children map[string]*node[K, V] // literal levels; nil when none
-	plus     *node[K, V]            // '+' level
-	hash     *node[K, V]            // '#' level (always last in a valid filter)
-	subs     subs[K, V]             // plain subscriptions to this filter
-	groups   []*group[K, V]         // shared groups on this filter; few per node
+	kids []kid[K, V] // literal levels while at most smallKids; nil when none or in x
+	plus *node[K, V] // '+' level
+	hash *node[K, V] // '#' level (always last in a valid filter)
+	subs subs[K, V]  // plain subscriptions to this filter
+	x    *more[K, V] // nil when it would be empty
 }
+
+// kid is a literal child level.
+type kid[K comparable, V any] struct {
+	level string
+	n     *node[K, V]
+}
+
+// more is what few nodes need.
+type more[K comparable, V any] struct {
+	kids   map[string]*node[K, V] // literal levels, past smallKids
+	groups []*group[K, V]         // shared groups on this filter; few per node
+}
+
+// smallKids is the number of literal children kept in a slice: a linear
+// scan of a few beats hashing.
+const smallKids = 8
 
 // group is a shared subscription group, identified by (name, filter).
 type group[K comparable, V any] struct {
@@ -21,8 +42,35 @@ type group[K comparable, V any] struct {
 }
 
 func (n *node[K, V]) empty() bool {
-	return len(n.children) == 0 && n.plus == nil && n.hash == nil &&
-		len(n.subs.list) == 0 && len(n.groups) == 0
+	return len(n.kids) == 0 && n.x == nil && n.plus == nil && n.hash == nil && len(n.subs.list) == 0
+}
+
+// groups returns the shared groups on n.
+func (n *node[K, V]) groups() []*group[K, V] {
+	if n.x == nil {
+		return nil
+	}
+	return n.x.groups
+}
+
+// tidy drops x once empty.
+func (n *node[K, V]) tidy() {
+	if n.x != nil && len(n.x.kids) == 0 && len(n.x.groups) == 0 {
+		n.x = nil
+	}
+}
+
+// literal returns the literal child for level, or nil.
+func (n *node[K, V]) literal(level string) *node[K, V] {
+	if n.x != nil && n.x.kids != nil {
+		return n.x.kids[level]
+	}
+	for i := range n.kids {
+		if n.kids[i].level == level {
+			return n.kids[i].n
+		}
+	}
+	return nil
 }
 
 // child returns the child for level, or nil.
@@ -33,7 +81,7 @@ func (n *node[K, V]) child(level string) *node[K, V] {
 	case "#":
 		return n.hash
 	}
-	return n.children[level]
+	return n.literal(level)
 }
 
 // childOrNew returns the child for level, creating it if needed.
@@ -48,11 +96,24 @@ func (n *node[K, V]) childOrNew(level string) *node[K, V] {
 	case "#":
 		n.hash = c
 	default:
-		if n.children == nil {
-			n.children = make(map[string]*node[K, V])
-		}
 		// Clone: the key must not pin the caller's (packet) buffer.
-		n.children[strings.Clone(level)] = c
+		level = strings.Clone(level)
+		switch {
+		case n.x != nil && n.x.kids != nil:
+			n.x.kids[level] = c
+		case len(n.kids) < smallKids:
+			n.kids = append(n.kids, kid[K, V]{level, c})
+		default:
+			if n.x == nil {
+				n.x = new(more[K, V])
+			}
+			n.x.kids = make(map[string]*node[K, V], 2*smallKids)
+			for _, k := range n.kids {
+				n.x.kids[k.level] = k.n
+			}
+			n.x.kids[level] = c
+			n.kids = nil
+		}
 	}
 	return c
 }
@@ -65,9 +126,22 @@ func (n *node[K, V]) deleteChild(level string) {
 	case "#":
 		n.hash = nil
 	default:
-		delete(n.children, level)
-		if len(n.children) == 0 {
-			n.children = nil
+		if n.x != nil && n.x.kids != nil {
+			delete(n.x.kids, level)
+			if len(n.x.kids) == 0 {
+				n.x.kids = nil
+				n.tidy()
+			}
+			return
+		}
+		for i := range n.kids {
+			if n.kids[i].level == level {
+				last := len(n.kids) - 1
+				n.kids[i] = n.kids[last]
+				n.kids[last] = kid[K, V]{} // release references
+				n.kids = shrink(n.kids[:last])
+				return
+			}
 		}
 	}
 }
@@ -98,7 +172,7 @@ func (n *node[K, V]) remove(f string, start int, shared bool, groupName string, 
 // it is already a member (keeping its place). Reports whether it replaced.
 func (n *node[K, V]) addShared(name, filter string, key K, val V) (replaced bool) {
 	var g *group[K, V]
-	for _, x := range n.groups {
+	for _, x := range n.groups() {
 		if x.name == name {
 			g = x
 			break
@@ -106,7 +180,10 @@ func (n *node[K, V]) addShared(name, filter string, key K, val V) (replaced bool
 	}
 	if g == nil {
 		g = &group[K, V]{name: strings.Clone(name), filter: strings.Clone(filter)}
-		n.groups = append(n.groups, g)
+		if n.x == nil {
+			n.x = new(more[K, V])
+		}
+		n.x.groups = append(n.x.groups, g)
 	}
 	for i := range g.members {
 		if g.members[i].Key == key {
@@ -121,7 +198,7 @@ func (n *node[K, V]) addShared(name, filter string, key K, val V) (replaced bool
 // removeShared removes key from the group name at n, keeping the order of the
 // other members; an emptied group is dropped.
 func (n *node[K, V]) removeShared(name string, key K) bool {
-	for gi, g := range n.groups {
+	for gi, g := range n.groups() {
 		if g.name != name {
 			continue
 		}
@@ -135,12 +212,14 @@ func (n *node[K, V]) removeShared(name string, key K) bool {
 			g.members = shrink(g.members[:last])
 			if len(g.members) == 0 {
 				// Groups have no order: swap the last one into the hole.
-				lg := len(n.groups) - 1
-				n.groups[gi] = n.groups[lg]
-				n.groups[lg] = nil
-				n.groups = n.groups[:lg]
+				gs := n.x.groups
+				lg := len(gs) - 1
+				gs[gi] = gs[lg]
+				gs[lg] = nil
+				n.x.groups = gs[:lg]
 				if lg == 0 {
-					n.groups = nil
+					n.x.groups = nil
+					n.tidy()
 				}
 			}
 			return true
@@ -163,7 +242,7 @@ func (n *node[K, V]) match(name string, start int, each func(K, V), shared func(
 		return
 	}
 	end := levelEnd(name, start)
-	if c := n.children[name[start:end]]; c != nil { // no allocation: lookup by substring
+	if c := n.literal(name[start:end]); c != nil { // no allocation: lookup by substring
 		c.match(name, end+1, each, shared)
 	}
 	if n.plus != nil {
@@ -180,7 +259,7 @@ func (n *node[K, V]) report(each func(K, V), shared func(string, string, []Membe
 		}
 	}
 	if shared != nil {
-		for _, g := range n.groups {
+		for _, g := range n.groups() {
 			shared(g.name, g.filter, g.members)
 		}
 	}

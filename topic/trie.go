@@ -12,8 +12,9 @@ type Member[K comparable, V any] struct {
 // client id), V is its subscription data (options).
 //
 // Filters are split into levels; each level is a node with literal children
-// in a map and the '+' and '#' children in their own fields, so matching a
-// name costs one map lookup per level plus the wildcard branches.
+// (a few in a slice, more in a map) and the '+' and '#' children in fields
+// of their own, so matching a name costs one look-up per level plus the
+// wildcard branches.
 //
 // A Trie is safe for concurrent use: Add and Remove take the write lock,
 // Match and Len the read lock. The trie copies the strings it keeps, so
@@ -91,7 +92,7 @@ func (t *Trie[K, V]) Match(name string, each func(key K, val V), shared func(gro
 		// [MQTT-4.7.2-1] at the root, a '$' name follows only the literal
 		// child: filters starting with '+' or '#' do not match it.
 		end := levelEnd(name, 0)
-		if c := t.root.children[name[:end]]; c != nil {
+		if c := t.root.literal(name[:end]); c != nil {
 			c.match(name, end+1, each, shared)
 		}
 		return

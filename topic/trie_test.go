@@ -299,7 +299,7 @@ func TestTriePruning(t *testing.T) {
 	}
 	if !tr.isEmpty() {
 		r := tr.root
-		t.Errorf("root not empty: %d children, plus %v, hash %v", len(r.children), r.plus != nil, r.hash != nil)
+		t.Errorf("root not empty: %d children, more %v, plus %v, hash %v", len(r.kids), r.x != nil, r.plus != nil, r.hash != nil)
 	}
 	// Remove of an intermediate level that has no subscription of its own
 	// must not prune its live children.
@@ -345,10 +345,37 @@ func TestTrieKeepsNoReferenceToCallerStrings(t *testing.T) {
 			t.Error("group or filter points into the caller's buffer")
 		}
 	})
-	for k := range tr.root.children {
-		if inBuf(k) {
+	for _, k := range tr.root.kids {
+		if inBuf(k.level) {
 			t.Error("a level key points into the caller's buffer")
 		}
+	}
+}
+
+// TestTrieManyChildren crosses smallKids both ways: children move from
+// the slice to a map and all stay reachable, and pruning empties both.
+func TestTrieManyChildren(t *testing.T) {
+	tr := NewTrie[int, int]()
+	const n = 3 * smallKids
+	for i := range n {
+		tr.Add(fmt.Sprintf("a/%d/x", i), i, i)
+		tr.Add(fmt.Sprintf("$share/g/a/%d", i), i, i)
+	}
+	for i := range n {
+		if got := collectInt(tr, fmt.Sprintf("a/%d/x", i)); len(got.plain) != 1 || got.plain[0] != fmt.Sprint(i) {
+			t.Fatalf("a/%d/x matched %v", i, got.plain)
+		}
+	}
+	if a := tr.root.literal("a"); a == nil || a.x == nil || a.x.kids == nil || a.kids != nil {
+		t.Fatal("children past smallKids are not in a map")
+	}
+	for i := range n {
+		if !tr.Remove(fmt.Sprintf("a/%d/x", i), i) || !tr.Remove(fmt.Sprintf("$share/g/a/%d", i), i) {
+			t.Fatalf("remove %d failed", i)
+		}
+	}
+	if !tr.isEmpty() {
+		t.Error("trie not empty after removing everything")
 	}
 }
 
