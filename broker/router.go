@@ -80,8 +80,8 @@ func (r *router) deliverAtomic() { r.atomic.t, r.atomic.refused = r.deliver(r.at
 
 // match collects the sessions m goes to, each authorized to read it.
 func (r *router) match(b *Broker, m *Message, from string) {
+	r.b = b // a pooled router may have routed for another broker
 	if r.eachFn == nil {
-		r.b = b
 		r.idx = make(map[*session]int)
 		r.eachFn = r.each
 		r.sharedFn = r.sharedGroup
