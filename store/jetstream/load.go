@@ -30,6 +30,7 @@ func (s *Store) scan(ctx context.Context, filters ...string) (map[string]record,
 }
 
 func (s *Store) scanWith(ctx context.Context, filters []string, opts ...jetstream.WatchOpt) (map[string]record, error) {
+	s.awaitReplicas(ctx)
 	var w jetstream.KeyWatcher
 	var err error
 	if len(filters) == 0 {
@@ -60,6 +61,42 @@ func (s *Store) scanWith(ctx context.Context, filters []string, opts ...jetstrea
 			return nil, fmt.Errorf("jsstore: read %s: %w", s.opts.Bucket, ctx.Err())
 		}
 	}
+}
+
+// awaitReplicas waits, up to 5 s, until every replica of the bucket's
+// stream is current: the watch that reads it may be served by any of
+// them, and one behind (its server just restarted, or slow) would miss
+// writes the store has already acknowledged.
+func (s *Store) awaitReplicas(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	for {
+		st, err := s.js.Stream(ctx, "KV_"+s.opts.Bucket)
+		if err == nil {
+			info, err := st.Info(ctx)
+			if err == nil && replicasCurrent(info) {
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			s.log.Warn("jsstore: reading while a replica is behind", "bucket", s.opts.Bucket)
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func replicasCurrent(info *jetstream.StreamInfo) bool {
+	if info.Cluster == nil {
+		return true
+	}
+	for _, p := range info.Cluster.Replicas {
+		if !p.Offline && (!p.Current || p.Lag > 0) {
+			return false
+		}
+	}
+	return true
 }
 
 // loaded is a session as read, before its messages are attached.

@@ -3,10 +3,9 @@ package pebble
 import (
 	"encoding/binary"
 	"errors"
+	rec "github.com/ternmq/tern/store/record"
 	"hash/crc32"
-	"time"
 
-	"github.com/ternmq/tern/packet"
 	"github.com/ternmq/tern/store"
 )
 
@@ -20,7 +19,7 @@ const (
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
-var errCorrupt = errors.New("corrupt record")
+var errCorrupt = rec.ErrCorrupt
 
 // begin starts a value in dst.
 func begin(dst []byte) []byte { return append(dst, 0, 0, 0, 0, formatVersion) }
@@ -39,163 +38,20 @@ func unseal(v []byte) (decoder, error) {
 	if v[4] != formatVersion {
 		return decoder{}, errors.New("unknown record format")
 	}
-	return decoder{b: v[headerLen:]}, nil
+	return decoder{B: v[headerLen:]}, nil
 }
 
-func appendUvarint(dst []byte, v uint64) []byte { return binary.AppendUvarint(dst, v) }
-
-func appendBytes(dst, b []byte) []byte {
-	return append(appendUvarint(dst, uint64(len(b))), b...)
-}
-
-func appendString(dst []byte, s string) []byte {
-	return append(appendUvarint(dst, uint64(len(s))), s...)
-}
-
-func appendBool(dst []byte, v bool) []byte {
-	if v {
-		return append(dst, 1)
-	}
-	return append(dst, 0)
-}
-
-// appendTime writes t as Unix nanoseconds, 0 for the zero time.
-func appendTime(dst []byte, t time.Time) []byte {
-	if t.IsZero() {
-		return appendUvarint(dst, 0)
-	}
-	return appendUvarint(dst, uint64(t.UnixNano()))
-}
-
-// decoder reads a value body; the first error sticks.
-type decoder struct {
-	b   []byte
-	err error
-}
-
-func (d *decoder) uvarint() uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.err = errCorrupt
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) byte() byte {
-	if d.err != nil || len(d.b) == 0 {
-		d.err = errCorrupt
-		return 0
-	}
-	v := d.b[0]
-	d.b = d.b[1:]
-	return v
-}
-
-func (d *decoder) bool() bool { return d.byte() != 0 }
-
-// bytes returns a copy (the iterator's buffer is reused), nil when empty.
-func (d *decoder) bytes() []byte {
-	n := d.uvarint()
-	if d.err != nil || uint64(len(d.b)) < n {
-		d.err = errCorrupt
-		return nil
-	}
-	if n == 0 {
-		return nil
-	}
-	v := append([]byte(nil), d.b[:n]...)
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) string() string {
-	n := d.uvarint()
-	if d.err != nil || uint64(len(d.b)) < n {
-		d.err = errCorrupt
-		return ""
-	}
-	v := string(d.b[:n])
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) time() time.Time {
-	if v := d.uvarint(); v != 0 {
-		return time.Unix(0, int64(v)).UTC()
-	}
-	return time.Time{}
-}
-
-// done reports the first error, or trailing bytes as corruption.
-func (d *decoder) done() error {
-	if d.err == nil && len(d.b) != 0 {
-		return errCorrupt
-	}
-	return d.err
-}
-
-// Message properties present, as bits.
-const (
-	hasPayloadFormat = 1 << iota
-	hasCorrelationData
+// The encoding of the parts is package store/record's.
+var (
+	appendUvarint = rec.AppendUvarint
+	appendBytes   = rec.AppendBytes
+	appendString  = rec.AppendString
+	appendBool    = rec.AppendBool
+	appendTime    = rec.AppendTime
+	appendMessage = rec.AppendMessage
 )
 
-func appendMessage(dst []byte, m *store.Message) []byte {
-	dst = appendString(dst, m.Topic)
-	dst = appendBytes(dst, m.Payload)
-	dst = append(dst, m.QoS)
-	dst = appendBool(dst, m.Retain)
-	dst = appendTime(dst, m.Expiry)
-	p := &m.Properties
-	var has byte
-	if p.PayloadFormat != nil {
-		has |= hasPayloadFormat
-	}
-	if p.CorrelationData != nil {
-		has |= hasCorrelationData
-	}
-	dst = append(dst, has)
-	if p.PayloadFormat != nil {
-		dst = append(dst, *p.PayloadFormat)
-	}
-	if p.CorrelationData != nil {
-		dst = appendBytes(dst, p.CorrelationData)
-	}
-	dst = appendString(dst, p.ContentType)
-	dst = appendString(dst, p.ResponseTopic)
-	dst = appendUvarint(dst, uint64(len(p.User)))
-	for _, u := range p.User {
-		dst = appendString(appendString(dst, u.Key), u.Value)
-	}
-	return dst
-}
-
-func (d *decoder) message() *store.Message {
-	m := &store.Message{Topic: d.string(), Payload: d.bytes(), QoS: d.byte(), Retain: d.bool(), Expiry: d.time()}
-	has := d.byte()
-	p := &m.Properties
-	if has&hasPayloadFormat != 0 {
-		v := d.byte()
-		p.PayloadFormat = &v
-	}
-	if has&hasCorrelationData != 0 {
-		if p.CorrelationData = d.bytes(); p.CorrelationData == nil {
-			p.CorrelationData = []byte{} // present but empty
-		}
-	}
-	p.ContentType = d.string()
-	p.ResponseTopic = d.string()
-	n := d.uvarint()
-	for i := uint64(0); i < n && d.err == nil; i++ {
-		p.User = append(p.User, packet.UserProperty{Key: d.string(), Value: d.string()})
-	}
-	return m
-}
+type decoder = rec.Decoder
 
 func appendSession(dst []byte, s *store.Session) []byte {
 	start := len(dst)
@@ -234,17 +90,17 @@ func decodeSession(v []byte) (store.Session, error) {
 	if err != nil {
 		return store.Session{}, err
 	}
-	s := store.Session{ClientID: d.string(), Version: d.byte(), ExpiryInterval: uint32(d.uvarint()), Expiry: d.time(), Username: d.string()}
-	if d.bool() {
-		s.Will = d.message()
-		s.WillAt = d.time()
+	s := store.Session{ClientID: d.String(), Version: d.Byte(), ExpiryInterval: uint32(d.Uvarint()), Expiry: d.Time(), Username: d.String()}
+	if d.Bool() {
+		s.Will = d.Message()
+		s.WillAt = d.Time()
 	}
 	s.UsernameFlag = s.Username != ""
-	if len(d.b) > 0 {
-		id := d.byte()
+	if len(d.B) > 0 {
+		id := d.Byte()
 		s.UsernameFlag, s.CertUsername = id&identityUsernameFlag != 0, id&identityCert != 0
 	}
-	return s, d.done()
+	return s, d.Done()
 }
 
 func appendSubscription(dst []byte, s *store.Subscription) []byte {
@@ -265,13 +121,13 @@ func decodeSubscription(v []byte) (store.Subscription, error) {
 		return store.Subscription{}, err
 	}
 	var s store.Subscription
-	s.Filter = d.string()
-	s.QoS = d.byte()
-	s.NoLocal = d.bool()
-	s.RetainAsPublished = d.bool()
-	s.RetainHandling = d.byte()
-	s.SubscriptionID = uint32(d.uvarint())
-	return s, d.done()
+	s.Filter = d.String()
+	s.QoS = d.Byte()
+	s.NoLocal = d.Bool()
+	s.RetainAsPublished = d.Bool()
+	s.RetainHandling = d.Byte()
+	s.SubscriptionID = uint32(d.Uvarint())
+	return s, d.Done()
 }
 
 // How an outbound record holds its message, in the byte after the
@@ -328,25 +184,25 @@ func decodeOutbound(v []byte) (o store.Outbound, ref uint64, err error) {
 	if err != nil {
 		return store.Outbound{}, 0, err
 	}
-	o = store.Outbound{Seq: d.uvarint(), PacketID: uint16(d.uvarint()), State: d.byte(), QoS: d.byte(), Retain: d.bool()}
-	n := d.uvarint()
-	for i := uint64(0); i < n && d.err == nil; i++ {
-		o.SubIDs = append(o.SubIDs, uint32(d.uvarint()))
+	o = store.Outbound{Seq: d.Uvarint(), PacketID: uint16(d.Uvarint()), State: d.Byte(), QoS: d.Byte(), Retain: d.Bool()}
+	n := d.Uvarint()
+	for i := uint64(0); i < n && d.Err == nil; i++ {
+		o.SubIDs = append(o.SubIDs, uint32(d.Uvarint()))
 	}
-	o.SharedGroup = d.string()
-	o.SharedFilter = d.string()
-	switch d.byte() {
+	o.SharedGroup = d.String()
+	o.SharedFilter = d.String()
+	switch d.Byte() {
 	case outboundNoMessage:
 	case outboundInline:
-		o.Message = d.message()
+		o.Message = d.Message()
 	case outboundRef:
-		if ref = d.uvarint(); ref == 0 {
-			d.err = errCorrupt
+		if ref = d.Uvarint(); ref == 0 {
+			d.Err = errCorrupt
 		}
 	default:
-		d.err = errCorrupt
+		d.Err = errCorrupt
 	}
-	return o, ref, d.done()
+	return o, ref, d.Done()
 }
 
 // appendMessageRecord encodes a message on its own: a retained message or
@@ -361,8 +217,8 @@ func decodeMessageRecord(v []byte) (*store.Message, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := d.message()
-	return m, d.done()
+	m := d.Message()
+	return m, d.Done()
 }
 
 // appendEmpty is the value of a record whose key says everything.
