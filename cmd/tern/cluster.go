@@ -268,29 +268,19 @@ func (c *clusterAdmin) Health() error {
 }
 
 // awaitReady marks the node ready once its JetStream state is open, or
-// gives up when ctx ends. Each wait is short: Node.Ready holds the owners
-// bucket's lock while it waits, and a connecting client needs it too.
+// gives up when ctx ends.
 func (c *clusterAdmin) awaitReady(ctx context.Context, log *slog.Logger) {
 	start := time.Now()
-	for ctx.Err() == nil {
-		try, cancel := context.WithTimeout(ctx, time.Second)
-		err := c.n.Ready(try)
-		cancel()
-		if err == nil {
-			c.ready.Store(true)
-			var names []string
-			for _, n := range c.n.Nodes() {
-				names = append(names, n.Name)
-			}
-			log.Info("cluster ready", "node", c.n.Name(), "nodes", strings.Join(names, ","),
-				"took", time.Since(start).Round(time.Millisecond))
-			return
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(100 * time.Millisecond):
-		}
+	if c.n.Ready(ctx) != nil {
+		return
 	}
+	c.ready.Store(true)
+	var names []string
+	for _, n := range c.n.Nodes() {
+		names = append(names, n.Name)
+	}
+	log.Info("cluster ready", "node", c.n.Name(), "nodes", strings.Join(names, ","),
+		"took", time.Since(start).Round(time.Millisecond))
 }
 
 // clusterFlags are the cluster flags of tern serve.
