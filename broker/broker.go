@@ -257,6 +257,13 @@ func (b *Broker) Drain() {
 		return
 	}
 	b.draining = true
+	b.disconnectAll()
+}
+
+// disconnectAll closes the listeners and ends every connection (v5
+// clients are told the server is shutting down), and returns once they
+// have ended. b.mu must be held; disconnectAll releases it.
+func (b *Broker) disconnectAll() {
 	for l := range b.listeners {
 		l.Close()
 	}
@@ -283,18 +290,7 @@ func (b *Broker) Close() error {
 	}
 	b.closed = true
 	close(b.stop)
-	for l := range b.listeners {
-		l.Close()
-	}
-	conns := make([]*conn, 0, len(b.conns))
-	for c := range b.conns {
-		conns = append(conns, c)
-	}
-	b.mu.Unlock()
-	for _, c := range conns {
-		c.shutdown()
-	}
-	b.wg.Wait()
+	b.disconnectAll()
 	b.sweeping.Wait()
 	// Offline sessions keep their stored expiry deadline; their timers
 	// must not touch the store once it is closed.

@@ -190,13 +190,7 @@ func (b *Broker) ReleaseSession(id string, to auth.Identity, granted, clean bool
 			b.mu.Unlock()
 			return nil, fmt.Errorf("%w (%s)", errNotOwner, owner)
 		}
-		s.mu.Lock()
-		old := s.conn
-		s.mu.Unlock()
-		if old != nil {
-			b.mu.Unlock()
-			old.takeOver()
-			<-old.ended()
+		if b.endLive(s) {
 			continue
 		}
 		var st *store.SessionState
@@ -254,13 +248,7 @@ func (b *Broker) ImportSession(st *store.SessionState) error {
 		}
 		var t store.Ticket
 		if old := b.sessions[id]; old != nil {
-			old.mu.Lock()
-			c := old.conn
-			old.mu.Unlock()
-			if c != nil {
-				b.mu.Unlock()
-				c.takeOver()
-				<-c.ended()
+			if b.endLive(old) {
 				continue
 			}
 			_, t = b.discard(old) // a stale copy: what came is newer

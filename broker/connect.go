@@ -372,13 +372,7 @@ func (b *Broker) attach(c *conn, id string, clean bool, expiry uint32, window in
 				b.mu.Unlock()
 				return fmt.Errorf("%w (%s)", errNotOwner, owner)
 			}
-			s.mu.Lock()
-			old := s.conn
-			s.mu.Unlock()
-			if old != nil {
-				b.mu.Unlock()
-				old.takeOver()
-				<-old.ended()
+			if b.endLive(s) {
 				continue
 			}
 		}
@@ -434,6 +428,22 @@ func (b *Broker) attach(c *conn, id string, clean bool, expiry uint32, window in
 		s.redeliver(moved)
 		return nil
 	}
+}
+
+// endLive ends the connection of s, if it has one, as taken over
+// [MQTT-3.1.4-3] and waits until it has ended: true means b.mu was
+// released meanwhile and the caller looks again. b.mu must be held.
+func (b *Broker) endLive(s *session) bool {
+	s.mu.Lock()
+	c := s.conn
+	s.mu.Unlock()
+	if c == nil {
+		return false
+	}
+	b.mu.Unlock()
+	c.takeOver()
+	<-c.ended()
+	return true
 }
 
 // detach separates a finished connection from its session. A session
