@@ -267,13 +267,19 @@ func (o *owners) take(ctx context.Context, id string) (prev string, rev uint64, 
 			o.mu.Unlock()
 			return prev, rev, nil
 		}
-		if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		if ctx.Err() != nil {
 			return "", 0, fmt.Errorf("cluster: owner of client id: %w", err)
 		}
-		if ctx.Err() != nil {
-			return "", 0, ctx.Err()
+		if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			// The bucket's leader is being elected, or just was: a
+			// moment later it answers.
+			select {
+			case <-time.After(100 * time.Millisecond):
+			case <-ctx.Done():
+				return "", 0, fmt.Errorf("cluster: owner of client id: %w", err)
+			}
 		}
-		// Another node took it meanwhile: take it from that one.
+		// Otherwise another node took it meanwhile: take it from that one.
 	}
 }
 
