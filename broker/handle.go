@@ -388,19 +388,31 @@ func (c *conn) onSubscribe(p *packet.Subscribe) error {
 	if c.announced.DisableRetain {
 		return nil
 	}
+	// The matching retained messages are taken as pointers under the
+	// tree's read lock, authorized outside it (the Authorizer may wait on
+	// the network), and handed over as the connection takes them
+	// (backlog.go): beyond the queue, none is dropped.
 	now := time.Now()
-	var msgs []*Message
+	authz := c.b.opts().Authorizer
 	for _, r := range wantRetained {
-		msgs = msgs[:0]
+		var msgs []*Message
 		c.b.retained.match(r.filter, now, func(m *Message) { msgs = append(msgs, m) })
+		kept := msgs[:0]
 		for _, m := range msgs {
-			if c.b.opts().Authorizer.Authorize(c.client, auth.Read, m.Topic) {
-				// [MQTT-3.3.1-8] retained messages keep RETAIN set.
-				s.deliver(m, delivery{qos: min(m.QoS, r.qos), retain: true, subIDs: r.subIDs}, &c.router.enc)
+			if authz.Authorize(c.client, auth.Read, m.Topic) {
+				kept = append(kept, m)
 			}
 		}
+		clear(msgs[len(kept):])
+		s.mu.Lock()
+		if !s.gone {
+			s.addRetained(r.filter, r.qos, r.subIDs, kept)
+			if s.conn == c {
+				s.fill()
+			}
+		}
+		s.mu.Unlock()
 	}
-	c.router.enc.reset()
 	return nil
 }
 
@@ -439,6 +451,7 @@ func (c *conn) onUnsubscribe(p *packet.Unsubscribe) {
 	for i, f := range p.Filters {
 		s.mu.Lock()
 		ok := s.subs.del(f)
+		s.dropRetained(f) // what it still had to receive is no longer owed
 		if ok {
 			durable = max(durable, s.persist(func(st store.Store) store.Ticket { return st.DeleteSubscription(s.id, f) }))
 		}
