@@ -1,0 +1,69 @@
+package broker
+
+import (
+	"os"
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// TestRetainedTreeScale measures the retained tree alone with
+// TERN_RETAINED_SCALE messages (the topics of TestRetainedScale; skipped
+// when unset): heap per message, without the store, and how long a '#'
+// subscription's snapshot holds the tree's read lock, during which
+// retained publishes wait.
+func TestRetainedTreeScale(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("TERN_RETAINED_SCALE"))
+	if n <= 0 {
+		t.Skip("set TERN_RETAINED_SCALE (e.g. 1000000) to run")
+	}
+	heap := func() int64 {
+		runtime.GC()
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return int64(ms.HeapAlloc)
+	}
+	topic := func(i int) string {
+		base := "site/" + strconv.Itoa(i/10000) + "/dev/" + strconv.Itoa(i)
+		switch i % 3 {
+		case 1:
+			return base + "/temp"
+		case 2:
+			return base + "/sensor/0"
+		}
+		return base
+	}
+	before := heap()
+	msgs := make([]*Message, n) // the messages themselves, as a store load would make them
+	for i := range msgs {
+		msgs[i] = &Message{Topic: topic(i), Payload: make([]byte, 64), QoS: 1, Retain: true}
+	}
+	withMsgs := heap()
+	var r retained
+	for _, m := range msgs {
+		r.set(m, nil, retainLimits{})
+	}
+	msgs = nil
+	after := heap()
+	t.Logf("%d retained: messages %.0f B each, the tree %.0f B each, %.0f B in all (limit counts %.0f B)",
+		n, float64(withMsgs-before)/float64(n), float64(after-withMsgs)/float64(n), float64(after-before)/float64(n), float64(r.bytes)/float64(n))
+	for _, filter := range []string{"#", "site/+/dev/+/sensor/#", "site/7/#"} {
+		var snap []*Message
+		start := time.Now()
+		r.match(filter, time.Now(), func(m *Message) { snap = append(snap, m) })
+		t.Logf("snapshot of %q: %d messages, read lock held %s", filter, len(snap), time.Since(start))
+	}
+	// A retained publish waiting for the '#' snapshot.
+	done := make(chan time.Duration, 1)
+	go func() {
+		time.Sleep(5 * time.Millisecond)
+		start := time.Now()
+		r.set(&Message{Topic: "site/x/dev/y", Payload: []byte("p")}, nil, retainLimits{})
+		done <- time.Since(start)
+	}()
+	var snap []*Message
+	r.match("#", time.Now(), func(m *Message) { snap = append(snap, m) })
+	t.Logf("a retained publish during the '#' snapshot waited %s", <-done)
+}
