@@ -2,6 +2,8 @@ package broker
 
 import (
 	"time"
+
+	"github.com/ternmq/tern/auth"
 )
 
 // A subscription may match far more retained messages than a session's
@@ -26,6 +28,39 @@ type retainedPage struct {
 	qos    byte
 	subIDs []uint32
 	msgs   []*Message
+}
+
+// retainReq is a subscription that is to receive the retained messages
+// it matches.
+type retainReq struct {
+	filter string
+	qos    byte
+	subIDs []uint32
+}
+
+// syncWalkChunks is how many holds of the retained tree's lock a
+// SUBSCRIBE walks before it leaves the rest of the walk to a goroutine.
+const syncWalkChunks = 4
+
+// addRetainedFor keeps of msgs, the retained messages req matched, those
+// cl may read, for the session to receive, and starts handing them over.
+// s.mu must not be held.
+func (s *session) addRetainedFor(cl *auth.Client, req retainReq, msgs []*Message) {
+	authz := s.b.opts().Authorizer
+	kept := msgs[:0]
+	for _, m := range msgs {
+		if authz.Authorize(cl, auth.Read, m.Topic) {
+			kept = append(kept, m)
+		}
+	}
+	clear(msgs[len(kept):])
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.subs.get(req.filter); s.gone || !ok {
+		return // ended or unsubscribed while the walk ran
+	}
+	s.addRetained(req.filter, req.qos, req.subIDs, kept)
+	s.fill()
 }
 
 // addRetained queues msgs for the subscription to filter; a repeated

@@ -321,11 +321,6 @@ func (c *conn) onSubscribe(p *packet.Subscribe) error {
 		}
 	}
 	codes := make([]packet.ReasonCode, len(p.Subscriptions))
-	type retainReq struct {
-		filter string
-		qos    byte
-		subIDs []uint32
-	}
 	var wantRetained []retainReq
 	var durable store.Ticket
 	maxFilters := limit(c.b.opts().MaxFiltersPerSubscribe)
@@ -391,27 +386,22 @@ func (c *conn) onSubscribe(p *packet.Subscribe) error {
 	// The matching retained messages are taken as pointers under the
 	// tree's read lock, authorized outside it (the Authorizer may wait on
 	// the network), and handed over as the connection takes them
-	// (backlog.go): beyond the queue, none is dropped.
+	// (backlog.go): beyond the queue, none is dropped. A walk longer than
+	// a few holds of the lock finishes in a goroutine, for this
+	// connection to go on reading (acknowledgements) meanwhile.
 	now := time.Now()
-	authz := c.b.opts().Authorizer
 	for _, r := range wantRetained {
 		var msgs []*Message
-		c.b.retained.match(r.filter, now, func(m *Message) { msgs = append(msgs, m) })
-		kept := msgs[:0]
-		for _, m := range msgs {
-			if authz.Authorize(c.client, auth.Read, m.Topic) {
-				kept = append(kept, m)
-			}
+		w := c.b.retained.walk(r.filter, now, func(m *Message) { msgs = append(msgs, m) })
+		if c.b.retained.resume(w, syncWalkChunks) {
+			s.addRetainedFor(c.client, r, msgs)
+			continue
 		}
-		clear(msgs[len(kept):])
-		s.mu.Lock()
-		if !s.gone {
-			s.addRetained(r.filter, r.qos, r.subIDs, kept)
-			if s.conn == c {
-				s.fill()
-			}
-		}
-		s.mu.Unlock()
+		cl := c.client
+		go func() {
+			c.b.retained.resume(w, -1)
+			s.addRetainedFor(cl, r, msgs)
+		}()
 	}
 	return nil
 }

@@ -136,14 +136,27 @@ func (r *retained) remove(topic string) bool {
 // (a subscriber gets it live), one replaced in a part not yet walked is
 // visited with its new message.
 func (r *retained) match(filter string, now time.Time, fn func(*Message)) {
-	w := rwalk{now: now, fn: fn, stack: []rstep{{n: &r.root, filter: filter, root: true}}}
-	for len(w.stack) > 0 {
+	w := r.walk(filter, now, fn)
+	for !r.resume(w, -1) {
+	}
+}
+
+// walk starts a match that resume carries out.
+func (r *retained) walk(filter string, now time.Time, fn func(*Message)) *rwalk {
+	return &rwalk{now: now, fn: fn, stack: []rstep{{n: &r.root, filter: filter, root: true}}}
+}
+
+// resume carries w on for at most chunks holds of the read lock (all of
+// them if negative) and reports whether it is done.
+func (r *retained) resume(w *rwalk, chunks int) bool {
+	for ; len(w.stack) > 0 && chunks != 0; chunks-- {
 		r.mu.RLock()
 		for budget := matchChunk; budget > 0 && len(w.stack) > 0; budget-- {
 			w.step()
 		}
 		r.mu.RUnlock()
 	}
+	return len(w.stack) == 0
 }
 
 // matchChunk is how many tree nodes match visits per hold of the read
