@@ -321,11 +321,6 @@ func (c *conn) onSubscribe(p *packet.Subscribe) error {
 		}
 	}
 	codes := make([]packet.ReasonCode, len(p.Subscriptions))
-	type retainReq struct {
-		filter string
-		qos    byte
-		subIDs []uint32
-	}
 	var wantRetained []retainReq
 	var durable store.Ticket
 	maxFilters := limit(c.b.opts().MaxFiltersPerSubscribe)
@@ -388,19 +383,26 @@ func (c *conn) onSubscribe(p *packet.Subscribe) error {
 	if c.announced.DisableRetain {
 		return nil
 	}
+	// The matching retained messages are taken as pointers under the
+	// tree's read lock, authorized outside it (the Authorizer may wait on
+	// the network), and handed over as the connection takes them
+	// (backlog.go): beyond the queue, none is dropped. A walk longer than
+	// a few holds of the lock finishes in a goroutine, for this
+	// connection to go on reading (acknowledgements) meanwhile.
 	now := time.Now()
-	var msgs []*Message
 	for _, r := range wantRetained {
-		msgs = msgs[:0]
-		c.b.retained.match(r.filter, now, func(m *Message) { msgs = append(msgs, m) })
-		for _, m := range msgs {
-			if c.b.opts().Authorizer.Authorize(c.client, auth.Read, m.Topic) {
-				// [MQTT-3.3.1-8] retained messages keep RETAIN set.
-				s.deliver(m, delivery{qos: min(m.QoS, r.qos), retain: true, subIDs: r.subIDs}, &c.router.enc)
-			}
+		var msgs []*Message
+		w := c.b.retained.walk(r.filter, now, func(m *Message) { msgs = append(msgs, m) })
+		if c.b.retained.resume(w, syncWalkChunks) {
+			s.addRetainedFor(c.client, r, msgs)
+			continue
 		}
+		cl := c.client
+		go func() {
+			c.b.retained.resume(w, -1)
+			s.addRetainedFor(cl, r, msgs)
+		}()
 	}
-	c.router.enc.reset()
 	return nil
 }
 
@@ -439,6 +441,7 @@ func (c *conn) onUnsubscribe(p *packet.Unsubscribe) {
 	for i, f := range p.Filters {
 		s.mu.Lock()
 		ok := s.subs.del(f)
+		s.dropRetained(f) // what it still had to receive is no longer owed
 		if ok {
 			durable = max(durable, s.persist(func(st store.Store) store.Ticket { return st.DeleteSubscription(s.id, f) }))
 		}

@@ -94,8 +94,10 @@ func (s *session) unqueue(i, j int) {
 	s.queue = slices.Delete(s.queue, i, j)
 }
 
-// dropQueue forgets the queue of a session that ended. s.mu must be held.
+// dropQueue forgets the queue, and the retained messages still owed, of
+// a session that ended. s.mu must be held.
 func (s *session) dropQueue() {
 	s.unqueue(0, len(s.queue))
 	s.queue = nil
+	s.backlog = nil
 }

@@ -129,37 +129,95 @@ func (r *retained) remove(topic string) bool {
 }
 
 // match calls fn for each unexpired retained message whose topic matches
-// filter. fn runs under the read lock and must not call back into r.
+// filter. fn runs under the read lock and must not call back into r. The
+// walk lets the lock go every matchChunk nodes, so that a filter matching
+// a million messages does not hold up retained publishes for the whole
+// of it: a topic set meanwhile in a part already walked is not visited
+// (a subscriber gets it live), one replaced in a part not yet walked is
+// visited with its new message.
 func (r *retained) match(filter string, now time.Time, fn func(*Message)) {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	r.root.match(filter, true, now, fn)
+	w := r.walk(filter, now, fn)
+	for !r.resume(w, -1) {
+	}
 }
 
-func (n *rnode) match(filter string, root bool, now time.Time, fn func(*Message)) {
-	level, rest, more := strings.Cut(filter, "/")
+// walk starts a match that resume carries out.
+func (r *retained) walk(filter string, now time.Time, fn func(*Message)) *rwalk {
+	return &rwalk{now: now, fn: fn, stack: []rstep{{n: &r.root, filter: filter, root: true}}}
+}
+
+// resume carries w on for at most chunks holds of the read lock (all of
+// them if negative) and reports whether it is done.
+func (r *retained) resume(w *rwalk, chunks int) bool {
+	for ; len(w.stack) > 0 && chunks != 0; chunks-- {
+		r.mu.RLock()
+		for budget := matchChunk; budget > 0 && len(w.stack) > 0; budget-- {
+			w.step()
+		}
+		r.mu.RUnlock()
+	}
+	return len(w.stack) == 0
+}
+
+// matchChunk is how many tree nodes match visits per hold of the read
+// lock: about a millisecond.
+const matchChunk = 4096
+
+// rwalk is a walk of the tree for a filter that can stop between any two
+// nodes and resume: the nodes still to visit are on a stack, never in
+// Go's call stack. A node taken out of the tree meanwhile is empty (remove
+// prunes only empty branches), so visiting it finds nothing.
+type rwalk struct {
+	now   time.Time
+	fn    func(*Message)
+	stack []rstep
+}
+
+// rstep is a node still to visit: with all set, it and everything below
+// it match; otherwise its children are matched against filter.
+type rstep struct {
+	n      *rnode
+	filter string
+	root   bool // n is the root: wildcards skip '$' topics [MQTT-4.7.2-1]
+	all    bool
+}
+
+// step visits the node on top of the stack. r.mu must be held for reading.
+func (w *rwalk) step() {
+	st := w.stack[len(w.stack)-1]
+	w.stack[len(w.stack)-1] = rstep{}
+	w.stack = w.stack[:len(w.stack)-1]
+	n := st.n
+	if st.all {
+		n.emit(w.now, w.fn)
+		for _, c := range n.children {
+			w.stack = append(w.stack, rstep{n: c, all: true})
+		}
+		return
+	}
+	level, rest, more := strings.Cut(st.filter, "/")
 	switch level {
 	case "#":
 		// '#' matches the parent level too: "a/#" matches "a" [MQTT-4.7.1-2].
-		if !root {
-			n.emit(now, fn)
+		if !st.root {
+			n.emit(w.now, w.fn)
 		}
-		n.each(root, func(c *rnode) { c.all(now, fn) })
+		n.each(st.root, func(c *rnode) { w.stack = append(w.stack, rstep{n: c, all: true}) })
 	case "+":
-		n.each(root, func(c *rnode) { c.next(rest, more, now, fn) })
+		n.each(st.root, func(c *rnode) { w.next(c, rest, more) })
 	default:
 		if c := n.children[level]; c != nil {
-			c.next(rest, more, now, fn)
+			w.next(c, rest, more)
 		}
 	}
 }
 
-// next continues matching the rest of a filter below n.
-func (n *rnode) next(rest string, more bool, now time.Time, fn func(*Message)) {
+// next continues matching the rest of a filter below c.
+func (w *rwalk) next(c *rnode, rest string, more bool) {
 	if more {
-		n.match(rest, false, now, fn)
+		w.stack = append(w.stack, rstep{n: c, filter: rest})
 	} else {
-		n.emit(now, fn)
+		c.emit(w.now, w.fn)
 	}
 }
 
@@ -171,13 +229,6 @@ func (n *rnode) each(root bool, fn func(*rnode)) {
 			continue
 		}
 		fn(c)
-	}
-}
-
-func (n *rnode) all(now time.Time, fn func(*Message)) {
-	n.emit(now, fn)
-	for _, c := range n.children {
-		c.all(now, fn)
 	}
 }
 

@@ -57,6 +57,7 @@ type session struct {
 	window      int               // in-flight limit for the current connection
 	seq         uint64
 	inQoS2      map[uint16]struct{} // nil until the first
+	backlog     *retainedBacklog    // retained messages still owed; nil when none
 }
 
 func newSession(b *Broker, id string, persistent bool) *session {
@@ -252,6 +253,7 @@ func (s *session) fill() {
 		}
 	}
 	s.unqueue(0, n)
+	s.pumpRetained(c)
 }
 
 // resume sends what a returning client is owed: unacknowledged PUBLISH

@@ -284,7 +284,7 @@ func (c *conn) writeLoop() {
 		// Messages held back by a full buffer can go now.
 		if s != nil {
 			s.mu.Lock()
-			if s.conn == c && (len(s.queue) > 0 || len(s.resend) > 0) {
+			if s.conn == c && (len(s.queue) > 0 || len(s.resend) > 0 || s.backlog != nil) {
 				s.fill()
 			}
 			s.mu.Unlock()
