@@ -24,7 +24,13 @@ func TestSilentConnections(t *testing.T) {
 	silentWave(t, b, n)
 	first := liveBytes()
 	silentWave(t, b, n)
-	if grown := liveBytes() - first; grown > n*256 {
+	// The client sees EOF a moment before the broker's side of the last
+	// connections is gone: give that a moment on a busy machine.
+	grown := liveBytes() - first
+	for deadline := time.Now().Add(3 * time.Second); grown > n*256 && time.Now().Before(deadline); grown = liveBytes() - first {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if grown > n*256 {
 		t.Errorf("memory grew by %d bytes over a second wave of %d silent connections", grown, n)
 	}
 	// A real client is still served.
