@@ -186,10 +186,12 @@ func (c *conn) onPublish(p *packet.Publish) error {
 		c.router.match(c.b, m, c.clientID)
 	}
 	var ticket store.Ticket
-	if p.QoS == 2 && m != nil {
-		// The message and the id that marks it received commit together:
-		// after a crash a retransmission is either recognised or delivered,
-		// never both and never neither [MQTT-4.3.3-2].
+	if m != nil && (p.QoS == 2 || p.QoS == 1 && len(c.router.targets) > 1) {
+		// QoS 2: the message and the id that marks it received commit
+		// together: after a crash a retransmission is either recognised
+		// or delivered, never both and never neither [MQTT-4.3.3-2].
+		// Several sessions: their copies commit together, so the store
+		// writes the message once for them all.
 		t, rc := store.Ticket(0), code // locals, so only this path allocates
 		c.b.store.Atomic(func() { t, rc = c.publish(m, p.QoS, p.PacketID, rc) })
 		ticket, code = t, rc
