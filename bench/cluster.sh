@@ -41,28 +41,12 @@ PORT=${PORT:-18840}
 TERN_ARGS=${TERN_ARGS:-}
 
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 command -v jq >/dev/null && command -v column >/dev/null || { echo "cluster.sh needs jq and column" >&2; exit 1; }
-for p in "$PORT" $((PORT + 1)) $((PORT + 2)) $((PORT + 3)) $((PORT + 11)) $((PORT + 12)) $((PORT + 13)); do
-	if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-		echo "port $p is in use: set PORT" >&2
-		exit 1
-	fi
-done
+ports_free "$PORT" $((PORT + 1)) $((PORT + 2)) $((PORT + 3)) $((PORT + 11)) $((PORT + 12)) $((PORT + 13))
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/tern-cluster-bench.XXXXXX")
-pids=()
-cleanup() {
-	# Only the processes this script started, by their ids.
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	if [ -n "${KEEP:-}" ]; then echo "results kept in $work" >&2; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-echo "building tern..." >&2
-go build -o "$work/tern" ./cmd/tern
-tern="$work/tern"
+start_work cluster-bench
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 # The limits of compare.sh: 100 QoS 1/2 messages in flight and room to
 # queue 100000 per client.
@@ -96,24 +80,6 @@ for _ in $(seq 300); do
 done
 [ "$ok" = 4 ] || { echo "brokers not ready; logs:" >&2; tail -n 20 "$work"/*.log >&2; exit 1; }
 
-scenario_args() {
-	case $1 in
-	fanin-q0) echo "fanin -c $CLIENTS -q 0" ;;
-	fanin-q1) echo "fanin -c $CLIENTS -q 1" ;;
-	fanout-q0) echo "fanout -c $CLIENTS -q 0" ;;
-	fanout-q1) echo "fanout -c $CLIENTS -q 1" ;;
-	p2p-q0) echo "p2p -c $PAIRS -q 0" ;;
-	p2p-q1) echo "p2p -c $PAIRS -q 1" ;;
-	fanin-q0-paced) echo "fanin -c $CLIENTS -q 0 -r $FAN_RATE" ;;
-	fanin-q1-paced) echo "fanin -c $CLIENTS -q 1 -r $FAN_RATE" ;;
-	p2p-q0-paced) echo "p2p -c $PAIRS -q 0 -r $RATE" ;;
-	p2p-q1-paced) echo "p2p -c $PAIRS -q 1 -r $RATE" ;;
-	fanout-q0-paced) echo "fanout -c $CLIENTS -q 0 -r $FAN_RATE" ;;
-	fanout-q1-paced) echo "fanout -c $CLIENTS -q 1 -r $FAN_RATE" ;;
-	*) echo "unknown scenario $1" >&2; exit 2 ;;
-	esac
-}
-
 # where KIND: the tern bench flags that place the clients.
 where() {
 	if [ "$1" = single ]; then
@@ -122,9 +88,6 @@ where() {
 		echo "--url tcp://127.0.0.1:$((PORT + 1)) --sub-url tcp://127.0.0.1:$((PORT + 2))"
 	fi
 }
-
-cpu_ticks() { local t=0; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }
-hz=$(getconf CLK_TCK)
 
 measure() { # KIND ROW
 	local kind=$1 row=$2 out="$work/$2.$1" c0 c1 t0 t1
@@ -145,10 +108,6 @@ fields() { # ROW KIND: "rate p50 p99 loss cpu"
 	local f="$work/$1.$2"
 	[ -s "$f.json" ] || { echo "0 - - - -"; return; }
 	echo "$(jq -r '[.recv_rate, .latency.p50_us, .latency.p99_us, (.loss_pct | tostring | .[0:5]) + "%"] | map(if . == null then "-" elif type == "number" then (. * 10 | round / 10 | tostring) else . end) | join(" ")' "$f.json") $(cat "$f.cpu")"
-}
-
-ms() {
-	awk -v u="$1" 'BEGIN { if (u == "-") print "-"; else if (u >= 1e6) printf "%.2fs\n", u / 1e6; else if (u >= 1000) printf "%.2fms\n", u / 1000; else printf "%.0fµs\n", u }'
 }
 
 n=0

@@ -65,30 +65,14 @@ if [ -n "$REPORT" ]; then
 	REPORT=$(cd "$REPORT" && pwd)
 fi
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 for c in jq column; do command -v "$c" >/dev/null || { echo "compare.sh needs $c" >&2; exit 1; }; done
 [ -x "$MOSQUITTO" ] || { echo "no $MOSQUITTO: apt-get install mosquitto" >&2; exit 1; }
 
-for port in "$TERN_PORT" "$MOSQ_PORT"; do
-	if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-		echo "port $port is in use: set TERN_PORT and MOSQ_PORT to free ports" >&2
-		exit 1
-	fi
-done
+ports_free "$TERN_PORT" "$MOSQ_PORT"
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/tern-compare.XXXXXX")
-pids=()
-cleanup() {
-	# Only the processes this script started, by their ids.
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	if [ -n "${KEEP:-}" ]; then echo "results kept in $work" >&2; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-echo "building tern..." >&2
-go build -o "$work/tern" ./cmd/tern
-tern="$work/tern"
+start_work compare
 if [ -n "$REPORT" ]; then
 	go build -o "$work/htmlreport" ./bench/htmlreport
 fi
@@ -133,29 +117,7 @@ for p in "${pids[@]}"; do
 	kill -0 "$p" 2>/dev/null || { echo "a broker exited at startup; logs:" >&2; cat "$work"/*.log >&2; exit 1; }
 done
 
-# scenario_args NAME: the tern bench arguments of a table row.
-scenario_args() {
-	case $1 in
-	fanin-q0) echo "fanin -c $CLIENTS -q 0" ;;
-	fanin-q1) echo "fanin -c $CLIENTS -q 1" ;;
-	fanout-q0) echo "fanout -c $CLIENTS -q 0" ;;
-	fanout-q1) echo "fanout -c $CLIENTS -q 1" ;;
-	p2p-q0) echo "p2p -c $PAIRS -q 0" ;;
-	p2p-q1) echo "p2p -c $PAIRS -q 1" ;;
-	p2p-q2) echo "p2p -c $PAIRS -q 2" ;;
-	fanout-q0-paced) echo "fanout -c $CLIENTS -q 0 -r $RATE" ;;
-	p2p-q1-paced) echo "p2p -c $PAIRS -q 1 -r $RATE" ;;
-	pub-q0) echo "pub -c $CLIENTS -q 0" ;;
-	pub-q1) echo "pub -c $CLIENTS -q 1" ;;
-	conn) echo "conn -c $CONNS" ;;
-	*) echo "unknown scenario $1" >&2; exit 2 ;;
-	esac
-}
-
-# cpu_ticks PID: user+system clock ticks the process has used.
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
-hz=$(getconf CLK_TCK)
 
 # measure BROKER PID PORT ROW: run one scenario, leave ROW.json and ROW.res
 # (broker CPU % of one core, peak RSS growth in KiB).
@@ -194,10 +156,6 @@ fields() {
 		q='[.recv_rate, .latency.p50_us, .latency.p99_us, (.loss_pct | tostring | .[0:5]) + "%"]'
 	fi
 	echo "$(jq -r "$q | map(if . == null then \"-\" elif type == \"number\" then (. * 10 | round / 10 | tostring) else . end) | join(\" \")" "$f.json") $(cat "$f.res")"
-}
-
-ms() { # microseconds -> a short human form
-	awk -v u="$1" 'BEGIN { if (u == "-") print "-"; else if (u >= 1e6) printf "%.2fs\n", u / 1e6; else if (u >= 1000) printf "%.2fms\n", u / 1000; else printf "%.0fµs\n", u }'
 }
 
 n=0
