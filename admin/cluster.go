@@ -41,6 +41,9 @@ type ClusterStats struct {
 	Takeovers     uint64 `json:"takeovers"`      // client ids taken over from another node
 	Released      uint64 `json:"released"`       // client ids given up to another node
 	Dropped       uint64 `json:"dropped"`        // from other nodes, lost here because this node fell behind
+	// RetainedPending is how many retained messages set here wait for
+	// the cluster's stream (cut off, or no JetStream majority).
+	RetainedPending uint64 `json:"retained_pending"`
 }
 
 // clusterJSON is GET /api/v1/cluster.
@@ -88,6 +91,7 @@ type clusterCollector struct{ c Cluster }
 var (
 	clusterNodesDesc = prometheus.NewDesc("tern_cluster_nodes", "Nodes of the cluster this node hears from, itself included.", nil, nil)
 	clusterReadyDesc = prometheus.NewDesc("tern_cluster_ready", "1 once this node's replicated cluster state is open, 0 before.", nil, nil)
+	clusterPendDesc  = prometheus.NewDesc("tern_cluster_retained_pending", "Retained messages set on this node that wait for the cluster's stream (cut off, or no JetStream majority).", nil, nil)
 	clusterCounters  = []struct {
 		desc  *prometheus.Desc
 		value func(*ClusterStats) uint64
@@ -114,6 +118,7 @@ var (
 func (c clusterCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- clusterNodesDesc
 	ch <- clusterReadyDesc
+	ch <- clusterPendDesc
 	for _, m := range clusterCounters {
 		ch <- m.desc
 	}
@@ -127,6 +132,7 @@ func (c clusterCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(clusterReadyDesc, prometheus.GaugeValue, ready)
 	st := c.c.Stats()
+	ch <- prometheus.MustNewConstMetric(clusterPendDesc, prometheus.GaugeValue, float64(st.RetainedPending))
 	for _, m := range clusterCounters {
 		ch <- prometheus.MustNewConstMetric(m.desc, prometheus.CounterValue, float64(m.value(&st)))
 	}

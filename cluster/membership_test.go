@@ -136,6 +136,9 @@ func TestRetainedWhileAlone(t *testing.T) {
 	waitFor(t, 10*time.Second, "n1 alone", nodes[0].node.alone)
 	pub, _ := connect(t, nodes[0].addr, client.Options{ClientID: "alone-pub", CleanStart: true})
 	publish(t, pub, &packet.Publish{Topic: "ret/alone", QoS: 1, Retain: true, Payload: []byte("a")})
+	if n := nodes[0].node.Stats().RetainedPending; n != 1 {
+		t.Fatalf("%d retained messages wait for the stream, want 1", n)
+	}
 	var back []*testNode
 	for i, tn := range nodes[1:] {
 		var p int
@@ -151,4 +154,5 @@ func TestRetainedWhileAlone(t *testing.T) {
 	for _, re := range back {
 		waitFor(t, 30*time.Second, "the retained message on "+re.name, func() bool { return retainedOn(re.b) == "ret/alone=a" })
 	}
+	waitFor(t, 5*time.Second, "nothing waits for the stream", func() bool { return nodes[0].node.Stats().RetainedPending == 0 })
 }

@@ -75,6 +75,12 @@ func (r *retainedSync) failed(m *store.Message, err error) {
 // cannot take them.
 const maxPending = 100_000
 
+func (r *retainedSync) pendingCount() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return uint64(len(r.pending))
+}
+
 // later keeps m for the stream.
 func (r *retainedSync) later(m *store.Message) {
 	r.mu.Lock()

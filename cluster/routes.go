@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"hash/fnv"
 	"runtime"
 	"sync"
 
@@ -125,14 +124,21 @@ func (r *routes) receive() {
 		case <-r.n.stop:
 			return
 		}
-		h := fnv.New32a()
-		h.Write([]byte(m.Subject))
 		select {
-		case workers[h.Sum32()%uint32(len(workers))] <- m:
+		case workers[fnv1a(m.Subject)%uint32(len(workers))] <- m:
 		case <-r.n.stop:
 			return
 		}
 	}
+}
+
+// fnv1a hashes s with FNV-1a, without the allocations of hash/fnv.
+func fnv1a(s string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(s); i++ {
+		h = (h ^ uint32(s[i])) * 16777619
+	}
+	return h
 }
 
 // deliver routes one worker's share of forwarded messages here.

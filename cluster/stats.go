@@ -15,10 +15,13 @@ type Stats struct {
 	// Dropped counts messages from other nodes lost here because this
 	// node fell behind (NATS drops what a slow subscriber cannot take):
 	// between nodes, delivery is at most once.
-	Dropped    uint64
-	HandedOver uint64 // shared-group messages passed to another node's member
-	Takeovers  uint64 // client ids taken over from another node
-	Released   uint64 // client ids given up to another node
+	Dropped uint64
+	// RetainedPending counts retained messages set here that wait for the
+	// stream (this node is cut off, or JetStream has no majority).
+	RetainedPending uint64
+	HandedOver      uint64 // shared-group messages passed to another node's member
+	Takeovers       uint64 // client ids taken over from another node
+	Released        uint64 // client ids given up to another node
 }
 
 type counters struct {
@@ -33,6 +36,7 @@ func (n *Node) Stats() Stats {
 		Forwarded: c.forwarded.Load(), ForwardFailed: c.forwardFailed.Load(), Received: c.received.Load(),
 		Malformed: c.malformed.Load(), HandedOver: c.handedOver.Load(), Takeovers: c.takeovers.Load(),
 		Released: c.released.Load(), Dropped: n.routes.dropped() + n.shares.dropped(),
+		RetainedPending: n.ret.pendingCount(),
 	}
 }
 

@@ -257,7 +257,8 @@ func (c *clusterAdmin) Nodes() []admin.ClusterNode {
 func (c *clusterAdmin) Stats() admin.ClusterStats {
 	s := c.n.Stats()
 	return admin.ClusterStats{Forwarded: s.Forwarded, ForwardFailed: s.ForwardFailed, Received: s.Received,
-		Malformed: s.Malformed, HandedOver: s.HandedOver, Takeovers: s.Takeovers, Released: s.Released, Dropped: s.Dropped}
+		Malformed: s.Malformed, HandedOver: s.HandedOver, Takeovers: s.Takeovers, Released: s.Released, Dropped: s.Dropped,
+		RetainedPending: s.RetainedPending}
 }
 
 func (c *clusterAdmin) Health() error {
