@@ -34,6 +34,11 @@ type Config struct {
 	// min(3, number of nodes known at start).
 	Replicas int
 	Logger   *slog.Logger
+	// ReceiveBuffer is how many messages forwarded by other nodes may
+	// wait here (for plain and for shared subscriptions each) before NATS
+	// drops the excess as a slow consumer: the memory it may take is this
+	// times the size of the messages. 0 means DefaultReceiveBuffer.
+	ReceiveBuffer int
 	// ClaimTimeout bounds taking a client id over from another node;
 	// 0 means 5 s.
 	ClaimTimeout time.Duration
@@ -48,6 +53,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Replicas < 0 || c.Replicas > 5 {
 		return fmt.Errorf("cluster: replicas %d: 1 to 5", c.Replicas)
+	}
+	if c.ReceiveBuffer < 0 {
+		return fmt.Errorf("cluster: receive_buffer %d: not negative", c.ReceiveBuffer)
 	}
 	if len(c.NATSURLs) > 0 {
 		if c.Listen != "" || len(c.Peers) > 0 {
@@ -74,6 +82,13 @@ func (c *Config) replicas() int {
 		return min(3, len(c.NATSURLs))
 	}
 	return min(3, 1+len(c.Peers))
+}
+
+func (c *Config) receiveBuffer() int {
+	if c.ReceiveBuffer > 0 {
+		return c.ReceiveBuffer
+	}
+	return DefaultReceiveBuffer
 }
 
 func (c *Config) claimTimeout() time.Duration {

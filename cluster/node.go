@@ -63,8 +63,8 @@ func New(cfg Config) (*Node, error) {
 	var b [8]byte
 	rand.Read(b[:])
 	n.instance = binary.BigEndian.Uint64(b[:])
-	n.routes.init()
-	n.shares.init()
+	n.routes.init(cfg.receiveBuffer())
+	n.shares.init(cfg.receiveBuffer())
 	n.owners.init()
 	var err error
 	if len(cfg.NATSURLs) == 0 {

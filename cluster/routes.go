@@ -9,9 +9,8 @@ import (
 	"github.com/ternmq/tern/topic"
 )
 
-// inboxSize is how many forwarded messages may wait for this node's
-// delivery goroutine before NATS counts it a slow consumer.
-const inboxSize = 1 << 18
+// DefaultReceiveBuffer is Config.ReceiveBuffer's default.
+const DefaultReceiveBuffer = 1 << 18
 
 // routes holds the NATS subscriptions for this node's plain
 // subscriptions and forwards what this node publishes.
@@ -34,9 +33,9 @@ type interest struct {
 	subs  []*nats.Subscription
 }
 
-func (r *routes) init() {
+func (r *routes) init(size int) {
 	r.filters = make(map[string]*interest)
-	r.inbox = make(chan *nats.Msg, inboxSize)
+	r.inbox = make(chan *nats.Msg, size)
 }
 
 // Subscribed implements broker.Cluster.

@@ -34,10 +34,10 @@ type shareGroup struct {
 // handOverTimeout bounds waiting for another node to take a message.
 const handOverTimeout = 2 * time.Second
 
-func (s *shares) init() {
+func (s *shares) init(size int) {
 	s.groups = make(map[groupKey]*shareGroup)
 	s.bySub = make(map[*nats.Subscription]groupKey)
-	s.inbox = make(chan *nats.Msg, inboxSize)
+	s.inbox = make(chan *nats.Msg, size)
 }
 
 // queueName is the NATS queue group of a shared subscription: two groups

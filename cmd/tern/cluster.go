@@ -46,6 +46,8 @@ type ClusterConfig struct {
 	// DrainTimeout is how long a stopping node keeps its clients'
 	// sessions for the nodes they reconnect to; nil: defaultDrainTimeout.
 	DrainTimeout *time.Duration `yaml:"drain_timeout"`
+	// ReceiveBuffer is cluster.Config.ReceiveBuffer; 0: its default.
+	ReceiveBuffer int `yaml:"receive_buffer"`
 }
 
 // defaultDrainTimeout is cluster.drain_timeout when unset.
@@ -69,7 +71,7 @@ type ClusterTLS struct {
 func (c *ClusterConfig) enabled() bool {
 	return c.Node != "" || c.Listen != "" || len(c.Peers) > 0 || len(c.NATSURLs) > 0 ||
 		c.Credentials != "" || c.User != "" || c.Password != "" || c.Token != "" || c.tls() != nil || c.Replicas != 0 ||
-		c.DrainTimeout != nil
+		c.DrainTimeout != nil || c.ReceiveBuffer != 0
 }
 
 // tls is the TLS subsection, nil when it sets nothing.
@@ -91,7 +93,7 @@ func clusterConfig(cfg Config, dataDir string, log *slog.Logger) (cluster.Config
 	c := cfg.Cluster
 	cc := cluster.Config{Node: c.Node, Listen: c.Listen, Peers: c.Peers, NATSURLs: c.NATSURLs,
 		Credentials: c.Credentials, User: c.User, Password: c.Password, Token: c.Token,
-		DataDir: dataDir, Replicas: c.Replicas, Logger: log}
+		DataDir: dataDir, Replicas: c.Replicas, ReceiveBuffer: c.ReceiveBuffer, Logger: log}
 	var errs []error
 	bad := func(err error) { errs = append(errs, cfg.clusterLine(err)) }
 	if err := cc.Validate(); err != nil {
