@@ -151,7 +151,7 @@ func startServer(cfg Config, token string, log *slog.Logger) (*server.Server, er
 		// Nodes talk to their own server in-process; NATS still wants a
 		// client port for routing to start: loopback, behind a token
 		// nobody else has.
-		Host:          "127.0.0.1",
+		Host:          clientHost(),
 		Port:          server.RANDOM_PORT,
 		Authorization: token,
 		Cluster:       server.ClusterOpts{Name: "tern", Host: host, Port: p},
@@ -176,6 +176,18 @@ func startServer(cfg Config, token string, log *slog.Logger) (*server.Server, er
 		return nil, errors.New("cluster: the embedded NATS server did not start")
 	}
 	return srv, nil
+}
+
+// clientHost is where the embedded server's unused client port goes:
+// 127.0.0.2 where that is loopback too (Linux), so that the random port
+// it takes can never be one an MQTT or admin listener on 127.0.0.1 is
+// about to bind; otherwise 127.0.0.1.
+func clientHost() string {
+	if l, err := net.Listen("tcp", "127.0.0.2:0"); err == nil {
+		l.Close()
+		return "127.0.0.2"
+	}
+	return "127.0.0.1"
 }
 
 // freePort returns a port on host nobody listens on now.
