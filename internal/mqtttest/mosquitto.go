@@ -44,7 +44,10 @@ func StartMosquitto(t testing.TB, persistent bool) *Mosquitto {
 	_, port, _ := net.SplitHostPort(addr)
 
 	dir := t.TempDir()
-	text := fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\n", port)
+	// No queue bound: Mosquitto's default drops what passes 1000 queued
+	// QoS 1/2 messages per client, which a test that floods a subscriber
+	// (a bridge draining its backlog after a restart) would take for loss.
+	text := fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\n", port)
 	if persistent {
 		// Run as ourselves: mosquitto started as root switches to the
 		// mosquitto user, who cannot write to our temporary directory.
