@@ -31,6 +31,7 @@ type Broker struct {
 	shared   sharedPicker
 	observer Observer // Options.Observer, fixed by New
 	cluster  Cluster  // Options.Cluster, fixed by New
+	streams  bool     // cluster.Streams()
 	// remoteRouters keep the scratch of routing messages from other
 	// nodes, as each connection's router does for its own.
 	remoteRouters sync.Pool
@@ -71,6 +72,7 @@ func New(opts Options) (*Broker, error) {
 	b.shared.strategy = opts.SharedStrategy
 	b.observer = opts.Observer
 	b.cluster = opts.Cluster
+	b.streams = b.cluster != nil && b.cluster.Streams()
 	if b.store == nil {
 		b.store = memory.New()
 	}
@@ -310,6 +312,5 @@ func (b *Broker) Close() error {
 func (b *Broker) Publish(m *Message) error {
 	var r router
 	t, _ := r.route(b, m, "")
-	r.forward(m)
-	return b.wait(t)
+	return b.wait(max(t, r.forward(m)))
 }

@@ -24,8 +24,15 @@ import (
 type Cluster interface {
 	// Forward sends m, published on this node by client from ("" for the
 	// server), to the nodes with matching subscriptions and to the shared
-	// groups. It is called in the order each connection publishes.
-	Forward(m *Message, from string)
+	// groups. It is called in the order each connection publishes. The
+	// ticket (of the broker's store) is acknowledged once m is where
+	// the cluster keeps it.
+	Forward(m *Message, from string) store.Ticket
+	// Streams reports whether QoS 1 and 2 messages reach the subscribers
+	// on every node, this one's included, through the cluster (a
+	// replicated stream): the broker then leaves their delivery to it,
+	// and acknowledges them once Forward's ticket is.
+	Streams() bool
 	// Subscribed and Unsubscribed report one session's subscription to a
 	// filter (as the client sent it, "$share/..." included) being added
 	// and removed.
@@ -47,6 +54,9 @@ type Cluster interface {
 	// Unretain clears the message retained for topic on every node, as
 	// an administrator asked here (a client clears one with a PUBLISH).
 	Unretain(topic string)
+	// Health returns why the cluster cannot keep QoS 1 and 2 messages
+	// now (no quorum), or nil: the broker then refuses them.
+	Health() error
 }
 
 // ErrNotOwner is returned by ReleaseSession for a client of another
@@ -68,12 +78,18 @@ func (b *Broker) unsubscribe(filter string, s *session) {
 	}
 }
 
-// forward sends m, just routed here, to the other nodes.
-func (r *router) forward(m *Message) {
+// forward sends m, just routed here, to the other nodes, and returns the
+// ticket of its keeping there.
+func (r *router) forward(m *Message) store.Ticket {
 	if m != nil && r.b != nil && r.b.cluster != nil && !isSys(m.Topic) {
-		r.b.cluster.Forward(m, r.from)
+		return r.b.cluster.Forward(m, r.from)
 	}
+	return 0
 }
+
+// streamed reports whether the cluster delivers m, to this node's
+// subscribers too (Cluster.Streams).
+func (b *Broker) streamed(m *Message) bool { return m.QoS > 0 && b.streams && !isSys(m.Topic) }
 
 // isSys tells a topic of the $SYS tree, which every node publishes about
 // itself: it stays on the node.
@@ -83,7 +99,30 @@ func isSys(name string) bool { return strings.HasPrefix(name, "$SYS/") }
 // node's subscribers (not its shared groups: see RemoteShared); from is
 // the publishing client, for No Local. The message is not retained here
 // (RemoteRetained does that) nor forwarded again.
-func (b *Broker) RemotePublish(m *Message, from string) {
+//
+// stored, if not nil, is called when m was queued in the store for a
+// persistent session, within the same atomic commit: the caller's record
+// of having delivered m commits with the deliveries.
+func (b *Broker) RemotePublish(m *Message, from string, stored func()) {
+	b.remoteRoute(m, from, nil, stored)
+}
+
+// RedeliverTo delivers m, published on another node, to session id alone
+// if it subscribes to it, and returns the ticket of the store writes: a
+// session that came from another node gets what that node had not yet
+// delivered to it.
+func (b *Broker) RedeliverTo(id string, m *Message, from string) store.Ticket {
+	b.mu.Lock()
+	s := b.sessions[id]
+	b.mu.Unlock()
+	if s == nil {
+		return 0
+	}
+	return b.remoteRoute(m, from, s, nil)
+}
+
+// remoteRoute routes m to every matching session here, or to only if set.
+func (b *Broker) remoteRoute(m *Message, from string, only *session, stored func()) store.Ticket {
 	r, _ := b.remoteRouters.Get().(*router)
 	if r == nil {
 		r = new(router)
@@ -91,10 +130,22 @@ func (b *Broker) RemotePublish(m *Message, from string) {
 	if b.observer != nil {
 		r.readAt = monoNow()
 	}
-	r.match(b, m, from)
 	r.remote = true
-	r.deliver(m)
+	r.match(b, m, from) // outside Atomic: authorization may wait
+	if only != nil {
+		r.targets = slices.DeleteFunc(r.targets, func(t target) bool { return t.s != only })
+	}
+	var t store.Ticket
+	if len(r.targets) == 0 {
+		r.deliver(m)
+	} else {
+		r.atomic = atomicDelivery{m: m, stored: stored}
+		b.store.Atomic(r.atomicFn)
+		t = r.atomic.t
+		r.atomic = atomicDelivery{}
+	}
 	b.remoteRouters.Put(r)
+	return t
 }
 
 // RemoteShared delivers m to one member on this node of the shared group
@@ -199,18 +250,17 @@ func (b *Broker) ReleaseSession(id string, to auth.Identity, granted, clean bool
 			st = s.export()
 			s.mu.Unlock()
 		}
-		w, t := b.discard(s)
-		b.mu.Unlock()
 		if st == nil {
+			w, t := b.discard(s)
+			b.mu.Unlock()
 			b.redistribute(s, true)
 			b.publishWill(w) // the session ends
-		} else {
-			// It lives on elsewhere, queue and will included: a new
-			// connection came before the will's delay was up.
-			s.mu.Lock()
-			s.dropQueue()
-			s.mu.Unlock()
+			return nil, b.wait(t)
 		}
+		// It lives on elsewhere, queue and will included: a new
+		// connection came before the will's delay was up.
+		t := b.handOff(s)
+		b.mu.Unlock()
 		return st, b.wait(t)
 	}
 }
@@ -238,7 +288,25 @@ func (s *session) export() *store.SessionState {
 // ImportSession makes st, a persistent session released by another node,
 // this node's, replacing any older copy here, and returns once it is
 // stored. The client about to attach resumes it.
-func (b *Broker) ImportSession(st *store.SessionState) error {
+func (b *Broker) ImportSession(st *store.SessionState) error { return b.importSession(st, true) }
+
+// AdoptSession makes session id, as a shared store holds it, this node's:
+// the node that had it is gone, or released it to the store. It returns
+// the session (nil if there is none).
+func (b *Broker) AdoptSession(id string) (*store.SessionState, error) {
+	sh, ok := b.store.(store.Shared)
+	if !ok {
+		return nil, nil
+	}
+	st, err := sh.LoadSession(id)
+	if err != nil || st == nil {
+		return nil, err
+	}
+	return st, b.importSession(st, false)
+}
+
+// importSession installs st; write: it is not in this node's store yet.
+func (b *Broker) importSession(st *store.SessionState, write bool) error {
 	id := st.Session.ClientID
 	for {
 		b.mu.Lock()
@@ -263,7 +331,11 @@ func (b *Broker) ImportSession(st *store.SessionState) error {
 		s.expiry = st.Session.ExpiryInterval
 		s.mu.Lock()
 		b.load(s, st)
-		t = max(t, s.setPersistent(true))
+		if write {
+			t = max(t, s.setPersistent(true))
+		} else {
+			s.persistent = true
+		}
 		s.mu.Unlock()
 		b.sessions[id] = s
 		b.mu.Unlock()

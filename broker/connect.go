@@ -503,6 +503,32 @@ func (b *Broker) discard(s *session) (*pendingWill, store.Ticket) {
 	return w, b.store.DeleteSession(s.id)
 }
 
+// handOff is discard for a session that lives on on another node, will
+// and queue included: with a shared store its records stay there for that
+// node to load.
+func (b *Broker) handOff(s *session) store.Ticket {
+	sh, shared := b.store.(store.Shared)
+	var t store.Ticket
+	if shared {
+		delete(b.sessions, s.id)
+		s.mu.Lock()
+		s.gone = true
+		s.stopExpiryTimer()
+		s.takeWill()
+		s.mu.Unlock()
+		for _, f := range s.filters() {
+			b.unsubscribe(f, s)
+		}
+		t = sh.Release(s.id)
+	} else {
+		_, t = b.discard(s)
+	}
+	s.mu.Lock()
+	s.dropQueue()
+	s.mu.Unlock()
+	return t
+}
+
 // newClientID returns a unique id for a client that sent none: 21
 // characters, within the 23 every server must accept.
 func newClientID() string {

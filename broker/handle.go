@@ -198,7 +198,7 @@ func (c *conn) onPublish(p *packet.Publish) error {
 	} else {
 		ticket, code = c.publish(m, p.QoS, p.PacketID, code)
 	}
-	c.router.forward(m)
+	ticket = max(ticket, c.router.forward(m))
 	// Acknowledged only once durable: the writer waits for the ticket.
 	c.after(ticket)
 	switch p.QoS {

@@ -17,6 +17,9 @@ func (b *Broker) Health() error {
 	if err := b.storeErr.Load(); err != nil {
 		return *err
 	}
+	if b.cluster != nil {
+		return b.cluster.Health()
+	}
 	return nil
 }
 

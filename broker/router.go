@@ -72,11 +72,17 @@ func (r *router) route(b *Broker, m *Message, from string) (store.Ticket, bool) 
 // store.Atomic by a method value made once (no allocation per message).
 type atomicDelivery struct {
 	m       *Message
+	stored  func() // called, if set, when m went to the store
 	t       store.Ticket
 	refused bool
 }
 
-func (r *router) deliverAtomic() { r.atomic.t, r.atomic.refused = r.deliver(r.atomic.m) }
+func (r *router) deliverAtomic() {
+	a := &r.atomic
+	if a.t, a.refused = r.deliver(a.m); a.t != 0 && a.stored != nil {
+		a.stored()
+	}
+}
 
 // match collects the sessions m goes to, each authorized to read it.
 func (r *router) match(b *Broker, m *Message, from string) {
@@ -88,9 +94,10 @@ func (r *router) match(b *Broker, m *Message, from string) {
 		r.atomicFn = r.deliverAtomic
 	}
 	r.from = from
-	if b.cluster == nil {
+	switch {
+	case b.cluster == nil:
 		b.subs.Match(m.Topic, r.eachFn, r.sharedFn)
-	} else {
+	case r.remote || !b.streamed(m):
 		b.subs.Match(m.Topic, r.eachFn, nil) // shared groups: Cluster.Forward
 	}
 	clear(r.idx)

@@ -8,7 +8,9 @@ import (
 
 // Broker is what a node needs of the local broker; *broker.Broker has it.
 type Broker interface {
-	RemotePublish(m *store.Message, from string)
+	RemotePublish(m *store.Message, from string, stored func())
+	RedeliverTo(id string, m *store.Message, from string) store.Ticket
+	AdoptSession(id string) (*store.SessionState, error)
 	RemoteShared(m *store.Message, from, group, filter string) bool
 	RemoteRetained(m *store.Message)
 	RetainedTopics() []string

@@ -42,6 +42,10 @@ type Config struct {
 	// ClaimTimeout bounds taking a client id over from another node;
 	// 0 means 5 s.
 	ClaimTimeout time.Duration
+	// StreamMaxAge is how long the stream of QoS 1 and 2 messages keeps
+	// one (with OpenStore): a node down longer than this loses what was
+	// published for its sessions meanwhile. 0 means 7 days.
+	StreamMaxAge time.Duration
 }
 
 var nodeName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
@@ -89,6 +93,13 @@ func (c *Config) receiveBuffer() int {
 		return c.ReceiveBuffer
 	}
 	return DefaultReceiveBuffer
+}
+
+func (c *Config) streamMaxAge() time.Duration {
+	if c.StreamMaxAge > 0 {
+		return c.StreamMaxAge
+	}
+	return defaultMaxAge
 }
 
 func (c *Config) claimTimeout() time.Duration {

@@ -15,7 +15,6 @@ import (
 	"github.com/ternmq/tern/broker"
 	"github.com/ternmq/tern/client"
 	"github.com/ternmq/tern/packet"
-	"github.com/ternmq/tern/store/pebble"
 )
 
 // testNode is one node of a test cluster: a broker on a loopback port
@@ -36,8 +35,9 @@ func testLogger() *slog.Logger {
 }
 
 // newNode makes node name on cluster port port, joining peers, with its
-// data in dir (a Pebble store there: sessions survive a restart), and
-// starts it; it is stopped when the test ends.
+// JetStream files in dir (the replicated store's replica among them:
+// sessions survive a restart); serve opens its store and starts it. It
+// is stopped when the test ends.
 func newNode(t testing.TB, name, dir string, port, replicas int, peers []string) *testNode {
 	t.Helper()
 	tn := &testNode{name: name, dir: dir}
@@ -46,23 +46,28 @@ func newNode(t testing.TB, name, dir string, port, replicas int, peers []string)
 	if err != nil {
 		t.Fatalf("node %s: %v", name, err)
 	}
-	st, err := pebble.Open(dir+"/store", pebble.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := broker.New(broker.Options{Store: st, Cluster: n, Logger: testLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tn.node, tn.b = n, b
+	tn.node = n
 	t.Cleanup(tn.stop)
 	return tn
 }
 
-// serve starts the node's cluster membership and its listener.
+// serve opens the node's store (once a quorum of the nodes is up) and
+// its broker, and starts its cluster membership and its listener.
 func (tn *testNode) serve(t testing.TB) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	st, err := tn.node.OpenStore(ctx)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	b, err := broker.New(broker.Options{Store: st, Cluster: tn.node, Logger: testLogger()})
+	if err != nil {
+		st.Close()
+		t.Error(err)
+		return
+	}
+	tn.b = b
 	if err := tn.node.Start(ctx, tn.b); err != nil {
 		t.Error(err)
 		return
@@ -79,15 +84,17 @@ func (tn *testNode) serve(t testing.TB) {
 
 // stop closes the broker, then leaves the cluster.
 func (tn *testNode) stop() {
-	if tn.b == nil {
+	if tn.node == nil {
 		return
 	}
-	tn.b.Close()
-	if tn.served != nil {
-		<-tn.served
+	if tn.b != nil {
+		tn.b.Close()
+		if tn.served != nil {
+			<-tn.served
+		}
 	}
 	tn.node.Close()
-	tn.b = nil
+	tn.b, tn.node = nil, nil
 }
 
 func freePorts(t testing.TB, n int) []int {
@@ -247,4 +254,32 @@ func publish(t testing.TB, c *client.Client, p *packet.Publish) {
 	if err := c.Publish(ctx, p); err != nil && !errors.Is(err, context.Canceled) {
 		t.Fatal(err)
 	}
+}
+
+// publishAfterLoss publishes as a client does after a node was lost:
+// while JetStream has no quorum (leaders being elected) a QoS 1 or 2
+// message is refused, and the client sends it again.
+func publishAfterLoss(t testing.TB, c *client.Client, p *packet.Publish) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := ctxT()
+		err := c.Publish(ctx, p)
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("publish %s: %v", p.Topic, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func payloads(ps []*packet.Publish) []string {
+	var s []string
+	for _, p := range ps {
+		s = append(s, string(p.Payload))
+	}
+	return s
 }

@@ -12,9 +12,10 @@ import (
 	"github.com/ternmq/tern/packet"
 )
 
-// TestRestartCatchesUp: a node that was down comes back in step: the
-// retained messages set and cleared meanwhile, and no stale copy of a
-// session that moved to another node.
+// TestRestartCatchesUp: a persistent session whose node is down resumes
+// on another node with what was queued for it before and published for
+// it meanwhile; the node comes back in step: the retained messages set
+// and cleared meanwhile, and no stale copy of the session.
 func TestRestartCatchesUp(t *testing.T) {
 	nodes := startCluster(t, 3)
 	pub, _ := connect(t, nodes[0].addr, client.Options{ClientID: "rs-pub", CleanStart: true})
@@ -25,6 +26,7 @@ func TestRestartCatchesUp(t *testing.T) {
 	subscribe(t, away, "rs/x", 1)
 	away.Disconnect()
 	<-away.Done()
+	publish(t, pub, &packet.Publish{Topic: "rs/x", QoS: 1, Payload: []byte("before")})
 
 	n2 := nodes[1]
 	port := n2.node.cfg.Listen
@@ -32,11 +34,17 @@ func TestRestartCatchesUp(t *testing.T) {
 	n2.stop()
 	publish(t, pub, &packet.Publish{Topic: "ret/clear", QoS: 1, Retain: true})
 	publish(t, pub, &packet.Publish{Topic: "ret/new", QoS: 1, Retain: true, Payload: []byte("n")})
-	// The client comes back elsewhere while its node is down: it starts
-	// afresh there, and the id is that node's now.
-	back, _ := connectAfterLoss(t, nodes[2].addr, client.Options{ClientID: "rs-away", Properties: expiry(300)})
-	if back.Connack().SessionPresent {
-		t.Fatal("session present, but its node is down")
+	publishAfterLoss(t, pub, &packet.Publish{Topic: "rs/x", QoS: 2, Payload: []byte("while-down")})
+	// The client comes back elsewhere while its node is down: its session
+	// comes from the replicated store, and the id is that node's now.
+	back, got := connectAfterLoss(t, nodes[2].addr, client.Options{ClientID: "rs-away", Properties: expiry(300)})
+	if !back.Connack().SessionPresent {
+		t.Fatal("session not present on another node while its node is down")
+	}
+	waitFor(t, 10*time.Second, "both messages", func() bool { return got.len() >= 2 })
+	time.Sleep(200 * time.Millisecond) // a duplicate would arrive meanwhile
+	if ps := got.all(); len(ps) != 2 || string(ps[0].Payload) != "before" || string(ps[1].Payload) != "while-down" {
+		t.Fatalf("got %v, want before and while-down", payloads(ps))
 	}
 
 	var p int
@@ -125,7 +133,8 @@ func TestDrainHandsSessionsOver(t *testing.T) {
 
 // TestRetainedWhileAlone: a node cut off from every other keeps serving
 // its clients, and what they retain meanwhile reaches the others once
-// they are back.
+// they are back. Without a quorum it acknowledges no QoS 1 or 2 message
+// (refused, not silently accepted) until the quorum is back.
 func TestRetainedWhileAlone(t *testing.T) {
 	nodes := startCluster(t, 3)
 	var cfgs [][]string
@@ -135,7 +144,13 @@ func TestRetainedWhileAlone(t *testing.T) {
 	}
 	waitFor(t, 10*time.Second, "n1 alone", nodes[0].node.alone)
 	pub, _ := connect(t, nodes[0].addr, client.Options{ClientID: "alone-pub", CleanStart: true})
-	publish(t, pub, &packet.Publish{Topic: "ret/alone", QoS: 1, Retain: true, Payload: []byte("a")})
+	ctx, cancel := ctxT()
+	defer cancel()
+	if err := pub.Publish(ctx, &packet.Publish{Topic: "q/alone", QoS: 1, Payload: []byte("q")}); !errors.Is(err, packet.UnspecifiedError) {
+		t.Fatalf("QoS 1 publish without a quorum: %v, want refused (unspecified error)", err)
+	}
+	publish(t, pub, &packet.Publish{Topic: "ret/alone", QoS: 0, Retain: true, Payload: []byte("a")})
+	waitFor(t, 5*time.Second, "the QoS 0 publish handled", func() bool { return nodes[0].node.Stats().RetainedPending == 1 })
 	if n := nodes[0].node.Stats().RetainedPending; n != 1 {
 		t.Fatalf("%d retained messages wait for the stream, want 1", n)
 	}
@@ -155,4 +170,5 @@ func TestRetainedWhileAlone(t *testing.T) {
 		waitFor(t, 30*time.Second, "the retained message on "+re.name, func() bool { return retainedOn(re.b) == "ret/alone=a" })
 	}
 	waitFor(t, 5*time.Second, "nothing waits for the stream", func() bool { return nodes[0].node.Stats().RetainedPending == 0 })
+	publishAfterLoss(t, pub, &packet.Publish{Topic: "q/alone", QoS: 1, Payload: []byte("q")})
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	jsstore "github.com/ternmq/tern/store/jetstream"
 )
 
 // Node is this broker's membership of a cluster. It implements
@@ -34,6 +35,8 @@ type Node struct {
 	pub, queue *nats.Conn
 	js         jetstream.JetStream
 	b          Broker
+	st         *jsstore.Store // OpenStore's, nil without
+	fwd        follower
 
 	routes routes
 	shares shares
@@ -285,6 +288,16 @@ func (n *Node) Start(ctx context.Context, b Broker) error {
 		rctx, cancel := n.ctx(time.Minute)
 		defer cancel()
 		n.owners.reconcile(rctx)
+		if n.st != nil {
+			// Sessions restored here that are another node's are gone
+			// before this node routes what it missed.
+			n.wg.Add(1)
+			fctx, cancel := n.untilStop()
+			go func() {
+				defer cancel()
+				n.follow(fctx)
+			}()
+		}
 	}()
 	return n.ret.start(ctx, n)
 }
@@ -314,7 +327,20 @@ func (n *Node) Close() error {
 	return nil
 }
 
-// jsReady returns a context for JetStream calls bounded by d and by Close.
+// untilStop returns a context that ends with Close.
+func (n *Node) untilStop() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		select {
+		case <-n.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}
+
+// ctx returns a context for JetStream calls bounded by d and by Close.
 func (n *Node) ctx(d time.Duration) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	go func() {

@@ -54,7 +54,10 @@ type takeover struct {
 type takeoverReply struct {
 	Status  string              `json:"status"` // "ok", "superseded", "not_owner", "error"
 	Error   string              `json:"error,omitempty"`
-	Session *store.SessionState `json:"session,omitempty"`
+	Session *store.SessionState `json:"session,omitempty"` // without a replicated store
+	// Cursor is the releasing node's position in the message stream
+	// (with a replicated store, which holds the session).
+	Cursor uint64 `json:"cursor,omitempty"`
 }
 
 func (o *owners) init() {
@@ -208,9 +211,22 @@ func (n *Node) Claim(ctx context.Context, c *auth.Client, granted, clean bool) (
 	req, _ := json.Marshal(takeover{ID: id, Rev: rev, Identity: c.Identity(), Granted: granted, Clean: clean})
 	reply, err := n.queue.RequestWithContext(ctx, ownSubject(prev), req)
 	if err != nil {
-		// The previous owner is gone (or does not answer): its session
-		// went with it, and the client starts afresh here.
+		// The previous owner is gone (or does not answer). Without a
+		// replicated store its session went with it, and the client
+		// starts afresh here; with one, the session resumes from what
+		// that node stored, and the messages after its cursor.
 		n.log.Info("cluster: client id taken from a node that did not answer", "client", id, "from", prev, "err", err)
+		if n.st == nil {
+			return release, nil
+		}
+		cursor, err := n.st.Cursor(ctx, prev)
+		if err == nil {
+			err = n.adopt(ctx, id, cursor)
+		}
+		if err != nil {
+			release()
+			return nil, err
+		}
 		return release, nil
 	}
 	var r takeoverReply
@@ -221,7 +237,12 @@ func (n *Node) Claim(ctx context.Context, c *auth.Client, granted, clean bool) (
 	switch r.Status {
 	case "ok":
 		n.stats.takeovers.Add(1)
-		if r.Session != nil {
+		if n.st != nil {
+			if err := n.adopt(ctx, id, r.Cursor); err != nil {
+				release()
+				return nil, err
+			}
+		} else if r.Session != nil {
 			if err := n.b.ImportSession(r.Session); err != nil {
 				release()
 				return nil, err
@@ -300,8 +321,15 @@ func (o *owners) serve(m *nats.Msg) {
 	}
 	o.mu.Unlock()
 	l := o.lock(req.ID)
+	f := &o.n.fwd
+	f.mu.Lock() // the session leaves between two messages of the stream
 	st, err := o.n.b.ReleaseSession(req.ID, req.Identity, req.Granted, req.Clean)
+	cursor := f.processed
+	f.mu.Unlock()
 	o.unlock(req.ID, l)
+	if o.n.st != nil {
+		st = nil // the other node loads it from the store
+	}
 	switch {
 	case errors.Is(err, broker.ErrNotOwner):
 		o.respond(m, takeoverReply{Status: "not_owner", Error: err.Error()})
@@ -309,7 +337,7 @@ func (o *owners) serve(m *nats.Msg) {
 		o.respond(m, takeoverReply{Status: "error", Error: err.Error()})
 	default:
 		o.n.stats.released.Add(1)
-		o.respond(m, takeoverReply{Status: "ok", Session: st})
+		o.respond(m, takeoverReply{Status: "ok", Session: st, Cursor: cursor})
 	}
 }
 
@@ -328,12 +356,27 @@ func (o *owners) reconcile(ctx context.Context) {
 		o.n.log.Warn("cluster: sessions not checked against their owners", "err", err)
 		return
 	}
+	self := o.n.cfg.Node
 	for _, id := range o.n.b.SessionIDs() {
 		l := o.lock(id)
-		if e, err := kv.Get(ctx, ownerKey(id)); err == nil && string(e.Value()) != o.n.cfg.Node {
+		owner := self
+		e, err := kv.Get(ctx, ownerKey(id))
+		switch {
+		case err == nil:
+			owner = string(e.Value())
+		case errors.Is(err, jetstream.ErrKeyNotFound) && o.n.st != nil:
+			// Every node restores the shared store's sessions: one
+			// that nobody owns goes to the first node to claim it.
+			if _, err := kv.Create(ctx, ownerKey(id), []byte(self)); err != nil {
+				if e, err := kv.Get(ctx, ownerKey(id)); err == nil {
+					owner = string(e.Value())
+				}
+			}
+		}
+		if owner != self {
 			// It lives on there: no will goes out here.
 			if _, err := o.n.b.ReleaseSession(id, auth.Identity{}, true, false); err == nil {
-				o.n.log.Info("cluster: stale session dropped: another node owns the client id", "client", id, "owner", string(e.Value()))
+				o.n.log.Info("cluster: stale session dropped: another node owns the client id", "client", id, "owner", owner)
 			}
 		}
 		o.unlock(id, l)

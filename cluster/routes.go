@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"runtime"
+	"slices"
 	"sync"
 
 	"github.com/nats-io/nats.go"
@@ -160,8 +161,11 @@ func (r *routes) deliver(in <-chan *nats.Msg) {
 			continue
 		}
 		last[e.origin] = e.seq
+		if e.msg.QoS > 0 && r.n.st != nil {
+			continue // it comes through the stream
+		}
 		r.n.stats.received.Add(1)
-		r.n.b.RemotePublish(e.msg, e.from)
+		r.n.b.RemotePublish(e.msg, e.from, nil)
 	}
 }
 
@@ -182,10 +186,13 @@ func (r *routes) dropped() uint64 {
 }
 
 // Forward implements broker.Cluster: one NATS message on the topic's
-// subject reaches the nodes with interest and the shared groups.
-func (n *Node) Forward(m *store.Message, from string) {
+// subject reaches the nodes with interest and the shared groups; with a
+// replicated store, a QoS 1 or 2 message is also appended to the stream,
+// through which it reaches the plain subscriptions of every node.
+func (n *Node) Forward(m *store.Message, from string) store.Ticket {
 	r := &n.routes
 	subj := Subject(m.Topic)
+	var t store.Ticket
 	r.fwd.Lock()
 	r.seq++
 	r.buf = appendEnvelope(r.buf[:0], &envelope{origin: n.instance, seq: r.seq, from: from, msg: m})
@@ -193,6 +200,9 @@ func (n *Node) Forward(m *store.Message, from string) {
 	if int64(len(r.buf)) > n.pub.MaxPayload() {
 		err = nats.ErrMaxPayload
 	} else {
+		if m.QoS > 0 && n.st != nil {
+			t = n.appendStream(subj, r.seq, slices.Clone(r.buf))
+		}
 		err = n.pub.Publish(subj, r.buf)
 	}
 	if cap(r.buf) > 64<<10 {
@@ -208,4 +218,5 @@ func (n *Node) Forward(m *store.Message, from string) {
 	if m.Retain {
 		n.ret.publish(m)
 	}
+	return t
 }

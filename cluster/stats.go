@@ -22,11 +22,16 @@ type Stats struct {
 	HandedOver      uint64 // shared-group messages passed to another node's member
 	Takeovers       uint64 // client ids taken over from another node
 	Released        uint64 // client ids given up to another node
+	// Adopted counts persistent sessions brought here from the
+	// replicated store, Replayed the messages read again from the stream
+	// for them (what their previous node had not routed to them).
+	Adopted, Replayed uint64
 }
 
 type counters struct {
 	forwarded, forwardFailed, received, malformed atomic.Uint64
 	handedOver, takeovers, released               atomic.Uint64
+	adopted, replayed                             atomic.Uint64
 }
 
 // Stats returns the node's counts.
@@ -36,7 +41,7 @@ func (n *Node) Stats() Stats {
 		Forwarded: c.forwarded.Load(), ForwardFailed: c.forwardFailed.Load(), Received: c.received.Load(),
 		Malformed: c.malformed.Load(), HandedOver: c.handedOver.Load(), Takeovers: c.takeovers.Load(),
 		Released: c.released.Load(), Dropped: n.routes.dropped() + n.shares.dropped(),
-		RetainedPending: n.ret.pendingCount(),
+		RetainedPending: n.ret.pendingCount(), Adopted: c.adopted.Load(), Replayed: c.replayed.Load(),
 	}
 }
 

@@ -120,3 +120,15 @@ type Store interface {
 	Load() ([]SessionState, []*Message, error)
 	Close() error
 }
+
+// Shared is a Store that the nodes of a cluster share: a session one node
+// releases, another loads and goes on writing.
+type Shared interface {
+	Store
+	// Release forgets session clientID without deleting it: another node
+	// takes it over. The ticket names every write submitted before.
+	Release(clientID string) Ticket
+	// LoadSession reads session clientID as stored (nil if there is none)
+	// and makes this store its writer.
+	LoadSession(clientID string) (*SessionState, error)
+}

@@ -355,6 +355,7 @@ type clusterSub struct {
 	name  string
 	node  int
 	begin time.Time
+	qos   byte // of its subscription; 0 means 1
 	s     *client.Session
 
 	lost, connects, present atomic.Int32
@@ -368,14 +369,30 @@ type clusterSub struct {
 }
 
 func (s *clusterSub) start(ctx context.Context, servers []string) error {
+	if err := s.connect(servers, 1, nil); err != nil {
+		return err
+	}
+	_, err := s.s.SubscribeFunc(ctx, s.receive, packet.Subscription{Filter: "ck/#", QoS: max(s.qos, 1)})
+	return err
+}
+
+// resume connects for the session an earlier clusterSub of the same name
+// left, which is subscribed already.
+func (s *clusterSub) resume(servers []string) error {
+	return s.connect(servers, 0, s.receive)
+}
+
+// connect starts the client session; connects after the first `fresh`
+// that find the session present are counted.
+func (s *clusterSub) connect(servers []string, fresh int32, onMessage func(*packet.Publish)) error {
 	s.probes, s.refused = map[string]bool{}, map[string]int{}
 	var err error
 	s.s, err = client.NewSession(client.SessionOptions{
-		Options: client.Options{ClientID: "ck-sub-" + s.name, Version: packet.V311, InboxSize: 1 << 16},
+		Options: client.Options{ClientID: "ck-sub-" + s.name, Version: packet.V311, InboxSize: 1 << 16, OnMessage: onMessage},
 		Servers: servers,
 		Backoff: client.Backoff{Min: 20 * time.Millisecond, Max: 200 * time.Millisecond},
 		OnConnect: func(ca *packet.Connack) {
-			if s.connects.Add(1) > 1 && ca.SessionPresent {
+			if s.connects.Add(1) > fresh && ca.SessionPresent {
 				s.present.Add(1)
 			}
 			s.mu.Lock()
@@ -389,10 +406,6 @@ func (s *clusterSub) start(ctx context.Context, servers []string) error {
 			s.mu.Unlock()
 		},
 	})
-	if err != nil {
-		return err
-	}
-	_, err = s.s.SubscribeFunc(ctx, s.receive, packet.Subscription{Filter: "ck/#", QoS: 1})
 	return err
 }
 

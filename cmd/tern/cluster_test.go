@@ -107,7 +107,8 @@ func startClusterProcs(t *testing.T, n int, begin time.Time, extra ...string) []
 	// A short drain: the tests' clients that are gone do not come back
 	// for their sessions, and the stop must not wait the default 10 s.
 	conf := filepath.Join(t.TempDir(), "cluster.yaml")
-	if err := os.WriteFile(conf, []byte("cluster:\n  drain_timeout: 1s\n"), 0o600); err != nil {
+	// Room for every message the tests queue for an offline session.
+	if err := os.WriteFile(conf, []byte("cluster:\n  drain_timeout: 1s\nlimits:\n  max_queued_messages: 100000\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	for i, cn := range nodes {

@@ -163,16 +163,23 @@ func (b *brokerProc) stop() error {
 	return nil
 }
 
-// freeAddr returns a loopback address with a port that was free a moment ago.
+// freeAddr returns a loopback address with a port that was free a moment
+// ago, below Linux's ephemeral range (32768 and up): a broker started
+// later binds it, and meanwhile an outgoing connection (the cluster's
+// make many) may take any free ephemeral port.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 100 {
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000)))
+		if err != nil {
+			continue
+		}
+		addr := l.Addr().String()
+		l.Close()
+		return addr
 	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
+	t.Fatal("no free port between 20000 and 32000")
+	return ""
 }
 
 // runBrokerProc starts the tern binary with args, listening on addr, and

@@ -254,16 +254,22 @@ func serve(ctx context.Context, cfg Config, opts broker.Options, ready func([]ne
 		metrics = admin.NewMetrics()
 		opts.Observer, onCommit = metrics, metrics.CommitLatency
 	}
-	if opts.Store == nil {
+	// A cluster's nodes share a replicated store, opened with the node.
+	if opts.Store == nil && !cfg.Cluster.enabled() {
 		st, err := openStore(cfg.Storage, onCommit, log)
 		if err != nil {
 			return err
 		}
 		opts.Store = st
 	}
+	closeStore := func() {
+		if opts.Store != nil {
+			opts.Store.Close()
+		}
+	}
 	hooks, err := startWebhooks(cfg.Webhooks, log)
 	if err != nil {
-		opts.Store.Close()
+		closeStore()
 		return err
 	}
 	// After the broker: its last events (client.disconnected) go out too.
@@ -282,7 +288,6 @@ func serve(ctx context.Context, cfg Config, opts broker.Options, ready func([]ne
 			// Nothing of this node survives a restart: JetStream's files
 			// neither. The other nodes keep the replicated state.
 			if dir, err = os.MkdirTemp("", "tern-cluster-"); err != nil {
-				opts.Store.Close()
 				return fmt.Errorf("cluster: %w", err)
 			}
 			defer os.RemoveAll(dir)
@@ -293,18 +298,29 @@ func serve(ctx context.Context, cfg Config, opts broker.Options, ready func([]ne
 			node, err = cluster.New(cc)
 		}
 		if err != nil {
-			opts.Store.Close()
+			closeStore()
 			return err
+		}
+		if opts.Store == nil {
+			// Sessions and their messages are replicated: the store
+			// opens once a quorum of the nodes is up.
+			st, err := node.OpenStore(ctx)
+			if err != nil {
+				node.Close()
+				return err
+			}
+			opts.Store = st
+			log.Info("replicated store open")
 		}
 		opts.Cluster = node
 		nodeAdmin = &clusterAdmin{n: node}
 	}
 	b, err := broker.New(opts)
 	if err != nil {
+		closeStore()
 		if node != nil {
 			node.Close()
 		}
-		opts.Store.Close()
 		return err
 	}
 	// closeBroker drains the broker (MQTT 5 clients get DISCONNECT 0x8B,

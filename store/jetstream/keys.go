@@ -13,6 +13,7 @@ const (
 	kindSessionP = "p" // per-session records
 	kindMessage  = "m"
 	kindRetained = "r"
+	kindCursor   = "n" // a node's position in a stream (PutCursor)
 
 	subSubscription = "u"
 	subOutbound     = "o"
@@ -60,6 +61,8 @@ func messageKey(id string) string { return kindMessage + "." + id }
 
 func retainedKey(topic string) string { return kindRetained + "." + token(topic) }
 
+func cursorKey(node string) string { return kindCursor + "." + token(node) }
+
 // parsedKey is a key split into its parts; kind "" for a key this store
 // does not write.
 type parsedKey struct {
@@ -81,7 +84,7 @@ func parseKey(k string) parsedKey {
 			return parsedKey{}
 		}
 		return parsedKey{kind: kind, ctok: rest}
-	case kindMessage:
+	case kindMessage, kindCursor:
 		return parsedKey{kind: kind, rest: rest}
 	case kindSessionP:
 		parts := strings.SplitN(rest, ".", 4)

@@ -154,6 +154,7 @@ func (s *Store) gather(recs map[string]record, retained bool) *gathered {
 				continue
 			}
 			g.retained = append(g.retained, m)
+		case kindCursor: // a reader's position (PutCursor), not state to load
 		default:
 			g.bad++
 			s.log.Warn("jsstore: skipping a key this store does not write", "key", k)

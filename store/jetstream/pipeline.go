@@ -28,11 +28,13 @@ import (
 // a key, so replaying a suffix of them in order ends in the same state
 // whatever part of it had been stored.
 
-// op is one write: set subj to data, or purge subj.
+// op is one write: set subj to data, or purge subj; or, outside the
+// bucket (Append), add data to another stream, deduplicated by msgID.
 type op struct {
 	subj  string
 	data  []byte
 	purge bool
+	msgID string // outside the bucket: never in an atomic batch
 }
 
 // unit is what one acknowledgement covers.
@@ -221,11 +223,26 @@ func (s *Store) units(ops []op, groups [][2]int) []*unit {
 	}
 	plain(ops[:merged[0][0]])
 	batch := func(b []op) {
+		// An append to another stream cannot be in the bucket's batch:
+		// it goes after it, appends keeping their order.
+		var outside []op
+		if slices.ContainsFunc(b, func(o op) bool { return o.msgID != "" }) {
+			var in []op
+			for _, o := range b {
+				if o.msgID != "" {
+					outside = append(outside, o)
+				} else {
+					in = append(in, o)
+				}
+			}
+			b = in
+		}
 		for len(b) > 0 {
 			n := min(len(b), s.opts.MaxBatch)
 			units = append(units, &unit{ops: b[:n], batch: n > 1})
 			b = b[n:]
 		}
+		plain(outside)
 	}
 	from := merged[0][0] // start of the batch being filled
 	for i, g := range merged {
@@ -301,10 +318,15 @@ func (p *pipeline) publish(u *unit) bool {
 	var err error
 	if !u.batch {
 		o := &u.ops[0]
-		if o.purge {
+		switch {
+		case o.purge:
 			err = s.nc.PublishMsg(&nats.Msg{Subject: o.subj, Reply: reply, Header: p.purgeHdr})
 			s.stats.bytes.Add(uint64(len(o.subj) + headerSize(p.purgeHdr)))
-		} else {
+		case o.msgID != "":
+			h := nats.Header{"Nats-Msg-Id": []string{o.msgID}}
+			err = s.nc.PublishMsg(&nats.Msg{Subject: o.subj, Reply: reply, Header: h, Data: o.data})
+			s.stats.bytes.Add(uint64(len(o.subj) + headerSize(h) + len(o.data)))
+		default:
 			err = s.nc.PublishRequest(o.subj, reply, o.data)
 			s.stats.bytes.Add(uint64(len(o.subj) + len(o.data)))
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -634,13 +635,14 @@ func (s *Store) Atomic(f func()) {
 // Release tells the store that another node took session cid over: this
 // store writes nothing more for it and forgets it, and the messages its
 // records name are no longer deleted from here (the other node now
-// references them). Writes submitted before stay submitted.
-func (s *Store) Release(cid string) {
+// references them). Writes submitted before stay submitted; the ticket
+// names them.
+func (s *Store) Release(cid string) store.Ticket {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ss := s.sessions[cid]
 	if ss == nil {
-		return
+		return s.issued
 	}
 	for _, e := range ss.outs {
 		if e != nil {
@@ -649,6 +651,71 @@ func (s *Store) Release(cid string) {
 		}
 	}
 	delete(s.sessions, cid)
+	return s.issued
+}
+
+// Append adds data to another stream, on subject subj, in order with the
+// writes around it: the ticket is acknowledged once that stream stored it
+// too. A resend (the store resends what was not acknowledged) is dropped
+// by the stream as a duplicate of msgID, unique per append, within the
+// stream's duplicate window.
+func (s *Store) Append(subj, msgID string, data []byte) store.Ticket {
+	if msgID == "" {
+		panic("jsstore: Append without a message id")
+	}
+	if !s.begin() {
+		return never
+	}
+	s.pending = append(s.pending, op{subj: subj, data: data, msgID: msgID})
+	return s.end()
+}
+
+// PutCursor records how far node has read a stream, in the bucket: in an
+// Atomic with the writes of what it read, so that after a crash the
+// reading resumes exactly after them.
+func (s *Store) PutCursor(node string, seq uint64) store.Ticket {
+	if !s.begin() {
+		return never
+	}
+	s.put(cursorKey(node), binary.BigEndian.AppendUint64(nil, seq))
+	return s.end()
+}
+
+// Cursor returns what PutCursor last recorded for node, 0 if nothing.
+func (s *Store) Cursor(ctx context.Context, node string) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.OpTimeout)
+	defer cancel()
+	e, err := s.kv.Get(ctx, cursorKey(node))
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		return 0, nil
+	case err != nil:
+		return 0, fmt.Errorf("jsstore: cursor of %s: %w", node, err)
+	case len(e.Value()) != 8:
+		return 0, fmt.Errorf("jsstore: cursor of %s: malformed", node)
+	}
+	return binary.BigEndian.Uint64(e.Value()), nil
+}
+
+// Issued returns the ticket of every write submitted so far.
+func (s *Store) Issued() store.Ticket {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.issued
+}
+
+// Stalled returns how long the oldest unacknowledged write has waited (0:
+// none waits): the stream has no quorum, or no leader yet.
+func (s *Store) Stalled() time.Duration {
+	p := &s.pipe
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, u := range p.window {
+		if !u.done && !u.first.IsZero() {
+			return time.Since(u.first)
+		}
+	}
+	return 0
 }
 
 // Stats counts what the store did since Open.
