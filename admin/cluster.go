@@ -44,6 +44,12 @@ type ClusterStats struct {
 	// RetainedPending is how many retained messages set here wait for
 	// the cluster's stream (cut off, or no JetStream majority).
 	RetainedPending uint64 `json:"retained_pending"`
+	// With replicated sessions: sessions brought here from the store
+	// after their node let go or died, the messages read again from the
+	// stream for them, and how far this node is behind the stream.
+	Adopted   uint64 `json:"adopted"`
+	Replayed  uint64 `json:"replayed"`
+	StreamLag uint64 `json:"stream_lag"`
 }
 
 // clusterJSON is GET /api/v1/cluster.
@@ -92,6 +98,7 @@ var (
 	clusterNodesDesc = prometheus.NewDesc("tern_cluster_nodes", "Nodes of the cluster this node hears from, itself included.", nil, nil)
 	clusterReadyDesc = prometheus.NewDesc("tern_cluster_ready", "1 once this node's replicated cluster state is open, 0 before.", nil, nil)
 	clusterPendDesc  = prometheus.NewDesc("tern_cluster_retained_pending", "Retained messages set on this node that wait for the cluster's stream (cut off, or no JetStream majority).", nil, nil)
+	clusterLagDesc   = prometheus.NewDesc("tern_cluster_stream_lag", "QoS 1 and 2 messages in the cluster's stream that this node has not routed yet.", nil, nil)
 	clusterCounters  = []struct {
 		desc  *prometheus.Desc
 		value func(*ClusterStats) uint64
@@ -110,6 +117,10 @@ var (
 			func(s *ClusterStats) uint64 { return s.Takeovers }},
 		{prometheus.NewDesc("tern_cluster_released_total", "Client ids given up to another node.", nil, nil),
 			func(s *ClusterStats) uint64 { return s.Released }},
+		{prometheus.NewDesc("tern_cluster_adopted_total", "Persistent sessions loaded here from the replicated store after their node let go of them or died.", nil, nil),
+			func(s *ClusterStats) uint64 { return s.Adopted }},
+		{prometheus.NewDesc("tern_cluster_replayed_total", "Messages read again from the stream for sessions brought here (what their previous node had not routed to them).", nil, nil),
+			func(s *ClusterStats) uint64 { return s.Replayed }},
 		{prometheus.NewDesc("tern_cluster_dropped_total", "Messages from other nodes lost on this node because it fell behind (between nodes, delivery is at most once).", nil, nil),
 			func(s *ClusterStats) uint64 { return s.Dropped }},
 	}
@@ -119,6 +130,7 @@ func (c clusterCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- clusterNodesDesc
 	ch <- clusterReadyDesc
 	ch <- clusterPendDesc
+	ch <- clusterLagDesc
 	for _, m := range clusterCounters {
 		ch <- m.desc
 	}
@@ -133,6 +145,7 @@ func (c clusterCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(clusterReadyDesc, prometheus.GaugeValue, ready)
 	st := c.c.Stats()
 	ch <- prometheus.MustNewConstMetric(clusterPendDesc, prometheus.GaugeValue, float64(st.RetainedPending))
+	ch <- prometheus.MustNewConstMetric(clusterLagDesc, prometheus.GaugeValue, float64(st.StreamLag))
 	for _, m := range clusterCounters {
 		ch <- prometheus.MustNewConstMetric(m.desc, prometheus.CounterValue, float64(m.value(&st)))
 	}

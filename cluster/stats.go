@@ -26,6 +26,9 @@ type Stats struct {
 	// replicated store, Replayed the messages read again from the stream
 	// for them (what their previous node had not routed to them).
 	Adopted, Replayed uint64
+	// StreamLag is how many messages of the stream this node has not
+	// routed yet.
+	StreamLag uint64
 }
 
 type counters struct {
@@ -42,6 +45,7 @@ func (n *Node) Stats() Stats {
 		Malformed: c.malformed.Load(), HandedOver: c.handedOver.Load(), Takeovers: c.takeovers.Load(),
 		Released: c.released.Load(), Dropped: n.routes.dropped() + n.shares.dropped(),
 		RetainedPending: n.ret.pendingCount(), Adopted: c.adopted.Load(), Replayed: c.replayed.Load(),
+		StreamLag: n.fwd.lag.Load(),
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -38,10 +39,11 @@ const (
 
 // follower is this node's reading of the stream.
 type follower struct {
-	mu        sync.Mutex // held while a message is routed here, and by claims
-	processed uint64     // the last stream sequence routed here
-	cursor    uint64     // the last cursor written
-	stored    func()     // writes the cursor at processed (made once)
+	mu        sync.Mutex    // held while a message is routed here, and by claims
+	processed uint64        // the last stream sequence routed here
+	cursor    uint64        // the last cursor written
+	lag       atomic.Uint64 // messages in the stream after processed
+	stored    func()        // writes the cursor at processed (made once)
 }
 
 // putCursor writes the cursor at processed. f.mu must be held.
@@ -171,6 +173,7 @@ func (n *Node) follow(ctx context.Context) {
 		e, err := decodeEnvelope(msg.Data())
 		f.mu.Lock()
 		f.processed = meta.Sequence.Stream
+		f.lag.Store(meta.NumPending)
 		if err == nil {
 			n.stats.received.Add(1)
 			n.b.RemotePublish(e.msg, e.from, f.stored)

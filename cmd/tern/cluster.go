@@ -48,6 +48,8 @@ type ClusterConfig struct {
 	DrainTimeout *time.Duration `yaml:"drain_timeout"`
 	// ReceiveBuffer is cluster.Config.ReceiveBuffer; 0: its default.
 	ReceiveBuffer int `yaml:"receive_buffer"`
+	// StreamMaxAge is cluster.Config.StreamMaxAge; 0: its default.
+	StreamMaxAge time.Duration `yaml:"stream_max_age"`
 }
 
 // defaultDrainTimeout is cluster.drain_timeout when unset.
@@ -93,11 +95,14 @@ func clusterConfig(cfg Config, dataDir string, log *slog.Logger) (cluster.Config
 	c := cfg.Cluster
 	cc := cluster.Config{Node: c.Node, Listen: c.Listen, Peers: c.Peers, NATSURLs: c.NATSURLs,
 		Credentials: c.Credentials, User: c.User, Password: c.Password, Token: c.Token,
-		DataDir: dataDir, Replicas: c.Replicas, ReceiveBuffer: c.ReceiveBuffer, Logger: log}
+		DataDir: dataDir, Replicas: c.Replicas, ReceiveBuffer: c.ReceiveBuffer, StreamMaxAge: c.StreamMaxAge, Logger: log}
 	var errs []error
 	bad := func(err error) { errs = append(errs, cfg.clusterLine(err)) }
 	if err := cc.Validate(); err != nil {
 		bad(err)
+	}
+	if c.StreamMaxAge < 0 {
+		bad(fmt.Errorf("cluster: stream_max_age %v: not negative", c.StreamMaxAge))
 	}
 	if c.DrainTimeout != nil && *c.DrainTimeout < 0 {
 		bad(fmt.Errorf("cluster: drain_timeout %v: not negative", *c.DrainTimeout))
@@ -260,7 +265,7 @@ func (c *clusterAdmin) Stats() admin.ClusterStats {
 	s := c.n.Stats()
 	return admin.ClusterStats{Forwarded: s.Forwarded, ForwardFailed: s.ForwardFailed, Received: s.Received,
 		Malformed: s.Malformed, HandedOver: s.HandedOver, Takeovers: s.Takeovers, Released: s.Released, Dropped: s.Dropped,
-		RetainedPending: s.RetainedPending}
+		RetainedPending: s.RetainedPending, Adopted: s.Adopted, Replayed: s.Replayed, StreamLag: s.StreamLag}
 }
 
 func (c *clusterAdmin) Health() error {
