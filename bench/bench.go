@@ -26,7 +26,8 @@ const DefaultURL = "tcp://localhost:1883"
 // Start from DefaultConfig: a zero Clients, Size or Window is refused.
 type Config struct {
 	// Scenario is conn, pub, sub, fanin, fanout or p2p (see Scenarios and
-	// the package documentation).
+	// the package documentation). A conn run with a Topic subscribes each
+	// connection to it (%i its index) at QoS before holding it.
 	Scenario string
 
 	// URLs are the brokers (--url): tcp://, tls://, ws:// or wss://
@@ -51,7 +52,7 @@ type Config struct {
 	Duration    time.Duration // -d: publish (conn: hold) this long; 0 with Count 0: 10 s
 	Count       int           // -n: messages per publisher (sub: per subscriber), then stop; 0: Duration
 	Window      int           // -w: QoS 1/2 messages in flight per publisher (capped by a v5 Receive Maximum)
-	Topic       string        // -t: topic pattern, %i is the client index; "": bench/%i (sub: bench/#)
+	Topic       string        // -t: topic pattern, %i is the client index; "": bench/%i (sub: bench/#; conn: no subscription)
 	Shared      string        // --shared: subscribers join $share/Shared/...
 	Version     byte          // -V: packet.V31, packet.V311 (or 0) or packet.V5
 	IDPrefix    string        // -i: client ids are IDPrefix-pub-N, -sub-N, -conn-N; "": tern-bench-<random>
@@ -59,6 +60,7 @@ type Config struct {
 	UsernameSet bool          // send Username
 	Password    string        // -P
 	PasswordSet bool          // send Password (before MQTT 5 only with a user name)
+	Persistent  bool          // --persistent: sessions outlive their connections (clean session 0; v5: no expiry)
 	ConnectRate float64       // --connect-rate: new connections per second; 0: as fast as handshakes complete
 	KeepAlive   time.Duration // -k: whole seconds up to 65535; 0: none
 	Drain       time.Duration // --drain: after publishing, wait up to this long without progress
@@ -93,6 +95,7 @@ type config struct {
 	count       int
 	window      int
 	topic       string
+	idleSub     bool // conn: each connection subscribes to topic
 	shared      string
 	level       byte
 	idPrefix    string
@@ -100,6 +103,7 @@ type config struct {
 	password    string
 	userSet     bool
 	passSet     bool
+	persistent  bool
 	connectRate float64
 	keepAlive   int // seconds
 	drain       time.Duration
@@ -114,8 +118,8 @@ func (cfg Config) settle() (*config, error) {
 	c := &config{scenario: cfg.Scenario, clients: cfg.Clients, qos: cfg.QoS, size: cfg.Size, rate: cfg.Rate,
 		duration: cfg.Duration, count: cfg.Count, window: cfg.Window, topic: cfg.Topic, shared: cfg.Shared,
 		level: cfg.Version, idPrefix: cfg.IDPrefix, username: cfg.Username, password: cfg.Password,
-		userSet: cfg.UsernameSet, passSet: cfg.PasswordSet, connectRate: cfg.ConnectRate, drain: cfg.Drain,
-		progress: cfg.Progress}
+		userSet: cfg.UsernameSet, passSet: cfg.PasswordSet, persistent: cfg.Persistent, connectRate: cfg.ConnectRate,
+		drain: cfg.Drain, progress: cfg.Progress}
 	switch c.scenario {
 	case "conn", "pub", "sub", "fanin", "fanout", "p2p":
 	default:
@@ -180,6 +184,7 @@ func (cfg Config) settle() (*config, error) {
 	if c.count == 0 && c.duration == 0 {
 		c.duration = 10 * time.Second
 	}
+	c.idleSub = c.scenario == "conn" && c.topic != ""
 	if c.topic == "" {
 		c.topic = "bench/%i"
 		if c.scenario == "sub" {
@@ -210,6 +215,14 @@ func (cfg *config) checkTopics() error {
 		}
 	}
 	for _, s := range plan.subs {
+		if err := topic.ValidateFilter(s.filter); err != nil {
+			return fmt.Errorf("-t %q: filter %q: %w", cfg.topic, s.filter, err)
+		}
+	}
+	for _, s := range plan.idle {
+		if s.filter == "" {
+			break // none subscribes
+		}
 		if err := topic.ValidateFilter(s.filter); err != nil {
 			return fmt.Errorf("-t %q: filter %q: %w", cfg.topic, s.filter, err)
 		}

@@ -398,6 +398,58 @@ func TestBenchPlanTopics(t *testing.T) {
 	}
 }
 
+// conn with a topic subscribes every connection; with Persistent the
+// sessions stay, and what is published meanwhile waits for them: compare.sh
+// measures idle memory and fan-out to offline sessions this way.
+func TestBenchConnSubscribesPersistent(t *testing.T) {
+	brokers := []struct{ name, addr string }{
+		{"tern", mt.StartBroker(t, broker.Options{}).Addr},
+		{"mosquitto", mt.StartMosquitto(t, false).Addr},
+	}
+	for _, b := range brokers {
+		t.Run(b.name, func(t *testing.T) { testConnPersistent(t, b.addr) })
+	}
+	// Without a topic a conn connection subscribes to nothing.
+	cfg, err := conf("conn", "127.0.0.1:1", nil).settle()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := planBench(cfg); len(p.idle) != 10 || p.idle[0].filter != "" {
+		t.Errorf("idle plan %+v", p.idle)
+	}
+}
+
+func testConnPersistent(t *testing.T, addr string) {
+	mt.Versions(t, func(t *testing.T, v byte) {
+		prefix := fmt.Sprintf("keep-%d", v)
+		res := run(t, conf("conn", addr, func(c *Config) {
+			c.Clients, c.Topic, c.QoS, c.Persistent, c.IDPrefix, c.Version, c.Duration = 3, "keep/%i/"+prefix, 1, true, prefix, v, time.Millisecond
+		}))
+		checkBench(t, res, benchWant{conns: 3, noExpectation: true})
+		if res.Topic != "keep/%i/"+prefix || !res.Persistent || !strings.Contains(res.text(), "each subscribed to keep/%i/") {
+			t.Errorf("topic %q persistent %v; summary %s", res.Topic, res.Persistent, res.text())
+		}
+		res = run(t, conf("pub", addr, func(c *Config) {
+			c.Clients, c.Topic, c.QoS, c.Count, c.Version = 3, "keep/%i/"+prefix, 1, 5, v
+		}))
+		checkBench(t, res, benchWant{conns: 3, sent: 15, acked: 15, noExpectation: true})
+		// Connection 1's session kept its subscription and queued
+		// publisher 1's messages.
+		r := mt.Dial(t, addr, v)
+		if ack := r.Connect(prefix+"-conn-1", false); !ack.SessionPresent {
+			t.Fatal("no session present")
+		}
+		for i := range 5 {
+			p := mt.Expect[*packet.Publish](r)
+			if p.Topic != "keep/1/"+prefix || p.QoS != 1 {
+				t.Fatalf("message %d: %q QoS %d", i, p.Topic, p.QoS)
+			}
+			r.Send(&packet.Puback{PacketID: p.PacketID})
+		}
+		r.ExpectNothing(100 * time.Millisecond)
+	}, packet.V311, packet.V5)
+}
+
 // With a duration the counts are not known in advance, but everything
 // sent before the deadline must arrive: the last buffered messages are
 // flushed when publishing ends, not with the DISCONNECT.

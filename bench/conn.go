@@ -73,7 +73,11 @@ func dialBench(ctx, connCtx context.Context, cfg *config, target benchTarget, id
 	if dl, ok := ctx.Deadline(); ok {
 		_ = nc.SetDeadline(dl)
 	}
-	connect := &packet.Connect{ProtocolLevel: cfg.level, CleanStart: true, KeepAlive: uint16(cfg.keepAlive), ClientID: id}
+	connect := &packet.Connect{ProtocolLevel: cfg.level, CleanStart: !cfg.persistent, KeepAlive: uint16(cfg.keepAlive), ClientID: id}
+	if cfg.persistent && cfg.level == packet.V5 {
+		never := uint32(0xFFFFFFFF) // without an expiry a v5 session ends with its connection
+		connect.Properties.SessionExpiry = &never
+	}
 	if cfg.userSet {
 		connect.UsernameFlag, connect.Username = true, cfg.username
 	}

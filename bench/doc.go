@@ -17,6 +17,7 @@
 // The scenarios:
 //
 //	conn    Clients idle connections, opened at ConnectRate, held for Duration
+//	        (with Topic: each subscribed to it first; %i is its index)
 //	pub     Clients publishers, no subscribers
 //	sub     Clients subscribers to Topic; counts whatever arrives
 //	fanin   Clients publishers -> 1 subscriber

@@ -306,7 +306,13 @@ func paramRows(runs []ReportRun, row func(string, func(*Result) string) []string
 			}),
 			row("window (QoS 1/2)", func(r *Result) string { return fmt.Sprint(r.Window) }))
 	} else {
-		rows = append(rows, row("connections", func(r *Result) string { return fmt.Sprint(r.Connections.Attempted) }))
+		rows = append(rows, row("connections", func(r *Result) string { return fmt.Sprint(r.Connections.Attempted) }),
+			row("subscription", func(r *Result) string {
+				if r.Topic == "" {
+					return "none"
+				}
+				return fmt.Sprintf("%s, QoS %d", r.Topic, r.QoS)
+			}))
 	}
 	rows = append(rows,
 		row("length", func(r *Result) string {
@@ -322,6 +328,12 @@ func paramRows(runs []ReportRun, row func(string, func(*Result) string) []string
 			return fmt.Sprintf("%g/s", r.ConnectRateSet)
 		}),
 		row("keep alive", func(r *Result) string { return fmt.Sprintf("%d s", r.KeepAlive) }),
+		row("sessions", func(r *Result) string {
+			if r.Persistent {
+				return "persistent"
+			}
+			return "clean"
+		}),
 		row("started", func(r *Result) string { return r.Started.Format("2006-01-02 15:04:05") }))
 	return rows
 }

@@ -9,7 +9,7 @@ import (
 // Knowing it up front is what lets the summary compute loss exactly: a
 // receiver expects every message of the publishers in its range.
 type benchPlan struct {
-	idle  []string // conn scenario: client ids held idle
+	idle  []benchSubPlan // conn scenario: held idle; filter "" unless each subscribes
 	pubs  []benchPubPlan
 	subs  []benchSubPlan
 	recvs []benchRecvPlan // empty when the publishers are unknown (sub)
@@ -60,7 +60,11 @@ func planBench(cfg *config) benchPlan {
 	switch cfg.scenario {
 	case "conn":
 		for i := range n {
-			p.idle = append(p.idle, cfg.idPrefix+"-conn-"+strconv.Itoa(i))
+			c := benchSubPlan{id: cfg.idPrefix + "-conn-" + strconv.Itoa(i), recv: -1}
+			if cfg.idleSub {
+				c.filter = filter(expandTopic(cfg.topic, i))
+			}
+			p.idle = append(p.idle, c)
 		}
 	case "pub":
 		for i := range n {

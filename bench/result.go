@@ -28,7 +28,8 @@ type Result struct {
 	Subscribers    int       `json:"subscribers"`
 	Shared         string    `json:"shared_group,omitempty"`
 	RatePerPub     float64   `json:"rate_per_publisher"`         // 0: unlimited
-	Topic          string    `json:"topic"`                      // the pattern, %i the client index
+	Topic          string    `json:"topic"`                      // the pattern, %i the client index (conn: each subscribed to it; "": none)
+	Persistent     bool      `json:"persistent,omitempty"`       // sessions outlive their connections (--persistent)
 	Window         int       `json:"window"`                     // QoS 1/2 messages in flight per publisher
 	Count          int       `json:"count,omitempty"`            // messages per publisher asked for (-n); 0: for a duration
 	DurationSet    float64   `json:"duration_set_s,omitempty"`   // the duration asked for (-d), seconds
@@ -163,9 +164,12 @@ func (r *benchRunner) result(lost map[string]int) *Result {
 	cfg := r.cfg
 	res := &Result{Scenario: cfg.scenario, URLs: cfg.urls, SubURLs: cfg.subURLs, Protocol: protocolName(cfg.level),
 		QoS: cfg.qos, PayloadSize: cfg.size, Publishers: len(r.plan.pubs), Subscribers: len(r.plan.subs),
-		Shared: cfg.shared, RatePerPub: cfg.rate, Topic: cfg.topic, Window: cfg.window, Count: cfg.count,
+		Shared: cfg.shared, RatePerPub: cfg.rate, Topic: cfg.topic, Persistent: cfg.persistent, Window: cfg.window, Count: cfg.count,
 		DurationSet: cfg.duration.Seconds(), ConnectRateSet: cfg.connectRate, KeepAlive: cfg.keepAlive,
 		Started: r.connStart}
+	if cfg.scenario == "conn" && !cfg.idleSub {
+		res.Topic = ""
+	}
 	res.URL = res.where(cfg.targets, cfg.subTargets, len(r.plan.idle))
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -307,10 +311,18 @@ func (res *Result) WriteText(w io.Writer) error {
 func (res *Result) text() string {
 	var b strings.Builder
 	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
+	sessions := ""
+	if res.Persistent {
+		sessions = ", persistent sessions"
+	}
 	if res.Scenario == "conn" {
-		p("tern bench conn: %s, MQTT %s, %s\n", res.shape(), res.Protocol, res.URL)
+		sub := ""
+		if res.Topic != "" {
+			sub = fmt.Sprintf(", each subscribed to %s at QoS %d", res.Topic, res.QoS)
+		}
+		p("tern bench conn: %s%s, MQTT %s%s, %s\n", res.shape(), sub, res.Protocol, sessions, res.URL)
 	} else {
-		p("tern bench %s: %s, QoS %d, %d-byte payloads, MQTT %s, %s\n", res.Scenario, res.shape(), res.QoS, res.PayloadSize, res.Protocol, res.URL)
+		p("tern bench %s: %s, QoS %d, %d-byte payloads, MQTT %s%s, %s\n", res.Scenario, res.shape(), res.QoS, res.PayloadSize, res.Protocol, sessions, res.URL)
 	}
 	c := res.Connections
 	p("connections  %d ok, %d failed, %d lost (of %d); %.0f/s; connect %s\n", c.OK, c.Failed, c.Lost, c.Attempted, res.ConnectRate, res.ConnectLatency.short())

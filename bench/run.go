@@ -68,16 +68,7 @@ func benchRun(ctx context.Context, cfg *config) (*Result, error) {
 	r.phase.Store("connecting")
 	// Subscribers first, so that they miss nothing from the first message.
 	r.connectAll(ctx, len(plan.subs), func(ctx context.Context, i int) error { return r.openSub(ctx, connCtx, i) })
-	r.connectAll(ctx, len(plan.idle), func(ctx context.Context, i int) error {
-		t := cfg.targets[i%len(cfg.targets)]
-		c, err := r.open(ctx, connCtx, t, plan.idle[i], benchBufIdle, benchBufIdle)
-		if err != nil {
-			return err
-		}
-		c.start()
-		r.served(t, nil)
-		return nil
-	})
+	r.connectAll(ctx, len(plan.idle), func(ctx context.Context, i int) error { return r.openIdle(ctx, connCtx, i) })
 	r.connectAll(ctx, len(plan.pubs), func(ctx context.Context, i int) error { return r.openPub(ctx, connCtx, i) })
 	r.connEnd = time.Now()
 
@@ -197,6 +188,30 @@ func (r *benchRunner) openSub(ctx, connCtx context.Context, i int) error {
 	r.mu.Lock()
 	r.subs[i] = s
 	r.mu.Unlock()
+	return nil
+}
+
+// openIdle connects idle connection i and, when it has a filter,
+// subscribes (conn with -t).
+func (r *benchRunner) openIdle(ctx, connCtx context.Context, i int) error {
+	p := r.plan.idle[i]
+	t := r.cfg.targets[i%len(r.cfg.targets)]
+	c, err := r.open(ctx, connCtx, t, p.id, benchBufIdle, benchBufIdle)
+	if err != nil {
+		return err
+	}
+	if p.filter != "" {
+		sctx, cancel := context.WithTimeout(ctx, benchDialTimeout)
+		defer cancel()
+		if err := c.subscribe(sctx, p.filter, byte(r.cfg.qos)); err != nil {
+			c.start() // so that close finds a reader to wait for
+			r.connected.Add(-1)
+			r.served(t, err)
+			return err
+		}
+	}
+	c.start()
+	r.served(t, nil)
 	return nil
 }
 

@@ -22,7 +22,8 @@ import (
 
 const benchSynopsis = `tern bench conn|pub|sub|fanin|fanout|p2p [options]
 
-  conn    open -c connections (at --connect-rate) and hold them idle for -d
+  conn    open -c connections (at --connect-rate) and hold them idle for -d;
+          with -t, each subscribes to it (%i its index) at -q first
   pub     -c publishers
   sub     -c subscribers to -t; counts whatever arrives (from any publisher)
   fanin   -c publishers -> 1 subscriber
@@ -71,7 +72,8 @@ func parseBench(args []string, stderr io.Writer) (*benchFlags, error) {
 	f.names("d", "duration")
 	f.intVar(&c.Count, "n", "count", 0, "publish `N` messages per publisher, then stop")
 	f.intVar(&c.Window, "w", "window", c.Window, "`N` QoS 1/2 messages in flight per publisher")
-	f.stringVar(&c.Topic, "t", "topic", "", "topic `pattern`; %i is the client index (default bench/%i, bench/%i/# for sub)")
+	f.stringVar(&c.Topic, "t", "topic", "", "topic `pattern`; %i is the client index (default bench/%i, bench/# for sub;\n"+
+		"conn: none, given, each connection subscribes to it)")
 	f.stringVar(&c.Shared, "", "shared", "", "subscribers join shared subscription `group` ($share/group/...)")
 	f.stringVar(&cfg.version, "V", "protocol-version", "311", "MQTT `version`: 31, 311 or 5")
 	f.boolVar(&cfg.json, "", "json", "print the summary as one JSON object on stdout")
@@ -80,6 +82,7 @@ func parseBench(args []string, stderr io.Writer) (*benchFlags, error) {
 	f.stringVar(&c.IDPrefix, "i", "id-prefix", "", "client id `prefix`; ids are prefix-pub-N, prefix-sub-N (default tern-bench-<random>)")
 	f.stringVar(&c.Username, "u", "username", "", "user `name`")
 	f.stringVar(&c.Password, "P", "pw", "", "`password`")
+	f.boolVar(&c.Persistent, "", "persistent", "persistent sessions: clean session 0 (v5: Clean Start 0, no expiry), kept after the run")
 	f.floatVar(&c.ConnectRate, "", "connect-rate", 0, "new connections per `second` (0: as fast as handshakes complete, 100 at a time)")
 	f.intVar(&cfg.keepAlive, "k", "keepalive", 60, "keep alive in `seconds` (0 disables)")
 	f.FlagSet.DurationVar(&c.Drain, "drain", c.Drain, "after publishing, wait up to `duration` without progress for acks and deliveries")
