@@ -290,20 +290,10 @@ func (s *session) export() *store.SessionState {
 // stored. The client about to attach resumes it.
 func (b *Broker) ImportSession(st *store.SessionState) error { return b.importSession(st, true) }
 
-// AdoptSession makes session id, as a shared store holds it, this node's:
-// the node that had it is gone, or released it to the store. It returns
-// the session (nil if there is none).
-func (b *Broker) AdoptSession(id string) (*store.SessionState, error) {
-	sh, ok := b.store.(store.Shared)
-	if !ok {
-		return nil, nil
-	}
-	st, err := sh.LoadSession(id)
-	if err != nil || st == nil {
-		return nil, err
-	}
-	return st, b.importSession(st, false)
-}
+// AdoptSession makes st, a session as the shared store holds it (read
+// with its LoadSession), this node's: the node that had it released it,
+// or died.
+func (b *Broker) AdoptSession(st *store.SessionState) error { return b.importSession(st, false) }
 
 // importSession installs st; write: it is not in this node's store yet.
 func (b *Broker) importSession(st *store.SessionState, write bool) error {

@@ -10,7 +10,7 @@ import (
 type Broker interface {
 	RemotePublish(m *store.Message, from string, stored func())
 	RedeliverTo(id string, m *store.Message, from string) store.Ticket
-	AdoptSession(id string) (*store.SessionState, error)
+	AdoptSession(st *store.SessionState) error
 	RemoteShared(m *store.Message, from, group, filter string) bool
 	RemoteRetained(m *store.Message)
 	RetainedTopics() []string

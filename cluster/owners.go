@@ -219,7 +219,7 @@ func (n *Node) Claim(ctx context.Context, c *auth.Client, granted, clean bool) (
 		if n.st == nil {
 			return release, nil
 		}
-		cursor, err := n.st.Cursor(ctx, prev)
+		cursor, _, err := n.st.Cursor(ctx, prev)
 		if err == nil {
 			err = n.adopt(ctx, id, cursor)
 		}

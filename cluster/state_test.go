@@ -21,6 +21,67 @@ func TestState(t *testing.T) {
 	t.Run("Will", func(t *testing.T) { testWill(t, nodes) })
 	t.Run("Retained", func(t *testing.T) { testRetained(t, nodes) })
 	t.Run("Forget", func(t *testing.T) { testForget(t, nodes) })
+	t.Run("Trim", func(t *testing.T) { testTrim(t, nodes) })
+}
+
+// testTrim: the message stream keeps what some node has not read yet,
+// and drops the rest.
+func testTrim(t *testing.T, nodes []*testNode) {
+	pub, _ := connect(t, nodes[0].addr, client.Options{ClientID: "trim-pub", CleanStart: true})
+	for i := range 20 {
+		publish(t, pub, &packet.Publish{Topic: "trim/x", QoS: 1, Payload: []byte{byte(i)}})
+	}
+	ctx, cancel := ctxT()
+	defer cancel()
+	s, err := nodes[0].node.js.Stream(ctx, fwdStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := s.CachedInfo().State.LastSeq
+	if info, err := s.Info(ctx); err == nil {
+		last = info.State.LastSeq
+	}
+	for _, tn := range nodes {
+		f := &tn.node.fwd
+		waitFor(t, 10*time.Second, tn.name+" read the stream", func() bool {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			return f.processed >= last
+		})
+	}
+	// One node's cursor stays behind: what it has not read stays.
+	behind := nodes[2].node
+	held := last - 5
+	behind.fwd.mu.Lock()
+	if err := behind.st.Wait(behind.st.PutCursor(behind.cfg.Node, held)); err != nil {
+		t.Fatal(err)
+	}
+	for _, tn := range nodes[:2] {
+		f := &tn.node.fwd
+		f.mu.Lock()
+		tn.node.putCursor()
+		f.mu.Unlock()
+		if err := tn.node.st.Wait(tn.node.st.Issued()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nodes[0].node.trimStream(ctx)
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.FirstSeq != held+1 {
+		t.Errorf("after the trim the stream starts at %d, want %d (after the lowest cursor)", info.State.FirstSeq, held+1)
+	}
+	behind.putCursor()
+	behind.fwd.mu.Unlock()
+	if err := behind.st.Wait(behind.st.Issued()); err != nil {
+		t.Fatal(err)
+	}
+	nodes[0].node.trimStream(ctx)
+	if info, err = s.Info(ctx); err != nil || info.State.Msgs != 0 {
+		t.Errorf("after every node read everything the stream keeps %d messages (%v), want 0", info.State.Msgs, err)
+	}
 }
 
 // testForget: the owner record of a session that ended goes, so the

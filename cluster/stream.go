@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -31,9 +32,10 @@ const (
 	stateBucket   = "tern_state"
 	fwdStream     = "TERN_FWD"
 	fwdPrefix     = "tern.q."
-	cursorPeriod  = time.Second     // how often a cursor with nothing queued is written
-	stallRefusal  = 2 * time.Second // unacknowledged writes this old: no quorum
-	storeWriteMax = 24 * time.Hour  // the store fails only after this; Health refuses meanwhile
+	cursorPeriod  = time.Second      // how often a cursor with nothing queued is written
+	trimEvery     = 60               // cursor periods between trims of the stream
+	stallRefusal  = 10 * time.Second // unacknowledged writes this old: no quorum (a leader election takes seconds)
+	storeWriteMax = 24 * time.Hour   // the store fails only after this; Health refuses meanwhile
 	defaultMaxAge = 7 * 24 * time.Hour
 )
 
@@ -43,7 +45,26 @@ type follower struct {
 	processed uint64        // the last stream sequence routed here
 	cursor    uint64        // the last cursor written
 	lag       atomic.Uint64 // messages in the stream after processed
-	stored    func()        // writes the cursor at processed (made once)
+	seen      seen
+	stored    func() // writes the cursor at processed (made once)
+}
+
+// seen is the last forward sequence read from each publishing node's run
+// (envelope origin): a publisher resends what JetStream did not
+// acknowledge, in order, and a resend the stream stored twice (its
+// duplicate window missed it across a leader change) is read again after
+// the first copy, with a sequence already seen.
+type seen map[uint64]uint64
+
+func (s *seen) again(e *envelope) bool {
+	if *s == nil {
+		*s = make(seen)
+	}
+	if e.seq <= (*s)[e.origin] {
+		return true
+	}
+	(*s)[e.origin] = e.seq
+	return false
 }
 
 // putCursor writes the cursor at processed. f.mu must be held.
@@ -67,9 +88,13 @@ func (n *Node) OpenStore(ctx context.Context) (*jsstore.Store, error) {
 			Replicas: n.cfg.replicas(), NoRetained: true, WriteTimeout: storeWriteMax, OpTimeout: 10 * time.Second,
 			Logger: n.log})
 		if err == nil {
-			_, err = n.js.CreateOrUpdateStream(try, jetstream.StreamConfig{Name: fwdStream,
+			var s jetstream.Stream
+			s, err = n.js.CreateOrUpdateStream(try, jetstream.StreamConfig{Name: fwdStream,
 				Subjects: []string{fwdPrefix + ">"}, Replicas: n.cfg.replicas(), MaxAge: n.cfg.streamMaxAge(),
 				Duplicates: 2 * time.Minute, Storage: jetstream.FileStorage})
+			if err == nil {
+				err = n.initCursor(try, st, s)
+			}
 			if err != nil {
 				st.Close()
 			}
@@ -174,36 +199,36 @@ func (n *Node) follow(ctx context.Context) {
 		f.mu.Lock()
 		f.processed = meta.Sequence.Stream
 		f.lag.Store(meta.NumPending)
-		if err == nil {
+		switch {
+		case err != nil:
+			n.stats.malformed.Add(1)
+		case f.seen.again(e):
+			n.stats.duplicates.Add(1)
+		default:
 			n.stats.received.Add(1)
 			n.b.RemotePublish(e.msg, e.from, f.stored)
-		} else {
-			n.stats.malformed.Add(1)
 		}
 		f.mu.Unlock()
 	}
 }
 
-// startSeq is where this node resumes reading: after its cursor, or, the
-// first time, at the stream's end (it has no sessions yet).
-func (n *Node) startSeq(ctx context.Context) (uint64, error) {
-	c, err := n.st.Cursor(ctx, n.cfg.Node)
-	if err != nil || c > 0 {
-		return c + 1, err
-	}
-	s, err := n.js.Stream(ctx, fwdStream)
-	if err != nil {
-		return 0, err
+// initCursor gives a node that never read the stream a cursor at its
+// end, before it has sessions: what is published from then on is its.
+func (n *Node) initCursor(ctx context.Context, st *jsstore.Store, s jetstream.Stream) error {
+	if _, ok, err := st.Cursor(ctx, n.cfg.Node); err != nil || ok {
+		return err
 	}
 	info, err := s.Info(ctx)
 	if err != nil {
-		return 0, err
+		return err
 	}
-	last := info.State.LastSeq
-	if err := n.st.Wait(n.st.PutCursor(n.cfg.Node, last)); err != nil {
-		return 0, err
-	}
-	return last + 1, nil
+	return st.Wait(st.PutCursor(n.cfg.Node, info.State.LastSeq))
+}
+
+// startSeq is where this node resumes reading: after its cursor.
+func (n *Node) startSeq(ctx context.Context) (uint64, error) {
+	c, _, err := n.st.Cursor(ctx, n.cfg.Node)
+	return c + 1, err
 }
 
 // writeCursor records now and then how far this node has read, so that a
@@ -213,11 +238,14 @@ func (n *Node) writeCursor(ctx context.Context) {
 	f := &n.fwd
 	tick := time.NewTicker(cursorPeriod)
 	defer tick.Stop()
-	for {
+	for i := 1; ; i++ {
 		select {
 		case <-tick.C:
 		case <-ctx.Done():
 			return
+		}
+		if i%trimEvery == 0 {
+			n.trimStream(ctx)
 		}
 		f.mu.Lock()
 		p, t := f.processed, n.st.Issued()
@@ -234,44 +262,91 @@ func (n *Node) writeCursor(ctx context.Context) {
 	}
 }
 
+// trimStream drops the messages every node has read: up to the lowest
+// cursor. A node that is down keeps what it has not read until it comes
+// back, or for Config.StreamMaxAge.
+func (n *Node) trimStream(ctx context.Context) {
+	cs, err := n.st.Cursors(ctx)
+	if err != nil || len(cs) == 0 {
+		return
+	}
+	low := uint64(math.MaxUint64)
+	for _, c := range cs {
+		low = min(low, c)
+	}
+	s, err := n.js.Stream(ctx, fwdStream)
+	if err == nil {
+		err = s.Purge(ctx, jetstream.WithPurgeSequence(low+1))
+	}
+	if err != nil {
+		n.logOnce("trim", "cluster: trimming the message stream", "err", err)
+	}
+}
+
 // adopt brings session id, released to the store by the node that had
-// it, here, and delivers to it what that node had not routed to it:
-// the messages after its cursor from (that node's position when it let
-// go, or its stored cursor if it died). f.mu is held meanwhile, so that
-// nothing is routed to the session twice or never.
+// it, here, and delivers to it what that node had not routed to it: the
+// messages after from (that node's position when it let go, or its
+// stored cursor if it died). The session is read, and what it missed
+// gathered, without holding up this node's reading of the stream; the
+// last of it is gathered and the session installed with f.mu held, so
+// that nothing is routed to it twice or never.
 func (n *Node) adopt(ctx context.Context, id string, from uint64) error {
 	f := &n.fwd
-	f.mu.Lock()
-	for f.processed < from {
+	for n.position() < from {
 		// The other node read further: catch up first.
-		f.mu.Unlock()
 		select {
 		case <-time.After(5 * time.Millisecond):
 		case <-ctx.Done():
 			return fmt.Errorf("cluster: session %q: this node is behind the message stream: %w", id, ctx.Err())
 		}
-		f.mu.Lock()
 	}
-	defer f.mu.Unlock()
-	st, err := n.b.AdoptSession(id)
+	st, err := n.st.LoadSession(id)
 	if err != nil || st == nil {
 		return err
 	}
-	n.stats.adopted.Add(1)
 	var filters []string
 	for _, s := range st.Subscriptions {
 		if _, _, shared := topic.ParseShared(s.Filter); !shared {
 			filters = append(filters, s.Filter)
 		}
 	}
-	return n.replay(ctx, id, filters, from, f.processed)
+	upTo := n.position()
+	missed, err := n.missed(ctx, filters, from, upTo)
+	if err != nil {
+		return fmt.Errorf("cluster: session %q: reading what it missed: %w", id, err)
+	}
+	f.mu.Lock()
+	more, err := n.missed(ctx, filters, max(from, upTo), f.processed)
+	if err == nil {
+		err = n.b.AdoptSession(st)
+	}
+	var t store.Ticket
+	if err == nil {
+		n.stats.adopted.Add(1)
+		for _, e := range append(missed, more...) {
+			t = max(t, n.b.RedeliverTo(id, e.msg, e.from))
+		}
+		n.stats.replayed.Add(uint64(len(missed) + len(more)))
+	}
+	f.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("cluster: session %q: %w", id, err)
+	}
+	return n.st.Wait(t)
 }
 
-// replay delivers to session id the messages in (from, to] it subscribes
-// to.
-func (n *Node) replay(ctx context.Context, id string, filters []string, from, to uint64) error {
+// position is the last stream sequence routed here.
+func (n *Node) position() uint64 {
+	n.fwd.mu.Lock()
+	defer n.fwd.mu.Unlock()
+	return n.fwd.processed
+}
+
+// missed reads the messages in (from, to] of the stream that may match
+// filters (a session's: RedeliverTo matches them exactly).
+func (n *Node) missed(ctx context.Context, filters []string, from, to uint64) ([]*envelope, error) {
 	if from >= to || len(filters) == 0 {
-		return nil
+		return nil, nil
 	}
 	subj := fwdPrefix + ">"
 	if s := FilterSubjects(filters[0]); len(filters) == 1 && len(s) == 1 {
@@ -280,13 +355,14 @@ func (n *Node) replay(ctx context.Context, id string, filters []string, from, to
 	cons, err := n.js.OrderedConsumer(ctx, fwdStream, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{subj}, DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: from + 1})
 	if err != nil {
-		return fmt.Errorf("cluster: session %q: reading what it missed: %w", id, err)
+		return nil, err
 	}
-	var t store.Ticket
+	var out []*envelope
+	var dups seen
 	for {
 		batch, err := cons.Fetch(512, jetstream.FetchMaxWait(time.Second))
 		if err != nil {
-			return fmt.Errorf("cluster: session %q: reading what it missed: %w", id, err)
+			return nil, err
 		}
 		got := 0
 		for msg := range batch.Messages() {
@@ -296,21 +372,20 @@ func (n *Node) replay(ctx context.Context, id string, filters []string, from, to
 				continue
 			}
 			if meta.Sequence.Stream > to {
-				return n.st.Wait(t)
+				return out, nil
 			}
-			if e, err := decodeEnvelope(msg.Data()); err == nil {
-				t = max(t, n.b.RedeliverTo(id, e.msg, e.from))
-				n.stats.replayed.Add(1)
+			if e, err := decodeEnvelope(msg.Data()); err == nil && !dups.again(e) {
+				out = append(out, e)
 			}
 			if meta.Sequence.Stream == to || meta.NumPending == 0 {
-				return n.st.Wait(t)
+				return out, nil
 			}
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-			return fmt.Errorf("cluster: session %q: reading what it missed: %w", id, err)
+			return nil, err
 		}
 		if got == 0 {
-			return n.st.Wait(t) // nothing more matches
+			return out, nil // nothing more matches
 		}
 	}
 }

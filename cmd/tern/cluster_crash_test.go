@@ -24,13 +24,12 @@ import (
 // clients, which list all three nodes (client.Session Servers), move to
 // node 1 or 2 and go on there. At the end the test prints, per publisher
 // and subscriber, what was sent, acknowledged, received, lost and
-// duplicated, and asserts the part of the contract that holds whatever
-// dies: every QoS 1 message published on node 1 or 2 and acknowledged
-// reached every subscriber on node 1 or 2 whose connection stayed up,
-// once and in order. What node 3's clients lose (its in-memory state,
-// acknowledged messages not yet forwarded when it died, a subscriber's
-// session) is counted, not asserted: between nodes a message goes at
-// most once.
+// duplicated, and asserts the replicated-session contract: every QoS 1
+// message acknowledged to any publisher (node 3's included) reached
+// every subscriber (node 3's included, through its persistent session,
+// which moved with it); once and in order where neither the publisher
+// nor the subscriber had to reconnect (a resend after a reconnect may
+// duplicate, as QoS 1 allows). QoS 0 losses are counted, not asserted.
 //
 // TERN_CRASH_NOKILL=1 runs the same load without the kill (then nothing
 // may be lost anywhere at QoS 1); TERN_CRASH_SEED=n replays the moment of
@@ -117,17 +116,11 @@ func TestClusterKill9(t *testing.T) {
 			t.Errorf("publisher %s: %d messages without an outcome %v after the load", p.name, p.pending(), finishFor)
 		}
 	}
-	// What must arrive: QoS 1 messages acknowledged on the surviving
-	// nodes, at the subscribers there that stayed connected (all of it
-	// everywhere without the kill).
-	mustGet := func(s *clusterSub, p *clusterPub) bool {
-		if p.qos != 1 {
-			return false
-		}
-		if !crash {
-			return true
-		}
-		return p.node != 2 && s.node != 2 && s.lost.Load() == 0
+	// What must arrive: every acknowledged QoS 1 message, everywhere;
+	// once where nobody reconnected.
+	mustGet := func(s *clusterSub, p *clusterPub) bool { return p.qos == 1 }
+	once := func(s *clusterSub, p *clusterPub) bool {
+		return !crash || p.node != 2 && s.node != 2 && s.lost.Load() == 0
 	}
 	drainStart := time.Now()
 	for time.Since(drainStart) < drainFor {
@@ -164,10 +157,10 @@ func TestClusterKill9(t *testing.T) {
 			}
 			if mustGet(s, p) {
 				if c.lost > 0 {
-					t.Errorf("subscriber %s (node %d, connection never lost) did not get %d acknowledged QoS 1 messages of %s (node %d), first %v",
+					t.Errorf("subscriber %s (node %d) did not get %d acknowledged QoS 1 messages of %s (node %d), first %v",
 						s.name, s.node+1, c.lost, p.name, p.node+1, c.firstLost)
 				}
-				if c.dups > 0 {
+				if c.dups > 0 && once(s, p) {
 					t.Errorf("subscriber %s got %d duplicates of %s", s.name, c.dups, p.name)
 				}
 			}

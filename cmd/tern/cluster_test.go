@@ -334,7 +334,17 @@ func TestClusterInterop(t *testing.T) {
 			t.Errorf("node 2 /metrics without %q", w)
 		}
 	}
-	sys, err := exec.Command(sub, append(hp(nodes[2]), "-t", "$SYS/broker/cluster/nodes", "-C", "1", "-W", "5", "-v")...).CombinedOutput()
+	// $SYS is published every sys_interval (10 s): the first value may
+	// predate the node hearing from the others.
+	var sys []byte
+	var err error
+	for deadline := time.Now().Add(25 * time.Second); ; {
+		sys, err = exec.Command(sub, append(hp(nodes[2]), "-t", "$SYS/broker/cluster/nodes", "-C", "1", "-W", "5", "-v")...).CombinedOutput()
+		if err == nil && string(sys) == "$SYS/broker/cluster/nodes n1,n2,n3\n" || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Second)
+	}
 	if err != nil || string(sys) != "$SYS/broker/cluster/nodes n1,n2,n3\n" {
 		t.Errorf("$SYS/broker/cluster/nodes on node 3: %q %v", sys, err)
 	}

@@ -87,17 +87,24 @@ func (s *Store) awaitReplicas(ctx context.Context) {
 	}
 }
 
+// replicasCurrent reports whether every replica that may serve a read is
+// current: not one that is offline, or silent (its server died: the
+// leader marks it offline only later), which serves nothing.
 func replicasCurrent(info *jetstream.StreamInfo) bool {
 	if info.Cluster == nil {
 		return true
 	}
 	for _, p := range info.Cluster.Replicas {
-		if !p.Offline && (!p.Current || p.Lag > 0) {
+		if !p.Offline && p.Active < silentReplica && (!p.Current || p.Lag > 0) {
 			return false
 		}
 	}
 	return true
 }
+
+// silentReplica is how long a replica the leader has not heard from is
+// taken for gone.
+const silentReplica = 2 * time.Second
 
 // loaded is a session as read, before its messages are attached.
 type loaded struct {

@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -681,20 +682,21 @@ func (s *Store) PutCursor(node string, seq uint64) store.Ticket {
 	return s.end()
 }
 
-// Cursor returns what PutCursor last recorded for node, 0 if nothing.
-func (s *Store) Cursor(ctx context.Context, node string) (uint64, error) {
+// Cursor returns what PutCursor last recorded for node; ok is false if
+// it recorded nothing.
+func (s *Store) Cursor(ctx context.Context, node string) (seq uint64, ok bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.OpTimeout)
 	defer cancel()
 	e, err := s.kv.Get(ctx, cursorKey(node))
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound):
-		return 0, nil
+		return 0, false, nil
 	case err != nil:
-		return 0, fmt.Errorf("jsstore: cursor of %s: %w", node, err)
+		return 0, false, fmt.Errorf("jsstore: cursor of %s: %w", node, err)
 	case len(e.Value()) != 8:
-		return 0, fmt.Errorf("jsstore: cursor of %s: malformed", node)
+		return 0, false, fmt.Errorf("jsstore: cursor of %s: malformed", node)
 	}
-	return binary.BigEndian.Uint64(e.Value()), nil
+	return binary.BigEndian.Uint64(e.Value()), true, nil
 }
 
 // Issued returns the ticket of every write submitted so far.
@@ -716,6 +718,25 @@ func (s *Store) Stalled() time.Duration {
 		}
 	}
 	return 0
+}
+
+// Cursors returns every cursor PutCursor recorded, by node.
+func (s *Store) Cursors(ctx context.Context) (map[string]uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.OpTimeout)
+	defer cancel()
+	recs, err := s.scan(ctx, kindCursor+".>")
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]uint64, len(recs))
+	for k, r := range recs {
+		node, err := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(k, kindCursor+"."))
+		if err != nil || len(r.val) != 8 {
+			continue
+		}
+		out[string(node)] = binary.BigEndian.Uint64(r.val)
+	}
+	return out, nil
 }
 
 // Stats counts what the store did since Open.
