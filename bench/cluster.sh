@@ -123,12 +123,16 @@ measure() { # KIND ROW
 	local procs=("$single_pid")
 	[ "$kind" = cluster ] && procs=("${node_pids[@]}")
 	for p in "${procs[@]}"; do kill -0 "$p" 2>/dev/null || { echo "a broker exited; logs:" >&2; tail -n 20 "$work"/*.log >&2; exit 1; }; done
-	[ "$row" = durable-q1 ] && sessions "$kind" "$row"
+	local d=(-d "$DUR")
+	if [ "$row" = durable-q1 ]; then
+		sessions "$kind" "$row"
+		d=() # a count (-n), not a duration
+	fi
 	# shellcheck disable=SC2046
-	echo "tern bench $(row_args "$row") $(where "$kind") -s $SIZE -d $DUR $BENCH_ARGS" >"$out.cmd"
+	echo "tern bench $(row_args "$row") $(where "$kind") -s $SIZE ${d[*]} $BENCH_ARGS" >"$out.cmd"
 	c0=$(cpu_ticks "${procs[@]}"); t0=$(date +%s.%N)
 	# shellcheck disable=SC2046
-	"$tern" bench $(row_args "$row") $(where "$kind") -s "$SIZE" -d "$DUR" $BENCH_ARGS --json >"$out.json" 2>"$out.err" ||
+	"$tern" bench $(row_args "$row") $(where "$kind") -s "$SIZE" "${d[@]}" $BENCH_ARGS --json >"$out.json" 2>"$out.err" ||
 		{ echo "tern bench $row ($kind) failed:" >&2; cat "$out.err" >&2; }
 	c1=$(cpu_ticks "${procs[@]}"); t1=$(date +%s.%N)
 	awk -v c="$((c1 - c0))" -v hz="$hz" -v t0="$t0" -v t1="$t1" 'BEGIN { printf "%.0f\n", 100 * c / hz / (t1 - t0) }' >"$out.cpu"

@@ -122,10 +122,11 @@ func (s *Store) loop() {
 			return
 		}
 		p.retry()
-		// While an atomic batch is on its way the next group gathers:
-		// group commit, so that concurrent atomic groups share a batch
-		// (with one server, each batch is staged on disk).
-		if len(unsent) == 0 && !p.batchInFlight() {
+		// While atomic batches are on their way (MaxBatchesInflight) the
+		// next group gathers: group commit, so that concurrent atomic
+		// groups share a batch (with one server, each batch is staged on
+		// disk).
+		if len(unsent) == 0 && !p.batchesFull() {
 			unsent = s.cut()
 		}
 		unsent = p.send(unsent)
@@ -203,9 +204,19 @@ func (s *Store) cut() []*unit {
 // concurrent atomic groups share a batch. Other ops go one by one.
 func (s *Store) units(ops []op, groups [][2]int) []*unit {
 	units := make([]*unit, 0, len(ops))
+	// Appends to another stream in a row go as one batch there (one
+	// acknowledgement, one replication round for them all); other
+	// writes one by one.
 	plain := func(ops []op) {
-		for i := range ops {
-			units = append(units, &unit{ops: ops[i : i+1]})
+		for i := 0; i < len(ops); {
+			j := i + 1
+			if ops[i].msgID != "" {
+				for j < len(ops) && j-i < s.opts.MaxBatch && ops[j].msgID != "" {
+					j++
+				}
+			}
+			units = append(units, &unit{ops: ops[i:j], batch: j-i > 1})
+			i = j
 		}
 	}
 	if len(groups) == 0 {
@@ -260,10 +271,10 @@ func (s *Store) units(ops []op, groups [][2]int) []*unit {
 	return units
 }
 
-func (p *pipeline) batchInFlight() bool {
+func (p *pipeline) batchesFull() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.batches > 0
+	return p.batches >= p.s.opts.MaxBatchesInflight
 }
 
 // idle reports whether nothing is waiting for an acknowledgement.
@@ -342,6 +353,9 @@ func (p *pipeline) publish(u *unit) bool {
 				for k, v := range p.purgeHdr {
 					h[k] = v
 				}
+			}
+			if o.msgID != "" {
+				h["Nats-Msg-Id"] = []string{o.msgID}
 			}
 			m := &nats.Msg{Subject: o.subj, Header: h, Data: o.data}
 			if i == len(u.ops)-1 {
@@ -470,6 +484,11 @@ func ackError(m *nats.Msg) (err error, retriable bool) {
 	}
 	if json.Unmarshal(m.Data, &r) != nil || r.Error == nil {
 		return fmt.Errorf("jsstore: malformed acknowledgement %q", m.Data), false
+	}
+	if r.Error.ErrCode == 10201 {
+		// A batch of appends sent again that the stream had stored: its
+		// message ids are all known (batches are all or nothing).
+		return nil, false
 	}
 	err = fmt.Errorf("jsstore: JetStream: %s (%d)", r.Error.Description, r.Error.ErrCode)
 	switch r.Error.ErrCode {

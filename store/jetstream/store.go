@@ -59,6 +59,12 @@ type Options struct {
 	// MaxInflight bounds the writes published and not yet acknowledged.
 	// Default 8192.
 	MaxInflight int
+	// MaxBatchesInflight is how many atomic batches may be on their way at
+	// once; the writes submitted meanwhile gather for the next. 1 (the
+	// default) commits concurrent atomic groups in the fewest batches; more
+	// lets writes that follow a batch leave before it is acknowledged
+	// (the server's max_batch_inflight_per_stream bounds it, 50 by default).
+	MaxBatchesInflight int
 	// OpTimeout bounds opening the bucket, Load, LoadSession and purges.
 	// Default 1 min.
 	OpTimeout time.Duration
@@ -96,6 +102,9 @@ func (o *Options) defaults() error {
 	}
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = 1000
+	}
+	if o.MaxBatchesInflight <= 0 {
+		o.MaxBatchesInflight = 1
 	}
 	if o.MaxInflight <= 0 {
 		o.MaxInflight = 8192
@@ -657,9 +666,11 @@ func (s *Store) Release(cid string) store.Ticket {
 
 // Append adds data to another stream, on subject subj, in order with the
 // writes around it: the ticket is acknowledged once that stream stored it
-// too. A resend (the store resends what was not acknowledged) is dropped
-// by the stream as a duplicate of msgID, unique per append, within the
-// stream's duplicate window.
+// too. Appends in a row go as one atomic batch, so every Append must go
+// to the same stream, which allows atomic publish. A resend (the store
+// resends what was not acknowledged) is dropped by the stream as a
+// duplicate of msgID, unique per append, within the stream's duplicate
+// window.
 func (s *Store) Append(subj, msgID string, data []byte) store.Ticket {
 	if msgID == "" {
 		panic("jsstore: Append without a message id")
