@@ -83,6 +83,12 @@ func (s *session) push(o *store.Outbound) {
 }
 
 // unqueue removes s.queue[i:j]. s.mu must be held.
+//
+// Taking from the front, as every acknowledgement does behind a full
+// window, reslices: the array's head is left to append's next growth,
+// which copies only what is still queued. Moving the rest down instead
+// would cost the whole queue per message taken (100,000 pointers behind
+// a busy fan-in subscriber).
 func (s *session) unqueue(i, j int) {
 	var n int64
 	for _, o := range s.queue[i:j] {
@@ -91,7 +97,15 @@ func (s *session) unqueue(i, j int) {
 	s.queuedBytes -= n
 	s.b.stats.queuedBytes.Add(-n)
 	s.b.stats.queued.Add(int64(i - j))
-	s.queue = slices.Delete(s.queue, i, j)
+	if i > 0 {
+		s.queue = slices.Delete(s.queue, i, j)
+		return
+	}
+	clear(s.queue[:j]) // for the collector
+	s.queue = s.queue[j:]
+	if len(s.queue) == 0 && cap(s.queue) == 0 {
+		s.queue = nil
+	}
 }
 
 // dropQueue forgets the queue, and the retained messages still owed, of
