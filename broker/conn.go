@@ -462,7 +462,9 @@ func (c *conn) readFailed(err error) error {
 // ends, for err.
 func (c *conn) step() (done bool, err error) {
 	c.moveDeadline()
-	pk, err := packet.ReadPacket(c.br, c.version, c.announced.MaxPacketSize)
+	// PUBLISH and acknowledgements are decoded into the borrowed scratch:
+	// none is kept past handle.
+	pk, err := packet.ReadPacketScratch(c.br, c.version, c.announced.MaxPacketSize, &c.router.read)
 	if err != nil {
 		return true, c.readFailed(err)
 	}

@@ -4,13 +4,14 @@ import (
 	"time"
 
 	"github.com/ternmq/tern/auth"
+	"github.com/ternmq/tern/packet"
 	"github.com/ternmq/tern/store"
 	"github.com/ternmq/tern/topic"
 )
 
-// router routes messages to matching sessions. Each connection owns one
-// and reuses it, so that matching and encoding allocate nothing in steady
-// state.
+// router routes messages to matching sessions. A connection borrows one
+// while it handles input (poll.go) and reuses it, so that decoding,
+// matching and encoding allocate nothing in steady state.
 //
 // Routing has two steps: match finds the sessions a message goes to and
 // asks the Authorizer, which may wait on the network, so it runs outside
@@ -25,6 +26,8 @@ type router struct {
 	groups  []sharedHit
 	members []member // the members of every group in groups
 	enc     encoder
+	// read is what the connection decodes the packets it reads into.
+	read packet.Scratch
 	// readAt is when the message being routed was read (monoNow), set
 	// by the caller when there is an Observer (Broker.observe).
 	readAt int64
