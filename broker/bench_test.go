@@ -133,6 +133,29 @@ func BenchmarkRouteQoS1Queued(b *testing.B) {
 	}
 }
 
+// BenchmarkRouteQoS1QueueFull routes QoS 1 messages to a subscriber whose
+// window is full and whose queue is at its bound: each is dropped
+// (DropNewest), as most are behind a flooded fan-in subscriber.
+func BenchmarkRouteQoS1QueueFull(b *testing.B) {
+	const window, depth = 100, 1000
+	br := benchBrokerWith(b, Options{MaxInflight: window, MaxQueued: depth}, 1, 1, packet.V311)
+	m := &Message{Topic: "bench/42/data", Payload: make([]byte, 64), QoS: 1}
+	var r router
+	for range window + depth {
+		r.route(br, m, "pub")
+	}
+	full := br.Stats().Dropped.QueueFull
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		r.route(br, m, "pub")
+	}
+	b.StopTimer()
+	if n := br.Stats().Dropped.QueueFull - full; n != int64(b.N) {
+		b.Fatalf("%d dropped, want %d", n, b.N)
+	}
+}
+
 // BenchmarkEndToEnd publishes QoS 0 over loopback TCP from one client to
 // one subscriber through a real listener.
 // TERN_BENCH_ADDR=host:port runs it against another broker instead, for a
