@@ -158,6 +158,11 @@ func (c *conn) read(p []byte) (n int, err error) {
 	if n > 0 {
 		c.bytesRead.Add(int64(n))
 		c.b.stats.bytesIn.Add(int64(n))
+		if c.b.observer != nil && c.router != nil {
+			// Once per read rather than per PUBLISH: reading the clock
+			// costs tens of nanoseconds, or a system call.
+			c.router.lastRead = monoNow()
+		}
 	}
 	return n, err
 }

@@ -31,6 +31,11 @@ type router struct {
 	// readAt is when the message being routed was read (monoNow), set
 	// by the caller when there is an Observer (Broker.observe).
 	readAt int64
+	// lastRead is when the borrowing connection's last read returned
+	// input (monoNow), kept when there is an Observer: the time a PUBLISH
+	// was read is that of the read that brought its last bytes, the last
+	// before it is decoded.
+	lastRead int64
 
 	// Method values built once: passing them to Match does not allocate.
 	eachFn   func(*session, subOpts)
