@@ -69,6 +69,28 @@ func BenchmarkRoute(b *testing.B) {
 	}
 }
 
+// BenchmarkRouterMatch measures finding the sessions a message goes to
+// (the trie, merging overlapping subscriptions, authorization), without
+// handing it over.
+func BenchmarkRouterMatch(b *testing.B) {
+	for _, n := range []int{1, 10, 100} {
+		b.Run(fmt.Sprintf("subs=%d", n), func(b *testing.B) {
+			br := benchBroker(b, n, 0, packet.V311)
+			m := &Message{Topic: "bench/42/data", Payload: make([]byte, 64)}
+			var r router
+			b.ReportAllocs()
+			for b.Loop() {
+				r.match(br, m, "pub")
+				if len(r.targets) != n {
+					b.Fatalf("%d targets, want %d", len(r.targets), n)
+				}
+				clear(r.targets)
+				r.targets = r.targets[:0]
+			}
+		})
+	}
+}
+
 // BenchmarkRouteQoS1 includes the in-flight bookkeeping and the
 // acknowledgement that frees the slot.
 func BenchmarkRouteQoS1(b *testing.B) {

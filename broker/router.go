@@ -104,17 +104,19 @@ func (r *router) match(b *Broker, m *Message, from string) {
 	clear(r.idx)
 	authz := b.opts().Authorizer
 	_, readAll := authz.(auth.AllowAll)
-	n := 0
-	for _, t := range r.targets {
-		if readAll || authz.Authorize(t.s.client.Load(), auth.Read, m.Topic) {
-			r.targets[n] = t
-			n++
-		} else {
-			b.dropped(t.s.client.Load(), m, DropNotAuthorized)
+	if !readAll {
+		n := 0
+		for _, t := range r.targets {
+			if authz.Authorize(t.s.client.Load(), auth.Read, m.Topic) {
+				r.targets[n] = t
+				n++
+			} else {
+				b.dropped(t.s.client.Load(), m, DropNotAuthorized)
+			}
 		}
+		clear(r.targets[n:])
+		r.targets = r.targets[:n]
 	}
-	clear(r.targets[n:])
-	r.targets = r.targets[:n]
 	for _, g := range r.groups {
 		r.pickShared(g, m, authz, readAll)
 	}

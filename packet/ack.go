@@ -62,10 +62,11 @@ type ackFields struct {
 	Properties Properties
 }
 
-// decodeAck decodes into a, whatever it held, an acknowledgement of type t
-// whose header checkHeader accepted, and returns it as that type.
+// decodeAck decodes into a an acknowledgement of type t whose header
+// checkHeader accepted, and returns it as that type. a's properties must
+// be zero; its other fields are all set.
 func decodeAck(a *ackFields, t Type, body []byte, version byte) (Packet, error) {
-	*a = ackFields{}
+	a.PacketID, a.ReasonCode = 0, Success
 	var s *propSet
 	codes := &pubackCodes
 	switch t {

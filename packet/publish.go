@@ -76,16 +76,14 @@ func (p *Publish) Append(dst []byte, version byte) ([]byte, error) {
 	return append(dst, p.Payload...), nil
 }
 
-// decodePublish decodes into p, whatever it held, a PUBLISH whose header
-// checkHeader accepted. The payload aliases body. lastTopic, if not nil,
-// is the topic of the PUBLISH decoded before with it (see strAgain).
+// decodePublish decodes into p a PUBLISH whose header checkHeader
+// accepted. p's properties must be zero; its other fields are all set.
+// The payload aliases body. lastTopic, if not nil, is the topic of the
+// PUBLISH decoded before with it (see strAgain).
 func decodePublish(p *Publish, h byte, body []byte, version byte, lastTopic *string) error {
 	d := decoder{b: body, t: PUBLISH}
-	*p = Publish{
-		Dup:    h&0x08 != 0,
-		QoS:    h >> 1 & 3,
-		Retain: h&0x01 != 0,
-	}
+	p.Dup, p.QoS, p.Retain = h&0x08 != 0, h>>1&3, h&0x01 != 0
+	p.Topic, p.PacketID, p.Payload = "", 0, nil
 	var err error
 	// [MQTT-3.3.2-1] the topic name is a UTF-8 string. Wildcards and the
 	// empty topic (valid in v5 with a Topic Alias) are the broker's to judge.

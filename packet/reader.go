@@ -67,6 +67,35 @@ type Scratch struct {
 	publish Publish
 	ack     ackFields
 	topic   string // of the last PUBLISH
+	// publishProps and ackProps say that a v5 packet was decoded into
+	// publish or ack, which may have left properties there.
+	publishProps, ackProps bool
+}
+
+// Packets are not zeroed as a whole for reuse: they hold pointers, and
+// while the collector marks, clearing the 344 bytes of Properties with
+// its write barriers cost as much as decoding the rest of a PUBLISH.
+// The decoders set every other field; the properties are cleared only
+// after a v5 packet.
+
+// takePublish returns s.publish for decoding a PUBLISH of version into,
+// its properties zero.
+func (s *Scratch) takePublish(version byte) *Publish {
+	if s.publishProps {
+		s.publish.Properties = Properties{}
+	}
+	s.publishProps = version == V5
+	return &s.publish
+}
+
+// takeAck returns s.ack for decoding an acknowledgement of version into,
+// its properties zero.
+func (s *Scratch) takeAck(version byte) *ackFields {
+	if s.ackProps {
+		s.ack.Properties = Properties{}
+	}
+	s.ackProps = version == V5
+	return &s.ack
 }
 
 // ReadPacketScratch is ReadPacket decoding into s (see Scratch).
@@ -223,7 +252,7 @@ func decodeBody(h byte, body []byte, version byte, s *Scratch) (Packet, error) {
 		var p *Publish
 		var lastTopic *string
 		if s != nil {
-			p, lastTopic = &s.publish, &s.topic
+			p, lastTopic = s.takePublish(version), &s.topic
 		} else {
 			p = new(Publish)
 		}
@@ -234,7 +263,7 @@ func decodeBody(h byte, body []byte, version byte, s *Scratch) (Packet, error) {
 	case PUBACK, PUBREC, PUBREL, PUBCOMP:
 		var a *ackFields
 		if s != nil {
-			a = &s.ack
+			a = s.takeAck(version)
 		} else {
 			a = new(ackFields)
 		}
