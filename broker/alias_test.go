@@ -102,7 +102,7 @@ func TestMaxPacketSizeDoesNotLeakWindow(t *testing.T) {
 	s.conn = c
 	s.mu.Lock()
 	s.seq++
-	s.sendNew(c, delivery{qos: 1}.outbound(s.seq, m), nil)
+	s.sendNew(c, delivery{qos: 1}.outbound(s.seq, m), &encoder{})
 	s.mu.Unlock()
 	out := drain(c)
 	if len(out) != len(b) || len(s.inflight) != 1 {

@@ -118,14 +118,13 @@ func (s *session) retainedOwed() int {
 // whose topic has since been cleared, has expired or retains a newer
 // message is skipped: the subscription got the newer one as it was
 // published. Queued and resent messages go first (fill calls this once
-// they are out). s.mu must be held.
-func (s *session) pumpRetained(c *conn) {
+// they are out). enc encodes them. s.mu must be held.
+func (s *session) pumpRetained(c *conn, enc *encoder) {
 	if s.backlog == nil || len(s.queue) > 0 || len(s.resend) > 0 {
 		return
 	}
 	half := s.b.opts().MaxWriteBuffer / 2
 	now := time.Now()
-	var enc encoder
 	bl := s.backlog
 	for len(bl.pages) > 0 {
 		p := &bl.pages[0]
@@ -148,13 +147,13 @@ func (s *session) pumpRetained(c *conn) {
 			// [MQTT-3.3.1-8] retained messages keep RETAIN set.
 			if qos == 0 {
 				if c.sendPublish(m, b, 0, true, false, 0) {
-					s.b.observe(&enc, 0)
+					s.b.observe(enc, 0)
 				}
 				continue
 			}
 			s.seq++
 			d := delivery{qos: qos, retain: true, subIDs: p.subIDs}
-			s.sendNew(c, d.outbound(s.seq, m), &enc)
+			s.sendNew(c, d.outbound(s.seq, m), enc)
 		}
 		bl.pages[0] = retainedPage{}
 		bl.pages = bl.pages[1:]

@@ -25,7 +25,13 @@ func (discardConn) SetWriteDeadline(time.Time) error { return nil }
 func (discardConn) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
 
 func benchBroker(b *testing.B, subscribers int, qos byte, version byte) *Broker {
-	br, err := New(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), MaxInflight: 65535})
+	return benchBrokerWith(b, Options{MaxInflight: 65535}, subscribers, qos, version)
+}
+
+// benchBrokerWith is benchBroker with the limits of o.
+func benchBrokerWith(b *testing.B, o Options, subscribers int, qos byte, version byte) *Broker {
+	o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	br, err := New(o)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -63,6 +69,28 @@ func BenchmarkRoute(b *testing.B) {
 	}
 }
 
+// BenchmarkRouterMatch measures finding the sessions a message goes to
+// (the trie, merging overlapping subscriptions, authorization), without
+// handing it over.
+func BenchmarkRouterMatch(b *testing.B) {
+	for _, n := range []int{1, 10, 100} {
+		b.Run(fmt.Sprintf("subs=%d", n), func(b *testing.B) {
+			br := benchBroker(b, n, 0, packet.V311)
+			m := &Message{Topic: "bench/42/data", Payload: make([]byte, 64)}
+			var r router
+			b.ReportAllocs()
+			for b.Loop() {
+				r.match(br, m, "pub")
+				if len(r.targets) != n {
+					b.Fatalf("%d targets, want %d", len(r.targets), n)
+				}
+				clear(r.targets)
+				r.targets = r.targets[:0]
+			}
+		})
+	}
+}
+
 // BenchmarkRouteQoS1 includes the in-flight bookkeeping and the
 // acknowledgement that frees the slot.
 func BenchmarkRouteQoS1(b *testing.B) {
@@ -78,6 +106,75 @@ func BenchmarkRouteQoS1(b *testing.B) {
 	for range b.N {
 		r.route(br, m, "pub")
 		s.ack(s.nextID, 1)
+	}
+}
+
+// BenchmarkRouteQoS1Queued is fan-in's steady state at QoS 1: the
+// subscriber's window is full and messages wait in its queue, so each
+// one routed is queued, and each acknowledgement moves the oldest queued
+// message into flight. Its cost must not grow with the queue's depth.
+func BenchmarkRouteQoS1Queued(b *testing.B) {
+	const window = 100
+	for _, depth := range []int{100, 10_000, 100_000} {
+		b.Run(fmt.Sprintf("queued=%d", depth), func(b *testing.B) {
+			// A write buffer that never counts as full: the writer
+			// goroutine lagging must not hold a message back from flight.
+			o := Options{MaxInflight: window, MaxQueued: depth + 1, MaxWriteBuffer: 1 << 40}
+			br := benchBrokerWith(b, o, 1, 1, packet.V311)
+			var s *session
+			for _, x := range br.sessions {
+				s = x
+			}
+			m := &Message{Topic: "bench/42/data", Payload: make([]byte, 64), QoS: 1}
+			var r router
+			for range window + depth {
+				r.route(br, m, "pub")
+			}
+			// Packet ids are given in order and acknowledged in order:
+			// the oldest in flight is always the next after the last.
+			id := uint16(0)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				r.route(br, m, "pub")
+				if id++; id == 0 {
+					id = 1
+				}
+				if !s.ack(id, 1) {
+					b.Fatalf("packet id %d not in flight", id)
+				}
+			}
+			b.StopTimer()
+			s.mu.Lock()
+			queued := len(s.queue)
+			s.mu.Unlock()
+			if queued != depth {
+				b.Fatalf("%d queued, want %d", queued, depth)
+			}
+		})
+	}
+}
+
+// BenchmarkRouteQoS1QueueFull routes QoS 1 messages to a subscriber whose
+// window is full and whose queue is at its bound: each is dropped
+// (DropNewest), as most are behind a flooded fan-in subscriber.
+func BenchmarkRouteQoS1QueueFull(b *testing.B) {
+	const window, depth = 100, 1000
+	br := benchBrokerWith(b, Options{MaxInflight: window, MaxQueued: depth}, 1, 1, packet.V311)
+	m := &Message{Topic: "bench/42/data", Payload: make([]byte, 64), QoS: 1}
+	var r router
+	for range window + depth {
+		r.route(br, m, "pub")
+	}
+	full := br.Stats().Dropped.QueueFull
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		r.route(br, m, "pub")
+	}
+	b.StopTimer()
+	if n := br.Stats().Dropped.QueueFull - full; n != int64(b.N) {
+		b.Fatalf("%d dropped, want %d", n, b.N)
 	}
 }
 

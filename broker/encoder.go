@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"sync"
 	"time"
 
 	"github.com/ternmq/tern/packet"
@@ -60,6 +61,19 @@ func (e *encoder) bytes(version byte, m *Message, withID bool, subIDs []uint32) 
 		e.valid[i][j] = true
 	}
 	return e.cache[i][j]
+}
+
+// encoderPool holds encoders for messages sent from where no router is at
+// hand: a session's queue, its messages to send again and its retained
+// backlog, as its window frees (session.fill).
+var encoderPool = sync.Pool{New: func() any { return new(encoder) }}
+
+func getEncoder() *encoder { return encoderPool.Get().(*encoder) }
+
+// putEncoder resets enc, which holds no message then, and pools it.
+func putEncoder(enc *encoder) {
+	enc.reset()
+	encoderPool.Put(enc)
 }
 
 func encodePublish(dst []byte, version byte, m *Message, withID bool, subIDs []uint32) []byte {

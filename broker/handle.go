@@ -115,7 +115,7 @@ func (c *conn) sendAck(t packet.Type, id uint16, code packet.ReasonCode) {
 func (c *conn) onPublish(p *packet.Publish) error {
 	c.b.stats.messagesIn[min(p.QoS, 2)].Add(1)
 	if c.b.observer != nil {
-		c.router.readAt = monoNow()
+		c.router.readAt = c.router.lastRead
 	}
 	if c.version == packet.V5 {
 		if err := c.checkV5Publish(p); err != nil {

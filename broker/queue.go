@@ -42,17 +42,19 @@ func (s *session) queueLimits(o *Options) (maxQueued int, maxBytes int64, policy
 	return
 }
 
-// enqueue appends o to the queue, making room by the policy first. It
-// reports false when o does not go in: dropped, or refused when the
-// policy is RefusePublisher. s.mu must be held.
-func (s *session) enqueue(o *store.Outbound) (ok, refused bool) {
-	n := queuedSize(o.Message)
+// enqueue queues m, as d says, making room by the policy first, and
+// returns what it queued: nil when m does not go in, dropped, or refused
+// when the policy is RefusePublisher. Nothing is made for a message that
+// does not go in (behind a flooded subscriber, most of them). s.mu must
+// be held.
+func (s *session) enqueue(m *Message, d delivery) (o *store.Outbound, refused bool) {
+	n := queuedSize(m)
 	if !s.room(n) {
 		_, _, policy := s.queueLimits(s.b.opts())
 		switch policy {
 		case RefusePublisher:
-			s.b.dropped(s.client.Load(), o.Message, DropQueueRefused)
-			return false, true
+			s.b.dropped(s.client.Load(), m, DropQueueRefused)
+			return nil, true
 		case DropOldest:
 			for len(s.queue) > 0 && !s.room(n) {
 				old := s.queue[0]
@@ -64,12 +66,14 @@ func (s *session) enqueue(o *store.Outbound) (ok, refused bool) {
 			}
 		}
 		if !s.room(n) {
-			s.b.dropped(s.client.Load(), o.Message, DropQueueFull)
-			return false, false
+			s.b.dropped(s.client.Load(), m, DropQueueFull)
+			return nil, false
 		}
 	}
+	s.seq++
+	o = d.outbound(s.seq, m)
 	s.push(o)
-	return true, false
+	return o, false
 }
 
 // push appends o to the queue and counts it, whether or not there is room
@@ -83,6 +87,12 @@ func (s *session) push(o *store.Outbound) {
 }
 
 // unqueue removes s.queue[i:j]. s.mu must be held.
+//
+// Taking from the front, as every acknowledgement does behind a full
+// window, reslices: the array's head is left to append's next growth,
+// which copies only what is still queued. Moving the rest down instead
+// would cost the whole queue per message taken (100,000 pointers behind
+// a busy fan-in subscriber).
 func (s *session) unqueue(i, j int) {
 	var n int64
 	for _, o := range s.queue[i:j] {
@@ -91,7 +101,15 @@ func (s *session) unqueue(i, j int) {
 	s.queuedBytes -= n
 	s.b.stats.queuedBytes.Add(-n)
 	s.b.stats.queued.Add(int64(i - j))
-	s.queue = slices.Delete(s.queue, i, j)
+	if i > 0 {
+		s.queue = slices.Delete(s.queue, i, j)
+		return
+	}
+	clear(s.queue[:j]) // for the collector
+	s.queue = s.queue[j:]
+	if len(s.queue) == 0 && cap(s.queue) == 0 {
+		s.queue = nil
+	}
 }
 
 // dropQueue forgets the queue, and the retained messages still owed, of

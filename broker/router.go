@@ -4,13 +4,14 @@ import (
 	"time"
 
 	"github.com/ternmq/tern/auth"
+	"github.com/ternmq/tern/packet"
 	"github.com/ternmq/tern/store"
 	"github.com/ternmq/tern/topic"
 )
 
-// router routes messages to matching sessions. Each connection owns one
-// and reuses it, so that matching and encoding allocate nothing in steady
-// state.
+// router routes messages to matching sessions. A connection borrows one
+// while it handles input (poll.go) and reuses it, so that decoding,
+// matching and encoding allocate nothing in steady state.
 //
 // Routing has two steps: match finds the sessions a message goes to and
 // asks the Authorizer, which may wait on the network, so it runs outside
@@ -25,9 +26,16 @@ type router struct {
 	groups  []sharedHit
 	members []member // the members of every group in groups
 	enc     encoder
+	// read is what the connection decodes the packets it reads into.
+	read packet.Scratch
 	// readAt is when the message being routed was read (monoNow), set
 	// by the caller when there is an Observer (Broker.observe).
 	readAt int64
+	// lastRead is when the borrowing connection's last read returned
+	// input (monoNow), kept when there is an Observer: the time a PUBLISH
+	// was read is that of the read that brought its last bytes, the last
+	// before it is decoded.
+	lastRead int64
 
 	// Method values built once: passing them to Match does not allocate.
 	eachFn   func(*session, subOpts)
@@ -103,17 +111,19 @@ func (r *router) match(b *Broker, m *Message, from string) {
 	clear(r.idx)
 	authz := b.opts().Authorizer
 	_, readAll := authz.(auth.AllowAll)
-	n := 0
-	for _, t := range r.targets {
-		if readAll || authz.Authorize(t.s.client.Load(), auth.Read, m.Topic) {
-			r.targets[n] = t
-			n++
-		} else {
-			b.dropped(t.s.client.Load(), m, DropNotAuthorized)
+	if !readAll {
+		n := 0
+		for _, t := range r.targets {
+			if authz.Authorize(t.s.client.Load(), auth.Read, m.Topic) {
+				r.targets[n] = t
+				n++
+			} else {
+				b.dropped(t.s.client.Load(), m, DropNotAuthorized)
+			}
 		}
+		clear(r.targets[n:])
+		r.targets = r.targets[:n]
 	}
-	clear(r.targets[n:])
-	r.targets = r.targets[:n]
 	for _, g := range r.groups {
 		r.pickShared(g, m, authz, readAll)
 	}

@@ -172,22 +172,17 @@ func (s *session) deliver(m *Message, d delivery, enc *encoder) (t store.Ticket,
 	}
 	// Behind a full window the message waits its turn; QoS 0 too, so that
 	// a topic's messages keep their order [MQTT-4.6.0-6].
-	s.seq++
-	o := d.outbound(s.seq, m)
-	ok, refused := s.enqueue(o)
-	if !ok || d.qos == 0 {
+	o, refused := s.enqueue(m, d)
+	if o == nil || d.qos == 0 {
 		return 0, refused
 	}
 	return s.persist(func(st store.Store) store.Ticket { return st.PutOutbound(s.id, *o) }), false
 }
 
-// sendNew assigns a packet id to o, records it in flight and sends it.
-// It returns the ticket of the store write. s.mu must be held; enc may be
-// nil (a message that waited in the queue).
+// sendNew assigns a packet id to o, records it in flight and sends it,
+// encoded by enc. It returns the ticket of the store write. s.mu must be
+// held.
 func (s *session) sendNew(c *conn, o *store.Outbound, enc *encoder) store.Ticket {
-	if enc == nil {
-		enc = &encoder{}
-	}
 	b := enc.bytes(c.version, o.Message, true, o.SubIDs)
 	if !c.fits(len(b)) {
 		// Too large for this client: dropped as if delivered [MQTT-3.1.2-25].
@@ -229,17 +224,22 @@ func (s *session) freeID() uint16 {
 // s.mu must be held.
 func (s *session) fill() {
 	c := s.conn
-	if c == nil {
+	if c == nil || len(s.queue) == 0 && len(s.resend) == 0 && s.backlog == nil {
 		return
 	}
-	if !s.sendAgain(c) {
+	enc := getEncoder()
+	defer putEncoder(enc)
+	if !s.sendAgain(c, enc) {
 		return // new messages wait behind the old ones
 	}
-	now := time.Now()
+	var now time.Time // read for the first message that can expire
 	n := 0
 	for n < len(s.queue) && (len(s.inflight) < s.window || s.queue[n].QoS == 0) && c.pending() < s.b.opts().MaxWriteBuffer {
 		o := s.queue[n]
 		n++
+		if now.IsZero() && !o.Message.Expiry.IsZero() {
+			now = time.Now()
+		}
 		switch {
 		case expired(o.Message, now):
 			s.b.dropped(c.client, o.Message, DropExpired)
@@ -247,13 +247,13 @@ func (s *session) fill() {
 				s.persist(func(st store.Store) store.Ticket { return st.DeleteOutbound(s.id, o.Seq) })
 			}
 		case o.QoS == 0:
-			c.sendPublish(o.Message, encodePublish(nil, c.version, o.Message, false, o.SubIDs), 0, o.Retain, false, 0)
+			c.sendPublish(o.Message, enc.bytes(c.version, o.Message, false, o.SubIDs), 0, o.Retain, false, 0)
 		default:
-			s.sendNew(c, o, nil)
+			s.sendNew(c, o, enc)
 		}
 	}
 	s.unqueue(0, n)
-	s.pumpRetained(c)
+	s.pumpRetained(c, enc)
 }
 
 // resume sends what a returning client is owed: unacknowledged PUBLISH
@@ -269,12 +269,11 @@ func (s *session) resume(c *conn) {
 	s.fill()
 }
 
-// sendAgain sends what resend holds while the window and the write buffer
-// allow, and reports whether it is done. A message now larger than the
-// client's Maximum Packet Size is discarded as if sent, and its slot freed
-// [MQTT-3.1.2-25]. s.mu must be held.
-func (s *session) sendAgain(c *conn) bool {
-	var enc encoder
+// sendAgain sends what resend holds, encoded by enc, while the window and
+// the write buffer allow, and reports whether it is done. A message now
+// larger than the client's Maximum Packet Size is discarded as if sent,
+// and its slot freed [MQTT-3.1.2-25]. s.mu must be held.
+func (s *session) sendAgain(c *conn, enc *encoder) bool {
 	for len(s.resend) > 0 && len(s.inflight)-len(s.resend) < s.window && c.pending() < s.b.opts().MaxWriteBuffer {
 		o := s.resend[0]
 		s.resend[0] = nil

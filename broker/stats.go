@@ -235,7 +235,8 @@ func (b *Broker) sessionList() []*session {
 type Observer interface {
 	// DeliveryLatency reports one delivery at qos (the QoS it goes to
 	// the subscriber with): d is the time from the moment the broker had
-	// read the PUBLISH (or Publish was called, or a will became due) to
+	// read the PUBLISH (the read from the connection that brought its
+	// last bytes; or Publish was called, or a will became due) to
 	// the moment its copies for all the subscribers it went to at once
 	// were appended to their output buffers, ready for the writers (the
 	// clock is read once per message, not per subscriber: on some

@@ -54,15 +54,19 @@ func appendAck(dst []byte, h byte, id uint16, code ReasonCode, props *Properties
 }
 
 // ackFields is the decoded content of any of the four acks; the packet
-// types convert from it because their fields are identical.
+// types (and pointers to them) convert from it because their fields are
+// identical.
 type ackFields struct {
 	PacketID   uint16
 	ReasonCode ReasonCode
 	Properties Properties
 }
 
-func decodeAck(t Type, body []byte, version byte) (Packet, error) {
-	var a ackFields
+// decodeAck decodes into a an acknowledgement of type t whose header
+// checkHeader accepted, and returns it as that type. a's properties must
+// be zero; its other fields are all set.
+func decodeAck(a *ackFields, t Type, body []byte, version byte) (Packet, error) {
+	a.PacketID, a.ReasonCode = 0, Success
 	var s *propSet
 	codes := &pubackCodes
 	switch t {
@@ -102,16 +106,12 @@ func decodeAck(t Type, body []byte, version byte) (Packet, error) {
 	}
 	switch t {
 	case PUBACK:
-		p := Puback(a)
-		return &p, nil
+		return (*Puback)(a), nil
 	case PUBREC:
-		p := Pubrec(a)
-		return &p, nil
+		return (*Pubrec)(a), nil
 	case PUBREL:
-		p := Pubrel(a)
-		return &p, nil
+		return (*Pubrel)(a), nil
 	default:
-		p := Pubcomp(a)
-		return &p, nil
+		return (*Pubcomp)(a), nil
 	}
 }

@@ -69,6 +69,21 @@ func benchRead(b *testing.B, p Packet, v byte) {
 	}
 }
 
+// benchReadScratch measures ReadPacketScratch on a stream repeating p's
+// encoding.
+func benchReadScratch(b *testing.B, p Packet, v byte) {
+	wire := enc(b, p, v)
+	r := bufio.NewReader(&loopReader{b: wire})
+	var s Scratch
+	b.SetBytes(int64(len(wire)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ReadPacketScratch(r, v, 0, &s); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // benchDecode measures Decode on p's body.
 func benchDecode(b *testing.B, p Packet, v byte) {
 	wire := enc(b, p, v)
@@ -87,6 +102,8 @@ func BenchmarkPublishDecode(b *testing.B) {
 	b.Run("ReadPacket/v4", func(b *testing.B) { benchRead(b, benchPublish(), V311) })
 	b.Run("ReadPacket/v5", func(b *testing.B) { benchRead(b, benchPublish(), V5) })
 	b.Run("ReadPacket/v5-props", func(b *testing.B) { benchRead(b, benchPublishProps(), V5) })
+	b.Run("ReadPacketScratch/v4", func(b *testing.B) { benchReadScratch(b, benchPublish(), V311) })
+	b.Run("ReadPacketScratch/v5", func(b *testing.B) { benchReadScratch(b, benchPublish(), V5) })
 	b.Run("Decode/v4", func(b *testing.B) { benchDecode(b, benchPublish(), V311) })
 	b.Run("Decode/v5", func(b *testing.B) { benchDecode(b, benchPublish(), V5) })
 }
@@ -123,6 +140,8 @@ func BenchmarkAck(b *testing.B) {
 		}
 	})
 	b.Run("ReadPacket/v5", func(b *testing.B) { benchRead(b, p, V5) })
+	b.Run("ReadPacketScratch/v4", func(b *testing.B) { benchReadScratch(b, p, V311) })
+	b.Run("ReadPacketScratch/v5", func(b *testing.B) { benchReadScratch(b, p, V5) })
 }
 
 // BenchmarkLargePublishRead measures ReadPacket on bodies larger than the

@@ -77,6 +77,24 @@ func (d *decoder) str(what string) (string, error) {
 	return string(b), nil
 }
 
+// strAgain is str that returns *last, rather than a new copy, when the
+// string is the same again, and otherwise makes it *last: a client that
+// publishes to one topic over and over costs one string.
+func (d *decoder) strAgain(what string, last *string) (string, error) {
+	b, err := d.field(what)
+	if err != nil {
+		return "", err
+	}
+	if string(b) == *last {
+		return *last, nil // checked when it was first read
+	}
+	if p := stringProblem(b); p != "" {
+		return "", errf(MalformedPacket, "%s %s %s", d.t, what, p)
+	}
+	*last = string(b)
+	return *last, nil
+}
+
 // bin reads Binary Data. The result aliases the body (capacity clipped, so
 // appending to it cannot overwrite later fields); empty is nil so that
 // decoding and encoding round-trip exactly.

@@ -12,6 +12,11 @@
 // Topic Alias ranges, No Local on shared subscriptions, the direction a
 // packet travels) are left to the broker.
 //
+// A reader of many packets passes a Scratch to ReadPacketScratch: PUBLISH
+// and the acknowledgements are then decoded into it, reused from one read
+// to the next, and a PUBLISH costs only the body its payload aliases (and
+// its topic, when it is not the same as the last one).
+//
 // Encoding appends to a caller's buffer and allocates only to grow it.
 // Append leaves out what the version cannot carry (properties and reason
 // codes before v5) and refuses, with an error, what would not fit the wire

@@ -76,36 +76,40 @@ func (p *Publish) Append(dst []byte, version byte) ([]byte, error) {
 	return append(dst, p.Payload...), nil
 }
 
-// decodePublish decodes a PUBLISH whose header checkHeader accepted. The
-// payload aliases body.
-func decodePublish(h byte, body []byte, version byte) (Packet, error) {
+// decodePublish decodes into p a PUBLISH whose header checkHeader
+// accepted. p's properties must be zero; its other fields are all set.
+// The payload aliases body. lastTopic, if not nil, is the topic of the
+// PUBLISH decoded before with it (see strAgain).
+func decodePublish(p *Publish, h byte, body []byte, version byte, lastTopic *string) error {
 	d := decoder{b: body, t: PUBLISH}
-	p := &Publish{
-		Dup:    h&0x08 != 0,
-		QoS:    h >> 1 & 3,
-		Retain: h&0x01 != 0,
-	}
+	p.Dup, p.QoS, p.Retain = h&0x08 != 0, h>>1&3, h&0x01 != 0
+	p.Topic, p.PacketID, p.Payload = "", 0, nil
 	var err error
 	// [MQTT-3.3.2-1] the topic name is a UTF-8 string. Wildcards and the
 	// empty topic (valid in v5 with a Topic Alias) are the broker's to judge.
-	if p.Topic, err = d.str("topic name"); err != nil {
-		return nil, err
+	if lastTopic != nil {
+		p.Topic, err = d.strAgain("topic name", lastTopic)
+	} else {
+		p.Topic, err = d.str("topic name")
+	}
+	if err != nil {
+		return err
 	}
 	if p.QoS > 0 {
 		if p.PacketID, err = d.u16("packet identifier"); err != nil {
-			return nil, err
+			return err
 		}
 		if p.PacketID == 0 {
 			// [MQTT-2.3.1-1] QoS > 0 needs a non-zero packet identifier.
-			return nil, errf(ProtocolError, "PUBLISH QoS %d with packet identifier 0", p.QoS)
+			return errf(ProtocolError, "PUBLISH QoS %d with packet identifier 0", p.QoS)
 		}
 	}
 	if version == V5 {
 		if err = decodeProperties(&d, &publishProps, &p.Properties); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	// The payload is the rest of the packet and may be empty.
 	p.Payload = d.rest()
-	return p, nil
+	return nil
 }

@@ -53,6 +53,58 @@ func ReadPacket(r *bufio.Reader, version byte, maxSize uint32) (Packet, error) {
 // is returned wrapped. Whatever reserve accounted for is the caller's to
 // release once ReadPacketReserve has returned, with or without an error.
 func ReadPacketReserve(r *bufio.Reader, version byte, maxSize uint32, reserve func(n int) error) (Packet, error) {
+	return readPacket(r, version, maxSize, reserve, nil)
+}
+
+// Scratch is where ReadPacketScratch decodes the packets a busy connection
+// reads most, PUBLISH and the acknowledgements (PUBACK, PUBREC, PUBREL,
+// PUBCOMP), instead of allocating each: such a packet is valid only
+// until the next read with the same Scratch. What its fields hold (the
+// topic, the payload, the properties) is never reused and may be kept;
+// a topic the same as the last PUBLISH's is that same string, not a new
+// copy. The zero value is ready to use.
+type Scratch struct {
+	publish Publish
+	ack     ackFields
+	topic   string // of the last PUBLISH
+	// publishProps and ackProps say that a v5 packet was decoded into
+	// publish or ack, which may have left properties there.
+	publishProps, ackProps bool
+}
+
+// Packets are not zeroed as a whole for reuse: they hold pointers, and
+// while the collector marks, clearing the 344 bytes of Properties with
+// its write barriers cost as much as decoding the rest of a PUBLISH.
+// The decoders set every other field; the properties are cleared only
+// after a v5 packet.
+
+// takePublish returns s.publish for decoding a PUBLISH of version into,
+// its properties zero.
+func (s *Scratch) takePublish(version byte) *Publish {
+	if s.publishProps {
+		s.publish.Properties = Properties{}
+	}
+	s.publishProps = version == V5
+	return &s.publish
+}
+
+// takeAck returns s.ack for decoding an acknowledgement of version into,
+// its properties zero.
+func (s *Scratch) takeAck(version byte) *ackFields {
+	if s.ackProps {
+		s.ack.Properties = Properties{}
+	}
+	s.ackProps = version == V5
+	return &s.ack
+}
+
+// ReadPacketScratch is ReadPacket decoding into s (see Scratch).
+func ReadPacketScratch(r *bufio.Reader, version byte, maxSize uint32, s *Scratch) (Packet, error) {
+	return readPacket(r, version, maxSize, nil, s)
+}
+
+// readPacket is ReadPacketReserve decoding into s when it is not nil.
+func readPacket(r *bufio.Reader, version byte, maxSize uint32, reserve func(n int) error, s *Scratch) (Packet, error) {
 	h, err := r.ReadByte()
 	if err != nil {
 		return nil, err
@@ -70,14 +122,14 @@ func ReadPacketReserve(r *bufio.Reader, version byte, maxSize uint32, reserve fu
 		return nil, err
 	}
 	if rl == 0 {
-		return decodeBody(h, nil, version)
+		return decodeBody(h, nil, version, s)
 	}
 	if !aliasesBody(t) && int(rl) <= r.Size() {
 		body, err := r.Peek(int(rl))
 		if err != nil {
 			return nil, unexpectedEOF(err)
 		}
-		p, err := decodeBody(h, body, version)
+		p, err := decodeBody(h, body, version, s)
 		_, _ = r.Discard(int(rl)) // cannot fail: Peek returned rl bytes
 		return p, err
 	}
@@ -90,7 +142,7 @@ func ReadPacketReserve(r *bufio.Reader, version byte, maxSize uint32, reserve fu
 	if err != nil {
 		return nil, err
 	}
-	return decodeBody(h, body, version)
+	return decodeBody(h, body, version, s)
 }
 
 // growStart is the smallest buffer a body that does not fit in the
@@ -153,7 +205,7 @@ func Decode(header byte, body []byte, version byte) (Packet, error) {
 	if err := checkHeader(header, version); err != nil {
 		return nil, err
 	}
-	return decodeBody(header, body, version)
+	return decodeBody(header, body, version, nil)
 }
 
 // DecodeBytes decodes the packet at the start of b and returns it with the
@@ -184,21 +236,38 @@ func DecodeBytes(b []byte, version byte, maxSize uint32) (Packet, int, error) {
 	if len(b) < total {
 		return nil, 0, io.ErrUnexpectedEOF
 	}
-	p, err := decodeBody(h, b[1+n:total:total], version)
+	p, err := decodeBody(h, b[1+n:total:total], version, nil)
 	return p, total, err
 }
 
-// decodeBody decodes a body whose header checkHeader accepted for version.
-func decodeBody(h byte, body []byte, version byte) (Packet, error) {
+// decodeBody decodes a body whose header checkHeader accepted for version,
+// a PUBLISH or an acknowledgement into s if it is not nil.
+func decodeBody(h byte, body []byte, version byte, s *Scratch) (Packet, error) {
 	switch t := Type(h >> 4); t {
 	case CONNECT:
 		return decodeConnect(body)
 	case CONNACK:
 		return decodeConnack(body, version)
 	case PUBLISH:
-		return decodePublish(h, body, version)
+		var p *Publish
+		var lastTopic *string
+		if s != nil {
+			p, lastTopic = s.takePublish(version), &s.topic
+		} else {
+			p = new(Publish)
+		}
+		if err := decodePublish(p, h, body, version, lastTopic); err != nil {
+			return nil, err
+		}
+		return p, nil
 	case PUBACK, PUBREC, PUBREL, PUBCOMP:
-		return decodeAck(t, body, version)
+		var a *ackFields
+		if s != nil {
+			a = s.takeAck(version)
+		} else {
+			a = new(ackFields)
+		}
+		return decodeAck(a, t, body, version)
 	case SUBSCRIBE:
 		return decodeSubscribe(body, version)
 	case SUBACK:

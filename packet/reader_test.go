@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"runtime"
 	"testing"
+	"unsafe"
 )
 
 // headerOnly serves a fixed header and then fails the test if anything
@@ -184,31 +185,76 @@ func TestDecodeAllocs(t *testing.T) {
 		t.Skip("allocation counts differ under coverage or -race")
 	}
 	cases := []struct {
-		p    Packet
-		v    byte
-		max  float64
-		what string
+		p          Packet
+		v          byte
+		max        float64
+		what       string
+		maxScratch float64 // with a Scratch
 	}{
-		{&Publish{QoS: 1, PacketID: 1, Topic: "a/b", Payload: []byte("x")}, V311, 3, "body, topic, struct"},
-		{&Publish{QoS: 1, PacketID: 1, Topic: "a/b", Payload: []byte("x")}, V5, 3, "body, topic, struct"},
-		{&Puback{PacketID: 1}, V311, 1, "struct"},
-		{&Puback{PacketID: 1, ReasonCode: QuotaExceeded}, V5, 1, "struct"},
-		{&Subscribe{PacketID: 1, Subscriptions: []Subscription{{Filter: "a/+"}}}, V311, 3, "struct, slice, filter"},
-		{&Pingreq{}, V311, 0, "nothing"},
+		// With a Scratch, the same topic again is the same string.
+		{&Publish{QoS: 1, PacketID: 1, Topic: "a/b", Payload: []byte("x")}, V311, 3, "body, topic, struct", 1},
+		{&Publish{QoS: 1, PacketID: 1, Topic: "a/b", Payload: []byte("x")}, V5, 3, "body, topic, struct", 1},
+		{&Puback{PacketID: 1}, V311, 1, "struct", 0},
+		{&Puback{PacketID: 1, ReasonCode: QuotaExceeded}, V5, 1, "struct", 0},
+		{&Pubrel{PacketID: 1}, V311, 1, "struct", 0},
+		{&Subscribe{PacketID: 1, Subscriptions: []Subscription{{Filter: "a/+"}}}, V311, 3, "struct, slice, filter", 3},
+		{&Pingreq{}, V311, 0, "nothing", 0},
 	}
 	for _, c := range cases {
 		b := enc(t, c.p, c.v)
 		rd := bytes.NewReader(b)
 		r := bufio.NewReader(rd)
-		n := testing.AllocsPerRun(100, func() {
-			rd.Reset(b)
-			r.Reset(rd)
-			if _, err := ReadPacket(r, c.v, 0); err != nil {
-				t.Fatal(err)
+		var scratch Scratch
+		for _, with := range []*Scratch{nil, &scratch} {
+			n := testing.AllocsPerRun(100, func() {
+				rd.Reset(b)
+				r.Reset(rd)
+				if _, err := readPacket(r, c.v, 0, nil, with); err != nil {
+					t.Fatal(err)
+				}
+			})
+			if with == nil && n > c.max {
+				t.Errorf("ReadPacket %T v%d: %v allocs, want <= %v (%s)", c.p, c.v, n, c.max, c.what)
 			}
-		})
-		if n > c.max {
-			t.Errorf("ReadPacket %T v%d: %v allocs, want <= %v (%s)", c.p, c.v, n, c.max, c.what)
+			if with != nil && n > c.maxScratch {
+				t.Errorf("ReadPacketScratch %T v%d: %v allocs, want <= %v", c.p, c.v, n, c.maxScratch)
+			}
+		}
+	}
+}
+
+// TestReadPacketScratch reads every sample packet, back to back, through
+// one Scratch, for one version after another (as a pooled Scratch serves
+// connections of any version): each decodes as ReadPacket decodes it,
+// and what a packet's fields held is still intact after the Scratch has
+// been reused.
+func TestReadPacketScratch(t *testing.T) {
+	var scratch Scratch
+	for _, v := range []byte{V5, V311, V5, V31} {
+		var wire []byte
+		ss := samples(v)
+		for _, s := range ss {
+			wire = append(wire, enc(t, s.p, v)...)
+		}
+		r := bufio.NewReader(bytes.NewReader(wire))
+		kept := make([]Packet, len(ss))
+		for i, s := range ss {
+			got, err := ReadPacketScratch(r, v, 0, &scratch)
+			if err != nil {
+				t.Fatalf("v%d %s: %v", v, s.name, err)
+			}
+			if !reflect.DeepEqual(got, s.p) {
+				t.Errorf("v%d %s:\n got %#v\nwant %#v", v, s.name, got, s.p)
+			}
+			// A copy of the packet itself, sharing what its fields hold.
+			cp := reflect.New(reflect.TypeOf(got).Elem())
+			cp.Elem().Set(reflect.ValueOf(got).Elem())
+			kept[i] = cp.Interface().(Packet)
+		}
+		for i, s := range ss {
+			if !reflect.DeepEqual(kept[i], s.p) {
+				t.Errorf("v%d %s after reuse:\n got %#v\nwant %#v", v, s.name, kept[i], s.p)
+			}
 		}
 	}
 }
@@ -339,5 +385,38 @@ func TestReadPacketReserve(t *testing.T) {
 	_, err := ReadPacketReserve(bufio.NewReader(&headerOnly{t: t, b: hdr}), 0, 0, func(int) error { return no })
 	if !errors.Is(err, no) {
 		t.Errorf("refused: err = %v, want reserve's error", err)
+	}
+}
+
+// TestReadPacketScratchTopic: a topic repeated is the string read before,
+// another is read and checked anew.
+func TestReadPacketScratchTopic(t *testing.T) {
+	var wire []byte
+	topics := []string{"a/b", "a/b", "c", "", "a/b"}
+	for _, tp := range topics {
+		wire = append(wire, enc(t, &Publish{Topic: tp, Payload: []byte("x")}, V5)...)
+	}
+	bad := enc(t, &Publish{Topic: "a/bX"}, V5)
+	bad[2+2+3] = 0 // after the fixed header and the length: "a/b\x00", which is not allowed [MQTT-1.5.4-2]
+	wire = append(wire, bad...)
+	r := bufio.NewReader(bytes.NewReader(wire))
+	var s Scratch
+	var prev string
+	for i, want := range topics {
+		pk, err := ReadPacketScratch(r, V5, 0, &s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := pk.(*Publish).Topic
+		if got != want {
+			t.Fatalf("packet %d: topic %q, want %q", i, got, want)
+		}
+		if i > 0 && want == topics[i-1] && want != "" && unsafe.StringData(got) != unsafe.StringData(prev) {
+			t.Errorf("packet %d: the same topic again is a new string", i)
+		}
+		prev = got
+	}
+	if _, err := ReadPacketScratch(r, V5, 0, &s); !errors.Is(err, MalformedPacket) {
+		t.Errorf("topic with U+0000 after a valid one: err = %v, want MalformedPacket", err)
 	}
 }
