@@ -151,6 +151,8 @@ func startCluster(t testing.TB, n int) []*testNode {
 	return nodes
 }
 
+// waitFor waits up to d until ok: generous bounds, since a loaded machine
+// (the race detector, other packages' tests) slows JetStream's replication.
 func waitFor(t testing.TB, d time.Duration, what string, ok func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)

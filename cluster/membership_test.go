@@ -21,7 +21,7 @@ func TestRestartCatchesUp(t *testing.T) {
 	pub, _ := connect(t, nodes[0].addr, client.Options{ClientID: "rs-pub", CleanStart: true})
 	publish(t, pub, &packet.Publish{Topic: "ret/keep", QoS: 1, Retain: true, Payload: []byte("k")})
 	publish(t, pub, &packet.Publish{Topic: "ret/clear", QoS: 1, Retain: true, Payload: []byte("c")})
-	waitFor(t, 5*time.Second, "n2 has them", func() bool { return retainedOn(nodes[1].b) == "ret/clear=c ret/keep=k" })
+	waitFor(t, 20*time.Second, "n2 has them", func() bool { return retainedOn(nodes[1].b) == "ret/clear=c ret/keep=k" })
 	away, _ := connect(t, nodes[1].addr, client.Options{ClientID: "rs-away", Properties: expiry(300)})
 	subscribe(t, away, "rs/x", 1)
 	away.Disconnect()
@@ -41,7 +41,7 @@ func TestRestartCatchesUp(t *testing.T) {
 	if !back.Connack().SessionPresent {
 		t.Fatal("session not present on another node while its node is down")
 	}
-	waitFor(t, 10*time.Second, "both messages", func() bool { return got.len() >= 2 })
+	waitFor(t, 20*time.Second, "both messages", func() bool { return got.len() >= 2 })
 	time.Sleep(200 * time.Millisecond) // a duplicate would arrive meanwhile
 	if ps := got.all(); len(ps) != 2 || string(ps[0].Payload) != "before" || string(ps[1].Payload) != "while-down" {
 		t.Fatalf("got %v, want before and while-down", payloads(ps))
@@ -59,7 +59,7 @@ func TestRestartCatchesUp(t *testing.T) {
 	if got := retainedOn(re.b); got != "ret/keep=k ret/new=n" {
 		t.Fatalf("restarted node retains %q, want ret/keep=k ret/new=n", got)
 	}
-	waitFor(t, 5*time.Second, "the stale session dropped", func() bool {
+	waitFor(t, 20*time.Second, "the stale session dropped", func() bool {
 		_, _, err := re.b.Client("rs-away")
 		return err != nil
 	})
@@ -92,7 +92,7 @@ func TestJoinAtRuntime(t *testing.T) {
 	}
 	sub4, got4 := connect(t, n4.addr, client.Options{ClientID: "join-sub4", CleanStart: true})
 	subscribe(t, sub4, "join/#", 1)
-	waitFor(t, 5*time.Second, "the retained message on the new node", func() bool { return got4.len() == 1 })
+	waitFor(t, 20*time.Second, "the retained message on the new node", func() bool { return got4.len() == 1 })
 	sub1, got1 := connect(t, nodes[1].addr, client.Options{ClientID: "join-sub1", CleanStart: true})
 	subscribe(t, sub1, "join/#", 1)
 	waitForInterest(t, nodes[0], "join/x")
@@ -101,7 +101,7 @@ func TestJoinAtRuntime(t *testing.T) {
 	pub4, _ := connect(t, n4.addr, client.Options{ClientID: "join-pub4", CleanStart: true})
 	publish(t, pub4, &packet.Publish{Topic: "join/x", QoS: 1, Payload: []byte("from4")})
 	publish(t, pub, &packet.Publish{Topic: "join/x", QoS: 1, Payload: []byte("from1")})
-	waitFor(t, 5*time.Second, "both ways", func() bool { return got4.len() == 3 && got1.len() == 3 })
+	waitFor(t, 20*time.Second, "both ways", func() bool { return got4.len() == 3 && got1.len() == 3 })
 }
 
 // TestDrainHandsSessionsOver: a node that drains (SIGTERM) tells its v5
@@ -128,7 +128,7 @@ func TestDrainHandsSessionsOver(t *testing.T) {
 	waitForInterest(t, nodes[2], "dr/x")
 	pub, _ := connect(t, nodes[2].addr, client.Options{ClientID: "dr-pub", CleanStart: true})
 	publish(t, pub, &packet.Publish{Topic: "dr/x", QoS: 1, Payload: []byte("x")})
-	waitFor(t, 5*time.Second, "delivery to the moved session", func() bool { return got.len() == 1 })
+	waitFor(t, 20*time.Second, "delivery to the moved session", func() bool { return got.len() == 1 })
 }
 
 // TestRetainedWhileAlone: a node cut off from every other keeps serving
@@ -142,7 +142,7 @@ func TestRetainedWhileAlone(t *testing.T) {
 		cfgs = append(cfgs, append([]string{tn.node.cfg.Listen}, tn.node.cfg.Peers...))
 		tn.stop()
 	}
-	waitFor(t, 10*time.Second, "n1 alone", nodes[0].node.alone)
+	waitFor(t, 20*time.Second, "n1 alone", nodes[0].node.alone)
 	pub, _ := connect(t, nodes[0].addr, client.Options{ClientID: "alone-pub", CleanStart: true})
 	ctx, cancel := ctxT()
 	defer cancel()
@@ -150,7 +150,7 @@ func TestRetainedWhileAlone(t *testing.T) {
 		t.Fatalf("QoS 1 publish without a quorum: %v, want refused (unspecified error)", err)
 	}
 	publish(t, pub, &packet.Publish{Topic: "ret/alone", QoS: 0, Retain: true, Payload: []byte("a")})
-	waitFor(t, 5*time.Second, "the QoS 0 publish handled", func() bool { return nodes[0].node.Stats().RetainedPending == 1 })
+	waitFor(t, 20*time.Second, "the QoS 0 publish handled", func() bool { return nodes[0].node.Stats().RetainedPending == 1 })
 	if n := nodes[0].node.Stats().RetainedPending; n != 1 {
 		t.Fatalf("%d retained messages wait for the stream, want 1", n)
 	}
@@ -169,6 +169,6 @@ func TestRetainedWhileAlone(t *testing.T) {
 	for _, re := range back {
 		waitFor(t, 30*time.Second, "the retained message on "+re.name, func() bool { return retainedOn(re.b) == "ret/alone=a" })
 	}
-	waitFor(t, 5*time.Second, "nothing waits for the stream", func() bool { return nodes[0].node.Stats().RetainedPending == 0 })
+	waitFor(t, 20*time.Second, "nothing waits for the stream", func() bool { return nodes[0].node.Stats().RetainedPending == 0 })
 	publishAfterLoss(t, pub, &packet.Publish{Topic: "q/alone", QoS: 1, Payload: []byte("q")})
 }

@@ -69,6 +69,7 @@ func New(cfg Config) (*Node, error) {
 	n.routes.init(cfg.receiveBuffer())
 	n.shares.init(cfg.receiveBuffer())
 	n.owners.init()
+	n.fwd.following = make(chan struct{})
 	var err error
 	if len(cfg.NATSURLs) == 0 {
 		n.token = rand.Text()
@@ -102,13 +103,22 @@ func (n *Node) ClusterAddr() string {
 }
 
 // Ready waits until the node's JetStream state is open: client ids can be
-// taken over and retained messages are in step with the cluster.
+// taken over, retained messages are in step with the cluster, and (with
+// a replicated store) the node reads the message stream.
 func (n *Node) Ready(ctx context.Context) error {
 	if _, err := n.owners.bucket(ctx); err != nil {
 		return err
 	}
 	select {
 	case <-n.ret.ready:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if n.st == nil {
+		return nil
+	}
+	select {
+	case <-n.fwd.following:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()

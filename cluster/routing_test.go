@@ -17,7 +17,7 @@ import (
 // matching topic somewhere in the cluster.
 func waitForInterest(t testing.TB, tn *testNode, topic string) {
 	t.Helper()
-	waitFor(t, 5*time.Second, "interest in "+topic, func() bool {
+	waitFor(t, 20*time.Second, "interest in "+topic, func() bool {
 		return tn.node.srv.GlobalAccount().SubscriptionInterest(Subject(topic))
 	})
 }
@@ -49,7 +49,7 @@ func testQoSAcrossNodes(t *testing.T, nodes []*testNode) {
 				for i := range 20 {
 					publish(t, pub, &packet.Publish{Topic: topic, QoS: pubQoS, Payload: fmt.Appendf(nil, "%d", i)})
 				}
-				waitFor(t, 5*time.Second, name+": 20 messages", func() bool { return got.len() >= 20 })
+				waitFor(t, 20*time.Second, name+": 20 messages", func() bool { return got.len() >= 20 })
 				time.Sleep(50 * time.Millisecond) // a duplicate would come now
 				msgs := got.all()
 				if len(msgs) != 20 {
@@ -91,7 +91,7 @@ func testOverlapping(t *testing.T, nodes []*testNode) {
 	for i := range 10 {
 		publish(t, pub, &packet.Publish{Topic: "ov/x", QoS: 1, Payload: fmt.Appendf(nil, "%d", i)})
 	}
-	waitFor(t, 5*time.Second, "10 each", func() bool { return gotA.len() >= 10 && countTopic(gotB, "ov/x") >= 10 })
+	waitFor(t, 20*time.Second, "10 each", func() bool { return gotA.len() >= 10 && countTopic(gotB, "ov/x") >= 10 })
 	time.Sleep(100 * time.Millisecond)
 	if n, m := gotA.len(), countTopic(gotB, "ov/x"); n != 10 || m != 10 {
 		t.Fatalf("overlapping subscriptions: %d and %d deliveries, want 10 each", n, m)
@@ -131,8 +131,8 @@ func testNoLocal(t *testing.T, nodes []*testNode) {
 	publish(t, x, &packet.Publish{Topic: "nl/t", QoS: 1, Payload: []byte("own")})
 	y, _ := connect(t, nodes[0].addr, client.Options{ClientID: "nl-y", CleanStart: true})
 	publish(t, y, &packet.Publish{Topic: "nl/t", QoS: 1, Payload: []byte("other")})
-	waitFor(t, 5*time.Second, "z gets both", func() bool { return gotZ.len() == 2 })
-	waitFor(t, 5*time.Second, "x gets the other's", func() bool { return gotX.len() == 1 })
+	waitFor(t, 20*time.Second, "z gets both", func() bool { return gotZ.len() == 2 })
+	waitFor(t, 20*time.Second, "x gets the other's", func() bool { return gotX.len() == 1 })
 	time.Sleep(100 * time.Millisecond)
 	if m := gotX.all(); len(m) != 1 || string(m[0].Payload) != "other" {
 		t.Fatalf("No Local subscriber got %d messages, first %q", len(m), m[0].Payload)
@@ -157,7 +157,7 @@ func testProperties(t *testing.T, nodes []*testNode) {
 		CorrelationData: []byte{0, 1, 2}, User: []packet.UserProperty{{Key: "k", Value: "v1"}, {Key: "k", Value: "v2"}}}
 	pub, _ := connect(t, nodes[0].addr, client.Options{ClientID: "pr-pub", CleanStart: true})
 	publish(t, pub, &packet.Publish{Topic: "pr/x", QoS: 1, Retain: true, Payload: []byte("hello"), Properties: props})
-	waitFor(t, 5*time.Second, "both get it", func() bool { return gotRAP.len() == 1 && gotPlain.len() == 1 })
+	waitFor(t, 20*time.Second, "both get it", func() bool { return gotRAP.len() == 1 && gotPlain.len() == 1 })
 	for _, c := range []struct {
 		got    *collector
 		retain bool
@@ -195,8 +195,8 @@ func testDollarTopics(t *testing.T, nodes []*testNode) {
 	publish(t, pub, &packet.Publish{Topic: "$app/x", QoS: 1, Payload: []byte("d")})
 	nodes[0].b.Publish(&store.Message{Topic: "$SYS/broker/x", Payload: []byte("sys")})
 	publish(t, pub, &packet.Publish{Topic: "dl/end", QoS: 1, Payload: []byte("e")})
-	waitFor(t, 5*time.Second, "the $ subscriber", func() bool { return gotDollar.len() == 1 })
-	waitFor(t, 5*time.Second, "the # subscriber", func() bool { return countTopic(gotAll, "dl/end") == 1 })
+	waitFor(t, 20*time.Second, "the $ subscriber", func() bool { return gotDollar.len() == 1 })
+	waitFor(t, 20*time.Second, "the # subscriber", func() bool { return countTopic(gotAll, "dl/end") == 1 })
 	for _, m := range gotAll.all() {
 		if strings.HasPrefix(m.Topic, "$") {
 			t.Fatalf("# matched %q", m.Topic)

@@ -33,7 +33,7 @@ func TestSharedAcrossNodes(t *testing.T) {
 		publish(t, pub, &packet.Publish{Topic: "sh/x", QoS: 1, Payload: fmt.Appendf(nil, "%d", i)})
 	}
 	total := func() int { return got[0].len() + got[1].len() + got[2].len() }
-	waitFor(t, 10*time.Second, "every message in each group", func() bool {
+	waitFor(t, 20*time.Second, "every message in each group", func() bool {
 		return total() >= n && gotOther.len() >= n && gotPlain.len() >= n
 	})
 	time.Sleep(200 * time.Millisecond)
@@ -67,7 +67,7 @@ func TestSharedAcrossNodes(t *testing.T) {
 	for i := range 100 {
 		publish(t, pub, &packet.Publish{Topic: "sh/x", QoS: 1, Payload: fmt.Appendf(nil, "b%d", i)})
 	}
-	waitFor(t, 10*time.Second, "the rest of the group takes all", func() bool {
+	waitFor(t, 20*time.Second, "the rest of the group takes all", func() bool {
 		return got[0].len()+got[1].len()-before[0]-before[1] >= 100
 	})
 	time.Sleep(200 * time.Millisecond)

@@ -43,7 +43,7 @@ func testTrim(t *testing.T, nodes []*testNode) {
 	}
 	for _, tn := range nodes {
 		f := &tn.node.fwd
-		waitFor(t, 10*time.Second, tn.name+" read the stream", func() bool {
+		waitFor(t, 20*time.Second, tn.name+" read the stream", func() bool {
 			f.mu.Lock()
 			defer f.mu.Unlock()
 			return f.processed >= last
@@ -107,7 +107,7 @@ func testForget(t *testing.T, nodes []*testNode) {
 	}
 	brief.Disconnect()
 	kept.Disconnect()
-	waitFor(t, 5*time.Second, "the ended session's id forgotten", func() bool { return owner("brief") == "" })
+	waitFor(t, 20*time.Second, "the ended session's id forgotten", func() bool { return owner("brief") == "" })
 	if owner("kept") != "n2" {
 		t.Fatalf("a persistent session's owner is %q", owner("kept"))
 	}
@@ -139,7 +139,7 @@ func testTakeover(t *testing.T, nodes []*testNode) {
 		waitForInterest(t, nodes[2], "mv/"+id)
 		pub, _ := connect(t, nodes[2].addr, client.Options{ClientID: "mv-pub", Version: v, CleanStart: true})
 		publish(t, pub, &packet.Publish{Topic: "mv/" + id, QoS: 1, Payload: []byte("live")})
-		waitFor(t, 5*time.Second, "the moved subscription delivers", func() bool { return got.len() == 1 })
+		waitFor(t, 20*time.Second, "the moved subscription delivers", func() bool { return got.len() == 1 })
 
 		// Away: messages queue on the node that has the session, and
 		// come along to the next node.
@@ -153,7 +153,7 @@ func testTakeover(t *testing.T, nodes []*testNode) {
 		if !third.Connack().SessionPresent {
 			t.Fatalf("v%d: session not present on the third node", v)
 		}
-		waitFor(t, 5*time.Second, "the queued messages", func() bool { return got3.len() == 5 })
+		waitFor(t, 20*time.Second, "the queued messages", func() bool { return got3.len() == 5 })
 		for i, m := range got3.all() {
 			if string(m.Payload) != fmt.Sprintf("q%d", i) {
 				t.Fatalf("v%d: queued message %d is %q", v, i, m.Payload)
@@ -192,7 +192,7 @@ func testSimultaneousConnects(t *testing.T, nodes []*testNode) {
 			}
 			return n
 		}
-		waitFor(t, 5*time.Second, "the loser closed", func() bool {
+		waitFor(t, 20*time.Second, "the loser closed", func() bool {
 			open := 0
 			for _, c := range clients {
 				if c != nil && c.Err() == nil {
@@ -220,7 +220,7 @@ func testWill(t *testing.T, nodes []*testNode) {
 	dying, _ := connect(t, nodes[0].addr, client.Options{ClientID: "dying", CleanStart: true,
 		Will: &packet.Will{Topic: "will/x", QoS: 1, Payload: []byte("gone")}})
 	dying.Close() // no DISCONNECT: the will goes out
-	waitFor(t, 5*time.Second, "the will on every node", func() bool {
+	waitFor(t, 20*time.Second, "the will on every node", func() bool {
 		return got[0].len() == 1 && got[1].len() == 1 && got[2].len() == 1
 	})
 	time.Sleep(200 * time.Millisecond)
@@ -241,11 +241,11 @@ func testRetained(t *testing.T, nodes []*testNode) {
 	publish(t, pub2, &packet.Publish{Topic: "ret/a", QoS: 1, Retain: true, Payload: []byte("a2")})
 	publish(t, pub2, &packet.Publish{Topic: "ret/b", QoS: 1, Retain: true}) // clears
 	for _, tn := range nodes {
-		waitFor(t, 5*time.Second, "retained in step on "+tn.name, func() bool { return retainedOn(tn.b) == "ret/a=a2" })
+		waitFor(t, 20*time.Second, "retained in step on "+tn.name, func() bool { return retainedOn(tn.b) == "ret/a=a2" })
 	}
 	sub, got := connect(t, nodes[1].addr, client.Options{ClientID: "ret-sub", CleanStart: true})
 	subscribe(t, sub, "ret/#", 1)
-	waitFor(t, 5*time.Second, "the retained message", func() bool { return got.len() == 1 })
+	waitFor(t, 20*time.Second, "the retained message", func() bool { return got.len() == 1 })
 	if m := got.all()[0]; m.Topic != "ret/a" || string(m.Payload) != "a2" || !m.Retain {
 		t.Fatalf("new subscriber got %s=%q retain %v", m.Topic, m.Payload, m.Retain)
 	}
@@ -254,7 +254,7 @@ func testRetained(t *testing.T, nodes []*testNode) {
 		t.Fatal(err)
 	}
 	for _, tn := range nodes {
-		waitFor(t, 5*time.Second, "cleared on "+tn.name, func() bool { return retainedOn(tn.b) == "" })
+		waitFor(t, 20*time.Second, "cleared on "+tn.name, func() bool { return retainedOn(tn.b) == "" })
 	}
 }
 

@@ -50,6 +50,7 @@ type follower struct {
 	cursor    uint64        // the last cursor written
 	lag       atomic.Uint64 // messages in the stream after processed
 	seen      seen
+	following chan struct{} // closed once the node reads the stream
 	stored    func() // writes the cursor at processed (made once)
 }
 
@@ -169,6 +170,7 @@ func (n *Node) follow(ctx context.Context) {
 			f.mu.Lock()
 			f.processed, f.cursor = start-1, start-1
 			f.mu.Unlock()
+			close(f.following)
 			break
 		}
 		if ctx.Err() != nil {
@@ -365,7 +367,7 @@ func (n *Node) missed(ctx context.Context, filters []string, from, to uint64) ([
 	var out []*envelope
 	var dups seen
 	for {
-		batch, err := cons.Fetch(512, jetstream.FetchMaxWait(time.Second))
+		batch, err := cons.FetchNoWait(512) // what is stored: no waiting for more
 		if err != nil {
 			return nil, err
 		}

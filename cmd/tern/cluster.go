@@ -273,7 +273,7 @@ func (c *clusterAdmin) Health() error {
 	if c.ready.Load() {
 		return nil
 	}
-	return errors.New("cluster: waiting for JetStream (client id owners, retained messages)")
+	return errors.New("cluster: waiting for JetStream (client id owners, retained messages, the message stream)")
 }
 
 // awaitReady marks the node ready once its JetStream state is open, or
