@@ -51,7 +51,7 @@ type follower struct {
 	lag       atomic.Uint64 // messages in the stream after processed
 	seen      seen
 	following chan struct{} // closed once the node reads the stream
-	stored    func() // writes the cursor at processed (made once)
+	stored    func()        // writes the cursor at processed (made once)
 }
 
 // seen is the last forward sequence read from each publishing node's run
