@@ -126,7 +126,7 @@ var (
 			func(s *ClusterStats) uint64 { return s.Replayed }},
 		{prometheus.NewDesc("tern_cluster_stream_duplicates_total", "Messages the cluster's stream held twice (a publisher's node resent them) that this node routed once.", nil, nil),
 			func(s *ClusterStats) uint64 { return s.StreamDuplicates }},
-		{prometheus.NewDesc("tern_cluster_dropped_total", "Messages from other nodes lost on this node because it fell behind (between nodes, delivery is at most once).", nil, nil),
+		{prometheus.NewDesc("tern_cluster_dropped_total", "QoS 0 and shared-group messages from other nodes lost on this node because it fell behind (those go at most once between nodes; QoS 1 and 2 go through the stream).", nil, nil),
 			func(s *ClusterStats) uint64 { return s.Dropped }},
 	}
 )
