@@ -172,12 +172,7 @@ func (r *benchRunner) openSub(ctx, connCtx context.Context, i int) error {
 		s.recv = r.recvs[p.recv]
 	}
 	c.sub = s
-	sctx, cancel := context.WithTimeout(ctx, benchDialTimeout)
-	defer cancel()
-	if err := c.subscribe(sctx, p.filter, byte(r.cfg.qos)); err != nil {
-		c.start() // so that close finds a reader to wait for
-		r.connected.Add(-1)
-		r.served(t, err)
+	if err := r.subscribe(ctx, c, t, p.filter); err != nil {
 		return err
 	}
 	c.start()
@@ -201,18 +196,28 @@ func (r *benchRunner) openIdle(ctx, connCtx context.Context, i int) error {
 		return err
 	}
 	if p.filter != "" {
-		sctx, cancel := context.WithTimeout(ctx, benchDialTimeout)
-		defer cancel()
-		if err := c.subscribe(sctx, p.filter, byte(r.cfg.qos)); err != nil {
-			c.start() // so that close finds a reader to wait for
-			r.connected.Add(-1)
-			r.served(t, err)
+		if err := r.subscribe(ctx, c, t, p.filter); err != nil {
 			return err
 		}
 	}
 	c.start()
 	r.served(t, nil)
 	return nil
+}
+
+// subscribe subscribes c, just connected to t, to filter; a failure
+// counts c as not served (and starts its reader, so that close finds one
+// to wait for).
+func (r *benchRunner) subscribe(ctx context.Context, c *benchConn, t benchTarget, filter string) error {
+	sctx, cancel := context.WithTimeout(ctx, benchDialTimeout)
+	defer cancel()
+	err := c.subscribe(sctx, filter, byte(r.cfg.qos))
+	if err != nil {
+		c.start()
+		r.connected.Add(-1)
+		r.served(t, err)
+	}
+	return err
 }
 
 func (r *benchRunner) openPub(ctx, connCtx context.Context, i int) error {

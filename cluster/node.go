@@ -352,15 +352,9 @@ func (n *Node) untilStop() (context.Context, context.CancelFunc) {
 
 // ctx returns a context for JetStream calls bounded by d and by Close.
 func (n *Node) ctx(d time.Duration) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	go func() {
-		select {
-		case <-n.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	return ctx, cancel
+	stop, cancelStop := n.untilStop()
+	ctx, cancel := context.WithTimeout(stop, d)
+	return ctx, func() { cancel(); cancelStop() }
 }
 
 // natsLogger passes the embedded server's messages to the broker's log, a

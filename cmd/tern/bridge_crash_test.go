@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -55,13 +54,7 @@ func TestBridgeCrashKill9(t *testing.T) {
 		bridgeWindow = 100
 	)
 	crash := os.Getenv("TERN_CRASH_NOKILL") != "1"
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("TERN_CRASH_SEED"); s != "" {
-		var err error
-		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
-			t.Fatalf("TERN_CRASH_SEED: %v", err)
-		}
-	}
+	seed := crashSeed(t)
 	t.Logf("seed %d (TERN_CRASH_SEED), kills enabled: %v", seed, crash)
 	rng := rand.New(rand.NewPCG(seed, 2))
 	begin := time.Now()

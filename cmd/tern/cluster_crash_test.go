@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -46,13 +45,7 @@ func TestClusterKill9(t *testing.T) {
 		lingerFor = 300 * time.Millisecond
 	)
 	crash := os.Getenv("TERN_CRASH_NOKILL") != "1"
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("TERN_CRASH_SEED"); s != "" {
-		var err error
-		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
-			t.Fatalf("TERN_CRASH_SEED: %v", err)
-		}
-	}
+	seed := crashSeed(t)
 	t.Logf("seed %d (TERN_CRASH_SEED), kill enabled: %v", seed, crash)
 	rng := rand.New(rand.NewPCG(seed, 3))
 	begin := time.Now()

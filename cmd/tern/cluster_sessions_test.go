@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -29,13 +27,7 @@ func TestClusterSessionsKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("crash test: runs three tern serve processes and kills them, ~1 min; skipped with -short")
 	}
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("TERN_CRASH_SEED"); s != "" {
-		var err error
-		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
-			t.Fatalf("TERN_CRASH_SEED: %v", err)
-		}
-	}
+	seed := crashSeed(t)
 	t.Logf("seed %d (TERN_CRASH_SEED)", seed)
 	for i, victim := range []string{"home", "publishers", "rolling"} {
 		t.Run(victim, func(t *testing.T) {

@@ -163,6 +163,20 @@ func (b *brokerProc) stop() error {
 	return nil
 }
 
+// crashSeed is the seed of a crash test's random moments: TERN_CRASH_SEED
+// replays a run.
+func crashSeed(t *testing.T) uint64 {
+	s := os.Getenv("TERN_CRASH_SEED")
+	if s == "" {
+		return uint64(time.Now().UnixNano())
+	}
+	seed, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		t.Fatalf("TERN_CRASH_SEED: %v", err)
+	}
+	return seed
+}
+
 // freeAddr returns a loopback address with a port that was free a moment
 // ago, below Linux's ephemeral range (32768 and up): a broker started
 // later binds it, and meanwhile an outgoing connection (the cluster's
@@ -265,13 +279,7 @@ func TestCrashKill9(t *testing.T) {
 		lingerFor = 500 * time.Millisecond
 	)
 	crash := os.Getenv("TERN_CRASH_NOKILL") != "1"
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("TERN_CRASH_SEED"); s != "" {
-		var err error
-		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
-			t.Fatalf("TERN_CRASH_SEED: %v", err)
-		}
-	}
+	seed := crashSeed(t)
 	t.Logf("seed %d (TERN_CRASH_SEED), kills enabled: %v", seed, crash)
 	rng := rand.New(rand.NewPCG(seed, 1))
 	begin := time.Now()
