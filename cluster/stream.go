@@ -37,10 +37,6 @@ const (
 	stallRefusal  = 10 * time.Second // unacknowledged writes this old: no quorum (a leader election takes seconds)
 	storeWriteMax = 24 * time.Hour   // the store fails only after this; Health refuses meanwhile
 	defaultMaxAge = 7 * 24 * time.Hour
-	// batchesInflight lets the stream's appends and the next groups of
-	// queue records leave while a group is being acknowledged: the store
-	// is written by every publish and every node's reading.
-	batchesInflight = 8
 )
 
 // follower is this node's reading of the stream.
@@ -91,8 +87,7 @@ func (n *Node) OpenStore(ctx context.Context) (*jsstore.Store, error) {
 		try, cancel := context.WithTimeout(ctx, 2*time.Second)
 		st, err := jsstore.Open(try, n.js, jsstore.Options{Bucket: stateBucket, Node: n.cfg.Node,
 			Replicas: n.cfg.replicas(), NoRetained: true, WriteTimeout: storeWriteMax, OpTimeout: 10 * time.Second,
-			MaxBatchesInflight: batchesInflight,
-			Logger:             n.log})
+			Logger: n.log})
 		if err == nil {
 			var s jetstream.Stream
 			s, err = n.js.CreateOrUpdateStream(try, jetstream.StreamConfig{Name: fwdStream,

@@ -48,6 +48,10 @@ type unit struct {
 	done   bool
 }
 
+// bucketBatch reports whether u is an atomic batch of the bucket (not of
+// appends to another stream).
+func (u *unit) bucketBatch() bool { return u.batch && u.ops[0].msgID == "" }
+
 type pipeline struct {
 	s *Store
 
@@ -60,7 +64,7 @@ type pipeline struct {
 	nextID   uint64
 	epoch    uint64 // acknowledgements of an earlier attempt are ignored
 	inflight int    // ops in window
-	batches  int    // atomic batches in window
+	batches  int    // atomic batches of the bucket in window
 	resend   bool   // a resend is due
 	resends  int    // consecutive resends, for the backoff
 	retryErr error  // why
@@ -122,11 +126,15 @@ func (s *Store) loop() {
 			return
 		}
 		p.retry()
-		// While atomic batches are on their way (MaxBatchesInflight) the
-		// next group gathers: group commit, so that concurrent atomic
-		// groups share a batch (with one server, each batch is staged on
-		// disk).
-		if len(unsent) == 0 && !p.batchesFull() {
+		// While an atomic batch of the bucket is on its way the next
+		// group gathers: group commit, so that concurrent atomic groups
+		// share a batch (with one server, each batch is staged on disk).
+		// One at a time also keeps batches in order when they are sent
+		// again: a later batch stored, then an earlier one resent, and a
+		// crash before the later one is resent too would leave the
+		// earlier values (a reader's cursor gone back). Batches of
+		// appends go to another stream, deduplicated, and do not wait.
+		if len(unsent) == 0 && !p.batchInFlight() {
 			unsent = s.cut()
 		}
 		unsent = p.send(unsent)
@@ -271,10 +279,10 @@ func (s *Store) units(ops []op, groups [][2]int) []*unit {
 	return units
 }
 
-func (p *pipeline) batchesFull() bool {
+func (p *pipeline) batchInFlight() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.batches >= p.s.opts.MaxBatchesInflight
+	return p.batches > 0
 }
 
 // idle reports whether nothing is waiting for an acknowledgement.
@@ -308,7 +316,7 @@ func (p *pipeline) send(units []*unit) []*unit {
 		p.nextID++
 		p.window = append(p.window, u)
 		p.inflight += len(u.ops)
-		if u.batch {
+		if u.bucketBatch() {
 			p.batches++
 		}
 		u.first = time.Now()
@@ -417,7 +425,7 @@ func (p *pipeline) advance() {
 		p.window = p.window[1:]
 		p.base++
 		p.inflight -= len(u.ops)
-		if u.batch {
+		if u.bucketBatch() {
 			p.batches--
 		}
 		if u.ticket != 0 {

@@ -59,12 +59,6 @@ type Options struct {
 	// MaxInflight bounds the writes published and not yet acknowledged.
 	// Default 8192.
 	MaxInflight int
-	// MaxBatchesInflight is how many atomic batches may be on their way at
-	// once; the writes submitted meanwhile gather for the next. 1 (the
-	// default) commits concurrent atomic groups in the fewest batches; more
-	// lets writes that follow a batch leave before it is acknowledged
-	// (the server's max_batch_inflight_per_stream bounds it, 50 by default).
-	MaxBatchesInflight int
 	// OpTimeout bounds opening the bucket, Load, LoadSession and purges.
 	// Default 1 min.
 	OpTimeout time.Duration
@@ -102,9 +96,6 @@ func (o *Options) defaults() error {
 	}
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = 1000
-	}
-	if o.MaxBatchesInflight <= 0 {
-		o.MaxBatchesInflight = 1
 	}
 	if o.MaxInflight <= 0 {
 		o.MaxInflight = 8192
