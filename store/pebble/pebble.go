@@ -119,7 +119,7 @@ func (s *Store) Close() error {
 }
 
 // Stats counts since Open: commits (groups written), fsyncs, and the
-// records submitted (sets, deletes and range deletes) with the bytes of
+// records committed (sets, deletes and range deletes) with the bytes of
 // their keys and values.
 type Stats struct {
 	Commits, Syncs uint64
