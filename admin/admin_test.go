@@ -455,6 +455,7 @@ func TestMetrics(t *testing.T) {
 	m.DeliveryLatency(1, 3*time.Millisecond)
 	m.DeliveryLatency(7, time.Second) // no such QoS: ignored
 	m.CommitLatency(2*time.Millisecond, 12)
+	m.StoreBytes(func() uint64 { return 3456 })
 	code, b := ts.call(t, "GET", "/metrics", "")
 	if code != 200 {
 		t.Fatalf("%d %s", code, b)
@@ -477,6 +478,7 @@ func TestMetrics(t *testing.T) {
 		"tern_delivery_latency_seconds_bucket{qos=\"1\",le=\"0.005\"} 1\n",
 		"tern_store_commit_seconds_count 1\n",
 		"tern_store_committed_records_total 12\n",
+		"tern_store_committed_bytes_total 3456\n",
 		"go_goroutines ", "process_resident_memory_bytes ",
 	} {
 		if !strings.Contains(out, want) {

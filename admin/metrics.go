@@ -65,6 +65,16 @@ func (m *Metrics) CommitLatency(d time.Duration, records int) {
 	m.records.Add(float64(records))
 }
 
+// StoreBytes adds tern_store_committed_bytes_total, which reads f: the
+// bytes of the keys and values of the records the store has committed
+// (the Pebble store's Stats). Call it once.
+func (m *Metrics) StoreBytes(f func() uint64) {
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "tern_store_committed_bytes_total",
+		Help: "Bytes of the keys and values of the records written by the store's group commits.",
+	}, func() float64 { return float64(f()) }))
+}
+
 // Registry is where other parts of Tern may add their own collectors.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 

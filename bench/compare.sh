@@ -291,15 +291,19 @@ measure_mem() {
 	echo "$rss0 $rss1" >"$out.res"
 }
 
-# store_records: the records Tern's store has committed (its /metrics).
-store_records() {
-	curl -sf "http://127.0.0.1:$TERN_ADMIN_PORT/metrics" | awk '$1 == "tern_store_committed_records_total" { printf "%.0f\n", $2 }'
+# store_counts: the records Tern's store has committed and the bytes of
+# their keys and values (its /metrics), "RECORDS BYTES".
+store_counts() {
+	curl -sf "http://127.0.0.1:$TERN_ADMIN_PORT/metrics" | awk '
+		$1 == "tern_store_committed_records_total" { r = $2 }
+		$1 == "tern_store_committed_bytes_total" { b = $2 }
+		END { printf "%.0f %.0f\n", r, b }'
 }
 
 # measure_durable BROKER ROW: DURABLE_SESSIONS persistent sessions
 # subscribe to fan/0 at QoS 1 and disconnect; then one publisher sends
 # them DURABLE_MSGS QoS 1 messages (measure). For Tern, ROW.tern.store
-# holds the store's committed records before and after.
+# holds the store's committed records and bytes before and after.
 measure_durable() {
 	local broker=$1 row=$2 out="$work/$2.$1" r0
 	"$tern" bench conn -c "$DURABLE_SESSIONS" -t fan/0 -q 1 --persistent -i "durable-$broker" -d 10ms \
@@ -309,10 +313,10 @@ measure_durable() {
 	ok=$(jq .connections.ok "$out.setup.json" 2>/dev/null || echo 0)
 	[ "$ok" = "$DURABLE_SESSIONS" ] || echo "$broker: only $ok of $DURABLE_SESSIONS sessions made" >&2
 	sleep 0.5 # the DISCONNECTs handled: every session offline
-	[ "$broker" = tern ] && r0=$(store_records)
+	[ "$broker" = tern ] && r0=$(store_counts)
 	# shellcheck disable=SC2046
 	measure "$broker" "$row" $(row_args "$row") -s "$SIZE" $BENCH_ARGS
-	[ "$broker" = tern ] && echo "$r0 $(store_records)" >"$out.store"
+	[ "$broker" = tern ] && echo "$r0 $(store_counts)" >"$out.store"
 	return 0
 }
 
@@ -374,11 +378,13 @@ mem_fields() {
 per_msg() {
 	awk -v b="$1" -v n="$(jq .acked "$work/$2.$3.json" 2>/dev/null || echo 0)" 'BEGIN { if (n > 0) printf "%.0f", b / n; else print "-" }'
 }
-# store_per_msg: Tern's store records per message in the durable row.
+# store_per_msg ROW: Tern's store records and bytes per message in the
+# durable row, "RECORDS BYTES".
 store_per_msg() {
-	[ -s "$work/$1.tern.store" ] || { echo -; return; }
-	read -r a b <<<"$(cat "$work/$1.tern.store")"
-	per_msg "$((b - a))" "$1" tern | awk '{ print $1 }'
+	[ -s "$work/$1.tern.store" ] || { echo "- -"; return; }
+	local r0 b0 r1 b1
+	read -r r0 b0 r1 b1 <<<"$(cat "$work/$1.tern.store")"
+	echo "$(per_msg "$((r1 - r0))" "$1" tern) $(per_msg "$((b1 - b0))" "$1" tern)"
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "-" && b + 0 > 0) printf "%.2fx", a / b; else print "-" }'; }
 
@@ -426,17 +432,18 @@ fi
 if [ ${#dur_rows[@]} -gt 0 ]; then
 	echo
 	{
-		echo "persistent sessions|Tern msg/s|cpu%|+RSS|written B/msg|store records/msg|Mosquitto msg/s|cpu%|+RSS|written B/msg|Tern/Mosq"
+		echo "persistent sessions|Tern msg/s|cpu%|+RSS|written B/msg|store records/msg|store B/msg|Mosquitto msg/s|cpu%|+RSS|written B/msg|Tern/Mosq"
 		for row in "${dur_rows[@]}"; do
 			read -r tr _ _ _ tcpu trss tw <<<"$(fields "$row" tern)"
 			read -r mr _ _ _ mcpu mrss mw <<<"$(fields "$row" mosquitto)"
-			echo "$(row_label "$row")|$(printf '%.0f' "$tr")|$tcpu|$((trss / 1024))MiB|$(per_msg "$tw" "$row" tern)|$(store_per_msg "$row")|$(printf '%.0f' "$mr")|$mcpu|$((mrss / 1024))MiB|$(per_msg "$mw" "$row" mosquitto)|$(ratio "$tr" "$mr")"
+			read -r sr sb <<<"$(store_per_msg "$row")"
+			echo "$(row_label "$row")|$(printf '%.0f' "$tr")|$tcpu|$((trss / 1024))MiB|$(per_msg "$tw" "$row" tern)|$sr|$sb|$(printf '%.0f' "$mr")|$mcpu|$((mrss / 1024))MiB|$(per_msg "$mw" "$row" mosquitto)|$(ratio "$tr" "$mr")"
 		done
 	} | column -t -s '|'
 	echo
 	echo "msg/s: QoS 1 messages acknowledged per second, from the first sent to the last acknowledged, each queued for every offline session."
 	echo "Tern: storage.durability sync (PUBACK after the fsync); Mosquitto: persistence true, which saves its in-memory state at exit or autosave, not per message."
-	echo "written B/msg: bytes the broker wrote during the run (write syscalls: store, sockets, log) per message; store records/msg: Tern's tern_store_committed_records_total."
+	echo "written B/msg: bytes the broker wrote during the run (write syscalls: store, sockets, log) per message; store records/msg and B/msg: Tern's tern_store_committed_records_total and tern_store_committed_bytes_total (keys and values) per message."
 fi
 
 if [ -n "$REPORT" ]; then

@@ -261,6 +261,9 @@ func serve(ctx context.Context, cfg Config, opts broker.Options, ready func([]ne
 			return err
 		}
 		opts.Store = st
+		if ps, ok := st.(*pebble.Store); ok && metrics != nil {
+			metrics.StoreBytes(func() uint64 { return ps.Stats().Bytes })
+		}
 	}
 	closeStore := func() {
 		if opts.Store != nil {

@@ -95,10 +95,11 @@ func record(t *testing.T, st *Store, client string, seq uint64) (store.Outbound,
 	return o, ref, true
 }
 
-// TestFanOutStoresOneBody: a message queued for 1000 sessions is written
-// once, plus a small record per session; moving every copy to in flight
-// rewrites the records, not the message; after a restart the 1000
-// outbound messages share one *Message, which later writes recognize.
+// TestFanOutStoresOneBody: a message queued for 1000 sessions is one
+// record, the message and its members, a few bytes each; moving every
+// copy to in flight adds to the members' log (a record per commit), not
+// the message again; after a restart the 1000 outbound messages share one
+// *Message, which later writes recognize.
 func TestFanOutStoresOneBody(t *testing.T) {
 	dir := t.TempDir()
 	st := open(t, dir, nil)
@@ -110,15 +111,16 @@ func TestFanOutStoresOneBody(t *testing.T) {
 	if n := countKeys(t, st, kindBody); n != 1 {
 		t.Fatalf("%d bodies stored, want 1", n)
 	}
-	if n := countKeys(t, st, kindOutbound); n != len(ids) {
-		t.Fatalf("%d outbound records, want %d", n, len(ids))
+	if n := countKeys(t, st, kindOutbound); n != 0 {
+		t.Fatalf("%d outbound records, want 0: the body lists its members", n)
 	}
-	// The message once, then at most 64 bytes per session.
-	if b := queued.Bytes - before.Bytes; b > 4096+uint64(len(ids))*64 {
+	// The message once, then at most 8 bytes per session (c0000 after
+	// c0001 shares 4 bytes of its id).
+	if b := queued.Bytes - before.Bytes; b > 4096+uint64(len(ids))*8 {
 		t.Errorf("queueing wrote %d bytes", b)
 	}
-	if r := queued.Records - before.Records; r != uint64(len(ids))+1 {
-		t.Errorf("queueing wrote %d records, want %d", r, len(ids)+1)
+	if r := queued.Records - before.Records; r != 1 {
+		t.Errorf("queueing wrote %d records, want 1", r)
 	}
 	var tk store.Ticket
 	for i, id := range ids {
@@ -126,11 +128,12 @@ func TestFanOutStoresOneBody(t *testing.T) {
 	}
 	wait(t, st, tk)
 	sent := st.Stats()
-	if b := sent.Bytes - queued.Bytes; b > uint64(len(ids))*64 {
+	if b := sent.Bytes - queued.Bytes; b > uint64(len(ids))*8 {
 		t.Errorf("moving to in flight wrote %d bytes: the message again?", b)
 	}
-	if r := sent.Records - queued.Records; r != uint64(len(ids)) {
-		t.Errorf("moving to in flight wrote %d records, want %d", r, len(ids))
+	// One log record per commit that held some of the changes.
+	if r, c := sent.Records-queued.Records, sent.Commits-queued.Commits; r != c || countKeys(t, st, kindLog) != int(c) {
+		t.Errorf("moving to in flight in %d commits wrote %d records, %d logs", c, r, countKeys(t, st, kindLog))
 	}
 	st.Close()
 
@@ -166,8 +169,8 @@ func TestFanOutStoresOneBody(t *testing.T) {
 		tk = st.DeleteOutbound(id, 1)
 	}
 	wait(t, st, tk)
-	if n := countKeys(t, st, kindBody); n != 0 {
-		t.Fatalf("%d bodies left after the last acknowledgement", n)
+	if n, logs := countKeys(t, st, kindBody), countKeys(t, st, kindLog); n != 0 || logs != 0 {
+		t.Fatalf("%d bodies, %d logs left after the last acknowledgement", n, logs)
 	}
 }
 
@@ -488,12 +491,14 @@ func TestBodiesConcurrent(t *testing.T) {
 	}
 }
 
-// pendingKinds returns the writes in the pending batch, as "SET m" (the
+// pendingKinds returns the writes in the pending batch, with what it
+// holds back for its end (as the committer takes it), as "SET m" (the
 // operation and the record kind) in order.
 func pendingKinds(t *testing.T, st *Store) []string {
 	t.Helper()
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	st.seal(writer{&st.committer})
 	var out []string
 	r := st.pending.Reader()
 	for {
@@ -509,9 +514,10 @@ func pendingKinds(t *testing.T, st *Store) []string {
 }
 
 // TestBodyCommitsWithReference: a body is written in the same commit as
-// its first references, and deleted in the same commit as its last:
-// however a crash falls between group commits, no stored record refers
-// to a missing body.
+// its first references (its members), a change to a member in the same
+// commit as the change (its log), and the body is deleted with its log in
+// the same commit as its last reference: however a crash falls between
+// group commits, no stored member or record refers to a missing body.
 func TestBodyCommitsWithReference(t *testing.T) {
 	st := open(t, t.TempDir(), nil)
 	defer st.Close()
@@ -524,14 +530,19 @@ func TestBodyCommitsWithReference(t *testing.T) {
 		{func() store.Ticket {
 			st.PutOutbound(ids[0], store.Outbound{Seq: 1, QoS: 1, Message: m})
 			return st.PutOutbound(ids[1], store.Outbound{Seq: 1, QoS: 1, Message: m})
-		}, []string{"SET m", "SET o", "SET o"}},
+		}, []string{"SET m"}},
 		{func() store.Ticket { return st.PutOutbound(ids[2], store.Outbound{Seq: 1, QoS: 1, Message: m}) }, []string{"SET o"}},
-		{func() store.Ticket { return st.DeleteOutbound(ids[0], 1) }, []string{"DEL o"}},
-		{func() store.Ticket { return st.DeleteOutbound(ids[1], 1) }, []string{"DEL o"}},
+		{func() store.Ticket {
+			return st.PutOutbound(ids[0], store.Outbound{Seq: 1, PacketID: 7, State: store.Sent, QoS: 1, Message: m})
+		}, []string{"SET x"}},
+		{func() store.Ticket {
+			st.DeleteOutbound(ids[0], 1)
+			return st.DeleteOutbound(ids[1], 1)
+		}, []string{"SET x"}},
 		{func() store.Ticket { return st.DeleteSession(ids[2]) },
-			[]string{"DEL s", "RANGEDEL u", "RANGEDEL o", "RANGEDEL q", "DEL m"}},
+			[]string{"DEL s", "RANGEDEL u", "RANGEDEL o", "RANGEDEL q", "DEL m", "RANGEDEL x"}},
 		// Held back, then written inline as the batch is taken.
-		{func() store.Ticket { return st.PutOutbound(ids[0], store.Outbound{Seq: 2, QoS: 1, Message: m}) }, nil},
+		{func() store.Ticket { return st.PutOutbound(ids[0], store.Outbound{Seq: 2, QoS: 1, Message: m}) }, []string{"SET o"}},
 	}
 	for i, s := range steps {
 		// Holding hold keeps the committer from taking the pending batch.

@@ -223,3 +223,181 @@ func decodeMessageRecord(v []byte) (*store.Message, error) {
 
 // appendEmpty is the value of a record whose key says everything.
 func appendEmpty(dst []byte) []byte { return seal(begin(dst), len(dst)) }
+
+// Members. A message the broker queues for several sessions in one
+// commit is one body record listing them (bodies.go): after the message,
+// a count and one entry per member, each a head byte and what it says.
+// The head byte packs the outbound fields that most copies leave at
+// their defaults; the value headGone (state 3, which no outbound has)
+// marks an entry that is no member (a slot kept so that the others keep
+// their index) or, in a member log, a member deleted.
+const (
+	headQoS        = 0x03
+	headRetain     = 0x04
+	headStateShift = 3
+	headState      = 0x03 << headStateShift
+	headPacketID   = 0x20 // a packet id follows
+	headSubIDs     = 0x40 // subscription ids follow
+	headShared     = 0x80 // a shared group and filter follow
+	headGone       = headState
+)
+
+// headable reports whether o's fields fit a head byte.
+func headable(o *store.Outbound) bool { return o.QoS <= 2 && o.State <= 2 }
+
+// appendHead encodes o's fields but its seq and message; headable(o).
+func appendHead(dst []byte, o *store.Outbound) []byte {
+	h := o.QoS | o.State<<headStateShift
+	if o.Retain {
+		h |= headRetain
+	}
+	if o.PacketID != 0 {
+		h |= headPacketID
+	}
+	if len(o.SubIDs) > 0 {
+		h |= headSubIDs
+	}
+	if o.SharedGroup != "" || o.SharedFilter != "" {
+		h |= headShared
+	}
+	dst = append(dst, h)
+	if o.PacketID != 0 {
+		dst = appendUvarint(dst, uint64(o.PacketID))
+	}
+	if len(o.SubIDs) > 0 {
+		dst = appendUvarint(dst, uint64(len(o.SubIDs)))
+		for _, id := range o.SubIDs {
+			dst = appendUvarint(dst, uint64(id))
+		}
+	}
+	if h&headShared != 0 {
+		dst = appendString(appendString(dst, o.SharedGroup), o.SharedFilter)
+	}
+	return dst
+}
+
+// decodeHead reads what appendHead wrote after the head byte h into o.
+func decodeHead(d *decoder, h byte, o *store.Outbound) {
+	o.QoS, o.Retain, o.State = h&headQoS, h&headRetain != 0, (h&headState)>>headStateShift
+	o.PacketID, o.SubIDs, o.SharedGroup, o.SharedFilter = 0, nil, "", ""
+	if h&headQoS == 3 {
+		d.Err = errCorrupt
+	}
+	if h&headPacketID != 0 {
+		if o.PacketID = uint16(d.Uvarint()); o.PacketID == 0 {
+			d.Err = errCorrupt
+		}
+	}
+	if h&headSubIDs != 0 {
+		n := d.Uvarint()
+		if n == 0 || n > uint64(len(d.B)) {
+			d.Err = errCorrupt
+		}
+		for i := uint64(0); i < n && d.Err == nil; i++ {
+			o.SubIDs = append(o.SubIDs, uint32(d.Uvarint()))
+		}
+	}
+	if h&headShared != 0 {
+		o.SharedGroup, o.SharedFilter = d.String(), d.String()
+		if o.SharedGroup == "" && o.SharedFilter == "" {
+			d.Err = errCorrupt
+		}
+	}
+}
+
+// memberEncoder appends member entries; each client id is written as
+// the length of the prefix it shares with the previous member's and the
+// rest, as the broker's client ids often differ only at the end.
+type memberEncoder struct{ prev string }
+
+func (e *memberEncoder) gone(dst []byte) []byte { return append(dst, headGone) }
+
+// member appends a member: head (appendHead) of record (client, seq).
+func (e *memberEncoder) member(dst, head []byte, client string, seq uint64) []byte {
+	dst = append(dst, head...)
+	n := 0
+	for n < len(client) && n < len(e.prev) && client[n] == e.prev[n] {
+		n++
+	}
+	dst = appendUvarint(dst, uint64(n))
+	dst = appendString(dst, client[n:])
+	e.prev = client
+	return appendUvarint(dst, seq)
+}
+
+// memberDecoder reads member entries; client is valid until the next.
+type memberDecoder struct {
+	d      *decoder
+	client []byte
+}
+
+// next reads one entry into o (all but its message) and returns whether
+// it is a member.
+func (md *memberDecoder) next(o *store.Outbound) bool {
+	d := md.d
+	h := d.Byte()
+	if d.Err != nil || h&headState == headGone {
+		return false
+	}
+	decodeHead(d, h, o)
+	n := d.Uvarint()
+	rest := d.Uvarint()
+	if d.Err != nil || n > uint64(len(md.client)) || rest > uint64(len(d.B)) || n+rest == 0 {
+		d.Err = errCorrupt
+		return false
+	}
+	md.client = append(md.client[:n], d.B[:rest]...)
+	d.B = d.B[rest:]
+	o.Seq = d.Uvarint()
+	return d.Err == nil
+}
+
+// appendBodyRecord encodes a message and the entries enc wrote for its
+// members (n of them).
+func appendBodyRecord(dst []byte, m *store.Message, n int, entries []byte) []byte {
+	start := len(dst)
+	dst = appendMessage(begin(dst), m)
+	if n > 0 {
+		dst = append(appendUvarint(dst, uint64(n)), entries...)
+	}
+	return seal(dst, start)
+}
+
+// decodeBodyRecord decodes a body: its message and the undecoded member
+// entries (count n), none in a body written before members existed.
+func decodeBodyRecord(v []byte) (m *store.Message, n uint64, entries []byte, err error) {
+	d, err := unseal(v)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	m = d.Message()
+	if d.Err == nil && len(d.B) > 0 {
+		if n = d.Uvarint(); n == 0 || n > uint64(len(d.B)) {
+			d.Err = errCorrupt
+		}
+		entries, d.B = d.B, nil
+	}
+	return m, n, entries, d.Done()
+}
+
+// A member log record holds changes to a body's members, in order: each
+// the member's index and a head (headGone: deleted).
+func appendLogSet(dst []byte, idx int, o *store.Outbound) []byte {
+	return appendHead(appendUvarint(dst, uint64(idx)), o)
+}
+
+func appendLogDelete(dst []byte, idx int) []byte {
+	return append(appendUvarint(dst, uint64(idx)), headGone)
+}
+
+// logEntry reads one entry of a member log: the member's index and,
+// unless deleted, its new head into o.
+func logEntry(d *decoder, o *store.Outbound) (idx uint64, deleted bool) {
+	idx = d.Uvarint()
+	h := d.Byte()
+	if h&headState == headGone {
+		return idx, true
+	}
+	decodeHead(d, h, o)
+	return idx, false
+}

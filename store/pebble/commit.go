@@ -32,6 +32,7 @@ type committer struct {
 	mu      sync.Mutex // guards the fields below
 	pending *pebble.Batch
 	next    store.Ticket // ticket of pending
+	tally   tally        // what pending holds
 	closing bool
 
 	kick    chan struct{}
@@ -43,7 +44,7 @@ type committer struct {
 	err       error
 
 	commits, syncs atomic.Uint64
-	// records and bytes submitted: sets, deletes and range deletes, and
+	// records and bytes committed: sets, deletes and range deletes, and
 	// their keys and values (Stats).
 	records, bytes atomic.Uint64
 	onCommit       func(time.Duration, int) // Options.OnCommit
@@ -130,9 +131,13 @@ func (w writer) deleteRange(start, end []byte) {
 }
 
 func (w writer) count(n int) {
-	w.c.records.Add(1)
-	w.c.bytes.Add(uint64(n))
+	w.c.tally.records++
+	w.c.tally.bytes += uint64(n)
 }
+
+// tally counts the records of a batch and the bytes of their keys and
+// values.
+type tally struct{ records, bytes uint64 }
 
 // flush commits what is pending and waits for it.
 func (c *committer) flush() error {
@@ -176,14 +181,15 @@ func (c *committer) loop(batchSync bool, interval time.Duration) {
 		if c.seal != nil {
 			c.seal(writer{c})
 		}
-		b, t, last := c.pending, c.next, c.closing
+		b, t, n, last := c.pending, c.next, c.tally, c.closing
 		if !last {
 			c.pending = c.db.NewBatch()
 			c.next++
+			c.tally = tally{}
 		}
 		c.mu.Unlock()
 		c.hold.Unlock()
-		c.commit(b, t)
+		c.commit(b, t, n)
 		if last {
 			if batchSync {
 				c.syncWAL()
@@ -193,8 +199,8 @@ func (c *committer) loop(batchSync bool, interval time.Duration) {
 	}
 }
 
-// commit writes one group and wakes whoever waits for it.
-func (c *committer) commit(b *pebble.Batch, t store.Ticket) {
+// commit writes one group, n its tally, and wakes whoever waits for it.
+func (c *committer) commit(b *pebble.Batch, t store.Ticket, n tally) {
 	err := c.failed()
 	var took time.Duration
 	records := -1 // nothing written
@@ -205,6 +211,10 @@ func (c *committer) commit(b *pebble.Batch, t store.Ticket) {
 		c.commits.Add(1)
 		if c.write.Sync {
 			c.syncs.Add(1)
+		}
+		if err == nil {
+			c.records.Add(n.records)
+			c.bytes.Add(n.bytes)
 		}
 	}
 	b.Close()

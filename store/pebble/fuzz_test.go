@@ -19,6 +19,12 @@ func FuzzDecodeRecord(f *testing.F) {
 	f.Add(appendOutbound(nil, &store.Outbound{Seq: 8, PacketID: 3, State: store.Released, QoS: 2}, 0)[headerLen:])
 	f.Add(appendSubscription(nil, &store.Subscription{SubscriptionID: 3})[headerLen:])
 	f.Add(appendMessageRecord(nil, m)[headerLen:])
+	var enc memberEncoder
+	ents := enc.member(nil, appendHead(nil, &store.Outbound{QoS: 1}), "client-1", 7)
+	ents = enc.gone(ents)
+	ents = enc.member(ents, appendHead(nil, &store.Outbound{QoS: 2, PacketID: 3, State: store.Sent, SubIDs: []uint32{1}, SharedGroup: "g"}), "client-12", 9)
+	f.Add(appendBodyRecord(nil, m, 3, ents)[headerLen:])
+	f.Add(appendLogSet(appendLogDelete(nil, 1), 2, &store.Outbound{QoS: 1, PacketID: 4, State: store.Sent}))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		v := seal(append(begin(nil), body...), 0)
 		if s, err := decodeSession(v); err == nil {
@@ -42,6 +48,50 @@ func FuzzDecodeRecord(f *testing.F) {
 				t.Fatalf("message round trip: %+v -> %+v, %v", m, again, err)
 			}
 		}
+		if m, n, ents, err := decodeBodyRecord(v); err == nil && validMembers(n, ents) {
+			members := decodeMembers(t, n, ents)
+			var enc memberEncoder
+			var again []byte
+			for _, mb := range members {
+				if mb.client == "" {
+					again = enc.gone(again)
+				} else {
+					again = enc.member(again, appendHead(nil, &mb.o), mb.client, mb.o.Seq)
+				}
+			}
+			m2, n2, ents2, err := decodeBodyRecord(appendBodyRecord(nil, m, int(n), again))
+			if err != nil || n2 != n || !reflect.DeepEqual(m2, m) || !reflect.DeepEqual(decodeMembers(t, n2, ents2), members) {
+				t.Fatalf("body round trip: %d members %+v -> %d, %v", n, members, n2, err)
+			}
+		}
+		if d, err := unseal(v); err == nil {
+			for len(d.B) > 0 && d.Err == nil {
+				var o store.Outbound
+				logEntry(&d, &o)
+			}
+		}
 		decodeSubscription(v)
 	})
+}
+
+type fuzzMember struct {
+	client string // "" for a slot that is no member
+	o      store.Outbound
+}
+
+func decodeMembers(t *testing.T, n uint64, ents []byte) []fuzzMember {
+	d := decoder{B: ents}
+	md := memberDecoder{d: &d}
+	var out []fuzzMember
+	for range n {
+		var mb fuzzMember
+		if md.next(&mb.o) {
+			mb.client = string(md.client)
+		}
+		out = append(out, mb)
+	}
+	if err := d.Done(); err != nil {
+		t.Fatalf("valid members do not decode: %v", err)
+	}
+	return out
 }

@@ -6,15 +6,17 @@ import "encoding/binary"
 // which no client id contains (MQTT strings exclude U+0000
 // [MQTT-1.5.4-2]), so one range delete removes them all, and outbound
 // records sort by sequence number. A message queued for several sessions
-// is stored once, as a body their outbound records refer to by its id
-// (bodies.go).
+// is stored once, as a body that lists the sessions it was queued for in
+// one commit (its members) or that their outbound records refer to by its
+// id; changes to its members go to its log (bodies.go).
 //
 //	s<client>                 session
 //	u<client>\x00<filter>     subscription
 //	o<client>\x00<seq:8>      outbound message
 //	q<client>\x00<id:2>       inbound QoS 2 packet id
 //	r<topic>                  retained message
-//	m<id:8>                   message body
+//	m<id:8>                   message body, with its members
+//	x<id:8><n:4>              member log of body id, record n
 const (
 	kindSession      = 's'
 	kindSubscription = 'u'
@@ -22,6 +24,7 @@ const (
 	kindInbound      = 'q'
 	kindRetained     = 'r'
 	kindBody         = 'm'
+	kindLog          = 'x'
 )
 
 // sessionKinds are the record kinds stored under a client id prefix.
@@ -56,4 +59,16 @@ func splitKey(k []byte) (clientID string, suffix []byte, ok bool) {
 		}
 	}
 	return "", nil, false
+}
+
+// appendLogKey names record n of body id's member log: x<id:8><n:4>.
+func appendLogKey(dst []byte, id uint64, n uint32) []byte {
+	return binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint64(append(dst, kindLog), id), n)
+}
+
+// appendLogRange is the start of body id's member log, and the start of
+// the next body's: the range that deletes it.
+func appendLogRange(dst []byte, id uint64) []byte {
+	dst = binary.BigEndian.AppendUint64(append(dst, kindLog), id)
+	return binary.BigEndian.AppendUint64(append(dst, kindLog), id+1)
 }

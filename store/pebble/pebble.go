@@ -2,13 +2,13 @@ package pebble
 
 import (
 	"bytes"
-	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -92,12 +92,16 @@ func Open(dir string, o Options) (*Store, error) {
 		return nil, fmt.Errorf("store: open %s: %w", dir, err)
 	}
 	last, err := lastBodyID(db)
+	var stored bool
+	if err == nil {
+		stored, err = hasOutbound(db)
+	}
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: open %s: %w", dir, err)
 	}
 	s := &Store{db: db, dir: dir, log: o.Logger}
-	s.bodies.init(last + 1)
+	s.bodies.init(last+1, !stored)
 	s.onCommit = o.OnCommit
 	s.seal = func(w writer) {
 		bp := bufPool.Get().(*[]byte)
@@ -115,7 +119,7 @@ func (s *Store) Close() error {
 }
 
 // Stats counts since Open: commits (groups written), fsyncs, and the
-// records submitted (sets, deletes and range deletes) with the bytes of
+// records committed (sets, deletes and range deletes) with the bytes of
 // their keys and values.
 type Stats struct {
 	Commits, Syncs uint64
@@ -227,13 +231,15 @@ func (s *Store) DeleteRetained(topic string) store.Ticket {
 // Load reads everything back. A record that fails its checksum or does
 // not parse is reported, deleted and skipped, and so is a record whose
 // session is gone or whose message body is missing, and a body no record
-// refers to: the broker starts with what is valid, never with a guess. An
-// error from the database itself fails the load.
+// refers to; a member whose session is gone is deleted in its body's log:
+// the broker starts with what is valid, never with a guess. An error from
+// the database itself fails the load.
 //
-// Each message body is decoded once: the outbound records that refer to
-// it share one *store.Message, which PutOutbound then recognizes. Load
-// rebuilds the index of bodies from what it reads, so it must not run
-// while other writes are submitted (the broker loads before it starts).
+// Each message body is decoded once: the outbound messages of its members
+// and of the records that refer to it share one *store.Message, which
+// PutOutbound then recognizes. Load rebuilds the index of bodies from
+// what it reads, so it must not run while other writes are submitted (the
+// broker loads before it starts).
 func (s *Store) Load() ([]store.SessionState, []*store.Message, error) {
 	if err := s.flush(); err != nil {
 		return nil, nil, err
@@ -242,8 +248,11 @@ func (s *Store) Load() ([]store.SessionState, []*store.Message, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("store: %w", err)
 	}
-	l := loader{sessions: make(map[string]*store.SessionState), bodies: make(map[uint64]*body)}
-	l.index.init(0)
+	s.mu.Lock()
+	early := s.bodies.early
+	s.mu.Unlock()
+	l := loader{sessions: make(map[string]*loadSession), bodies: make(map[uint64]*loadBody), early: early}
+	l.index.init(0, true)
 	for it.First(); it.Valid(); it.Next() {
 		l.record(it.Key(), it.Value())
 	}
@@ -251,40 +260,93 @@ func (s *Store) Load() ([]store.SessionState, []*store.Message, error) {
 		return nil, nil, fmt.Errorf("store: reading %s: %w", s.dir, err)
 	}
 	states := l.states()
-	for id, bd := range l.bodies {
+	repairs := 0
+	for _, lb := range l.order {
+		bd := lb.bd
 		if bd.refs == 0 {
-			l.drop(appendBodyKey(nil, id))
+			l.dropBody(bd)
 			continue
 		}
 		l.index.byMsg[bd.msg] = bd
+		repairs += len(lb.gone)
 	}
 	s.mu.Lock()
 	l.index.next = s.bodies.next
 	s.bodies = l.index
 	s.mu.Unlock()
-	if len(l.bad) > 0 {
-		var t store.Ticket
-		for _, k := range l.bad {
-			t = s.put(opDelete, func(b []byte) []byte { return append(b, k...) }, nil)
-		}
+	if len(l.bad) > 0 || len(l.badLogs) > 0 || repairs > 0 {
+		t := s.submit(func(w writer) {
+			for _, k := range l.bad {
+				w.delete(k)
+			}
+			for _, r := range l.badLogs {
+				w.deleteRange(r[:9], r[9:])
+			}
+			for _, lb := range l.order {
+				if lb.bd.refs > 0 && len(lb.gone) > 0 {
+					for _, idx := range lb.gone {
+						lb.bd.log = appendLogDelete(lb.bd.log, idx)
+					}
+					s.bodies.touch(lb.bd)
+				}
+			}
+		})
 		if err := s.Wait(t); err != nil {
 			return nil, nil, err
 		}
 		slices.SortFunc(l.bad, bytes.Compare)
+		first := ""
+		if len(l.bad) > 0 {
+			first = fmt.Sprintf("%q", l.bad[0])
+		}
 		s.log.Error("store: skipped and deleted damaged or orphaned records",
-			"dir", s.dir, "count", len(l.bad), "first", fmt.Sprintf("%q", l.bad[0]))
+			"dir", s.dir, "count", len(l.bad), "members", repairs, "first", first)
 	}
 	return states, l.retained, nil
 }
 
 // loader gathers records in key order.
 type loader struct {
-	sessions map[string]*store.SessionState
+	sessions map[string]*loadSession
 	retained []*store.Message
-	bodies   map[uint64]*body
-	index    bodyIndex   // the bodies the loaded records refer to
-	later    [][2][]byte // per-session records, key and value
-	bad      [][]byte    // keys of records to drop
+	bodies   map[uint64]*loadBody
+	order    []*loadBody     // by id
+	early    map[string]bool // sessions deleted before Load
+	index    bodyIndex       // the bodies the loaded records refer to
+	later    [][2][]byte     // per-session records, key and value
+	bad      [][]byte        // keys of records to drop
+	badLogs  [][]byte        // member logs to drop (appendLogRange)
+}
+
+// loadSession is a session as loaded, with where each of its outbound
+// messages comes from.
+type loadSession struct {
+	st      store.SessionState
+	origins []origin // one per st.Outbound
+}
+
+// origin is a loaded outbound message's record: inline (bd nil), a
+// record that refers to bd, or member idx of bd.
+type origin struct {
+	bd     *body
+	idx    int32
+	member bool
+}
+
+// loadBody is a body as read: its members not yet decoded, the changes
+// its log makes to them, and the members to delete in its log.
+type loadBody struct {
+	bd      *body
+	n       uint64 // entries
+	entries []byte
+	changes map[uint64]change
+	gone    []int
+}
+
+// change is what a body's log says of a member in the end.
+type change struct {
+	deleted bool
+	head    store.Outbound
 }
 
 func (l *loader) record(k, v []byte) {
@@ -292,25 +354,40 @@ func (l *loader) record(k, v []byte) {
 		l.drop(k)
 		return
 	}
-	var err error
 	switch k[0] {
 	case kindSession:
-		var sess store.Session
-		if sess, err = decodeSession(v); err == nil && sess.ClientID == string(k[1:]) {
-			l.sessions[sess.ClientID] = &store.SessionState{Session: sess}
+		if sess, err := decodeSession(v); err == nil && sess.ClientID == string(k[1:]) {
+			l.sessions[sess.ClientID] = &loadSession{st: store.SessionState{Session: sess}}
 			return
 		}
 	case kindRetained:
-		var m *store.Message
-		if m, err = decodeMessageRecord(v); err == nil && m.Topic == string(k[1:]) {
+		if m, err := decodeMessageRecord(v); err == nil && m.Topic == string(k[1:]) {
 			l.retained = append(l.retained, m)
 			return
 		}
 	case kindBody:
-		var m *store.Message
-		if m, err = decodeMessageRecord(v); err == nil && len(k) == 9 {
-			id := binary.BigEndian.Uint64(k[1:])
-			l.bodies[id] = &body{id: id, msg: m}
+		if len(k) != 9 {
+			break
+		}
+		id := binary.BigEndian.Uint64(k[1:])
+		if m, n, entries, err := decodeBodyRecord(v); err == nil && validMembers(n, entries) {
+			lb := &loadBody{bd: &body{id: id, msg: m}, n: n, entries: bytes.Clone(entries)}
+			l.bodies[id] = lb
+			l.order = append(l.order, lb)
+			return
+		}
+		l.badLogs = append(l.badLogs, appendLogRange(nil, id))
+	case kindLog:
+		// After every body in key order.
+		if len(k) != 13 {
+			break
+		}
+		lb := l.bodies[binary.BigEndian.Uint64(k[1:])]
+		if lb == nil {
+			break
+		}
+		lb.bd.logN = max(lb.bd.logN, binary.BigEndian.Uint32(k[9:])+1)
+		if l.applyLog(lb, v) {
 			return
 		}
 	default:
@@ -322,11 +399,59 @@ func (l *loader) record(k, v []byte) {
 	l.drop(k)
 }
 
+// validMembers reports whether n member entries decode.
+func validMembers(n uint64, entries []byte) bool {
+	d := decoder{B: entries}
+	md := memberDecoder{d: &d}
+	var o store.Outbound
+	for i := uint64(0); i < n && d.Err == nil; i++ {
+		md.next(&o)
+	}
+	return d.Done() == nil
+}
+
+// applyLog applies one record of lb's member log, if it decodes whole.
+func (l *loader) applyLog(lb *loadBody, v []byte) bool {
+	d, err := unseal(v)
+	if err != nil {
+		return false
+	}
+	type entry struct {
+		idx uint64
+		c   change
+	}
+	var entries []entry
+	for len(d.B) > 0 && d.Err == nil {
+		var e entry
+		e.idx, e.c.deleted = logEntry(&d, &e.c.head)
+		entries = append(entries, e)
+	}
+	if d.Done() != nil {
+		return false
+	}
+	if lb.changes == nil {
+		lb.changes = make(map[uint64]change, len(entries))
+	}
+	for _, e := range entries {
+		lb.changes[e.idx] = e.c
+	}
+	return true
+}
+
 func (l *loader) drop(k []byte) { l.bad = append(l.bad, bytes.Clone(k)) }
 
-// attach adds one per-session record to st and reports whether it was
+// dropBody deletes a body and its log.
+func (l *loader) dropBody(bd *body) {
+	l.drop(appendBodyKey(nil, bd.id))
+	if bd.logN > 0 {
+		l.badLogs = append(l.badLogs, appendLogRange(nil, bd.id))
+	}
+}
+
+// attach adds one per-session record to ls and reports whether it was
 // valid.
-func (l *loader) attach(st *store.SessionState, kind byte, suffix, v []byte) bool {
+func (l *loader) attach(ls *loadSession, kind byte, suffix, v []byte) bool {
+	st := &ls.st
 	switch kind {
 	case kindSubscription:
 		sub, err := decodeSubscription(v)
@@ -339,22 +464,17 @@ func (l *loader) attach(st *store.SessionState, kind byte, suffix, v []byte) boo
 		if err != nil || len(suffix) != 8 || o.Seq != binary.BigEndian.Uint64(suffix) {
 			return false
 		}
+		var from origin
 		if ref != 0 {
-			bd := l.bodies[ref]
-			if bd == nil {
+			lb := l.bodies[ref]
+			if lb == nil {
 				return false
 			}
-			o.Message = bd.msg
-			bd.refs++
-			id := st.Session.ClientID
-			refs := l.index.bySession[id]
-			if refs == nil {
-				refs = make(map[uint64]*body)
-				l.index.bySession[id] = refs
-			}
-			refs[o.Seq] = bd
+			o.Message = lb.bd.msg
+			from = origin{bd: lb.bd, idx: -1}
 		}
 		st.Outbound = append(st.Outbound, o)
+		ls.origins = append(ls.origins, from)
 	case kindInbound:
 		if _, err := unseal(v); err != nil || len(suffix) != 2 {
 			return false
@@ -366,21 +486,112 @@ func (l *loader) attach(st *store.SessionState, kind byte, suffix, v []byte) boo
 	return true
 }
 
+// members adds the members of every body, as their logs leave them, to
+// their sessions; a member whose session is gone (or was deleted before
+// Load) is to be deleted.
+func (l *loader) members() {
+	for _, lb := range l.order {
+		d := decoder{B: lb.entries}
+		md := memberDecoder{d: &d}
+		for i := uint64(0); i < lb.n; i++ {
+			var o store.Outbound
+			if !md.next(&o) {
+				continue
+			}
+			if c, ok := lb.changes[i]; ok {
+				if c.deleted {
+					continue
+				}
+				seq := o.Seq
+				o = c.head
+				o.Seq = seq
+			}
+			ls := l.sessions[string(md.client)]
+			if ls == nil || l.early[string(md.client)] {
+				lb.gone = append(lb.gone, int(i))
+				continue
+			}
+			o.Message = lb.bd.msg
+			ls.st.Outbound = append(ls.st.Outbound, o)
+			ls.origins = append(ls.origins, origin{bd: lb.bd, idx: int32(i), member: true})
+		}
+		lb.entries, lb.changes = nil, nil
+	}
+}
+
 func (l *loader) states() []store.SessionState {
 	for _, kv := range l.later {
 		id, suffix, ok := splitKey(kv[0])
-		st := l.sessions[id]
-		if !ok || st == nil || !l.attach(st, kv[0][0], suffix, kv[1]) {
+		ls := l.sessions[id]
+		if !ok || ls == nil || !l.attach(ls, kv[0][0], suffix, kv[1]) {
 			l.drop(kv[0])
 		}
 	}
+	l.later = nil
+	l.members()
 	out := make([]store.SessionState, 0, len(l.sessions))
-	for _, st := range l.sessions {
-		slices.SortFunc(st.Outbound, func(a, b store.Outbound) int { return cmp.Compare(a.Seq, b.Seq) })
-		out = append(out, *st)
+	for id, ls := range l.sessions {
+		l.resolve(id, ls)
+		out = append(out, ls.st)
 	}
 	slices.SortFunc(out, func(a, b store.SessionState) int { return strings.Compare(a.Session.ClientID, b.Session.ClientID) })
 	return out
+}
+
+// resolve puts a session's outbound messages in seq order, keeps one per
+// seq (a record before a member, a newer body's member before an older
+// one's: two only come from damage) and indexes the ones that refer to a
+// body.
+func (l *loader) resolve(id string, ls *loadSession) {
+	o := ls.st.Outbound
+	if len(o) == 0 {
+		return
+	}
+	byseq := outboundBySeq{ls}
+	if !sort.IsSorted(byseq) {
+		sort.Sort(byseq)
+	}
+	sr := &sessionRefs{}
+	n := 0
+	for i := 0; i < len(o); {
+		j, win := i+1, i
+		for ; j < len(o) && o[j].Seq == o[i].Seq; j++ {
+			if a, b := ls.origins[win], ls.origins[j]; a.member && (!b.member || b.bd.id > a.bd.id) {
+				win = j
+			}
+		}
+		for k := i; k < j; k++ {
+			if from := ls.origins[k]; k != win && from.member { // (a record never loses)
+				lb := l.bodies[from.bd.id]
+				lb.gone = append(lb.gone, int(from.idx))
+			}
+		}
+		from := ls.origins[win]
+		o[n], ls.origins[n] = o[win], from
+		n++
+		if from.bd != nil {
+			from.bd.refs++
+			sr.refs = append(sr.refs, ref{seq: o[win].Seq, bd: from.bd, idx: from.idx, member: from.member})
+		}
+		sr.hwm = o[win].Seq
+		i = j
+	}
+	clear(o[n:])
+	ls.st.Outbound, ls.origins = o[:n], nil
+	l.index.sessions[id] = sr
+}
+
+// outboundBySeq sorts a session's outbound messages and their origins.
+type outboundBySeq struct{ ls *loadSession }
+
+func (s outboundBySeq) Len() int { return len(s.ls.st.Outbound) }
+func (s outboundBySeq) Less(i, j int) bool {
+	return s.ls.st.Outbound[i].Seq < s.ls.st.Outbound[j].Seq
+}
+func (s outboundBySeq) Swap(i, j int) {
+	o, r := s.ls.st.Outbound, s.ls.origins
+	o[i], o[j] = o[j], o[i]
+	r[i], r[j] = r[j], r[i]
 }
 
 // pebbleLogger sends Pebble's errors to the broker's log and drops its
