@@ -257,7 +257,9 @@ func (n *Node) writeCursor(ctx context.Context) {
 		}
 		f.mu.Lock()
 		if p > f.cursor { // else a message routed meanwhile wrote a later one
-			n.st.PutCursor(n.cfg.Node, p)
+			// A batch, as every cursor write: batches stay in order
+			// when resent, so a cursor never goes back.
+			n.st.Atomic(func() { n.st.PutCursor(n.cfg.Node, p) })
 			f.cursor = p
 		}
 		f.mu.Unlock()

@@ -257,8 +257,9 @@ func (s *Store) units(ops []op, groups [][2]int) []*unit {
 			b = in
 		}
 		for len(b) > 0 {
+			// A batch even of one write: batches go one at a time.
 			n := min(len(b), s.opts.MaxBatch)
-			units = append(units, &unit{ops: b[:n], batch: n > 1})
+			units = append(units, &unit{ops: b[:n], batch: true})
 			b = b[n:]
 		}
 		plain(outside)

@@ -195,8 +195,8 @@ func TestAtomicLargerThanBatch(t *testing.T) {
 		}
 	})
 	mustWait(t, st, tk)
-	if n := st.Stats().Batches; n != 5 { // 51 writes: five batches of 10, and one alone
-		t.Errorf("batches: %d, want 5", n)
+	if n := st.Stats().Batches; n != 6 { // 51 writes: five batches of 10, and one of 1
+		t.Errorf("batches: %d, want 6", n)
 	}
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
