@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math"
 	"strconv"
 	"sync"
@@ -108,14 +107,14 @@ func (n *Node) OpenStore(ctx context.Context) (*jsstore.Store, error) {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("cluster: replicated store: %w", err)
 		}
-		// Routine while the nodes start together; worth a warning when
-		// it lasts (the other nodes are down).
-		level := slog.LevelDebug
+		// Routine while the nodes start together; worth a warning (once
+		// a minute) when it lasts: the other nodes are down.
+		args := []any{"replicas", n.cfg.replicas(), "waited", time.Since(since).Round(time.Second), "err", err}
 		if time.Since(since) > 10*time.Second {
-			level = slog.LevelWarn
+			n.logOnce("quorum", "cluster: waiting for a JetStream quorum to open the replicated store", args...)
+		} else {
+			n.log.Debug("cluster: waiting for a JetStream quorum to open the replicated store", args...)
 		}
-		n.log.Log(ctx, level, "cluster: waiting for a JetStream quorum to open the replicated store",
-			"replicas", n.cfg.replicas(), "waited", time.Since(since).Round(time.Second), "err", err)
 		select {
 		case <-time.After(250 * time.Millisecond):
 		case <-ctx.Done():
@@ -153,13 +152,17 @@ func (n *Node) follow(ctx context.Context) {
 	defer n.wg.Done()
 	f := &n.fwd
 	f.stored = n.putCursor
-	var cons jetstream.Consumer
+	var it jetstream.MessagesContext
 	for {
 		start, err := n.startSeq(ctx)
+		var cons jetstream.Consumer
 		if err == nil {
 			cons, err = n.js.OrderedConsumer(ctx, fwdStream, jetstream.OrderedConsumerConfig{
 				FilterSubjects: []string{fwdPrefix + ">"},
 				DeliverPolicy:  jetstream.DeliverByStartSequencePolicy, OptStartSeq: start})
+		}
+		if err == nil {
+			it, err = cons.Messages(jetstream.PullMaxMessages(1024))
 		}
 		if err == nil {
 			f.mu.Lock()
@@ -171,13 +174,12 @@ func (n *Node) follow(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		n.log.Warn("cluster: cannot read the message stream yet", "err", err)
-		time.Sleep(time.Second)
-	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(1024))
-	if err != nil {
-		n.log.Error("cluster: reading the message stream", "err", err)
-		return
+		n.logOnce("stream", "cluster: cannot read the message stream yet", "err", err)
+		select {
+		case <-time.After(time.Second):
+		case <-ctx.Done():
+			return
+		}
 	}
 	go func() {
 		<-ctx.Done()
@@ -191,6 +193,7 @@ func (n *Node) follow(ctx context.Context) {
 				return
 			}
 			n.logOnce("stream", "cluster: reading the message stream", "err", err)
+			time.Sleep(10 * time.Millisecond) // the ordered consumer starts again
 			continue
 		}
 		meta, err := msg.Metadata()
