@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/ternmq/tern/auth"
@@ -34,20 +33,20 @@ type conn struct {
 	// The reading side (poll.go): a buffer and routing scratch borrowed
 	// while input is being handled, and a byte read while waiting
 	// without them. rstate says whether a goroutine reads the connection
-	// or it is parked; rc is the socket the poller watches (nil: a
-	// goroutine waits for input), registered there since the first park
-	// as pollFD and pollGen; kaSlot and kaIndex place it in keepAlives
-	// (kaSlot 0: not there), under keepAlives.mu, and inWheel says it is
-	// there, for the reading side.
+	// or it is parked; pollable says the poller can watch its socket
+	// (control; false: a goroutine waits for input), registered there
+	// since the first park as pollFD and pollGen; kaSlot and kaIndex
+	// place it in keepAlives (kaSlot 0: not there), under keepAlives.mu,
+	// and inWheel says it is there, for the reading side.
 	br         *bufio.Reader
 	router     *router
-	rc         syscall.RawConn
 	rstate     atomic.Int32
 	pollFD     int32
 	pollGen    uint32
 	kaSlot     int32
 	kaIndex    int32
 	peek       [1]byte
+	pollable   bool
 	peeked     bool
 	registered bool
 	inWheel    bool
@@ -220,7 +219,7 @@ func (c *conn) setErrLocked(err error) {
 // the socket out of reach without waiting: a TLS connection handles only
 // what TLS has buffered.)
 func (c *conn) takeOver() {
-	if c.rc == nil {
+	if !c.pollable {
 		c.finishWith(errTakenOver, packet.SessionTakenOver, false)
 		return
 	}
@@ -255,13 +254,15 @@ func (c *conn) setVersion(v byte) {
 // serveConn serves nc. With wait it returns once the connection has
 // ended; without, once the connection is idle and parked (poll.go).
 func (b *Broker) serveConn(nc net.Conn, wait bool) {
+	pollable := false
+	if !wait {
+		nc, pollable = parkable(nc)
+	}
 	c := b.open(nc)
 	if c == nil {
 		return
 	}
-	if !wait {
-		c.rc = pollable(nc)
-	}
+	c.pollable = pollable
 	c.serve()
 }
 
@@ -347,7 +348,7 @@ func (c *conn) burst() (done bool, err error) {
 				return true, err
 			}
 		}
-		if c.rc == nil || !c.isTLS() {
+		if !c.pollable || !c.isTLS() {
 			break
 		}
 		if more, err := c.tlsPending(); err != nil {

@@ -109,7 +109,7 @@ func (c *conn) run() {
 // calls it, and once it returns true, the connection is no longer that
 // goroutine's.
 func (c *conn) park() bool {
-	if c.rc == nil {
+	if !c.pollable {
 		return false
 	}
 	if c.keepAlive > 0 && !c.inWheel {
@@ -119,6 +119,7 @@ func (c *conn) park() bool {
 		keepAlives.add(c)
 		c.inWheel = true
 	}
+	c.idle()
 	if !c.registered && c.register() != nil {
 		// The kernel refused (fs.epoll.max_user_watches, say): the
 		// connection keeps its goroutine, and tries again next time.
