@@ -119,8 +119,7 @@ func (b *Broker) restore() error {
 				}
 				continue
 			}
-			s.expiresAt = at
-			s.expiryTimer = time.AfterFunc(at.Sub(now), func() { b.expire(s) })
+			s.expireAt(at)
 		}
 		if st.Session.Will != nil {
 			wills = append(wills, st.Session)

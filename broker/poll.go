@@ -177,7 +177,7 @@ var keepAlives keepAliveWheel
 
 // keepAliveDue is when c's keep-alive deadline passes, in Unix ns.
 func (c *conn) keepAliveDue() int64 {
-	return c.deadlineAt.Load() + int64(c.keepAlive*3/2)
+	return c.deadlineAt.Load() + int64(c.keepAliveTime()*3/2)
 }
 
 // add puts c, which has a keep alive, in the wheel until remove.
@@ -199,7 +199,7 @@ func (w *keepAliveWheel) insert(c *conn, due int64) {
 	t := due/int64(wheelTick) + 1
 	t = min(max(t, w.next), w.next+wheelSlots-1)
 	i := t % wheelSlots
-	c.kaSlot, c.kaIndex = int32(i)+1, int32(len(w.slots[i]))
+	c.kaSlot, c.kaIndex = uint16(i)+1, int32(len(w.slots[i]))
 	w.slots[i] = append(w.slots[i], c)
 }
 
@@ -280,7 +280,7 @@ func (c *conn) tlsPending() (bool, error) {
 	if c.keepAlive == 0 {
 		c.setReadDeadline(time.Time{})
 	} else {
-		c.setReadDeadline(time.Unix(0, c.deadlineAt.Load()).Add(c.keepAlive * 3 / 2))
+		c.setReadDeadline(time.Unix(0, c.deadlineAt.Load()).Add(c.keepAliveTime() * 3 / 2))
 	}
 	var ne net.Error
 	switch {
