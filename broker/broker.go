@@ -79,8 +79,9 @@ func New(opts Options) (*Broker, error) {
 	if err := b.restore(); err != nil {
 		return nil, fmt.Errorf("broker: restore: %w", err)
 	}
-	b.sweeping.Add(1)
+	b.sweeping.Add(2)
 	go b.sweeper()
+	go b.trimmer()
 	return b, nil
 }
 

@@ -213,3 +213,22 @@ func TestIdleConnectionHeapBound(t *testing.T) {
 		t.Errorf("%.0f heap + stack bytes per idle connection, want at most 3500", perConn)
 	}
 }
+
+// TestTrimAfterBurst: once a burst of connections has ended, the broker
+// collects and returns the memory left free to the system (a forced
+// collection: debug.FreeOSMemory).
+func TestTrimAfterBurst(t *testing.T) {
+	br := mt.StartBroker(t, broker.Options{})
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	const n = 1000 // the smallest burst trimmed
+	for i := range n {
+		c := mt.Dial(t, br.Addr, packet.V311)
+		c.Connect(fmt.Sprint("burst-", i), true)
+	}
+	mt.Eventually(t, "a collection after the burst", func() bool {
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.NumForcedGC > before.NumForcedGC
+	})
+}

@@ -48,7 +48,8 @@
 // connection's socket (sockconn_linux.go): reads and writes that need not
 // wait are system calls of its own, and one that has to wait takes the
 // runtime's poller again until the connection has been quiet for a
-// while.
+// while. After a burst of connections the broker returns the memory the
+// burst left free (trim.go).
 //
 // # Ending a connection
 //
