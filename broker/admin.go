@@ -225,7 +225,7 @@ func (s *session) info() ClientInfo {
 		ClientID:        s.id,
 		ProtocolVersion: s.version,
 		Persistent:      s.persistent,
-		ExpiresAt:       s.expiresAt,
+		ExpiresAt:       s.expiresAt(),
 		Subscriptions:   s.subs.len(),
 		Queued:          len(s.queue),
 		Inflight:        len(s.inflight),
@@ -238,8 +238,8 @@ func (s *session) info() ClientInfo {
 		if a := c.nc.RemoteAddr(); a != nil {
 			ci.Address = a.String()
 		}
-		ci.ConnectedSince = c.connectedAt
-		ci.KeepAlive = int(c.keepAlive / time.Second)
+		ci.ConnectedSince = time.Unix(0, c.connectedAt)
+		ci.KeepAlive = int(c.keepAlive)
 		ci.BytesReceived, ci.BytesSent = c.bytesRead.Load(), c.bytesWritten.Load()
 	}
 	return ci

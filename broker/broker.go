@@ -79,8 +79,9 @@ func New(opts Options) (*Broker, error) {
 	if err := b.restore(); err != nil {
 		return nil, fmt.Errorf("broker: restore: %w", err)
 	}
-	b.sweeping.Add(1)
+	b.sweeping.Add(2)
 	go b.sweeper()
+	go b.trimmer()
 	return b, nil
 }
 
@@ -119,8 +120,7 @@ func (b *Broker) restore() error {
 				}
 				continue
 			}
-			s.expiresAt = at
-			s.expiryTimer = time.AfterFunc(at.Sub(now), func() { b.expire(s) })
+			s.expireAt(at)
 		}
 		if st.Session.Will != nil {
 			wills = append(wills, st.Session)

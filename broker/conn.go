@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/ternmq/tern/auth"
@@ -34,20 +33,22 @@ type conn struct {
 	// The reading side (poll.go): a buffer and routing scratch borrowed
 	// while input is being handled, and a byte read while waiting
 	// without them. rstate says whether a goroutine reads the connection
-	// or it is parked; rc is the socket the poller watches (nil: a
-	// goroutine waits for input), registered there since the first park
-	// as pollFD and pollGen; kaSlot and kaIndex place it in keepAlives
-	// (kaSlot 0: not there), under keepAlives.mu, and inWheel says it is
-	// there, for the reading side.
+	// or it is parked; pollable says the poller can watch its socket
+	// (control; false: a goroutine waits for input), registered there
+	// since the first park as pollFD and pollGen; kaSlot and kaIndex
+	// place it in keepAlives (kaSlot 0: not there), under keepAlives.mu,
+	// and inWheel says it is there, for the reading side. bytesIn is
+	// what was read for the packet in hand (throttle), the reading side's.
 	br         *bufio.Reader
 	router     *router
-	rc         syscall.RawConn
 	rstate     atomic.Int32
 	pollFD     int32
 	pollGen    uint32
-	kaSlot     int32
 	kaIndex    int32
+	bytesIn    int32
+	kaSlot     uint16
 	peek       [1]byte
+	pollable   bool
 	peeked     bool
 	registered bool
 	inWheel    bool
@@ -58,18 +59,15 @@ type conn struct {
 	// refusal is why CONNECT was not accepted, counted once reading
 	// CONNECT ends (readConnect); the reading side's.
 	refusal      refusal
-	disconnected bool // the client sent DISCONNECT; the reading side's
+	disconnected bool   // the client sent DISCONNECT; the reading side's
+	keepAlive    uint16 // seconds; keepAliveTime
 	clientID     string
 	// client is who the client is. It is shared with the session and read
 	// by other connections' routing, so it is never changed in place.
-	client    *auth.Client
-	keepAlive time.Duration
-	sess      *session
-	maxOut    int        // v5 client's Maximum Packet Size; 0: no limit
-	aliases   outAliases // v5 server-to-client topic aliases; under ob.mu
-	// authMethod is the v5 enhanced authentication method the connection
-	// was authenticated with.
-	authMethod string
+	client  *auth.Client
+	sess    *session
+	maxOut  int        // v5 client's Maximum Packet Size; 0: no limit
+	aliases outAliases // v5 server-to-client topic aliases; under ob.mu
 	// announced are the options in force at CONNECT: what the CONNACK
 	// announced from them (Maximum Packet Size, Receive Maximum, Topic
 	// Alias Maximum, the availability flags) holds for the connection
@@ -79,16 +77,15 @@ type conn struct {
 	// v5 Session Expiry Interval from CONNECT (nil: absent), which
 	// DISCONNECT may change but not from 0 [MQTT-3.14.2-2].
 	sessionExpiry *uint32
-	// connectedAt is when CONNECT was accepted: the reading side's until
-	// CONNACK, read-only afterwards.
-	connectedAt time.Time
+	// connectedAt is when CONNECT was accepted, in Unix ns: the reading
+	// side's until CONNACK, read-only afterwards.
+	connectedAt int64
 	// Bytes read from and written to nc, for ClientInfo.
 	bytesRead, bytesWritten atomic.Int64
 
 	// The reading side's alone (serve and its bursts, one at a time):
-	// bytes read since the last throttle, when the keep-alive deadline
-	// last moved (written by it alone), and what is rarely needed.
-	bytesIn    int          // read from nc since the last throttle
+	// when the keep-alive deadline last moved (written by it alone), and
+	// what is rarely needed.
 	deadlineAt atomic.Int64 // Unix ns; keepAlives reads it
 	x          *connRare
 
@@ -108,6 +105,9 @@ type connRare struct {
 	inAliases         map[uint16]string // v5 client-to-server topic aliases
 	reauth            auth.Exchange     // a v5 re-authentication in progress
 	drained           int               // bytes readNow read
+	// authMethod is the v5 enhanced authentication method the connection
+	// was authenticated with.
+	authMethod string
 }
 
 // rare returns the connection's rarely needed state. Only the reading side
@@ -125,6 +125,11 @@ func newConn(b *Broker, nc net.Conn) *conn {
 		announced: b.opts(), // until CONNECT
 	}
 	return c
+}
+
+// keepAliveTime is the connection's keep alive (0: none).
+func (c *conn) keepAliveTime() time.Duration {
+	return time.Duration(c.keepAlive) * time.Second
 }
 
 // countingReader is what the read buffer reads from: the byte waitInput
@@ -154,7 +159,7 @@ func (c *conn) read(p []byte) (n int, err error) {
 	} else if n, err = c.nc.Read(p); n == 0 && err != nil && c.rstate.Load()&takenOver != 0 && !c.isTLS() {
 		n, err = c.readNow(p) // takeOver cut a wait short
 	}
-	c.bytesIn += n
+	c.bytesIn += int32(n)
 	if n > 0 {
 		c.bytesRead.Add(int64(n))
 		c.b.stats.bytesIn.Add(int64(n))
@@ -225,7 +230,7 @@ func (c *conn) setErrLocked(err error) {
 // the socket out of reach without waiting: a TLS connection handles only
 // what TLS has buffered.)
 func (c *conn) takeOver() {
-	if c.rc == nil {
+	if !c.pollable {
 		c.finishWith(errTakenOver, packet.SessionTakenOver, false)
 		return
 	}
@@ -260,13 +265,15 @@ func (c *conn) setVersion(v byte) {
 // serveConn serves nc. With wait it returns once the connection has
 // ended; without, once the connection is idle and parked (poll.go).
 func (b *Broker) serveConn(nc net.Conn, wait bool) {
+	pollable := false
+	if !wait {
+		nc, pollable = parkable(nc)
+	}
 	c := b.open(nc)
 	if c == nil {
 		return
 	}
-	if !wait {
-		c.rc = pollable(nc)
-	}
+	c.pollable = pollable
 	c.serve()
 }
 
@@ -352,7 +359,7 @@ func (c *conn) burst() (done bool, err error) {
 				return true, err
 			}
 		}
-		if c.rc == nil || !c.isTLS() {
+		if !c.pollable || !c.isTLS() {
 			break
 		}
 		if more, err := c.tlsPending(); err != nil {
@@ -431,7 +438,7 @@ func (c *conn) moveDeadline() {
 	}
 	if now := time.Now(); now.UnixNano()-c.deadlineAt.Load() >= int64(time.Millisecond) {
 		c.deadlineAt.Store(now.UnixNano())
-		c.setReadDeadline(now.Add(c.keepAlive * 3 / 2))
+		c.setReadDeadline(now.Add(c.keepAliveTime() * 3 / 2))
 	}
 }
 
@@ -463,7 +470,7 @@ func (c *conn) readFailed(err error) error {
 		if c.sess == nil {
 			return err
 		}
-		return fmt.Errorf("no packet within 1.5 x keep alive (%s): %w", c.keepAlive, packet.KeepAliveTimeout)
+		return fmt.Errorf("no packet within 1.5 x keep alive (%s): %w", c.keepAliveTime(), packet.KeepAliveTimeout)
 	}
 	return err
 }
@@ -490,13 +497,14 @@ func (c *conn) step() (done bool, err error) {
 		c.finish(nil)
 		return true, nil
 	}
+	n := int(c.bytesIn)
+	c.bytesIn = 0
 	if o := c.b.opts(); o.MessageRate > 0 || o.ByteRate > 0 {
 		msgs := 0
 		if pk.Type() == packet.PUBLISH {
 			msgs = 1
 		}
-		c.throttle(msgs, c.bytesIn)
-		c.bytesIn = 0
+		c.throttle(msgs, n)
 	}
 	return false, nil
 }

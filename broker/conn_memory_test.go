@@ -73,25 +73,29 @@ func measureIdle(b *testing.B, dial func() (net.Conn, error)) {
 		return c
 	}
 	for range b.N {
-		measure := func() (heap, stack int64) {
+		measure := func() (heap, stack, other int64) {
 			// Stacks shrink by half per GC while mostly unused: settle them.
 			for range 4 {
 				runtime.GC()
 			}
 			var ms runtime.MemStats
 			runtime.ReadMemStats(&ms)
-			return int64(ms.HeapInuse), int64(ms.StackInuse)
+			return int64(ms.HeapInuse), int64(ms.StackInuse), int64(ms.OtherSys)
 		}
-		h0, s0 := measure()
+		h0, s0, o0 := measure()
 		for i := range n {
 			conns = append(conns, connect(len(conns)+i))
 		}
-		h1, s1 := measure()
+		h1, s1, o1 := measure()
 		// The client side of each loopback connection lives in this process
 		// too, but holds only a net.Conn (no goroutine, no buffer).
 		b.ReportMetric(float64(h1-h0)/n, "heap-bytes/conn")
 		b.ReportMetric(float64(s1-s0)/n, "stack-bytes/conn")
 		b.ReportMetric(float64(h1+s1-h0-s0)/n, "bytes/conn")
+		// Off the heap: the runtime's poll descriptors (512 bytes a
+		// socket it watches; the client's side counts here too, one a
+		// connection).
+		b.ReportMetric(float64(o1-o0)/n, "offheap-bytes/conn")
 	}
 }
 
@@ -208,4 +212,23 @@ func TestIdleConnectionHeapBound(t *testing.T) {
 	if perConn > 3500 {
 		t.Errorf("%.0f heap + stack bytes per idle connection, want at most 3500", perConn)
 	}
+}
+
+// TestTrimAfterBurst: once a burst of connections has ended, the broker
+// collects and returns the memory left free to the system (a forced
+// collection: debug.FreeOSMemory).
+func TestTrimAfterBurst(t *testing.T) {
+	br := mt.StartBroker(t, broker.Options{})
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	const n = 1000 // the smallest burst trimmed
+	for i := range n {
+		c := mt.Dial(t, br.Addr, packet.V311)
+		c.Connect(fmt.Sprint("burst-", i), true)
+	}
+	mt.Eventually(t, "a collection after the burst", func() bool {
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.NumForcedGC > before.NumForcedGC
+	})
 }

@@ -100,10 +100,11 @@ func (c *conn) connect(p *packet.Connect) error {
 			return err
 		}
 	}
-	c.keepAlive = time.Duration(p.KeepAlive) * time.Second
-	c.connectedAt = time.Now()
+	c.keepAlive = p.KeepAlive
+	c.connectedAt = time.Now().UnixNano()
 	serverKeepAlive := false
-	if m := o.MaxKeepAlive.Truncate(time.Second); m > 0 && (c.keepAlive == 0 || c.keepAlive > m) {
+	// The most a v5 Server Keep Alive can say is 65535 s.
+	if m := min(o.MaxKeepAlive.Truncate(time.Second), 65535*time.Second); m > 0 && (c.keepAlive == 0 || c.keepAliveTime() > m) {
 		if c.version != packet.V5 {
 			// Before v5 the server cannot tell the client another keep
 			// alive, and changing it silently would drop a client that
@@ -112,7 +113,7 @@ func (c *conn) connect(p *packet.Connect) error {
 			return c.refuse(packet.RefusedIdentifierRejected, "keep alive outside the server's maximum",
 				"detail", "limits.max_keep_alive; MQTT 3.1.1 cannot be told another", "keepalive", p.KeepAlive, "max_keep_alive", m)
 		}
-		c.keepAlive, serverKeepAlive = m, true
+		c.keepAlive, serverKeepAlive = uint16(m/time.Second), true
 	}
 	c.will = p.Will
 
@@ -135,11 +136,11 @@ func (c *conn) connect(p *packet.Connect) error {
 			ack.Properties.SessionExpiry = &expiry // the client is told the value in force
 		}
 		ack.Properties.AssignedClientID = assigned
-		if c.authMethod != "" {
-			ack.Properties.AuthMethod, ack.Properties.AuthData = c.authMethod, authData
+		if c.x != nil && c.x.authMethod != "" {
+			ack.Properties.AuthMethod, ack.Properties.AuthData = c.x.authMethod, authData
 		}
 		if serverKeepAlive {
-			ka := uint16(c.keepAlive / time.Second)
+			ka := c.keepAlive
 			ack.Properties.ServerKeepAlive = &ka // [MQTT-3.2.2-21] the client must use it
 		}
 		if p.Properties.RequestResponseInfo != nil && *p.Properties.RequestResponseInfo == 1 && c.b.opts().ResponseInformation != "" {

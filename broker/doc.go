@@ -43,7 +43,13 @@
 // process-wide keep-alive wheel, a close and a take-over start one too.
 // Connections the poller cannot watch (WebSocket, PROXY protocol,
 // ServeConn's) keep a goroutine waiting with a one-byte read and no
-// buffer.
+// buffer. A parked TCP or unix connection also leaves the runtime's
+// network poller, whose descriptor costs more than the rest of an idle
+// connection's socket (sockconn_linux.go): reads and writes that need not
+// wait are system calls of its own, and one that has to wait takes the
+// runtime's poller again until the connection has been quiet for a
+// while. After a burst of connections the broker returns the memory the
+// burst left free (trim.go).
 //
 // # Ending a connection
 //

@@ -40,7 +40,7 @@ func (c *conn) enhancedConnect(p *packet.Connect) ([]byte, packet.ReasonCode, er
 			return nil, authFailure(err, packet.BadUsernameOrPassword), err
 		}
 		if done {
-			c.authMethod = method
+			c.rare().authMethod = method
 			c.client.Username, c.client.UsernameFlag = ex.Username(), true // not shared yet
 			return out, packet.Success, nil
 		}
@@ -84,8 +84,12 @@ func (b *Broker) enhancedAuth(method string) auth.EnhancedAuthenticator {
 // ends the connection [MQTT-4.12.1-2].
 func (c *conn) onAuth(p *packet.Auth) error {
 	method := p.Properties.AuthMethod
-	if c.version != packet.V5 || c.authMethod == "" || method != c.authMethod {
-		return fmt.Errorf("AUTH with method %q on a connection authenticated with %q: %w", method, c.authMethod, packet.ProtocolError)
+	var current string
+	if c.x != nil {
+		current = c.x.authMethod
+	}
+	if c.version != packet.V5 || current == "" || method != current {
+		return fmt.Errorf("AUTH with method %q on a connection authenticated with %q: %w", method, current, packet.ProtocolError)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), authTimeout)
 	defer cancel()

@@ -19,6 +19,49 @@ type pendingWill struct {
 	timer *time.Timer
 }
 
+// expiryState is what an offline session waits for: its end, and a will
+// waiting for its delay. Most sessions are online, so it is made only for
+// those that go offline.
+type expiryState struct {
+	expiresAt int64        // Unix ns when the session ends; 0: never
+	timer     *time.Timer  // ends the session at expiresAt
+	will      *pendingWill // a delayed will
+}
+
+// offline returns the session's expiry state, made if needed. s.mu must
+// be held.
+func (s *session) offline() *expiryState {
+	if s.expiryState == nil {
+		s.expiryState = new(expiryState)
+	}
+	return s.expiryState
+}
+
+// expiresAt is when the offline session ends (zero: never, or online).
+// s.mu must be held.
+func (s *session) expiresAt() time.Time {
+	if s.expiryState == nil || s.expiryState.expiresAt == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, s.expiryState.expiresAt)
+}
+
+// pendingWill returns the will waiting for its delay, if any. s.mu must
+// be held.
+func (s *session) pendingWill() *pendingWill {
+	if s.expiryState == nil {
+		return nil
+	}
+	return s.expiryState.will
+}
+
+// expireAt has the session end at at. s.mu must be held.
+func (s *session) expireAt(at time.Time) {
+	a := s.offline()
+	a.expiresAt = at.UnixNano()
+	a.timer = time.AfterFunc(time.Until(at), func() { s.b.expire(s) })
+}
+
 // startExpiry arms the timers of a session that just went offline: the
 // session ends after its expiry interval, a delayed will goes out after its
 // delay or at session end. s.mu must be held.
@@ -32,8 +75,7 @@ func (s *session) startExpiry(will *Message, delay time.Duration) {
 		s.armWill(will, time.Now().Add(delay))
 	}
 	if finite {
-		s.expiryTimer = time.AfterFunc(expiry, func() { s.b.expire(s) })
-		s.expiresAt = time.Now().Add(expiry)
+		s.expireAt(time.Now().Add(expiry))
 	}
 	s.persist(func(st store.Store) store.Ticket {
 		return st.PutSession(s.record())
@@ -44,18 +86,18 @@ func (s *session) startExpiry(will *Message, delay time.Duration) {
 func (s *session) armWill(will *Message, at time.Time) {
 	w := &pendingWill{msg: will, from: s.id, at: at}
 	w.timer = time.AfterFunc(time.Until(at), func() { s.b.firePendingWill(s, w) })
-	s.will = w
+	s.offline().will = w
 }
 
 // record is the stored form of the session, with its pending will so
 // that a restart does not lose it. s.mu must be held.
 func (s *session) record() store.Session {
-	r := store.Session{ClientID: s.id, Version: s.version, ExpiryInterval: s.expiry, Expiry: s.expiresAt}
+	r := store.Session{ClientID: s.id, Version: s.version, ExpiryInterval: s.expiry, Expiry: s.expiresAt()}
 	if c := s.client.Load(); c != nil {
 		r.Username, r.UsernameFlag, r.CertUsername = c.Username, c.UsernameFlag, c.CertUsername
 	}
-	if s.will != nil {
-		r.Will, r.WillAt = s.will.msg, s.will.at
+	if w := s.pendingWill(); w != nil {
+		r.Will, r.WillAt = w.msg, w.at
 	}
 	return r
 }
@@ -65,25 +107,25 @@ func (s *session) record() store.Session {
 // cleared by the caller's next session write. s.mu must be held.
 func (s *session) stopExpiry() {
 	s.stopExpiryTimer()
-	s.expiresAt = time.Time{}
 	s.takeWill()
+	s.expiryState = nil
 }
 
 // stopExpiryTimer stops the expiry timer. s.mu must be held.
 func (s *session) stopExpiryTimer() {
-	if s.expiryTimer != nil {
-		s.expiryTimer.Stop()
-		s.expiryTimer = nil
+	if a := s.expiryState; a != nil && a.timer != nil {
+		a.timer.Stop()
+		a.timer = nil
 	}
 }
 
 // takeWill removes and returns the pending will, for publishing now that
 // the session ends. s.mu must be held.
 func (s *session) takeWill() *pendingWill {
-	w := s.will
+	w := s.pendingWill()
 	if w != nil {
 		w.timer.Stop()
-		s.will = nil
+		s.expiryState.will = nil
 	}
 	return w
 }
@@ -92,11 +134,11 @@ func (s *session) takeWill() *pendingWill {
 // client resumed the session first.
 func (b *Broker) firePendingWill(s *session, w *pendingWill) {
 	s.mu.Lock()
-	if s.will != w {
+	if s.pendingWill() != w {
 		s.mu.Unlock()
 		return
 	}
-	s.will = nil
+	s.expiryState.will = nil
 	s.persist(func(st store.Store) store.Ticket { return st.PutSession(s.record()) })
 	s.mu.Unlock()
 	b.publishWill(w)
@@ -122,7 +164,8 @@ func (b *Broker) expire(s *session) {
 	// before this ran: attach sets conn under s.mu before it lets go of
 	// it, and clears the deadline.
 	s.mu.Lock()
-	resumed := s.conn != nil || s.expiresAt.IsZero() || time.Now().Before(s.expiresAt)
+	at := s.expiresAt()
+	resumed := s.conn != nil || at.IsZero() || time.Now().Before(at)
 	s.mu.Unlock()
 	if resumed {
 		b.mu.Unlock()

@@ -109,7 +109,7 @@ func (c *conn) run() {
 // calls it, and once it returns true, the connection is no longer that
 // goroutine's.
 func (c *conn) park() bool {
-	if c.rc == nil {
+	if !c.pollable {
 		return false
 	}
 	if c.keepAlive > 0 && !c.inWheel {
@@ -119,6 +119,7 @@ func (c *conn) park() bool {
 		keepAlives.add(c)
 		c.inWheel = true
 	}
+	c.idle()
 	if !c.registered && c.register() != nil {
 		// The kernel refused (fs.epoll.max_user_watches, say): the
 		// connection keeps its goroutine, and tries again next time.
@@ -176,7 +177,7 @@ var keepAlives keepAliveWheel
 
 // keepAliveDue is when c's keep-alive deadline passes, in Unix ns.
 func (c *conn) keepAliveDue() int64 {
-	return c.deadlineAt.Load() + int64(c.keepAlive*3/2)
+	return c.deadlineAt.Load() + int64(c.keepAliveTime()*3/2)
 }
 
 // add puts c, which has a keep alive, in the wheel until remove.
@@ -198,7 +199,7 @@ func (w *keepAliveWheel) insert(c *conn, due int64) {
 	t := due/int64(wheelTick) + 1
 	t = min(max(t, w.next), w.next+wheelSlots-1)
 	i := t % wheelSlots
-	c.kaSlot, c.kaIndex = int32(i)+1, int32(len(w.slots[i]))
+	c.kaSlot, c.kaIndex = uint16(i)+1, int32(len(w.slots[i]))
 	w.slots[i] = append(w.slots[i], c)
 }
 
@@ -279,7 +280,7 @@ func (c *conn) tlsPending() (bool, error) {
 	if c.keepAlive == 0 {
 		c.setReadDeadline(time.Time{})
 	} else {
-		c.setReadDeadline(time.Unix(0, c.deadlineAt.Load()).Add(c.keepAlive * 3 / 2))
+		c.setReadDeadline(time.Unix(0, c.deadlineAt.Load()).Add(c.keepAliveTime() * 3 / 2))
 	}
 	var ne net.Error
 	switch {

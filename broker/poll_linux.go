@@ -3,6 +3,7 @@
 package broker
 
 import (
+	"errors"
 	"io"
 	"net"
 	"os"
@@ -59,32 +60,50 @@ func sharedPoller() *poller {
 	return thePoller
 }
 
-// pollable returns the raw connection of nc's socket if nc can be
-// parked: a TCP or unix socket as accepted, or TLS right on one (burst
-// reads what TLS buffered before it parks: tlsPending). Not WebSocket or
-// PROXY-protocol connections, whose input is buffered where no one can
-// look.
-func pollable(nc net.Conn) syscall.RawConn {
-	if tc, ok := nc.(tlsConn); ok {
-		nc = tc.NetConn()
-	}
-	var sc syscall.Conn
-	switch x := nc.(type) {
-	case *net.TCPConn:
-		sc = x
-	case *net.UnixConn:
-		sc = x
-	default:
-		return nil
-	}
+// parkable returns what serves nc, and whether it can be parked: a TCP
+// or unix socket as accepted, served through a sockConn
+// (sockconn_linux.go), or TLS right on one (burst reads what TLS buffered
+// before it parks: tlsPending). Not WebSocket or PROXY-protocol
+// connections, whose input is buffered where no one can look.
+func parkable(nc net.Conn) (net.Conn, bool) {
 	if sharedPoller() == nil {
-		return nil
+		return nc, false
 	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return nil
+	switch nc.(type) {
+	case *net.TCPConn, *net.UnixConn:
+		return newSockConn(nc), true
 	}
-	return rc
+	if tc, ok := nc.(tlsConn); ok {
+		switch tc.NetConn().(type) {
+		case *net.TCPConn, *net.UnixConn:
+			return nc, true
+		}
+	}
+	return nc, false
+}
+
+// control runs f on the descriptor of the socket the poller watches, as
+// syscall.RawConn.Control does: the descriptor stays open meanwhile.
+func (c *conn) control(f func(fd uintptr)) error {
+	switch nc := c.nc.(type) {
+	case *sockConn:
+		return nc.Control(f)
+	case tlsConn:
+		rc, err := nc.NetConn().(syscall.Conn).SyscallConn()
+		if err != nil {
+			return err
+		}
+		return rc.Control(f)
+	}
+	return errors.ErrUnsupported
+}
+
+// idle lets a connection being parked leave the runtime's poller
+// (sockConn.detach).
+func (c *conn) idle() {
+	if s, ok := c.nc.(*sockConn); ok {
+		s.detach()
+	}
 }
 
 // register adds c to the poller, disarmed: only arm makes an event
@@ -92,7 +111,7 @@ func pollable(nc net.Conn) syscall.RawConn {
 func (c *conn) register() error {
 	p := thePoller
 	var err error
-	cerr := c.rc.Control(func(fd uintptr) {
+	cerr := c.control(func(fd uintptr) {
 		p.mu.Lock()
 		if int(fd) >= len(p.conns) {
 			p.conns = append(p.conns, make([]*conn, int(fd)+1-len(p.conns)+len(p.conns)/2)...)
@@ -121,7 +140,7 @@ func (c *conn) register() error {
 // will not: the socket is closed, or the kernel refused.
 func (c *conn) arm() error {
 	var err error
-	cerr := c.rc.Control(func(fd uintptr) {
+	cerr := c.control(func(fd uintptr) {
 		ev := syscall.EpollEvent{Events: pollEvents, Fd: c.pollFD, Pad: int32(c.pollGen)}
 		err = syscall.EpollCtl(thePoller.epfd, syscall.EPOLL_CTL_MOD, int(fd), &ev)
 	})
@@ -191,7 +210,7 @@ func (c *conn) readNow(p []byte) (int, error) {
 	}
 	var n int
 	var rerr error
-	err := c.rc.Control(func(fd uintptr) {
+	err := c.control(func(fd uintptr) {
 		for {
 			if n, rerr = syscall.Read(int(fd), p); rerr != syscall.EINTR {
 				return

@@ -5,12 +5,13 @@ package broker
 import (
 	"errors"
 	"net"
-	"syscall"
 )
 
 // Without the Linux poller every connection keeps a goroutine (poll.go).
 
-func pollable(net.Conn) syscall.RawConn { return nil }
+func parkable(nc net.Conn) (net.Conn, bool) { return nc, false }
+
+func (c *conn) idle() {}
 
 func (c *conn) register() error { return errors.ErrUnsupported }
 

@@ -41,10 +41,9 @@ type session struct {
 	expiry     uint32 // v5 Session Expiry Interval in seconds; neverExpires for 3.1.1
 	nextID     uint16
 
-	// While offline: when the session ends, and a will waiting for its delay.
-	expiryTimer *time.Timer
-	expiresAt   time.Time
-	will        *pendingWill
+	// While offline: when the session ends, and a will waiting for its
+	// delay (nil: neither, as for every session online).
+	expiryState *expiryState
 	conn        *conn // nil while offline
 	subs        subSet
 	inflight    map[uint16]*store.Outbound // sent, not yet acknowledged; nil until the first

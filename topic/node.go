@@ -9,11 +9,11 @@ import "strings"
 // Most nodes have a few literal children at most (the levels under
 // "devices/<id>/" of one device), so they are a slice while there are
 // few: a map would cost a group of eight slots even for one. What few
-// nodes need, a map of many children and shared groups, is in x.
+// nodes need, wildcard children, a map of many children and shared
+// groups, is in x: a node is 64 bytes, and most subscriptions make one or
+// two of their own.
 type node[K comparable, V any] struct {
 	kids []kid[K, V] // literal levels while at most smallKids; nil when none or in x
-	plus *node[K, V] // '+' level
-	hash *node[K, V] // '#' level (always last in a valid filter)
 	subs subs[K, V]  // plain subscriptions to this filter
 	x    *more[K, V] // nil when it would be empty
 }
@@ -26,6 +26,8 @@ type kid[K comparable, V any] struct {
 
 // more is what few nodes need.
 type more[K comparable, V any] struct {
+	plus   *node[K, V]            // '+' level
+	hash   *node[K, V]            // '#' level (always last in a valid filter)
 	kids   map[string]*node[K, V] // literal levels, past smallKids
 	groups []*group[K, V]         // shared groups on this filter; few per node
 }
@@ -42,7 +44,7 @@ type group[K comparable, V any] struct {
 }
 
 func (n *node[K, V]) empty() bool {
-	return len(n.kids) == 0 && n.x == nil && n.plus == nil && n.hash == nil && len(n.subs.list) == 0
+	return len(n.kids) == 0 && n.x == nil && len(n.subs.list) == 0
 }
 
 // groups returns the shared groups on n.
@@ -55,9 +57,17 @@ func (n *node[K, V]) groups() []*group[K, V] {
 
 // tidy drops x once empty.
 func (n *node[K, V]) tidy() {
-	if n.x != nil && len(n.x.kids) == 0 && len(n.x.groups) == 0 {
+	if x := n.x; x != nil && x.plus == nil && x.hash == nil && len(x.kids) == 0 && len(x.groups) == 0 {
 		n.x = nil
 	}
+}
+
+// more returns x, made if needed.
+func (n *node[K, V]) more() *more[K, V] {
+	if n.x == nil {
+		n.x = new(more[K, V])
+	}
+	return n.x
 }
 
 // literal returns the literal child for level, or nil.
@@ -76,10 +86,14 @@ func (n *node[K, V]) literal(level string) *node[K, V] {
 // child returns the child for level, or nil.
 func (n *node[K, V]) child(level string) *node[K, V] {
 	switch level {
-	case "+":
-		return n.plus
-	case "#":
-		return n.hash
+	case "+", "#":
+		if n.x == nil {
+			return nil
+		}
+		if level == "+" {
+			return n.x.plus
+		}
+		return n.x.hash
 	}
 	return n.literal(level)
 }
@@ -92,9 +106,9 @@ func (n *node[K, V]) childOrNew(level string) *node[K, V] {
 	c := new(node[K, V])
 	switch level {
 	case "+":
-		n.plus = c
+		n.more().plus = c
 	case "#":
-		n.hash = c
+		n.more().hash = c
 	default:
 		// Clone: the key must not pin the caller's (packet) buffer.
 		level = strings.Clone(level)
@@ -104,10 +118,7 @@ func (n *node[K, V]) childOrNew(level string) *node[K, V] {
 		case len(n.kids) < smallKids:
 			n.kids = append(n.kids, kid[K, V]{level, c})
 		default:
-			if n.x == nil {
-				n.x = new(more[K, V])
-			}
-			n.x.kids = make(map[string]*node[K, V], 2*smallKids)
+			n.more().kids = make(map[string]*node[K, V], 2*smallKids)
 			for _, k := range n.kids {
 				n.x.kids[k.level] = k.n
 			}
@@ -121,10 +132,16 @@ func (n *node[K, V]) childOrNew(level string) *node[K, V] {
 // deleteChild drops the child for level; the map goes when it is empty.
 func (n *node[K, V]) deleteChild(level string) {
 	switch level {
-	case "+":
-		n.plus = nil
-	case "#":
-		n.hash = nil
+	case "+", "#":
+		if n.x == nil {
+			return
+		}
+		if level == "+" {
+			n.x.plus = nil
+		} else {
+			n.x.hash = nil
+		}
+		n.tidy()
 	default:
 		if n.x != nil && n.x.kids != nil {
 			delete(n.x.kids, level)
@@ -180,10 +197,7 @@ func (n *node[K, V]) addShared(name, filter string, key K, val V) (replaced bool
 	}
 	if g == nil {
 		g = &group[K, V]{name: strings.Clone(name), filter: strings.Clone(filter)}
-		if n.x == nil {
-			n.x = new(more[K, V])
-		}
-		n.x.groups = append(n.x.groups, g)
+		n.more().groups = append(n.more().groups, g)
 	}
 	for i := range g.members {
 		if g.members[i].Key == key {
@@ -233,9 +247,10 @@ func (n *node[K, V]) removeShared(name string, key K) bool {
 // (start > len(name): the name is exhausted and n is its node). The read
 // lock must be held.
 func (n *node[K, V]) match(name string, start int, each func(K, V), shared func(string, string, []Member[K, V])) {
+	x := n.x
 	// '#' matches the remaining levels, including none: "a/#" matches "a".
-	if n.hash != nil {
-		n.hash.report(each, shared)
+	if x != nil && x.hash != nil {
+		x.hash.report(each, shared)
 	}
 	if start > len(name) {
 		n.report(each, shared)
@@ -245,8 +260,8 @@ func (n *node[K, V]) match(name string, start int, each func(K, V), shared func(
 	if c := n.literal(name[start:end]); c != nil { // no allocation: lookup by substring
 		c.match(name, end+1, each, shared)
 	}
-	if n.plus != nil {
-		n.plus.match(name, end+1, each, shared)
+	if x != nil && x.plus != nil {
+		x.plus.match(name, end+1, each, shared)
 	}
 }
 

@@ -299,7 +299,7 @@ func TestTriePruning(t *testing.T) {
 	}
 	if !tr.isEmpty() {
 		r := tr.root
-		t.Errorf("root not empty: %d children, more %v, plus %v, hash %v", len(r.kids), r.x != nil, r.plus != nil, r.hash != nil)
+		t.Errorf("root not empty: %d children, more %+v, %d subscriptions", len(r.kids), r.x, len(r.subs.list))
 	}
 	// Remove of an intermediate level that has no subscription of its own
 	// must not prune its live children.
@@ -420,5 +420,13 @@ func TestTrieConcurrent(t *testing.T) {
 	}
 	if !tr.isEmpty() {
 		t.Error("trie not pruned")
+	}
+}
+
+// TestNodeSize: most subscriptions make a node or two of their own, each
+// within the 64 bytes size class.
+func TestNodeSize(t *testing.T) {
+	if n := unsafe.Sizeof(node[*int, [8]byte]{}); n > 64 {
+		t.Errorf("node is %d bytes, more than 64", n)
 	}
 }
