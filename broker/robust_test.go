@@ -26,11 +26,15 @@ func TestSilentConnections(t *testing.T) {
 	silentWave(t, b, n)
 	// The client sees EOF a moment before the broker's side of the last
 	// connections is gone: give that a moment on a busy machine.
+	// A leak would be kilobytes a connection; the runtime's own caches
+	// (goroutines, timers) may still grow a little, about 270 bytes a
+	// connection seen under -race.
+	const bound = n * 512
 	grown := liveBytes() - first
-	for deadline := time.Now().Add(3 * time.Second); grown > n*256 && time.Now().Before(deadline); grown = liveBytes() - first {
+	for deadline := time.Now().Add(3 * time.Second); grown > bound && time.Now().Before(deadline); grown = liveBytes() - first {
 		time.Sleep(100 * time.Millisecond)
 	}
-	if grown > n*256 {
+	if grown > bound {
 		t.Errorf("memory grew by %d bytes over a second wave of %d silent connections", grown, n)
 	}
 	// A real client is still served.
