@@ -491,6 +491,14 @@ func (b *Broker) detach(c *conn, will *Message, delay time.Duration) {
 // returns the session's delayed will, for the caller to publish once b.mu
 // is released, and the ticket of the deletion. b.mu must be held.
 func (b *Broker) discard(s *session) (*pendingWill, store.Ticket) {
+	w := b.unlink(s)
+	b.ended(s.id)
+	return w, b.store.DeleteSession(s.id)
+}
+
+// unlink takes s out of the broker and returns its delayed will. b.mu
+// must be held.
+func (b *Broker) unlink(s *session) *pendingWill {
 	delete(b.sessions, s.id)
 	s.mu.Lock()
 	s.gone = true
@@ -500,26 +508,16 @@ func (b *Broker) discard(s *session) (*pendingWill, store.Ticket) {
 	for _, f := range s.filters() {
 		b.unsubscribe(f, s)
 	}
-	b.ended(s.id)
-	return w, b.store.DeleteSession(s.id)
+	return w
 }
 
 // handOff is discard for a session that lives on on another node, will
 // and queue included: with a shared store its records stay there for that
-// node to load.
+// node to load. b.mu must be held.
 func (b *Broker) handOff(s *session) store.Ticket {
-	sh, shared := b.store.(store.Shared)
 	var t store.Ticket
-	if shared {
-		delete(b.sessions, s.id)
-		s.mu.Lock()
-		s.gone = true
-		s.stopExpiryTimer()
-		s.takeWill()
-		s.mu.Unlock()
-		for _, f := range s.filters() {
-			b.unsubscribe(f, s)
-		}
+	if sh, shared := b.store.(store.Shared); shared {
+		b.unlink(s)
 		t = sh.Release(s.id)
 	} else {
 		_, t = b.discard(s)
