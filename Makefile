@@ -6,12 +6,18 @@ GO ?= go
 # "context deadline exceeded" in this Go release.
 FUZZTIME ?= 150000x
 
+# The packages whose tests run clusters of JetStream servers: they go one
+# at a time, after the others, because replication sharing two cores with
+# other packages' tests slows past the tests' bounds.
+CLUSTERED = ./cluster/ ./cmd/tern/
+
 .PHONY: test deps build crash fuzz bench
 
 test: deps
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); test -z "$$unformatted" || { echo "not gofmt-ed:"; echo "$$unformatted"; exit 1; }
 	$(GO) vet ./...
-	$(GO) test -race -count=1 -timeout 15m -skip '^(TestCrashKill9|TestClusterKill9|TestClusterSessionsKill9)$$' ./...
+	$(GO) test -race -count=1 -timeout 15m $$($(GO) list ./... | grep -v -e '/cluster$$' -e '/cmd/tern$$')
+	$(GO) test -race -count=1 -timeout 15m -p 1 -skip '^(TestCrashKill9|TestClusterKill9|TestClusterSessionsKill9)$$' $(CLUSTERED)
 	$(MAKE) crash
 	$(MAKE) fuzz
 
