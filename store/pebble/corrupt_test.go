@@ -41,15 +41,7 @@ func TestDamagedRecordsSkipped(t *testing.T) {
 	st := open(t, dir, nil)
 	fill(t, st)
 	// Damage one outbound record in place, and add two strays.
-	k := appendSeqKey(nil, "c", 2)
-	v, closer, err := st.db.Get(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bad := bytes.Clone(v)
-	closer.Close()
-	bad[len(bad)-1] ^= 0xFF
-	st.db.Set(k, bad, pebble.Sync)
+	damage(t, st, appendSeqKey(nil, "c", 2))
 	st.db.Set([]byte("zzz"), []byte("?"), pebble.Sync)
 	st.db.Set(appendSeqKey(nil, "ghost", 1), appendEmpty(nil), pebble.Sync)
 	st.Close()
@@ -112,4 +104,18 @@ func TestClosedStoreRefusesWrites(t *testing.T) {
 	if err := st.Wait(st.PutRetained(&store.Message{Topic: "r", Payload: []byte("x")})); err == nil {
 		t.Fatal("write after close reported durable")
 	}
+}
+
+// damage flips the last byte of key k's value in place, as a bad disk
+// would.
+func damage(t *testing.T, st *Store, k []byte) {
+	t.Helper()
+	v, closer, err := st.db.Get(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := bytes.Clone(v)
+	closer.Close()
+	bad[len(bad)-1] ^= 0xFF
+	st.db.Set(k, bad, pebble.Sync)
 }

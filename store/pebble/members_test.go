@@ -1,7 +1,6 @@
 package pebble
 
 import (
-	"bytes"
 	"fmt"
 	"log/slog"
 	"reflect"
@@ -156,15 +155,7 @@ func TestDamagedMembers(t *testing.T) {
 	rec := store.Outbound{Seq: 1, PacketID: 3, State: store.Sent, QoS: 1, Message: &store.Message{Topic: "rec"}}
 	st.db.Set(appendSeqKey(nil, ids[1], 1), appendOutbound(nil, &rec, 0), pebble.Sync)
 	// Damage the log record of session 3's change.
-	k := appendLogKey(nil, 1, 0)
-	v, closer, err := st.db.Get(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bad := bytes.Clone(v)
-	closer.Close()
-	bad[len(bad)-1] ^= 0xFF
-	st.db.Set(k, bad, pebble.Sync)
+	damage(t, st, appendLogKey(nil, 1, 0))
 	st.Close()
 
 	var logs strings.Builder
