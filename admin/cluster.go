@@ -50,9 +50,6 @@ type ClusterStats struct {
 	Adopted   uint64 `json:"adopted"`
 	Replayed  uint64 `json:"replayed"`
 	StreamLag uint64 `json:"stream_lag"`
-	// StreamDuplicates counts messages the stream held twice (a resend)
-	// that this node routed once.
-	StreamDuplicates uint64 `json:"stream_duplicates"`
 }
 
 // clusterJSON is GET /api/v1/cluster.
@@ -124,8 +121,6 @@ var (
 			func(s *ClusterStats) uint64 { return s.Adopted }},
 		{prometheus.NewDesc("tern_cluster_replayed_total", "Messages read again from the stream for sessions brought here (what their previous node had not routed to them).", nil, nil),
 			func(s *ClusterStats) uint64 { return s.Replayed }},
-		{prometheus.NewDesc("tern_cluster_stream_duplicates_total", "Messages the cluster's stream held twice (a publisher's node resent them) that this node routed once.", nil, nil),
-			func(s *ClusterStats) uint64 { return s.StreamDuplicates }},
 		{prometheus.NewDesc("tern_cluster_dropped_total", "QoS 0 and shared-group messages from other nodes lost on this node because it fell behind (those go at most once between nodes; QoS 1 and 2 go through the stream).", nil, nil),
 			func(s *ClusterStats) uint64 { return s.Dropped }},
 	}

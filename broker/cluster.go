@@ -309,7 +309,13 @@ func (b *Broker) importSession(st *store.SessionState, write bool) error {
 			if b.endLive(old) {
 				continue
 			}
-			_, t = b.discard(old) // a stale copy: what came is newer
+			// A stale copy: what came is newer. With a shared store what
+			// came is the stored session itself, which stays.
+			if write {
+				_, t = b.discard(old)
+			} else {
+				b.unlink(old)
+			}
 			old.mu.Lock()
 			old.dropQueue()
 			old.mu.Unlock()

@@ -31,6 +31,42 @@ type owners struct {
 	kv    jetstream.KeyValue
 	sub   *nats.Subscription
 	ended chan string // ids whose sessions ended here, to forget
+	// letGoAt: where in the stream this node let sessions go lately,
+	// for a claim that failed and gave the id back (giveBack). Under mu.
+	letGoAt map[string]letGo
+	pruned  time.Time
+}
+
+type letGo struct {
+	cursor uint64
+	at     time.Time
+}
+
+// letGoFor is how long a node remembers where it let a session go.
+const letGoFor = 5 * time.Minute
+
+// letGo records that session id left this node at cursor (released), or,
+// if it did not have it, returns where it let it go lately, if it did.
+func (o *owners) letGo(id string, released bool, cursor uint64) uint64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	now := time.Now()
+	if released {
+		if now.Sub(o.pruned) > letGoFor {
+			o.pruned = now
+			for k, g := range o.letGoAt {
+				if now.Sub(g.at) > letGoFor {
+					delete(o.letGoAt, k)
+				}
+			}
+		}
+		o.letGoAt[id] = letGo{cursor, now}
+		return cursor
+	}
+	if g, ok := o.letGoAt[id]; ok && now.Sub(g.at) <= letGoFor {
+		return g.cursor
+	}
+	return cursor
 }
 
 // claimLock orders this node's claims of one id and the takeovers other
@@ -62,6 +98,7 @@ type takeoverReply struct {
 
 func (o *owners) init() {
 	o.locks = make(map[string]*claimLock)
+	o.letGoAt = make(map[string]letGo)
 	o.ended = make(chan string, 4096)
 }
 
@@ -206,7 +243,16 @@ func (n *Node) Claim(ctx context.Context, c *auth.Client, granted, clean bool) (
 		return nil, err
 	}
 	if prev == "" || prev == n.cfg.Node {
-		return release, nil // a local takeover, if any, is the broker's
+		// A local takeover, if any, is the broker's. A persistent
+		// session that nobody serves, or that this node let go of on a
+		// stale read of its owner, is still in the store.
+		if n.st != nil && !clean && !n.b.HasSession(id) {
+			if err := n.adopt(ctx, id, n.position()); err != nil {
+				release()
+				return nil, err
+			}
+		}
+		return release, nil
 	}
 	req, _ := json.Marshal(takeover{ID: id, Rev: rev, Identity: c.Identity(), Granted: granted, Clean: clean})
 	reply, err := n.queue.RequestWithContext(ctx, ownSubject(prev), req)
@@ -224,6 +270,7 @@ func (n *Node) Claim(ctx context.Context, c *auth.Client, granted, clean bool) (
 			err = n.adopt(ctx, id, cursor)
 		}
 		if err != nil {
+			o.giveBack(id, prev, rev)
 			release()
 			return nil, err
 		}
@@ -239,6 +286,9 @@ func (n *Node) Claim(ctx context.Context, c *auth.Client, granted, clean bool) (
 		n.stats.takeovers.Add(1)
 		if n.st != nil {
 			if err := n.adopt(ctx, id, r.Cursor); err != nil {
+				// The session is in the store; the node that let it go
+				// remembers where, for the client's next try.
+				o.giveBack(id, prev, rev)
 				release()
 				return nil, err
 			}
@@ -262,6 +312,17 @@ func (n *Node) Claim(ctx context.Context, c *auth.Client, granted, clean bool) (
 	}
 	release()
 	return nil, fmt.Errorf("cluster: takeover on node %s: %s", prev, r.Error)
+}
+
+// giveBack returns client id to node prev after a claim that took it (at
+// revision rev) failed to bring its session here: the next claim then
+// starts from where prev left the session, not from this node.
+func (o *owners) giveBack(id, prev string, rev uint64) {
+	ctx, cancel := o.n.ctx(5 * time.Second)
+	defer cancel()
+	if kv, err := o.bucket(ctx); err == nil {
+		kv.Update(ctx, ownerKey(id), []byte(prev), rev)
+	}
 }
 
 // take records this node as id's owner and returns the previous owner
@@ -326,10 +387,11 @@ func (o *owners) serve(m *nats.Msg) {
 	st, err := o.n.b.ReleaseSession(req.ID, req.Identity, req.Granted, req.Clean)
 	cursor := f.processed
 	f.mu.Unlock()
-	o.unlock(req.ID, l)
 	if o.n.st != nil {
+		cursor = o.letGo(req.ID, st != nil, cursor)
 		st = nil // the other node loads it from the store
 	}
+	o.unlock(req.ID, l)
 	switch {
 	case errors.Is(err, broker.ErrNotOwner):
 		o.respond(m, takeoverReply{Status: "not_owner", Error: err.Error()})
@@ -345,6 +407,22 @@ func (o *owners) respond(m *nats.Msg, r takeoverReply) {
 	data, _ := json.Marshal(r)
 	if err := m.Respond(data); err != nil {
 		o.n.log.Warn("cluster: takeover reply", "err", err)
+	}
+}
+
+// readOwner reads the owner of a client id whose record exists: a read
+// may be served by a replica a moment behind, which does not have it yet.
+// It returns "" if ctx ends first.
+func readOwner(ctx context.Context, kv jetstream.KeyValue, id string) string {
+	for {
+		if e, err := kv.Get(ctx, ownerKey(id)); err == nil {
+			return string(e.Value())
+		}
+		select {
+		case <-time.After(50 * time.Millisecond):
+		case <-ctx.Done():
+			return ""
+		}
 	}
 }
 
@@ -368,9 +446,7 @@ func (o *owners) reconcile(ctx context.Context) {
 			// Every node restores the shared store's sessions: one
 			// that nobody owns goes to the first node to claim it.
 			if _, err := kv.Create(ctx, ownerKey(id), []byte(self)); err != nil {
-				if e, err := kv.Get(ctx, ownerKey(id)); err == nil {
-					owner = string(e.Value())
-				}
+				owner = readOwner(ctx, kv, id)
 			}
 		}
 		if owner != self {

@@ -29,15 +29,12 @@ type Stats struct {
 	// StreamLag is how many messages of the stream this node has not
 	// routed yet.
 	StreamLag uint64
-	// Duplicates counts messages read twice from the stream (a resend
-	// it stored again) and routed once.
-	Duplicates uint64
 }
 
 type counters struct {
 	forwarded, forwardFailed, received, malformed atomic.Uint64
 	handedOver, takeovers, released               atomic.Uint64
-	adopted, replayed, duplicates                 atomic.Uint64
+	adopted, replayed                             atomic.Uint64
 }
 
 // Stats returns the node's counts.
@@ -48,7 +45,7 @@ func (n *Node) Stats() Stats {
 		Malformed: c.malformed.Load(), HandedOver: c.handedOver.Load(), Takeovers: c.takeovers.Load(),
 		Released: c.released.Load(), Dropped: n.routes.dropped() + n.shares.dropped(),
 		RetainedPending: n.ret.pendingCount(), Adopted: c.adopted.Load(), Replayed: c.replayed.Load(),
-		StreamLag: n.fwd.lag.Load(), Duplicates: c.duplicates.Load(),
+		StreamLag: n.fwd.lag.Load(),
 	}
 }
 

@@ -44,27 +44,8 @@ type follower struct {
 	processed uint64        // the last stream sequence routed here
 	cursor    uint64        // the last cursor written
 	lag       atomic.Uint64 // messages in the stream after processed
-	seen      seen
 	following chan struct{} // closed once the node reads the stream
 	stored    func()        // writes the cursor at processed (made once)
-}
-
-// seen is the last forward sequence read from each publishing node's run
-// (envelope origin): a publisher resends what JetStream did not
-// acknowledge, in order, and a resend the stream stored twice (its
-// duplicate window missed it across a leader change) is read again after
-// the first copy, with a sequence already seen.
-type seen map[uint64]uint64
-
-func (s *seen) again(e *envelope) bool {
-	if *s == nil {
-		*s = make(seen)
-	}
-	if e.seq <= (*s)[e.origin] {
-		return true
-	}
-	(*s)[e.origin] = e.seq
-	return false
 }
 
 // putCursor writes the cursor at processed. f.mu must be held.
@@ -204,14 +185,11 @@ func (n *Node) follow(ctx context.Context) {
 		f.mu.Lock()
 		f.processed = meta.Sequence.Stream
 		f.lag.Store(meta.NumPending)
-		switch {
-		case err != nil:
-			n.stats.malformed.Add(1)
-		case f.seen.again(e):
-			n.stats.duplicates.Add(1)
-		default:
+		if err == nil {
 			n.stats.received.Add(1)
 			n.b.RemotePublish(e.msg, e.from, f.stored)
+		} else {
+			n.stats.malformed.Add(1)
 		}
 		f.mu.Unlock()
 	}
@@ -365,7 +343,6 @@ func (n *Node) missed(ctx context.Context, filters []string, from, to uint64) ([
 		return nil, err
 	}
 	var out []*envelope
-	var dups seen
 	for {
 		batch, err := cons.FetchNoWait(512) // what is stored: no waiting for more
 		if err != nil {
@@ -381,7 +358,7 @@ func (n *Node) missed(ctx context.Context, filters []string, from, to uint64) ([
 			if meta.Sequence.Stream > to {
 				return out, nil
 			}
-			if e, err := decodeEnvelope(msg.Data()); err == nil && !dups.again(e) {
+			if e, err := decodeEnvelope(msg.Data()); err == nil {
 				out = append(out, e)
 			}
 			if meta.Sequence.Stream == to || meta.NumPending == 0 {

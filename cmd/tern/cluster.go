@@ -265,8 +265,7 @@ func (c *clusterAdmin) Stats() admin.ClusterStats {
 	s := c.n.Stats()
 	return admin.ClusterStats{Forwarded: s.Forwarded, ForwardFailed: s.ForwardFailed, Received: s.Received,
 		Malformed: s.Malformed, HandedOver: s.HandedOver, Takeovers: s.Takeovers, Released: s.Released, Dropped: s.Dropped,
-		RetainedPending: s.RetainedPending, Adopted: s.Adopted, Replayed: s.Replayed, StreamLag: s.StreamLag,
-		StreamDuplicates: s.Duplicates}
+		RetainedPending: s.RetainedPending, Adopted: s.Adopted, Replayed: s.Replayed, StreamLag: s.StreamLag}
 }
 
 func (c *clusterAdmin) Health() error {

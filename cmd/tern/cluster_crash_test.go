@@ -39,8 +39,8 @@ func TestClusterKill9(t *testing.T) {
 	}
 	const (
 		loadFor   = 8 * time.Second
-		rate      = 100 // messages per second per publisher
-		finishFor = 10 * time.Second
+		rate      = 100              // messages per second per publisher
+		finishFor = 30 * time.Second // node 3's clients reconnect elsewhere first: JetStream elects leaders, sessions move
 		drainFor  = 10 * time.Second
 		lingerFor = 300 * time.Millisecond
 	)

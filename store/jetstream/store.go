@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -686,19 +687,54 @@ func (s *Store) PutCursor(node string, seq uint64) store.Ticket {
 
 // Cursor returns what PutCursor last recorded for node; ok is false if
 // it recorded nothing.
+//
+// It asks the bucket's leader: a key-value read may be served by a
+// replica a moment behind, and an old cursor (or none) read as current
+// would have a restarted reader skip or repeat messages.
 func (s *Store) Cursor(ctx context.Context, node string) (seq uint64, ok bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.OpTimeout)
 	defer cancel()
-	e, err := s.kv.Get(ctx, cursorKey(node))
+	v, ok, err := s.leaderGet(ctx, s.prefix+cursorKey(node))
 	switch {
-	case errors.Is(err, jetstream.ErrKeyNotFound):
-		return 0, false, nil
 	case err != nil:
 		return 0, false, fmt.Errorf("jsstore: cursor of %s: %w", node, err)
-	case len(e.Value()) != 8:
+	case !ok:
+		return 0, false, nil
+	case len(v) != 8:
 		return 0, false, fmt.Errorf("jsstore: cursor of %s: malformed", node)
 	}
-	return binary.BigEndian.Uint64(e.Value()), true, nil
+	return binary.BigEndian.Uint64(v), true, nil
+}
+
+// leaderGet reads the last value on subj from the bucket stream's leader
+// (not a direct get, which any replica may serve).
+func (s *Store) leaderGet(ctx context.Context, subj string) ([]byte, bool, error) {
+	req, _ := json.Marshal(map[string]string{"last_by_subj": subj})
+	m, err := s.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET.KV_"+s.opts.Bucket, req)
+	if err != nil {
+		return nil, false, err
+	}
+	var r struct {
+		Message *struct {
+			Data []byte `json:"data"`
+		} `json:"message"`
+		Error *struct {
+			Code        int    `json:"code"`
+			Description string `json:"description"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(m.Data, &r); err != nil {
+		return nil, false, err
+	}
+	switch {
+	case r.Error != nil && r.Error.Code == 404:
+		return nil, false, nil
+	case r.Error != nil:
+		return nil, false, errors.New(r.Error.Description)
+	case r.Message == nil:
+		return nil, false, errors.New("empty answer")
+	}
+	return r.Message.Data, true, nil
 }
 
 // Issued returns the ticket of every write submitted so far.
@@ -726,17 +762,25 @@ func (s *Store) Stalled() time.Duration {
 func (s *Store) Cursors(ctx context.Context) (map[string]uint64, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.OpTimeout)
 	defer cancel()
-	recs, err := s.scan(ctx, kindCursor+".>")
+	// From the leader, as Cursor: a reader missing from a replica's view
+	// would have the stream trimmed of what it has not read.
+	info, err := s.stream.Info(ctx, jetstream.WithSubjectFilter(s.prefix+kindCursor+".>"))
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[string]uint64, len(recs))
-	for k, r := range recs {
-		node, err := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(k, kindCursor+"."))
-		if err != nil || len(r.val) != 8 {
+	out := make(map[string]uint64, len(info.State.Subjects))
+	for subj := range info.State.Subjects {
+		node, err := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(subj, s.prefix+kindCursor+"."))
+		if err != nil {
 			continue
 		}
-		out[string(node)] = binary.BigEndian.Uint64(r.val)
+		seq, ok, err := s.Cursor(ctx, string(node))
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out[string(node)] = seq
+		}
 	}
 	return out, nil
 }
