@@ -57,6 +57,9 @@ type Cluster interface {
 	// Health returns why the cluster cannot keep QoS 1 and 2 messages
 	// now (no quorum), or nil: the broker then refuses them.
 	Health() error
+	// MaxMessageSize bounds a PUBLISH packet: what the cluster carries
+	// between nodes. MaxPacketSize is at most this.
+	MaxMessageSize() uint32
 }
 
 // ErrNotOwner is returned by ReleaseSession for a client of another

@@ -141,6 +141,11 @@ func (o *Options) setDefaults() {
 	if o.MaxPacketSize == 0 {
 		o.MaxPacketSize = 1 << 20
 	}
+	if o.Cluster != nil {
+		// A message the cluster cannot carry would be acknowledged and
+		// never delivered: refuse the packet instead [MQTT-3.2.2-15].
+		o.MaxPacketSize = min(o.MaxPacketSize, o.Cluster.MaxMessageSize())
+	}
 	if o.MaxConnectSize == 0 {
 		o.MaxConnectSize = 64 << 10
 	}

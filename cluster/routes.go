@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"math"
 	"runtime"
 	"slices"
 	"sync"
@@ -183,6 +184,15 @@ func (r *routes) dropped() uint64 {
 		}
 	}
 	return n
+}
+
+// envelopeRoom is kept below NATS's maximum payload for what an envelope
+// adds to a message, and the headers of a stored one.
+const envelopeRoom = 4096
+
+// MaxMessageSize implements broker.Cluster.
+func (n *Node) MaxMessageSize() uint32 {
+	return uint32(min(max(n.pub.MaxPayload()-envelopeRoom, 0), math.MaxUint32))
 }
 
 // Forward implements broker.Cluster: one NATS message on the topic's

@@ -112,13 +112,16 @@ func (n *Node) Health() error {
 	if n.st == nil {
 		return nil
 	}
+	var err error
 	if d := n.st.Stalled(); d > stallRefusal {
-		return fmt.Errorf("cluster: no JetStream quorum: writes unacknowledged for %s", d.Round(time.Second))
+		err = fmt.Errorf("cluster: no JetStream quorum: writes unacknowledged for %s", d.Round(time.Second))
+	} else if n.alone() && n.cfg.replicas() > 1 {
+		err = errors.New("cluster: no JetStream quorum: no route to another node")
 	}
-	if n.alone() && n.cfg.replicas() > 1 {
-		return errors.New("cluster: no JetStream quorum: no route to another node")
+	if err != nil {
+		n.logOnce("refusing", "cluster: QoS 1 and 2 messages are refused until the quorum is back", "err", err)
 	}
-	return nil
+	return err
 }
 
 // appendStream adds m to the stream; its ticket is the broker's store's.

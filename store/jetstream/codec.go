@@ -106,14 +106,7 @@ func decodeSession(v []byte) (store.Session, string, error) {
 }
 
 func encodeSubscription(s *store.Subscription) []byte {
-	dst := begin(make([]byte, 0, 16+len(s.Filter)))
-	dst = appendString(dst, s.Filter)
-	dst = append(dst, s.QoS)
-	dst = appendBool(dst, s.NoLocal)
-	dst = appendBool(dst, s.RetainAsPublished)
-	dst = append(dst, s.RetainHandling)
-	dst = appendUvarint(dst, uint64(s.SubscriptionID))
-	return dst
+	return rec.AppendSubscription(begin(make([]byte, 0, 16+len(s.Filter))), s)
 }
 
 func decodeSubscription(v []byte) (store.Subscription, error) {
@@ -121,13 +114,7 @@ func decodeSubscription(v []byte) (store.Subscription, error) {
 	if err != nil {
 		return store.Subscription{}, err
 	}
-	var s store.Subscription
-	s.Filter = d.String()
-	s.QoS = d.Byte()
-	s.NoLocal = d.Bool()
-	s.RetainAsPublished = d.Bool()
-	s.RetainHandling = d.Byte()
-	s.SubscriptionID = uint32(d.Uvarint())
+	s := d.Subscription()
 	return s, d.Done()
 }
 

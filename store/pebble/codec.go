@@ -105,13 +105,7 @@ func decodeSession(v []byte) (store.Session, error) {
 
 func appendSubscription(dst []byte, s *store.Subscription) []byte {
 	start := len(dst)
-	dst = begin(dst)
-	dst = appendString(dst, s.Filter)
-	dst = append(dst, s.QoS)
-	dst = appendBool(dst, s.NoLocal)
-	dst = appendBool(dst, s.RetainAsPublished)
-	dst = append(dst, s.RetainHandling)
-	dst = appendUvarint(dst, uint64(s.SubscriptionID))
+	dst = rec.AppendSubscription(begin(dst), s)
 	return seal(dst, start)
 }
 
@@ -120,13 +114,7 @@ func decodeSubscription(v []byte) (store.Subscription, error) {
 	if err != nil {
 		return store.Subscription{}, err
 	}
-	var s store.Subscription
-	s.Filter = d.String()
-	s.QoS = d.Byte()
-	s.NoLocal = d.Bool()
-	s.RetainAsPublished = d.Bool()
-	s.RetainHandling = d.Byte()
-	s.SubscriptionID = uint32(d.Uvarint())
+	s := d.Subscription()
 	return s, d.Done()
 }
 

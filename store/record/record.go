@@ -167,3 +167,24 @@ func (d *Decoder) Message() *store.Message {
 	}
 	return m
 }
+
+// AppendSubscription appends s, for (*Decoder).Subscription.
+func AppendSubscription(dst []byte, s *store.Subscription) []byte {
+	dst = AppendString(dst, s.Filter)
+	dst = append(dst, s.QoS)
+	dst = AppendBool(dst, s.NoLocal)
+	dst = AppendBool(dst, s.RetainAsPublished)
+	dst = append(dst, s.RetainHandling)
+	return AppendUvarint(dst, uint64(s.SubscriptionID))
+}
+
+func (d *Decoder) Subscription() store.Subscription {
+	var s store.Subscription
+	s.Filter = d.String()
+	s.QoS = d.Byte()
+	s.NoLocal = d.Bool()
+	s.RetainAsPublished = d.Bool()
+	s.RetainHandling = d.Byte()
+	s.SubscriptionID = uint32(d.Uvarint())
+	return s
+}
