@@ -257,7 +257,7 @@ func TestClusterInterop(t *testing.T) {
 	}
 	// Until node 1 knows node 2's interest: a probe published on node 1
 	// reaches all three.
-	mt.Eventually(t, "a probe from node 1 reaching mosquitto_sub on node 2", func() bool {
+	awaitCluster(t, "a probe from node 1 reaching mosquitto_sub on node 2", func() bool {
 		if err := exec.Command(pub, append(hp(nodes[0]), "-t", "interop/probe", "-m", "probe")...).Run(); err != nil {
 			t.Fatalf("mosquitto_pub: %v", err)
 		}
@@ -281,7 +281,7 @@ func TestClusterInterop(t *testing.T) {
 		}
 	}
 	for _, s := range subs {
-		mt.Eventually(t, "mosquitto_sub -V "+s.version+" on node 2 has all 9 messages", func() bool {
+		awaitCluster(t, "mosquitto_sub -V "+s.version+" on node 2 has all 9 messages", func() bool {
 			out := s.out.String()
 			return !slices.ContainsFunc(want, func(w string) bool { return !strings.Contains(out, w+"\n") })
 		})
@@ -301,7 +301,7 @@ func TestClusterInterop(t *testing.T) {
 	if out, err := exec.Command(pub, append(hp(nodes[0]), "-q", "1", "-r", "-t", "interop/retained", "-m", "kept")...).CombinedOutput(); err != nil {
 		t.Fatalf("mosquitto_pub -r: %v %s", err, out)
 	}
-	mt.Eventually(t, "the retained message on node 3", func() bool {
+	awaitCluster(t, "the retained message on node 3", func() bool {
 		out, _ := exec.Command(sub, append(hp(nodes[2]), "-t", "interop/retained", "-C", "1", "-W", "1", "-v")...).Output()
 		return string(out) == "interop/retained kept\n"
 	})
@@ -423,7 +423,7 @@ func TestClusterExternalNATS(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	mt.Eventually(t, "a message from x1 at mosquitto_sub on x2", func() bool {
+	awaitCluster(t, "a message from x1 at mosquitto_sub on x2", func() bool {
 		if err := exec.Command(pub, append(hp(nodes[0]), "-q", "1", "-t", "ext/a", "-m", "over NATS")...).Run(); err != nil {
 			t.Fatalf("mosquitto_pub: %v", err)
 		}
@@ -434,7 +434,7 @@ func TestClusterExternalNATS(t *testing.T) {
 	if err := exec.Command(pub, append(hp(nodes[0]), "-q", "1", "-r", "-t", "ext/kept", "-m", "retained")...).Run(); err != nil {
 		t.Fatal(err)
 	}
-	mt.Eventually(t, "the retained message on x2", func() bool {
+	awaitCluster(t, "the retained message on x2", func() bool {
 		b, _ := exec.Command(sub, append(hp(nodes[1]), "-t", "ext/kept", "-C", "1", "-W", "1", "-v")...).Output()
 		return string(b) == "ext/kept retained\n"
 	})
@@ -444,5 +444,20 @@ func TestClusterExternalNATS(t *testing.T) {
 	if code := run(ctx, []string{"serve", "--config", conf, "--listen", "127.0.0.1:0", "--no-persist", "--admin", ""}, nil, io.Discard, &errb); code == 0 ||
 		!strings.Contains(errb.String(), "uthorization") {
 		t.Errorf("a node with a wrong NATS password: exit %d, %s", code, errb.String())
+	}
+}
+
+// awaitCluster waits up to 20 s until cond: mt.Eventually with room for
+// JetStream, whose streams may still be electing leaders just after the
+// nodes start (a QoS 1 message then waits for a node's reading of the
+// message stream to resume).
+func awaitCluster(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after 20 s waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
