@@ -164,8 +164,8 @@ func (b *Broker) load(s *session, st *store.SessionState) {
 			s.nextID = max(s.nextID, o.PacketID)
 		}
 	}
-	for _, id := range st.InboundQoS2 {
-		s.putInQoS2(id)
+	for _, in := range st.InboundQoS2 {
+		s.putInQoS2(in)
 	}
 }
 
@@ -312,5 +312,5 @@ func (b *Broker) Close() error {
 func (b *Broker) Publish(m *Message) error {
 	var r router
 	t, _ := r.route(b, m, "")
-	return b.wait(max(t, r.forward(m)))
+	return b.wait(max(t, r.forward(m, 0)))
 }

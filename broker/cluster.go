@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"maps"
@@ -27,7 +28,19 @@ type Cluster interface {
 	// groups. It is called in the order each connection publishes. The
 	// ticket (of the broker's store) is acknowledged once m is where
 	// the cluster keeps it.
-	Forward(m *Message, from string) store.Ticket
+	//
+	// A token other than 0 marks a QoS 2 message whose receipt this
+	// node's store records under that token: m reaches no other node
+	// before the record is durable, and a Reforward under the same token
+	// is recognised as a copy.
+	Forward(m *Message, from string, token uint64) store.Ticket
+	// Reforward forwards again a QoS 2 message forwarded under token
+	// before, which its client retransmits: the first forwarding may not
+	// have been kept (its node may have died before it was). The
+	// subscribers get it once, unless the first was kept longer ago than
+	// the cluster recognises copies; shared groups, served at most once
+	// between nodes, do not get it again.
+	Reforward(m *Message, from string, token uint64) store.Ticket
 	// Streams reports whether QoS 1 and 2 messages reach the subscribers
 	// on every node, this one's included, through the cluster (a
 	// replicated stream): the broker then leaves their delivery to it,
@@ -83,9 +96,9 @@ func (b *Broker) unsubscribe(filter string, s *session) {
 
 // forward sends m, just routed here, to the other nodes, and returns the
 // ticket of its keeping there.
-func (r *router) forward(m *Message) store.Ticket {
+func (r *router) forward(m *Message, token uint64) store.Ticket {
 	if m != nil && r.b != nil && r.b.cluster != nil && !isSys(m.Topic) {
-		return r.b.cluster.Forward(m, r.from)
+		return r.b.cluster.Forward(m, r.from, token)
 	}
 	return 0
 }
@@ -282,9 +295,10 @@ func (s *session) export() *store.SessionState {
 	for _, o := range out {
 		st.Outbound = append(st.Outbound, *o)
 	}
-	for id := range s.inQoS2 {
-		st.InboundQoS2 = append(st.InboundQoS2, id)
+	for id, token := range s.inQoS2 {
+		st.InboundQoS2 = append(st.InboundQoS2, store.Inbound{PacketID: id, Token: token})
 	}
+	slices.SortFunc(st.InboundQoS2, func(a, b store.Inbound) int { return cmp.Compare(a.PacketID, b.PacketID) })
 	return st
 }
 

@@ -150,7 +150,7 @@ func (b *Broker) publishWill(w *pendingWill) {
 	}
 	var r router
 	r.route(b, w.msg, w.from)
-	r.forward(w.msg)
+	r.forward(w.msg, 0)
 }
 
 // expire ends an offline session whose expiry interval has passed.

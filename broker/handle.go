@@ -2,6 +2,7 @@ package broker
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"time"
 	"unicode/utf8"
 
@@ -134,19 +135,24 @@ func (c *conn) onPublish(p *packet.Publish) error {
 		p.Retain = false // 3.1.1 has no way to say no
 	}
 	s := c.sess
+	var resend uint64 // the token of a QoS 2 retransmission to forward again
 	if p.QoS == 2 {
 		s.mu.Lock()
-		_, seen := s.inQoS2[p.PacketID]
+		token, seen := s.inQoS2[p.PacketID]
 		n := len(s.inQoS2)
 		s.mu.Unlock()
-		if seen {
+		if seen && (token == 0 || !c.b.streams) {
 			// [MQTT-4.3.3-2] exactly once: a retransmission is acknowledged
 			// again but not delivered again. It holds a slot already, so
 			// it is never counted against Receive Maximum [MQTT-4.4.0-1].
 			c.sendAck(packet.PUBREC, p.PacketID, packet.Success)
 			return nil
 		}
-		if c.version == packet.V5 && n >= c.announced.ReceiveMaximum {
+		if seen {
+			// Forwarded through the cluster before, by a node that may
+			// have died before it was kept: again, under the same token.
+			resend = token
+		} else if c.version == packet.V5 && n >= c.announced.ReceiveMaximum {
 			// [MQTT-3.3.4-8] more unacknowledged QoS 2 than we allowed.
 			return fmt.Errorf("%d QoS 2 messages unreleased: %w", n, packet.ReceiveMaximumExceeded)
 		}
@@ -155,8 +161,9 @@ func (c *conn) onPublish(p *packet.Publish) error {
 	var m *Message
 	if p.QoS > 0 && c.b.Health() != nil {
 		// Nothing is acknowledged that might not be stored: a v5 client
-		// is told, a 3.1.1 client (which cannot be) is disconnected.
-		if c.version != packet.V5 {
+		// is told, a 3.1.1 client (which cannot be) is disconnected, and
+		// so is one retransmitting (its id stays received).
+		if c.version != packet.V5 || resend != 0 {
 			return c.b.Health()
 		}
 		code = packet.UnspecifiedError
@@ -180,25 +187,37 @@ func (c *conn) onPublish(p *packet.Publish) error {
 		code = packet.NotAuthorized
 		c.b.log.Debug("publish not authorized", "client", c.clientID, "topic", p.Topic)
 	}
+	if resend != 0 {
+		// Accepted when first received: acknowledged as then.
+		var t store.Ticket
+		if m != nil && c.b.streamed(m) {
+			t = c.b.cluster.Reforward(m, c.clientID, resend)
+		}
+		c.after(t)
+		c.sendAck(packet.PUBREC, p.PacketID, packet.Success)
+		return nil
+	}
 	if m != nil {
 		// Authorization may wait on the network: never inside Atomic,
 		// which holds up every other commit.
 		c.router.match(c.b, m, c.clientID)
 	}
 	var ticket store.Ticket
+	var token uint64
 	if m != nil && (p.QoS == 2 || p.QoS == 1 && len(c.router.targets) > 1) {
 		// QoS 2: the message and the id that marks it received commit
 		// together: after a crash a retransmission is either recognised
-		// or delivered, never both and never neither [MQTT-4.3.3-2].
+		// or delivered, never both and never neither [MQTT-4.3.3-2]
+		// (through a cluster's stream, m follows the id: Cluster.Forward).
 		// Several sessions: their copies commit together, so the store
 		// writes the message once for them all.
-		t, rc := store.Ticket(0), code // locals, so only this path allocates
-		c.b.store.Atomic(func() { t, rc = c.publish(m, p.QoS, p.PacketID, rc) })
-		ticket, code = t, rc
+		t, rc, tk := store.Ticket(0), code, uint64(0) // locals, so only this path allocates
+		c.b.store.Atomic(func() { t, rc, tk = c.publish(m, p.QoS, p.PacketID, rc) })
+		ticket, code, token = t, rc, tk
 	} else {
-		ticket, code = c.publish(m, p.QoS, p.PacketID, code)
+		ticket, code, token = c.publish(m, p.QoS, p.PacketID, code)
 	}
-	ticket = max(ticket, c.router.forward(m))
+	ticket = max(ticket, c.router.forward(m, token))
 	// Acknowledged only once durable: the writer waits for the ticket.
 	c.after(ticket)
 	switch p.QoS {
@@ -212,8 +231,9 @@ func (c *conn) onPublish(p *packet.Publish) error {
 
 // publish delivers m (nil for none) to the sessions c.router matched and,
 // for QoS 2, records the packet id as received. It returns the ticket of
-// the store writes and the reason code for the acknowledgement.
-func (c *conn) publish(m *Message, qos byte, id uint16, code packet.ReasonCode) (store.Ticket, packet.ReasonCode) {
+// the store writes, the reason code for the acknowledgement and the
+// token for Cluster.Forward.
+func (c *conn) publish(m *Message, qos byte, id uint16, code packet.ReasonCode) (store.Ticket, packet.ReasonCode, uint64) {
 	var t store.Ticket
 	if m != nil {
 		var refused bool
@@ -223,14 +243,21 @@ func (c *conn) publish(m *Message, qos byte, id uint16, code packet.ReasonCode) 
 	}
 	// A v5 failure code ends a QoS 2 flow: no PUBREL follows and the id is
 	// free again [MQTT-4.3.3-4].
+	var token uint64
 	if qos == 2 && (!code.IsFailure() || c.version != packet.V5) {
 		s := c.sess
 		s.mu.Lock()
-		s.putInQoS2(id)
-		t = max(t, s.persist(func(st store.Store) store.Ticket { return st.PutInboundQoS2(s.id, id) }))
+		if m != nil && s.persistent && c.b.streamed(m) {
+			// The client may retransmit to another node after this one
+			// died: the token lets it forward m again safely.
+			token = rand.Uint64() | 1
+		}
+		in := store.Inbound{PacketID: id, Token: token}
+		s.putInQoS2(in)
+		t = max(t, s.persist(func(st store.Store) store.Ticket { return st.PutInboundQoS2(s.id, in) }))
 		s.mu.Unlock()
 	}
-	return t, code
+	return t, code, token
 }
 
 // checkV5Publish applies the v5 rules on PUBLISH properties that end the

@@ -55,8 +55,8 @@ type session struct {
 	queuedBytes int64             // queuedSize of everything in queue
 	window      int               // in-flight limit for the current connection
 	seq         uint64
-	inQoS2      map[uint16]struct{} // nil until the first
-	backlog     *retainedBacklog    // retained messages still owed; nil when none
+	inQoS2      map[uint16]uint64 // packet id -> store.Inbound.Token; nil until the first
+	backlog     *retainedBacklog  // retained messages still owed; nil when none
 }
 
 func newSession(b *Broker, id string, persistent bool) *session {
@@ -77,11 +77,11 @@ func (s *session) putInflight(o *store.Outbound) {
 
 // putInQoS2 records the packet id of an inbound QoS 2 message as
 // received. s.mu must be held.
-func (s *session) putInQoS2(id uint16) {
+func (s *session) putInQoS2(in store.Inbound) {
 	if s.inQoS2 == nil {
-		s.inQoS2 = make(map[uint16]struct{})
+		s.inQoS2 = make(map[uint16]uint64)
 	}
-	s.inQoS2[id] = struct{}{}
+	s.inQoS2[in.PacketID] = in.Token
 }
 
 // persist submits a store write for a persistent session and returns its
@@ -122,8 +122,8 @@ func (s *session) setPersistent(p bool) store.Ticket {
 				t = st.PutOutbound(s.id, *o)
 			}
 		}
-		for id := range s.inQoS2 {
-			t = st.PutInboundQoS2(s.id, id)
+		for id, token := range s.inQoS2 {
+			t = st.PutInboundQoS2(s.id, store.Inbound{PacketID: id, Token: token})
 		}
 		return t
 	})

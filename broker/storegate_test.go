@@ -119,8 +119,8 @@ func (g *gatedStore) DeleteOutbound(id string, seq uint64) store.Ticket {
 	g.Store.DeleteOutbound(id, seq)
 	return g.tick("DeleteOutbound", id)
 }
-func (g *gatedStore) PutInboundQoS2(id string, p uint16) store.Ticket {
-	g.Store.PutInboundQoS2(id, p)
+func (g *gatedStore) PutInboundQoS2(id string, in store.Inbound) store.Ticket {
+	g.Store.PutInboundQoS2(id, in)
 	return g.tick("PutInboundQoS2", id)
 }
 func (g *gatedStore) DeleteInboundQoS2(id string, p uint16) store.Ticket {

@@ -64,20 +64,27 @@ func benchRoute(b *testing.B, pubAddr, subAddr string, qos byte, subBroker *brok
 	b.ReportMetric(float64(dropped()), "dropped")
 }
 
-// BenchmarkDurableOffline publishes QoS 1 messages from 16 clients on
-// node 1 of a three-node cluster to one offline persistent session homed
-// on node 2: each is acknowledged once the replicated stream has it, and
-// node 2 queues it in the replicated store.
+// BenchmarkDurableOffline publishes QoS 1 and QoS 2 messages from 16
+// persistent sessions on node 1 of a three-node cluster to one offline
+// persistent session homed on node 2: each is acknowledged once the
+// replicated stream has it (at QoS 2, after the packet id is stored),
+// and node 2 queues it in the replicated store.
 func BenchmarkDurableOffline(b *testing.B) {
+	for _, qos := range []byte{1, 2} {
+		b.Run(fmt.Sprintf("qos%d", qos), func(b *testing.B) { benchDurableOffline(b, qos) })
+	}
+}
+
+func benchDurableOffline(b *testing.B, qos byte) {
 	nodes := startCluster(b, 3)
 	away, _ := connect(b, nodes[1].addr, client.Options{ClientID: "bench-away", Properties: expiry(3600)})
-	subscribe(b, away, "dur/#", 1)
+	subscribe(b, away, "dur/#", qos)
 	away.Disconnect()
 	<-away.Done()
 	const clients = 16
 	var pubs []*client.Client
 	for i := range clients {
-		p, _ := connect(b, nodes[0].addr, client.Options{ClientID: fmt.Sprintf("bench-pub-%d", i), CleanStart: true})
+		p, _ := connect(b, nodes[0].addr, client.Options{ClientID: fmt.Sprintf("bench-pub-%d", i), Properties: expiry(3600)})
 		pubs = append(pubs, p)
 	}
 	payload := make([]byte, 64)
@@ -87,7 +94,7 @@ func BenchmarkDurableOffline(b *testing.B) {
 	for _, p := range pubs {
 		go func() {
 			for next.Add(1) <= int64(b.N) {
-				if err := p.Publish(context.Background(), &packet.Publish{Topic: "dur/x", QoS: 1, Payload: payload}); err != nil {
+				if err := p.Publish(context.Background(), &packet.Publish{Topic: "dur/x", QoS: qos, Payload: payload}); err != nil {
 					done <- err
 					return
 				}

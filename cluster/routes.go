@@ -198,8 +198,9 @@ func (n *Node) MaxMessageSize() uint32 {
 // Forward implements broker.Cluster: one NATS message on the topic's
 // subject reaches the nodes with interest and the shared groups; with a
 // replicated store, a QoS 1 or 2 message is also appended to the stream,
-// through which it reaches the plain subscriptions of every node.
-func (n *Node) Forward(m *store.Message, from string) store.Ticket {
+// through which it reaches the plain subscriptions of every node (with a
+// token, after the record of its receipt: appendStream).
+func (n *Node) Forward(m *store.Message, from string, token uint64) store.Ticket {
 	r := &n.routes
 	subj := Subject(m.Topic)
 	var t store.Ticket
@@ -211,7 +212,7 @@ func (n *Node) Forward(m *store.Message, from string) store.Ticket {
 		err = nats.ErrMaxPayload
 	} else {
 		if m.QoS > 0 && n.st != nil {
-			t = n.appendStream(subj, r.seq, slices.Clone(r.buf))
+			t = n.appendStream(subj, r.seq, token, slices.Clone(r.buf))
 		}
 		err = n.pub.Publish(subj, r.buf)
 	}
@@ -229,4 +230,26 @@ func (n *Node) Forward(m *store.Message, from string) store.Ticket {
 		n.ret.publish(m)
 	}
 	return t
+}
+
+// Reforward implements broker.Cluster: the message goes to the stream
+// again, alone, under the message id its token gives; the stream drops
+// it if it has it (within its duplicate window, two minutes).
+func (n *Node) Reforward(m *store.Message, from string, token uint64) store.Ticket {
+	if n.st == nil {
+		return 0
+	}
+	r := &n.routes
+	r.fwd.Lock()
+	r.seq++
+	data := appendEnvelope(nil, &envelope{origin: n.instance, seq: r.seq, from: from, msg: m})
+	r.fwd.Unlock()
+	if int64(len(data)) > n.pub.MaxPayload() {
+		return 0 // as when it was first forwarded
+	}
+	n.stats.forwarded.Add(1)
+	if m.Retain {
+		n.ret.publish(m)
+	}
+	return n.st.AppendAgain(fwdPrefix+Subject(m.Topic), tokenMsgID(token), data)
 }

@@ -27,6 +27,13 @@ import (
 // last message it kept, and a session taken from a dead node is brought
 // up to date from the dead node's cursor. No consumer exists per session:
 // each node reads the stream with one ordered consumer.
+//
+// A QoS 2 message from a persistent session is appended only once its
+// packet id is stored, under a message id made from the token stored with
+// it (broker.Cluster.Forward). Its client, if its node dies before
+// PUBREC, retransmits it to another node, which appends it again under
+// that id (Reforward): the stream drops the copy if it kept the first,
+// within its duplicate window.
 const (
 	stateBucket   = "tern_state"
 	fwdStream     = "TERN_FWD"
@@ -125,10 +132,18 @@ func (n *Node) Health() error {
 }
 
 // appendStream adds m to the stream; its ticket is the broker's store's.
-func (n *Node) appendStream(subj string, seq uint64, data []byte) store.Ticket {
+// A QoS 2 message with a token waits for the record of its receipt (see
+// broker.Cluster.Forward), and its message id is the token's.
+func (n *Node) appendStream(subj string, seq, token uint64, data []byte) store.Ticket {
+	if token != 0 {
+		return n.st.AppendAfter(fwdPrefix+subj, tokenMsgID(token), data)
+	}
 	id := strconv.FormatUint(n.instance, 36) + "." + strconv.FormatUint(seq, 36)
 	return n.st.Append(fwdPrefix+subj, id, data)
 }
+
+// tokenMsgID is the stream's message id for a QoS 2 message's token.
+func tokenMsgID(token uint64) string { return "2." + strconv.FormatUint(token, 36) }
 
 // follow reads the stream from this node's cursor on, routing every
 // message to this node's sessions, until the node stops.

@@ -72,7 +72,17 @@ type SessionState struct {
 	Session       Session
 	Subscriptions []Subscription
 	Outbound      []Outbound // in Seq order
-	InboundQoS2   []uint16   // packet ids received with QoS 2, PUBREL not yet seen
+	InboundQoS2   []Inbound  // in PacketID order
+}
+
+// Inbound is the packet id of a QoS 2 message received, its PUBREL not
+// yet seen.
+type Inbound struct {
+	PacketID uint16
+	// Token, unless 0, names the message's one forwarding through a
+	// cluster: forwarded again under it when the client retransmits, it
+	// is recognised and not delivered twice.
+	Token uint64
 }
 
 // A Ticket names the writes submitted to a Store up to some point. Tickets
@@ -99,7 +109,7 @@ type Store interface {
 	PutOutbound(clientID string, o Outbound) Ticket
 	DeleteOutbound(clientID string, seq uint64) Ticket
 
-	PutInboundQoS2(clientID string, packetID uint16) Ticket
+	PutInboundQoS2(clientID string, in Inbound) Ticket
 	DeleteInboundQoS2(clientID string, packetID uint16) Ticket
 
 	PutRetained(m *Message) Ticket

@@ -88,7 +88,7 @@ func TestClusterNodeLoss(t *testing.T) {
 		st.PutSubscription(id, sub)
 		st.Atomic(func() {
 			st.PutOutbound(id, store.Outbound{Seq: 1, QoS: 1, Message: m})
-			tk = st.PutInboundQoS2(id, 9)
+			tk = st.PutInboundQoS2(id, store.Inbound{PacketID: 9, Token: 3})
 		})
 	}
 	mustWait(t, st, tk)
@@ -112,7 +112,7 @@ func TestClusterNodeLoss(t *testing.T) {
 		t.Fatalf("loaded %d sessions, want %d", len(states), sessions)
 	}
 	for _, s := range states {
-		if len(s.Subscriptions) != 1 || s.Subscriptions[0] != sub || !reflect.DeepEqual(s.InboundQoS2, []uint16{9}) ||
+		if len(s.Subscriptions) != 1 || s.Subscriptions[0] != sub || !reflect.DeepEqual(s.InboundQoS2, []store.Inbound{{PacketID: 9, Token: 3}}) ||
 			len(s.Outbound) != 2 || !reflect.DeepEqual(s.Outbound[0].Message, m) || !reflect.DeepEqual(s.Outbound[1].Message, m) {
 			t.Fatalf("%s: %+v", s.Session.ClientID, s)
 		}

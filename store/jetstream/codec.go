@@ -158,14 +158,16 @@ func decodeOutbound(v []byte) (store.Outbound, string, error) {
 	return o, id, nil
 }
 
-// inboundValue is the value of an inbound QoS 2 record: the key says
-// everything.
-var inboundValue = []byte{formatVersion}
+// encodeInbound is the value of an inbound QoS 2 record: its key has
+// the packet id.
+func encodeInbound(token uint64) []byte {
+	return rec.AppendInboundToken([]byte{formatVersion}, token)
+}
 
-func decodeInbound(v []byte) error {
+func decodeInbound(v []byte) (uint64, error) {
 	d, err := open(v)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	return d.Done()
+	return d.InboundToken()
 }

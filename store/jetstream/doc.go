@@ -12,7 +12,7 @@
 //	s.<client>                   session; its value names the session's generation
 //	p.<client>.<gen>.u.<filter>  subscription
 //	p.<client>.<gen>.o.<seq>     outbound message: state, packet id, and the id of its message
-//	p.<client>.<gen>.q.<id>      inbound QoS 2 packet id
+//	p.<client>.<gen>.q.<id>      inbound QoS 2 packet id; its value, the token (store.Inbound)
 //	m.<node>.<instance>.<n>      an application message, stored once
 //	r.<topic>                    retained message (unless Options.NoRetained)
 //

@@ -193,11 +193,12 @@ func (s *Store) attach(l *loaded, recs []keyedRecord) {
 			l.outIDs = append(l.outIDs, id)
 		case subInbound:
 			id, err := strconv.ParseUint(r.key.rest, 16, 16)
-			if err != nil || decodeInbound(r.val) != nil || strconv.FormatUint(id, 16) != r.key.rest {
+			token, terr := decodeInbound(r.val)
+			if err != nil || terr != nil || strconv.FormatUint(id, 16) != r.key.rest {
 				s.log.Error("jsstore: skipping a malformed inbound QoS 2 id", "client", cid)
 				continue
 			}
-			st.InboundQoS2 = append(st.InboundQoS2, uint16(id))
+			st.InboundQoS2 = append(st.InboundQoS2, store.Inbound{PacketID: uint16(id), Token: token})
 		}
 	}
 }
@@ -230,7 +231,7 @@ func (s *Store) finish(l *loaded, lookup func(id string) *store.Message) []strin
 		l.outIDs[i] = o.id
 	}
 	slices.SortFunc(st.Subscriptions, func(a, b store.Subscription) int { return strings.Compare(a.Filter, b.Filter) })
-	slices.Sort(st.InboundQoS2)
+	slices.SortFunc(st.InboundQoS2, func(a, b store.Inbound) int { return cmp.Compare(a.PacketID, b.PacketID) })
 	return l.outIDs
 }
 

@@ -35,6 +35,8 @@ type op struct {
 	data  []byte
 	purge bool
 	msgID string // outside the bucket: never in an atomic batch
+	after bool   // an append sent once every write before it is acknowledged
+	again bool   // an append the stream may have: sent alone (a batch with it would be refused whole)
 }
 
 // unit is what one acknowledgement covers.
@@ -42,6 +44,7 @@ type unit struct {
 	id     uint64
 	ops    []op
 	batch  bool         // an atomic batch (else one op)
+	after  bool         // sent once the window is empty
 	ticket store.Ticket // on a group's last unit: acknowledging it commits the ticket
 	first  time.Time    // first sent
 	sent   time.Time    // this attempt sent
@@ -218,12 +221,14 @@ func (s *Store) units(ops []op, groups [][2]int) []*unit {
 	plain := func(ops []op) {
 		for i := 0; i < len(ops); {
 			j := i + 1
-			if ops[i].msgID != "" {
-				for j < len(ops) && j-i < s.opts.MaxBatch && ops[j].msgID != "" {
+			after := ops[i].after
+			if ops[i].msgID != "" && !ops[i].again {
+				for j < len(ops) && j-i < s.opts.MaxBatch && ops[j].msgID != "" && !ops[j].again {
+					after = after || ops[j].after
 					j++
 				}
 			}
-			units = append(units, &unit{ops: ops[i:j], batch: j-i > 1})
+			units = append(units, &unit{ops: ops[i:j], batch: j-i > 1, after: after})
 			i = j
 		}
 	}
@@ -310,7 +315,7 @@ func (p *pipeline) send(units []*unit) []*unit {
 			p.advance()
 			continue
 		}
-		if p.inflight > 0 && p.inflight+len(u.ops) > p.s.opts.MaxInflight {
+		if p.inflight > 0 && p.inflight+len(u.ops) > p.s.opts.MaxInflight || u.after && len(p.window) > 0 {
 			break
 		}
 		u.id = p.nextID

@@ -573,12 +573,12 @@ func (s *Store) DeleteOutbound(cid string, seq uint64) store.Ticket {
 	return s.end()
 }
 
-func (s *Store) PutInboundQoS2(cid string, id uint16) store.Ticket {
+func (s *Store) PutInboundQoS2(cid string, in store.Inbound) store.Ticket {
 	if !s.begin() {
 		return never
 	}
 	ss := s.session(cid)
-	s.put(inboundKey(cid, ss.gen, id), inboundValue)
+	s.put(inboundKey(cid, ss.gen, in.PacketID), encodeInbound(in.Token))
 	return s.end()
 }
 
@@ -664,13 +664,30 @@ func (s *Store) Release(cid string) store.Ticket {
 // duplicate of msgID, unique per append, within the stream's duplicate
 // window.
 func (s *Store) Append(subj, msgID string, data []byte) store.Ticket {
-	if msgID == "" {
+	return s.append(op{subj: subj, data: data, msgID: msgID})
+}
+
+// AppendAfter is Append sent only once every write submitted before it
+// is acknowledged: what it depends on is stored before it can be read.
+// It costs a round trip to the writes after it too.
+func (s *Store) AppendAfter(subj, msgID string, data []byte) store.Ticket {
+	return s.append(op{subj: subj, data: data, msgID: msgID, after: true})
+}
+
+// AppendAgain is Append of what may have been appended under msgID
+// before: the stream drops it if it has it, within its duplicate window.
+func (s *Store) AppendAgain(subj, msgID string, data []byte) store.Ticket {
+	return s.append(op{subj: subj, data: data, msgID: msgID, again: true})
+}
+
+func (s *Store) append(o op) store.Ticket {
+	if o.msgID == "" {
 		panic("jsstore: Append without a message id")
 	}
 	if !s.begin() {
 		return never
 	}
-	s.pending = append(s.pending, op{subj: subj, data: data, msgID: msgID})
+	s.pending = append(s.pending, o)
 	return s.end()
 }
 

@@ -255,7 +255,7 @@ func TestLoadSession(t *testing.T) {
 	a.PutOutbound("taken", store.Outbound{Seq: 2, PacketID: 5, State: store.Sent, QoS: 1, Message: m})
 	a.PutSession(persistent("stays"))
 	a.PutOutbound("stays", store.Outbound{Seq: 1, QoS: 1, Message: m})
-	mustWait(t, a, a.PutInboundQoS2("taken", 3))
+	mustWait(t, a, a.PutInboundQoS2("taken", store.Inbound{PacketID: 3}))
 
 	bst := mustOpen(t, js2, jsstore.Options{Bucket: b, Node: "n2"})
 	defer bst.Close()
@@ -269,7 +269,7 @@ func TestLoadSession(t *testing.T) {
 	a.Release("taken")
 	if !reflect.DeepEqual(got.Session, sess) || len(got.Subscriptions) != 1 || got.Subscriptions[0] != sub ||
 		len(got.Outbound) != 2 || !reflect.DeepEqual(got.Outbound[1].Message, m) || got.Outbound[1].PacketID != 5 ||
-		!reflect.DeepEqual(got.InboundQoS2, []uint16{3}) {
+		!reflect.DeepEqual(got.InboundQoS2, []store.Inbound{{PacketID: 3}}) {
 		t.Fatalf("loaded: %+v", got)
 	}
 	// The new owner writes under the same generation.
@@ -467,7 +467,7 @@ func TestDeletesLeaveNothing(t *testing.T) {
 	st.PutSession(persistent("a"))
 	for i := range 100 {
 		st.PutOutbound("a", store.Outbound{Seq: uint64(i), QoS: 1, Message: &store.Message{Topic: "t"}})
-		st.PutInboundQoS2("a", uint16(i))
+		st.PutInboundQoS2("a", store.Inbound{PacketID: uint16(i)})
 	}
 	for i := range 100 {
 		st.DeleteOutbound("a", uint64(i))

@@ -21,7 +21,7 @@ type entry struct {
 	session  store.Session
 	subs     map[string]store.Subscription
 	outbound map[uint64]store.Outbound
-	inbound  map[uint16]struct{}
+	inbound  map[uint16]uint64 // packet id -> token
 }
 
 var _ store.Store = (*Store)(nil)
@@ -39,7 +39,7 @@ func (s *Store) get(id string) *entry {
 			session:  store.Session{ClientID: id},
 			subs:     make(map[string]store.Subscription),
 			outbound: make(map[uint64]store.Outbound),
-			inbound:  make(map[uint16]struct{}),
+			inbound:  make(map[uint16]uint64),
 		}
 		s.sessions[id] = e
 	}
@@ -92,10 +92,10 @@ func (s *Store) DeleteOutbound(id string, seq uint64) store.Ticket {
 	return 0
 }
 
-func (s *Store) PutInboundQoS2(id string, pid uint16) store.Ticket {
+func (s *Store) PutInboundQoS2(id string, in store.Inbound) store.Ticket {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.get(id).inbound[pid] = struct{}{}
+	s.get(id).inbound[in.PacketID] = in.Token
 	return 0
 }
 
@@ -141,9 +141,10 @@ func (s *Store) Load() ([]store.SessionState, []*store.Message, error) {
 			st.Outbound = append(st.Outbound, o)
 		}
 		slices.SortFunc(st.Outbound, func(a, b store.Outbound) int { return cmp.Compare(a.Seq, b.Seq) })
-		for pid := range e.inbound {
-			st.InboundQoS2 = append(st.InboundQoS2, pid)
+		for pid, token := range e.inbound {
+			st.InboundQoS2 = append(st.InboundQoS2, store.Inbound{PacketID: pid, Token: token})
 		}
+		slices.SortFunc(st.InboundQoS2, func(a, b store.Inbound) int { return cmp.Compare(a.PacketID, b.PacketID) })
 		states = append(states, st)
 	}
 	retained := make([]*store.Message, 0, len(s.retained))

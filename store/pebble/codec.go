@@ -209,8 +209,11 @@ func decodeMessageRecord(v []byte) (*store.Message, error) {
 	return m, d.Done()
 }
 
-// appendEmpty is the value of a record whose key says everything.
-func appendEmpty(dst []byte) []byte { return seal(begin(dst), len(dst)) }
+// appendInbound is the value of an inbound QoS 2 record: its key has the
+// packet id.
+func appendInbound(dst []byte, token uint64) []byte {
+	return seal(rec.AppendInboundToken(begin(dst), token), len(dst))
+}
 
 // Members. A message the broker queues for several sessions in one
 // commit is one body record listing them (bodies.go): after the message,

@@ -43,7 +43,7 @@ func TestDamagedRecordsSkipped(t *testing.T) {
 	// Damage one outbound record in place, and add two strays.
 	damage(t, st, appendSeqKey(nil, "c", 2))
 	st.db.Set([]byte("zzz"), []byte("?"), pebble.Sync)
-	st.db.Set(appendSeqKey(nil, "ghost", 1), appendEmpty(nil), pebble.Sync)
+	st.db.Set(appendSeqKey(nil, "ghost", 1), appendInbound(nil, 0), pebble.Sync)
 	st.Close()
 
 	var logs strings.Builder

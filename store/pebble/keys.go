@@ -13,7 +13,7 @@ import "encoding/binary"
 //	s<client>                 session
 //	u<client>\x00<filter>     subscription
 //	o<client>\x00<seq:8>      outbound message
-//	q<client>\x00<id:2>       inbound QoS 2 packet id
+//	q<client>\x00<id:2>       inbound QoS 2 packet id (value: its token)
 //	r<topic>                  retained message
 //	m<id:8>                   message body, with its members
 //	x<id:8><n:4>              member log of body id, record n

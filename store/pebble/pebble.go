@@ -210,8 +210,9 @@ func (s *Store) DeleteOutbound(id string, seq uint64) store.Ticket {
 	return t
 }
 
-func (s *Store) PutInboundQoS2(id string, pid uint16) store.Ticket {
-	return s.put(opSet, func(b []byte) []byte { return appendInboundKey(b, id, pid) }, appendEmpty)
+func (s *Store) PutInboundQoS2(id string, in store.Inbound) store.Ticket {
+	return s.put(opSet, func(b []byte) []byte { return appendInboundKey(b, id, in.PacketID) },
+		func(b []byte) []byte { return appendInbound(b, in.Token) })
 }
 
 func (s *Store) DeleteInboundQoS2(id string, pid uint16) store.Ticket {
@@ -476,10 +477,15 @@ func (l *loader) attach(ls *loadSession, kind byte, suffix, v []byte) bool {
 		st.Outbound = append(st.Outbound, o)
 		ls.origins = append(ls.origins, from)
 	case kindInbound:
-		if _, err := unseal(v); err != nil || len(suffix) != 2 {
+		d, err := unseal(v)
+		if err != nil || len(suffix) != 2 {
 			return false
 		}
-		st.InboundQoS2 = append(st.InboundQoS2, binary.BigEndian.Uint16(suffix))
+		token, err := d.InboundToken()
+		if err != nil {
+			return false
+		}
+		st.InboundQoS2 = append(st.InboundQoS2, store.Inbound{PacketID: binary.BigEndian.Uint16(suffix), Token: token})
 	default:
 		return false
 	}

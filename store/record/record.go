@@ -188,3 +188,21 @@ func (d *Decoder) Subscription() store.Subscription {
 	s.SubscriptionID = uint32(d.Uvarint())
 	return s
 }
+
+// AppendInboundToken writes the value of an inbound QoS 2 record: its
+// token, nothing when 0 (what records had before tokens).
+func AppendInboundToken(dst []byte, token uint64) []byte {
+	if token == 0 {
+		return dst
+	}
+	return AppendUvarint(dst, token)
+}
+
+// InboundToken reads what AppendInboundToken wrote, to the end.
+func (d *Decoder) InboundToken() (uint64, error) {
+	var t uint64
+	if len(d.B) > 0 {
+		t = d.Uvarint()
+	}
+	return t, d.Done()
+}

@@ -96,7 +96,8 @@ func testRoundTrip(t *testing.T, open Opener) {
 	for _, o := range []int{2, 0, 1} { // submission order must not matter
 		st.PutOutbound("c1", outs[o])
 	}
-	st.PutInboundQoS2("c1", 65535)
+	st.PutInboundQoS2("c1", store.Inbound{PacketID: 65535, Token: 1<<64 - 1})
+	st.PutInboundQoS2("c1", store.Inbound{PacketID: 1}) // loaded in packet id order
 	st.PutSession(store.Session{ClientID: "c2", Version: 4, ExpiryInterval: 0xFFFFFFFF})
 	mustWait(t, st, st.PutRetained(fullMessage("r/1")))
 
@@ -121,7 +122,7 @@ func testRoundTrip(t *testing.T, open Opener) {
 	if !reflect.DeepEqual(c1.Outbound, outs) {
 		t.Errorf("outbound:\n got %+v\nwant %+v", c1.Outbound, outs)
 	}
-	if !reflect.DeepEqual(c1.InboundQoS2, []uint16{65535}) {
+	if !reflect.DeepEqual(c1.InboundQoS2, []store.Inbound{{PacketID: 1}, {PacketID: 65535, Token: 1<<64 - 1}}) {
 		t.Errorf("inbound QoS 2: got %v", c1.InboundQoS2)
 	}
 	if m := retained["r/1"]; len(retained) != 1 || !reflect.DeepEqual(m, fullMessage("r/1")) {
@@ -137,8 +138,8 @@ func testDeletes(t *testing.T, open Opener) {
 		st.PutSubscription(id, store.Subscription{Subscription: packet.Subscription{Filter: "y"}})
 		st.PutOutbound(id, store.Outbound{Seq: 1, QoS: 1, Message: &store.Message{Topic: "x"}})
 		st.PutOutbound(id, store.Outbound{Seq: 2, QoS: 1, Message: &store.Message{Topic: "x"}})
-		st.PutInboundQoS2(id, 1)
-		st.PutInboundQoS2(id, 2)
+		st.PutInboundQoS2(id, store.Inbound{PacketID: 2, Token: 7})
+		st.PutInboundQoS2(id, store.Inbound{PacketID: 1})
 	}
 	st.PutRetained(&store.Message{Topic: "r", Payload: []byte("1")})
 	st.DeleteSession("a")
@@ -163,7 +164,7 @@ func testDeletes(t *testing.T, open Opener) {
 	if len(ab.Outbound) != 1 || ab.Outbound[0].Seq != 2 {
 		t.Errorf("outbound: %+v", ab.Outbound)
 	}
-	if !reflect.DeepEqual(ab.InboundQoS2, []uint16{2}) {
+	if !reflect.DeepEqual(ab.InboundQoS2, []store.Inbound{{PacketID: 2, Token: 7}}) {
 		t.Errorf("inbound: %v", ab.InboundQoS2)
 	}
 }
@@ -204,7 +205,7 @@ func testConcurrent(t *testing.T, open Opener) {
 				var tk store.Ticket
 				st.Atomic(func() {
 					st.PutOutbound(id, store.Outbound{Seq: uint64(i + 1), QoS: 1, Message: &store.Message{Topic: id}})
-					tk = st.PutInboundQoS2(id, uint16(i+1))
+					tk = st.PutInboundQoS2(id, store.Inbound{PacketID: uint16(i + 1)})
 				})
 				if err := st.Wait(tk); err != nil {
 					t.Errorf("wait: %v", err)
