@@ -42,6 +42,7 @@ const (
 	trimEvery     = 60               // cursor periods between trims of the stream
 	stallRefusal  = 10 * time.Second // unacknowledged writes this old: no quorum (a leader election takes seconds)
 	storeWriteMax = 24 * time.Hour   // the store fails only after this; Health refuses meanwhile
+	closeTimeout  = 10 * time.Second // a node stopping without a quorum waits this long for its writes
 	defaultMaxAge = 7 * 24 * time.Hour
 )
 
@@ -74,7 +75,8 @@ func (n *Node) OpenStore(ctx context.Context) (*jsstore.Store, error) {
 		try, cancel := context.WithTimeout(ctx, 2*time.Second)
 		st, err := jsstore.Open(try, n.js, jsstore.Options{Bucket: stateBucket, Node: n.cfg.Node,
 			Replicas: n.cfg.replicas(), NoRetained: true, WriteTimeout: storeWriteMax, OpTimeout: 10 * time.Second,
-			Logger: n.log})
+			CloseTimeout: closeTimeout,
+			Logger:       n.log})
 		if err == nil {
 			var s jetstream.Stream
 			s, err = n.js.CreateOrUpdateStream(try, jetstream.StreamConfig{Name: fwdStream,

@@ -143,3 +143,25 @@ func TestClusterNodeLoss(t *testing.T) {
 		t.Error("a later write was acknowledged")
 	}
 }
+
+// TestCloseWithoutQuorum: a store whose writes no quorum acknowledges
+// any more (the other servers stopped first) stops after CloseTimeout,
+// saying so, not after WriteTimeout.
+func TestCloseWithoutQuorum(t *testing.T) {
+	ss := startServers(t, 3)
+	js := ss.connect(t, 0)
+	st := mustOpen(t, js, jsstore.Options{Bucket: bucket(), Replicas: 3, WriteTimeout: time.Hour,
+		CloseTimeout: time.Second, AttemptTimeout: 500 * time.Millisecond})
+	mustWait(t, st, st.PutSession(persistent("before")))
+	ss.shutdown(1)
+	ss.shutdown(2)
+	st.PutSession(persistent("after"))
+	start := time.Now()
+	err := st.Close()
+	if err == nil {
+		t.Fatal("Close reported no unacknowledged write")
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Fatalf("Close took %v", d)
+	}
+}

@@ -44,7 +44,7 @@ type unit struct {
 	id     uint64
 	ops    []op
 	batch  bool         // an atomic batch (else one op)
-	after  bool         // sent once the window is empty
+	after  bool         // sent once no write to the bucket waits for its acknowledgement
 	ticket store.Ticket // on a group's last unit: acknowledging it commits the ticket
 	first  time.Time    // first sent
 	sent   time.Time    // this attempt sent
@@ -298,6 +298,19 @@ func (p *pipeline) idle() bool {
 	return len(p.window) == 0
 }
 
+// bucketUnacked reports whether a write to the bucket waits for its
+// acknowledgement: an AppendAfter waits for those, not for the appends
+// before it, which the stream stores in the order they are sent. p.mu
+// must be held.
+func (p *pipeline) bucketUnacked() bool {
+	for _, u := range p.window {
+		if !u.done && len(u.ops) > 0 && u.ops[0].msgID == "" {
+			return true
+		}
+	}
+	return false
+}
+
 // send publishes units while the window has room, and returns the rest.
 func (p *pipeline) send(units []*unit) []*unit {
 	p.mu.Lock()
@@ -315,7 +328,7 @@ func (p *pipeline) send(units []*unit) []*unit {
 			p.advance()
 			continue
 		}
-		if p.inflight > 0 && p.inflight+len(u.ops) > p.s.opts.MaxInflight || u.after && len(p.window) > 0 {
+		if p.inflight > 0 && p.inflight+len(u.ops) > p.s.opts.MaxInflight || u.after && p.bucketUnacked() {
 			break
 		}
 		u.id = p.nextID

@@ -42,6 +42,9 @@ type Options struct {
 	// WriteTimeout bounds how long a write may stay unacknowledged, resends
 	// included, before the store fails. Default 30 s.
 	WriteTimeout time.Duration
+	// CloseTimeout bounds how long Close waits for what is pending to be
+	// acknowledged. Default WriteTimeout.
+	CloseTimeout time.Duration
 	// AttemptTimeout is how long the store waits for an acknowledgement
 	// before it resends. Default 2 s.
 	AttemptTimeout time.Duration
@@ -84,6 +87,9 @@ func (o *Options) defaults() error {
 	}
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = 30 * time.Second
+	}
+	if o.CloseTimeout <= 0 {
+		o.CloseTimeout = o.WriteTimeout
 	}
 	if o.AttemptTimeout <= 0 {
 		o.AttemptTimeout = 2 * time.Second
@@ -302,8 +308,9 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.Str
 	return st, nil
 }
 
-// Close sends what is pending, waits (up to WriteTimeout) until it is
-// acknowledged, and stops. It reports a write that failed.
+// Close sends what is pending, waits (up to CloseTimeout) until it is
+// acknowledged, and stops. It reports a write that failed, or was not
+// acknowledged in time.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	already := s.closing
@@ -313,7 +320,14 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.pipe.wake()
-	<-s.stopped
+	select {
+	case <-s.stopped:
+	case <-time.After(s.opts.CloseTimeout):
+		// No quorum (the other nodes are gone first): what waits was
+		// acknowledged to nobody, and stopping must not hang on it.
+		s.fail(fmt.Errorf("jsstore: closed with writes unacknowledged after %v", s.opts.CloseTimeout))
+		<-s.stopped // the committer sees the failure within a resend's backoff
+	}
 	close(s.quit)
 	s.bg.Wait()
 	s.pipe.stop()
