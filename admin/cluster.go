@@ -50,6 +50,9 @@ type ClusterStats struct {
 	Adopted   uint64 `json:"adopted"`
 	Replayed  uint64 `json:"replayed"`
 	StreamLag uint64 `json:"stream_lag"`
+	// Reforwarded counts QoS 2 messages forwarded again because their
+	// client retransmitted them (perhaps after their first node died).
+	Reforwarded uint64 `json:"reforwarded"`
 }
 
 // clusterJSON is GET /api/v1/cluster.
@@ -121,6 +124,8 @@ var (
 			func(s *ClusterStats) uint64 { return s.Adopted }},
 		{prometheus.NewDesc("tern_cluster_replayed_total", "Messages read again from the stream for sessions brought here (what their previous node had not routed to them).", nil, nil),
 			func(s *ClusterStats) uint64 { return s.Replayed }},
+		{prometheus.NewDesc("tern_cluster_reforwarded_total", "QoS 2 messages forwarded again because their client retransmitted them (perhaps after their first node died); the stream drops a copy it has.", nil, nil),
+			func(s *ClusterStats) uint64 { return s.Reforwarded }},
 		{prometheus.NewDesc("tern_cluster_dropped_total", "QoS 0 and shared-group messages from other nodes lost on this node because it fell behind (those go at most once between nodes; QoS 1 and 2 go through the stream).", nil, nil),
 			func(s *ClusterStats) uint64 { return s.Dropped }},
 	}

@@ -247,7 +247,7 @@ func (n *Node) Reforward(m *store.Message, from string, token uint64) store.Tick
 	if int64(len(data)) > n.pub.MaxPayload() {
 		return 0 // as when it was first forwarded
 	}
-	n.stats.forwarded.Add(1)
+	n.stats.reforwarded.Add(1)
 	if m.Retain {
 		n.ret.publish(m)
 	}

@@ -26,6 +26,9 @@ type Stats struct {
 	// replicated store, Replayed the messages read again from the stream
 	// for them (what their previous node had not routed to them).
 	Adopted, Replayed uint64
+	// Reforwarded counts QoS 2 messages forwarded again because their
+	// client retransmitted them, perhaps after their first node died.
+	Reforwarded uint64
 	// StreamLag is how many messages of the stream this node has not
 	// routed yet.
 	StreamLag uint64
@@ -34,7 +37,7 @@ type Stats struct {
 type counters struct {
 	forwarded, forwardFailed, received, malformed atomic.Uint64
 	handedOver, takeovers, released               atomic.Uint64
-	adopted, replayed                             atomic.Uint64
+	adopted, replayed, reforwarded                atomic.Uint64
 }
 
 // Stats returns the node's counts.
@@ -45,7 +48,7 @@ func (n *Node) Stats() Stats {
 		Malformed: c.malformed.Load(), HandedOver: c.handedOver.Load(), Takeovers: c.takeovers.Load(),
 		Released: c.released.Load(), Dropped: n.routes.dropped() + n.shares.dropped(),
 		RetainedPending: n.ret.pendingCount(), Adopted: c.adopted.Load(), Replayed: c.replayed.Load(),
-		StreamLag: n.fwd.lag.Load(),
+		Reforwarded: c.reforwarded.Load(), StreamLag: n.fwd.lag.Load(),
 	}
 }
 

@@ -265,7 +265,8 @@ func (c *clusterAdmin) Stats() admin.ClusterStats {
 	s := c.n.Stats()
 	return admin.ClusterStats{Forwarded: s.Forwarded, ForwardFailed: s.ForwardFailed, Received: s.Received,
 		Malformed: s.Malformed, HandedOver: s.HandedOver, Takeovers: s.Takeovers, Released: s.Released, Dropped: s.Dropped,
-		RetainedPending: s.RetainedPending, Adopted: s.Adopted, Replayed: s.Replayed, StreamLag: s.StreamLag}
+		RetainedPending: s.RetainedPending, Adopted: s.Adopted, Replayed: s.Replayed, StreamLag: s.StreamLag,
+		Reforwarded: s.Reforwarded}
 }
 
 func (c *clusterAdmin) Health() error {

@@ -79,7 +79,16 @@ func (r *Raw) ReadWithin(d time.Duration) (packet.Packet, error) {
 // Expect reads the next packet and fails unless it has type T.
 func Expect[T packet.Packet](r *Raw) T {
 	r.t.Helper()
-	p := r.Read()
+	return ExpectWithin[T](r, Timeout)
+}
+
+// ExpectWithin is Expect waiting up to d.
+func ExpectWithin[T packet.Packet](r *Raw, d time.Duration) T {
+	r.t.Helper()
+	p, err := r.ReadWithin(d)
+	if err != nil {
+		r.t.Fatalf("read: %v", err)
+	}
 	v, ok := p.(T)
 	if !ok {
 		var want T
