@@ -237,6 +237,10 @@ func (n *Node) Claim(ctx context.Context, c *auth.Client, granted, clean bool) (
 	if n.alone() {
 		return release, nil // nobody else to take it from
 	}
+	if err := n.awaitFollowing(ctx); err != nil {
+		release()
+		return nil, err
+	}
 	prev, rev, err := o.take(ctx, id)
 	if err != nil {
 		release()
@@ -310,6 +314,8 @@ func (n *Node) Claim(ctx context.Context, c *auth.Client, granted, clean bool) (
 		release()
 		return nil, fmt.Errorf("cluster: client id %q taken by a later connect on node %s", id, prev)
 	}
+	// It still has the session: the id goes back, for the next try.
+	o.giveBack(id, prev, rev)
 	release()
 	return nil, fmt.Errorf("cluster: takeover on node %s: %s", prev, r.Error)
 }
@@ -381,6 +387,14 @@ func (o *owners) serve(m *nats.Msg) {
 		return
 	}
 	o.mu.Unlock()
+	// Briefly: the asker takes a node that does not answer for dead.
+	ctx, cancel := o.n.ctx(2 * time.Second)
+	err := o.n.awaitFollowing(ctx)
+	cancel()
+	if err != nil {
+		o.respond(m, takeoverReply{Status: "error", Error: err.Error()})
+		return
+	}
 	l := o.lock(req.ID)
 	f := &o.n.fwd
 	f.mu.Lock() // the session leaves between two messages of the stream

@@ -147,10 +147,21 @@ func (n *Node) appendStream(subj string, seq, token uint64, data []byte) store.T
 // tokenMsgID is the stream's message id for a QoS 2 message's token.
 func tokenMsgID(token uint64) string { return "2." + strconv.FormatUint(token, 36) }
 
+// holdFollow, set by a test before a node starts, holds the node's
+// reading of the stream until it is closed.
+var holdFollow chan struct{}
+
 // follow reads the stream from this node's cursor on, routing every
 // message to this node's sessions, until the node stops.
 func (n *Node) follow(ctx context.Context) {
 	defer n.wg.Done()
+	if h := holdFollow; h != nil {
+		select {
+		case <-h:
+		case <-ctx.Done():
+			return
+		}
+	}
 	f := &n.fwd
 	f.stored = n.putCursor
 	var it jetstream.MessagesContext
@@ -166,6 +177,7 @@ func (n *Node) follow(ctx context.Context) {
 			it, err = cons.Messages(jetstream.PullMaxMessages(1024))
 		}
 		if err == nil {
+			n.log.Info("cluster: reading the message stream", "from", start)
 			f.mu.Lock()
 			f.processed, f.cursor = start-1, start-1
 			f.mu.Unlock()
@@ -225,6 +237,7 @@ func (n *Node) initCursor(ctx context.Context, st *jsstore.Store, s jetstream.St
 	if err != nil {
 		return err
 	}
+	n.log.Info("cluster: this node's first start: it reads the message stream from its end", "seq", info.State.LastSeq)
 	return st.Wait(st.PutCursor(n.cfg.Node, info.State.LastSeq))
 }
 
@@ -332,12 +345,28 @@ func (n *Node) adopt(ctx context.Context, id string, from uint64) error {
 			t = max(t, n.b.RedeliverTo(id, e.msg, e.from))
 		}
 		n.stats.replayed.Add(uint64(len(missed) + len(more)))
+		n.log.Debug("cluster: session adopted", "client", id, "from", from, "replayed", len(missed)+len(more))
 	}
 	f.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("cluster: session %q: %w", id, err)
 	}
 	return n.st.Wait(t)
+}
+
+// awaitFollowing waits until this node reads the stream: before, its
+// position is not known yet (taken for 0, a session moved would have the
+// whole stream delivered to it again).
+func (n *Node) awaitFollowing(ctx context.Context) error {
+	if n.st == nil {
+		return nil
+	}
+	select {
+	case <-n.fwd.following:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("cluster: this node does not read the message stream yet: %w", ctx.Err())
+	}
 }
 
 // position is the last stream sequence routed here.

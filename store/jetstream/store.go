@@ -730,6 +730,16 @@ func (s *Store) Cursor(ctx context.Context, node string) (seq uint64, ok bool, e
 	case err != nil:
 		return 0, false, fmt.Errorf("jsstore: cursor of %s: %w", node, err)
 	case !ok:
+		// None, says the leader. A leader just elected may not have
+		// applied everything it has yet, and none taken for true starts
+		// a restarted reader at the stream's end: a replica that has one
+		// says to ask again.
+		switch _, err := s.kv.Get(ctx, cursorKey(node)); {
+		case err == nil:
+			return 0, false, fmt.Errorf("jsstore: cursor of %s: a replica has one, the leader not yet", node)
+		case !errors.Is(err, jetstream.ErrKeyNotFound):
+			return 0, false, fmt.Errorf("jsstore: cursor of %s: %w", node, err)
+		}
 		return 0, false, nil
 	case len(v) != 8:
 		return 0, false, fmt.Errorf("jsstore: cursor of %s: malformed", node)
@@ -750,7 +760,7 @@ func (s *Store) leaderGet(ctx context.Context, subj string) ([]byte, bool, error
 			Data []byte `json:"data"`
 		} `json:"message"`
 		Error *struct {
-			Code        int    `json:"code"`
+			ErrCode     int    `json:"err_code"`
 			Description string `json:"description"`
 		} `json:"error"`
 	}
@@ -758,10 +768,15 @@ func (s *Store) leaderGet(ctx context.Context, subj string) ([]byte, bool, error
 		return nil, false, err
 	}
 	switch {
-	case r.Error != nil && r.Error.Code == 404:
+	case r.Error != nil && r.Error.ErrCode == 10037:
+		// No message found: only this says there is none. Other answers
+		// with status 404 (a server that has not yet learnt of the
+		// stream says it is not found) are errors to try again: a
+		// restarted node's cursor taken for none starts it at the end
+		// of the stream.
 		return nil, false, nil
 	case r.Error != nil:
-		return nil, false, errors.New(r.Error.Description)
+		return nil, false, fmt.Errorf("%s (%d)", r.Error.Description, r.Error.ErrCode)
 	case r.Message == nil:
 		return nil, false, errors.New("empty answer")
 	}
