@@ -114,15 +114,7 @@ func (n *Node) Ready(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	if n.st == nil {
-		return nil
-	}
-	select {
-	case <-n.fwd.following:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return n.awaitFollowing(ctx)
 }
 
 // alone reports whether this node's embedded server has no route to
