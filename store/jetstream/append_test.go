@@ -2,6 +2,7 @@ package jsstore_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -44,18 +45,7 @@ func TestAppendAgain(t *testing.T) {
 		}
 		got = append(got, string(m.Data))
 	}
-	if want := "[a b c d]"; fmtList(got) != want {
+	if want := "[a b c d]"; fmt.Sprint(got) != want {
 		t.Fatalf("stream holds %v, want %s", got, want)
 	}
-}
-
-func fmtList(s []string) string {
-	out := "["
-	for i, v := range s {
-		if i > 0 {
-			out += " "
-		}
-		out += v
-	}
-	return out + "]"
 }
