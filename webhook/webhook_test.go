@@ -349,6 +349,8 @@ func TestTLSFailure(t *testing.T) {
 	if s := w.Stats(); s.Retried != 0 || s.Sent != 0 {
 		t.Errorf("stats %+v: want no retries", s)
 	}
+	// Counted, then logged: the line may come a moment after.
+	mt.Eventually(t, "logged", func() bool { return strings.Contains(logs.String(), "level=ERROR") })
 	log := logs.String()
 	for _, want := range []string{"level=ERROR", "TLS failure", "certificate", srv.URL + "/hook"} {
 		if !strings.Contains(log, want) {
