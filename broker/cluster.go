@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"maps"
@@ -298,7 +297,7 @@ func (s *session) export() *store.SessionState {
 	for id, token := range s.inQoS2 {
 		st.InboundQoS2 = append(st.InboundQoS2, store.Inbound{PacketID: id, Token: token})
 	}
-	slices.SortFunc(st.InboundQoS2, func(a, b store.Inbound) int { return cmp.Compare(a.PacketID, b.PacketID) })
+	slices.SortFunc(st.InboundQoS2, store.ByPacketID)
 	return st
 }
 

@@ -150,7 +150,8 @@ func (c *conn) onPublish(p *packet.Publish) error {
 		}
 		if seen {
 			// Forwarded through the cluster before, by a node that may
-			// have died before it was kept: again, under the same token.
+			// have died before it was kept: again, under the same token,
+			// which the stream recognises [MQTT-4.3.3-2].
 			resend = token
 		} else if c.version == packet.V5 && n >= c.announced.ReceiveMaximum {
 			// [MQTT-3.3.4-8] more unacknowledged QoS 2 than we allowed.

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"time"
 
 	"github.com/ternmq/tern/packet"
@@ -84,6 +85,9 @@ type Inbound struct {
 	// is recognised and not delivered twice.
 	Token uint64
 }
+
+// ByPacketID orders inbound ids as SessionState.InboundQoS2 lists them.
+func ByPacketID(a, b Inbound) int { return cmp.Compare(a.PacketID, b.PacketID) }
 
 // A Ticket names the writes submitted to a Store up to some point. Tickets
 // grow over time; 0 names no write.

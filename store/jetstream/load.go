@@ -231,7 +231,7 @@ func (s *Store) finish(l *loaded, lookup func(id string) *store.Message) []strin
 		l.outIDs[i] = o.id
 	}
 	slices.SortFunc(st.Subscriptions, func(a, b store.Subscription) int { return strings.Compare(a.Filter, b.Filter) })
-	slices.SortFunc(st.InboundQoS2, func(a, b store.Inbound) int { return cmp.Compare(a.PacketID, b.PacketID) })
+	slices.SortFunc(st.InboundQoS2, store.ByPacketID)
 	return l.outIDs
 }
 

@@ -144,7 +144,7 @@ func (s *Store) Load() ([]store.SessionState, []*store.Message, error) {
 		for pid, token := range e.inbound {
 			st.InboundQoS2 = append(st.InboundQoS2, store.Inbound{PacketID: pid, Token: token})
 		}
-		slices.SortFunc(st.InboundQoS2, func(a, b store.Inbound) int { return cmp.Compare(a.PacketID, b.PacketID) })
+		slices.SortFunc(st.InboundQoS2, store.ByPacketID)
 		states = append(states, st)
 	}
 	retained := make([]*store.Message, 0, len(s.retained))
